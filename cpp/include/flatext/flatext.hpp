@@ -1,0 +1,14 @@
+// flatext/flatext.hpp: umbrella header of the flatext C++ core.
+//
+// Header-only, templated on the scalar type (float, double), no Python.
+// Link the CMake target flatext::flatext (Eigen, OpenMP and the GEMM backend
+// come along). Names and conventions match the Python API one to one.
+#pragma once
+
+#include "activation.hpp"
+#include "config.hpp"
+#include "gemm.hpp"
+#include "kernels.hpp"
+#include "lanczos.hpp"
+#include "symmetry.hpp"
+#include "tiling.hpp"

@@ -1,0 +1,48 @@
+"""flatext: exact, fast curvature of two-layer homogeneous networks.
+
+``f(x) = sum_i a_i sigma(w_i . x)`` with ``sigma(z) = max(z,0)^p + neg * max(-z,0)^p``
+and the loss ``L = (1/(2n)) sum_j (f(x_j) - y_j)^2``. See ``README.md``.
+"""
+from ._native import _core
+from .curvature import (
+    TraceParts,
+    forward,
+    hessian_top_eigenvalues,
+    hessian_trace,
+    hessian_trace_grad,
+    hessian_trace_parts,
+    hvp,
+    loss,
+    loss_grad,
+)
+from .symmetry import balance, orbit_min_trace, rescale
+
+__version__ = "0.1.0"
+
+
+def get_num_threads():
+    """Number of threads the kernels use (results never depend on it)."""
+    return _core.get_num_threads()
+
+
+def set_num_threads(k):
+    """Set the kernels' thread count for the whole process; 0 restores the default."""
+    _core.set_num_threads(int(k))
+
+
+__all__ = [
+    "forward",
+    "loss",
+    "loss_grad",
+    "hessian_trace",
+    "TraceParts",
+    "hessian_trace_parts",
+    "hessian_trace_grad",
+    "hvp",
+    "hessian_top_eigenvalues",
+    "rescale",
+    "balance",
+    "orbit_min_trace",
+    "get_num_threads",
+    "set_num_threads",
+]

@@ -1,0 +1,232 @@
+"""Fused kernels: outputs, loss, gradients, exact Hessian trace, HVPs, top eigenvalues.
+
+Model and conventions (``DESIGN.md`` section 2)::
+
+    f(x)     = sum_i a_i sigma(w_i . x),   sigma(z) = max(z,0)^p + neg * max(-z,0)^p
+    r_j      = f(x_j) - y_j,               L = (1/(2n)) sum_j r_j^2
+
+Arrays: ``W`` (m, d), ``a`` (m,), ``X`` (n, d), ``y`` (n,), all float32 or all
+float64 (results come back in that dtype). Anything ``numpy.asarray`` accepts
+is taken; C-contiguous float arrays are used without a copy, others are copied
+once. Bad input raises ``ValueError`` / ``TypeError`` naming the argument.
+The kernels tile over rows of X and never hold the n x m pre-activations; the
+result bits do not depend on the number of threads.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._native import _core
+
+__all__ = [
+    "forward",
+    "loss",
+    "loss_grad",
+    "hessian_trace",
+    "TraceParts",
+    "hessian_trace_parts",
+    "hessian_trace_grad",
+    "hvp",
+    "hessian_top_eigenvalues",
+]
+
+
+def forward(W, a, X, *, power=1.0, neg=0.0):
+    """Network outputs ``f(x_j) = sum_i a_i sigma(w_i . x_j)``.
+
+    Parameters
+    ----------
+    W : array_like, shape (m, d)
+        Input weights, one row per neuron.
+    a : array_like, shape (m,)
+        Output weights.
+    X : array_like, shape (n, d)
+        Inputs, one row per sample.
+    power : float, default 1.0
+        Degree p >= 1 of the activation ``max(z,0)^p + neg * max(-z,0)^p``.
+    neg : float, default 0.0
+        Negative-side coefficient c (ReLU 0, leaky ReLU ``-alpha``, ``|z|`` 1).
+
+    Returns
+    -------
+    ndarray, shape (n,)
+    """
+    return _core.forward(W, a, X, float(power), float(neg))
+
+
+def loss(W, a, X, y, *, power=1.0, neg=0.0):
+    """Empirical loss ``L = (1/(2n)) sum_j (f(x_j) - y_j)^2``.
+
+    Parameters are those of :func:`forward`, plus ``y`` (n,) the labels.
+
+    Returns
+    -------
+    numpy scalar of the input dtype
+    """
+    return _core.loss(W, a, X, y, float(power), float(neg))
+
+
+def loss_grad(W, a, X, y, *, power=1.0, neg=0.0):
+    """Loss and its gradient.
+
+    ``dL/da_i = (1/n) sum_j r_j sigma(z_ij)``,
+    ``dL/dw_i = (1/n) sum_j r_j a_i sigma'(z_ij) x_j``.
+
+    Returns
+    -------
+    loss : numpy scalar
+    gW : ndarray, shape (m, d)
+    ga : ndarray, shape (m,)
+    """
+    return _core.loss_grad(W, a, X, y, float(power), float(neg))
+
+
+def hessian_trace(W, a, X, y, *, power=1.0, neg=0.0):
+    """Exact trace of the Hessian of the loss (the "flatness").
+
+    With ``s_j = ||x_j||^2``::
+
+        T = (1/n) sum_j sum_i [ sigma(z_ij)^2 + a_i^2 sigma'(z_ij)^2 s_j
+                                + r_j a_i sigma''(z_ij) s_j ]
+
+    Cost: one GEMM-equivalent (``X @ W.T``), tiled, in bounded memory.
+
+    Returns
+    -------
+    numpy scalar of the input dtype
+    """
+    return _core.hessian_trace(W, a, X, y, float(power), float(neg))
+
+
+@dataclass(frozen=True)
+class TraceParts:
+    """The Hessian trace split into its parts (see :func:`hessian_trace_parts`).
+
+    Attributes
+    ----------
+    total : float
+        ``T = gauss_newton + residual``.
+    gauss_newton : float
+        ``G = (1/n) sum_j ||grad_theta f(x_j)||^2``, the trace of the Gauss-Newton matrix.
+    residual : float
+        ``R = (1/n) sum_j r_j Tr hess_theta f(x_j)``; 0 at an interpolator and for p = 1.
+    per_neuron : ndarray (m,)
+        ``T_i = per_neuron_a[i] + per_neuron_w[i]``; sums to ``total``.
+    per_neuron_a : ndarray (m,)
+        ``A_i = (1/n) sum_j sigma(z_ij)^2``, the Hessian diagonal entry of ``a_i``.
+    per_neuron_w : ndarray (m,)
+        ``B_i = (1/n) sum_j [a_i^2 sigma'^2 s_j + r_j a_i sigma'' s_j]``, the trace of the ``w_i`` block.
+    loss : float
+        The loss at the same point (a free by-product).
+    """
+
+    total: float
+    gauss_newton: float
+    residual: float
+    per_neuron: np.ndarray
+    per_neuron_a: np.ndarray
+    per_neuron_w: np.ndarray
+    loss: float
+
+    def __repr__(self):
+        return (
+            f"TraceParts(total={float(self.total):.6g}, gauss_newton={float(self.gauss_newton):.6g}, "
+            f"residual={float(self.residual):.6g}, m={self.per_neuron.shape[0]})"
+        )
+
+
+def hessian_trace_parts(W, a, X, y, *, power=1.0, neg=0.0):
+    """Exact Hessian trace with its Gauss-Newton / residual and per-neuron parts.
+
+    Under the rescaling ``(w_i, a_i) -> (t w_i, t^-p a_i)`` neuron i's part
+    moves as ``t^(2p) A_i + t^(-2) B_i`` (``per_neuron_a``, ``per_neuron_w``).
+
+    Returns
+    -------
+    TraceParts
+    """
+    t, g, r, pn, pa, pw, lo = _core.hessian_trace_parts(W, a, X, y, float(power), float(neg))
+    return TraceParts(t, g, r, pn, pa, pw, lo)
+
+
+def hessian_trace_grad(W, a, X, y, *, power=1.0, neg=0.0):
+    """Exact Hessian trace and its gradient with respect to (W, a).
+
+    With ``q_j = s_j sum_k a_k sigma''(z_kj)``::
+
+        dT/da_i = (1/n) sum_j [2 a_i sigma'^2 s_j + r_j sigma'' s_j + q_j sigma]
+        dT/dw_i = (1/n) sum_j C_ij x_j,
+        C_ij    = 2 sigma sigma' + 2 a_i^2 sigma' sigma'' s_j
+                  + r_j a_i sigma''' s_j + q_j a_i sigma'
+
+    Cost: two GEMM-equivalents.
+
+    Returns
+    -------
+    trace : numpy scalar
+    gW : ndarray, shape (m, d)
+    ga : ndarray, shape (m,)
+    """
+    return _core.hessian_trace_grad(W, a, X, y, float(power), float(neg))
+
+
+def hvp(W, a, X, y, VW, va, *, power=1.0, neg=0.0):
+    """Exact Hessian-vector product ``H v`` of the loss, ``v = (VW, va)``.
+
+    With ``u_ij = VW_i . x_j`` and ``(Jv)_j = sum_i [va_i sigma + a_i sigma' u_ij]``::
+
+        (Hv)_a_i = (1/n) sum_j [(Jv)_j sigma + r_j sigma' u_ij]
+        (Hv)_w_i = (1/n) sum_j [(Jv)_j a_i sigma' + r_j (sigma' va_i + a_i sigma'' u_ij)] x_j
+
+    Cost: three GEMM-equivalents.
+
+    Returns
+    -------
+    HW : ndarray, shape (m, d)
+    ha : ndarray, shape (m,)
+    """
+    return _core.hvp(W, a, X, y, VW, va, float(power), float(neg))
+
+
+def hessian_top_eigenvalues(W, a, X, y, k=1, *, power=1.0, neg=0.0, max_iter=0, tol=1e-8, seed=0,
+                            return_info=False):
+    """The ``k`` largest (algebraic) eigenvalues of the Hessian of the loss.
+
+    Lanczos with full reorthogonalization on exact :func:`hvp` products over
+    the flat parameter vector ``theta = [W.ravel(), a]``. Stops when each wanted
+    Ritz value has residual bound ``<= tol * |lambda_max|``; a
+    ``RuntimeWarning`` says so when ``max_iter`` is reached first.
+
+    Parameters
+    ----------
+    k : int
+        Number of eigenvalues.
+    max_iter : int
+        Lanczos steps at most (0: ``max(10k + 60, 150)``, capped at m(d+1)).
+    tol : float
+        Relative residual tolerance.
+    seed : int
+        Seed of the start vector (results are deterministic).
+    return_info : bool
+        Also return a dict with ``residuals``, ``iterations``, ``converged``.
+
+    Returns
+    -------
+    ndarray, shape (k,), descending
+    """
+    vals, res, it, conv = _core.hessian_top_eigenvalues(
+        W, a, X, y, int(k), float(power), float(neg), int(max_iter), float(tol), int(seed)
+    )
+    if not conv:
+        warnings.warn(
+            f"hessian_top_eigenvalues: Lanczos stopped after {it} steps before reaching tol={tol}; "
+            f"residual bounds {res}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    if return_info:
+        return vals, {"residuals": res, "iterations": it, "converged": conv}
+    return vals
