@@ -15,6 +15,7 @@ from .curvature import (
     loss,
     loss_grad,
 )
+from .info import info
 from .symmetry import balance, orbit_min_trace, rescale
 
 __version__ = "0.1.0"
@@ -45,4 +46,5 @@ __all__ = [
     "orbit_min_trace",
     "get_num_threads",
     "set_num_threads",
+    "info",
 ]
