@@ -37,20 +37,21 @@ def _units(seed, k=7, d=6):
     return U, V
 
 
+@pytest.mark.parametrize("closed", [False, True], ids=["quadrature", "closed-form"])
 @pytest.mark.parametrize("n", [1, 2])
-def test_pair_moments_match_arccos_kernels(n):
+def test_pair_moments_match_arccos_kernels(n, closed):
     U, V = _units(1)
     M = _core.gaussian_pair_moments(U, np.full(len(U), float(n)), np.zeros(len(U)), V, np.full(len(V), float(n)),
-                                    np.zeros(len(V)))
+                                    np.zeros(len(V)), closed_forms=closed)
     K = _arccos_half(U, V, n)
     np.testing.assert_allclose(M, K, rtol=1e-12, atol=1e-12 * np.abs(K).max())
     # the sums used by population_loss are the same numbers
     rng = np.random.default_rng(2)
     al, be = rng.standard_normal(len(U)), rng.standard_normal(len(V))
     s = _core.gaussian_pair_moment_sum(U, np.full(len(U), float(n)), np.zeros(len(U)), al, V,
-                                       np.full(len(V), float(n)), np.zeros(len(V)), be)
+                                       np.full(len(V), float(n)), np.zeros(len(V)), be, closed_forms=closed)
     assert s == pytest.approx(al @ K @ be, rel=1e-12, abs=1e-12 * np.abs(K).sum())
-    q = _core.gaussian_quadratic_form(V, np.full(len(V), float(n)), np.zeros(len(V)), be)
+    q = _core.gaussian_quadratic_form(V, np.full(len(V), float(n)), np.zeros(len(V)), be, closed_forms=closed)
     KV = _arccos_half(V, V, n)
     assert q == pytest.approx(be @ KV @ be, rel=1e-12, abs=1e-12 * np.abs(KV).sum())
 

@@ -61,7 +61,7 @@ void bind_population(py::module_& m) {
 
     m.def(
         "gaussian_pair_moments",
-        [](py::handle U, py::handle pu, py::handle cu, py::handle V, py::handle pv, py::handle cv, int nodes) {
+        [](py::handle U, py::handle pu, py::handle cu, py::handle V, py::handle pv, py::handle cv, int nodes, bool closed_forms) {
             const UnitsArg a = check_units(U, pu, cu, "U", "pu", "cu");
             const UnitsArg b = check_units(V, pv, cv, "V", "pv", "cv");
             same_dtype({&a.U, &b.U});
@@ -74,20 +74,20 @@ void bind_population(py::module_& m) {
                 Mat<double> M;
                 {
                     py::gil_scoped_release release;
-                    M = pop::pair_moments<T>(a.units<T>(), b.units<T>(), nodes);
+                    M = pop::pair_moments<T>(a.units<T>(), b.units<T>(), nodes, closed_forms);
                 }
                 require_finite(M, "gaussian_pair_moments");
                 return py::cast(std::move(M));
             });
         },
         py::arg("U"), py::arg("pu"), py::arg("cu"), py::arg("V"), py::arg("pv"), py::arg("cv"),
-        py::arg("nodes") = pop::kDefaultArcNodes,
+        py::arg("nodes") = pop::kDefaultArcNodes, py::arg("closed_forms") = true,
         "Matrix M_ij = E[s_i(u_i.x) s_j(v_j.x)], x ~ N(0, I), s(z) = z+^p + c z-^p (float64).");
 
     m.def(
         "gaussian_pair_moment_sum",
         [](py::handle U, py::handle pu, py::handle cu, py::handle alpha, py::handle V, py::handle pv, py::handle cv,
-           py::handle beta, int nodes) {
+           py::handle beta, int nodes, bool closed_forms) {
             const UnitsArg a = check_units(U, pu, cu, "U", "pu", "cu");
             const UnitsArg b = check_units(V, pv, cv, "V", "pv", "cv");
             same_dtype({&a.U, &b.U});
@@ -102,19 +102,19 @@ void bind_population(py::module_& m) {
                 double v;
                 {
                     py::gil_scoped_release release;
-                    v = pop::pair_moment_sum<T>(a.units<T>(), am, b.units<T>(), bm, nodes);
+                    v = pop::pair_moment_sum<T>(a.units<T>(), am, b.units<T>(), bm, nodes, closed_forms);
                 }
                 if (!std::isfinite(v)) throw py::value_error("gaussian_pair_moment_sum: the result is not finite");
                 return v;
             });
         },
         py::arg("U"), py::arg("pu"), py::arg("cu"), py::arg("alpha"), py::arg("V"), py::arg("pv"), py::arg("cv"),
-        py::arg("beta"), py::arg("nodes") = pop::kDefaultArcNodes,
+        py::arg("beta"), py::arg("nodes") = pop::kDefaultArcNodes, py::arg("closed_forms") = true,
         "sum_ij alpha_i beta_j E[s_i(u_i.x) s_j(v_j.x)], x ~ N(0, I) (float).");
 
     m.def(
         "gaussian_quadratic_form",
-        [](py::handle U, py::handle pu, py::handle cu, py::handle alpha, int nodes) {
+        [](py::handle U, py::handle pu, py::handle cu, py::handle alpha, int nodes, bool closed_forms) {
             const UnitsArg a = check_units(U, pu, cu, "U", "pu", "cu");
             const Arg al = check_coef(alpha, "alpha", a);
             check_nodes(nodes);
@@ -124,13 +124,13 @@ void bind_population(py::module_& m) {
                 double v;
                 {
                     py::gil_scoped_release release;
-                    v = pop::quadratic_form<T>(a.units<T>(), am, nodes);
+                    v = pop::quadratic_form<T>(a.units<T>(), am, nodes, closed_forms);
                 }
                 if (!std::isfinite(v)) throw py::value_error("gaussian_quadratic_form: the result is not finite");
                 return v;
             });
         },
-        py::arg("U"), py::arg("pu"), py::arg("cu"), py::arg("alpha"), py::arg("nodes") = pop::kDefaultArcNodes,
+        py::arg("U"), py::arg("pu"), py::arg("cu"), py::arg("alpha"), py::arg("nodes") = pop::kDefaultArcNodes, py::arg("closed_forms") = true,
         "E[(sum_i alpha_i s_i(u_i.x))^2], x ~ N(0, I), using the symmetry of the pair moments (float).");
 }
 

@@ -26,7 +26,8 @@
 // (psi' = 1 - cos(2 pi s) ~ s^2 at the ends) makes it vanish to high order
 // there, and Gauss-Legendre in s then converges fast: 48 nodes give ~1e-15
 // absolute error for p, q in [1, 3] (checked against the arc-cosine kernels and
-// against 30-digit quadrature). Legendre nodes come from Newton's method on the
+// against 30-digit quadrature). For p = q = 1 and p = q = 2 the arc integral
+// has a closed form (Cho and Saul's arc-cosine kernels), used by default. Legendre nodes come from Newton's method on the
 // three-term recurrence and are cached per node count.
 //
 // Sums over all pairs of two sets of units (m^2 pairs, O(d) each for the angle
@@ -171,14 +172,30 @@ inline double unit_angle(const T* u, const T* v, Index d) {
     return 2.0 * std::atan2(std::sqrt(dm), std::sqrt(dp));
 }
 
-/// E[s1(u.x) s2(v.x)] from the norms nu, nv and the angle phi.
+/// I_{p,q}(phi) in closed form for p = q = 1 and p = q = 2 (the arc-cosine
+/// kernels of Cho and Saul 2009: I_{1,1} = J_1 / 2, I_{2,2} = J_2 / 8 with
+/// J_1 = sin t + (pi - t) cos t, J_2 = 3 sin t cos t + (pi - t)(1 + 2 cos^2 t));
+/// otherwise the quadrature.
+inline double arc_integral_fast(double p, double q, double phi, const ArcRule& rule, double* buf, bool closed) {
+    if (closed && p == q && (p == 1.0 || p == 2.0)) {
+        const double L = kPi - phi;
+        if (!(L > 0.0)) return 0.0;
+        const double s = std::sin(phi), c = std::cos(phi);
+        if (p == 1.0) return 0.5 * (s + L * c);
+        return (3.0 * s * c + L * (1.0 + 2.0 * c * c)) / 8.0;
+    }
+    return arc_integral(p, q, phi, rule, buf);
+}
+
+/// E[s1(u.x) s2(v.x)] from the norms nu, nv and the angle phi (closed: use the
+/// closed forms where they exist).
 inline double pair_moment(double nu, double p, double c1, double nv, double q, double c2, double phi,
-                          const ArcRule& rule, double* buf) {
+                          const ArcRule& rule, double* buf, bool closed = true) {
     if (nu == 0.0 || nv == 0.0) return 0.0;
     const double k_same = 1.0 + c1 * c2, k_opp = c1 + c2;
     double ang = 0.0;
-    if (k_same != 0.0) ang += k_same * arc_integral(p, q, phi, rule, buf);
-    if (k_opp != 0.0) ang += k_opp * arc_integral(p, q, kPi - phi, rule, buf);
+    if (k_same != 0.0) ang += k_same * arc_integral_fast(p, q, phi, rule, buf, closed);
+    if (k_opp != 0.0) ang += k_opp * arc_integral_fast(p, q, kPi - phi, rule, buf, closed);
     return pow_nonneg(nu, p) * pow_nonneg(nv, q) * radial_moment(p + q) * ang / (2.0 * kPi);
 }
 
@@ -237,7 +254,7 @@ std::vector<double> parallel_rows(Index rows, int nodes, F&& row) {
 
 /// M_ij = E[s_i(u_i . x) s_j(v_j . x)] for all pairs: an (k1, k2) matrix.
 template <class T>
-Mat<double> pair_moments(const Units<T>& a, const Units<T>& b, int nodes = kDefaultArcNodes) {
+Mat<double> pair_moments(const Units<T>& a, const Units<T>& b, int nodes = kDefaultArcNodes, bool closed = true) {
     detail::validate_units(a, "U");
     detail::validate_units(b, "V");
     const ArcRule& rule = arc_rule(nodes);
@@ -248,7 +265,7 @@ Mat<double> pair_moments(const Units<T>& a, const Units<T>& b, int nodes = kDefa
         for (Index j = 0; j < k2; ++j) {
             const double phi = unit_angle<T>(na.dir.row(i).data(), nb.dir.row(j).data(), d);
             M(i, j) = pair_moment(na.nrm[i], double(a.power[i]), double(a.neg[i]), nb.nrm[j], double(b.power[j]),
-                                  double(b.neg[j]), phi, rule, buf);
+                                  double(b.neg[j]), phi, rule, buf, closed);
         }
         return 0.0;
     });
@@ -258,7 +275,7 @@ Mat<double> pair_moments(const Units<T>& a, const Units<T>& b, int nodes = kDefa
 /// sum_ij alpha_i beta_j E[s_i(u_i . x) s_j(v_j . x)] without forming the matrix.
 template <class T>
 double pair_moment_sum(const Units<T>& a, const VecRef<T>& alpha, const Units<T>& b, const VecRef<T>& beta,
-                       int nodes = kDefaultArcNodes) {
+                       int nodes = kDefaultArcNodes, bool closed = true) {
     detail::validate_units(a, "U");
     detail::validate_units(b, "V");
     const ArcRule& rule = arc_rule(nodes);
@@ -271,7 +288,7 @@ double pair_moment_sum(const Units<T>& a, const VecRef<T>& alpha, const Units<T>
             if (double(beta[j]) == 0.0) continue;
             const double phi = unit_angle<T>(na.dir.row(i).data(), nb.dir.row(j).data(), d);
             acc += double(beta[j]) * pair_moment(na.nrm[i], double(a.power[i]), double(a.neg[i]), nb.nrm[j],
-                                                 double(b.power[j]), double(b.neg[j]), phi, rule, buf);
+                                                 double(b.power[j]), double(b.neg[j]), phi, rule, buf, closed);
         }
         return double(alpha[i]) * acc;
     });
@@ -282,7 +299,7 @@ double pair_moment_sum(const Units<T>& a, const VecRef<T>& alpha, const Units<T>
 
 /// E[(sum_i alpha_i s_i(u_i . x))^2] = sum_ij alpha_i alpha_j M_ij, using M's symmetry (half the pairs).
 template <class T>
-double quadratic_form(const Units<T>& a, const VecRef<T>& alpha, int nodes = kDefaultArcNodes) {
+double quadratic_form(const Units<T>& a, const VecRef<T>& alpha, int nodes = kDefaultArcNodes, bool closed = true) {
     detail::validate_units(a, "U");
     const ArcRule& rule = arc_rule(nodes);
     const detail::Normalized<T> na(a.U);
@@ -296,9 +313,9 @@ double quadratic_form(const Units<T>& a, const VecRef<T>& alpha, int nodes = kDe
             if (double(alpha[j]) == 0.0) continue;
             const double phi = unit_angle<T>(na.dir.row(i).data(), na.dir.row(j).data(), d);
             off += double(alpha[j]) *
-                   pair_moment(na.nrm[i], pi_, ci, na.nrm[j], double(a.power[j]), double(a.neg[j]), phi, rule, buf);
+                   pair_moment(na.nrm[i], pi_, ci, na.nrm[j], double(a.power[j]), double(a.neg[j]), phi, rule, buf, closed);
         }
-        const double diag = pair_moment(na.nrm[i], pi_, ci, na.nrm[i], pi_, ci, 0.0, rule, buf);
+        const double diag = pair_moment(na.nrm[i], pi_, ci, na.nrm[i], pi_, ci, 0.0, rule, buf, closed);
         return ai * (ai * diag + 2.0 * off);
     });
     double s = 0.0;
