@@ -16,6 +16,9 @@ from .curvature import (
     loss_grad,
 )
 from .info import info
+from .population import PopulationEstimate, population_loss
+from . import teachers
+from .teachers import MultiIndex, PlantedNetwork, SumOfSingleIndex, sample_inputs
 from .symmetry import balance, orbit_min_trace, rescale
 
 __version__ = "0.1.0"
@@ -47,4 +50,11 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "info",
+    "PopulationEstimate",
+    "population_loss",
+    "teachers",
+    "SumOfSingleIndex",
+    "MultiIndex",
+    "PlantedNetwork",
+    "sample_inputs",
 ]
