@@ -1,0 +1,64 @@
+"""Where the installed C++ core lives: headers and CMake package config.
+
+Like ``numpy.get_include()`` and ``pybind11.get_cmake_dir()``::
+
+    cmake -S . -B build -Dflatext_DIR="$(python -c 'import flatext; print(flatext.get_cmake_dir())')"
+
+then, in the consumer's ``CMakeLists.txt``::
+
+    find_package(flatext CONFIG REQUIRED)
+    target_link_libraries(my_target PRIVATE flatext::flatext)
+
+The wheel installs the headers in ``site-packages/flatext/include/flatext/``
+and ``flatextConfig.cmake`` in ``site-packages/flatext/share/cmake/flatext/``
+(see ``docs/cpp.md``).
+"""
+from __future__ import annotations
+
+import os
+
+__all__ = ["get_include", "get_cmake_dir"]
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _existing(path, what, marker):
+    if not os.path.exists(os.path.join(path, marker)):
+        raise FileNotFoundError(
+            f"flatext: the {what} are not installed at {path} (expected {marker} there); "
+            "reinstall flatext from a wheel or with `pip install .` (an in-tree checkout has them in "
+            "cpp/include and builds its CMake config with CMakeLists.txt)"
+        )
+    return path
+
+
+def get_include():
+    """Directory to add to the include path for ``#include <flatext/flatext.hpp>``.
+
+    Returns
+    -------
+    str
+        ``<site-packages>/flatext/include``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the headers are not installed there.
+    """
+    return _existing(os.path.join(_HERE, "include"), "C++ headers", os.path.join("flatext", "flatext.hpp"))
+
+
+def get_cmake_dir():
+    """Directory holding ``flatextConfig.cmake``: pass it as ``-Dflatext_DIR=...``.
+
+    Returns
+    -------
+    str
+        ``<site-packages>/flatext/share/cmake/flatext``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the CMake package config is not installed there.
+    """
+    return _existing(os.path.join(_HERE, "share", "cmake", "flatext"), "CMake package files", "flatextConfig.cmake")
