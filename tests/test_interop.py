@@ -110,7 +110,7 @@ def test_torch_cpu_tensors():
     fun, jac, _ = objective(torch.from_numpy(args[2]), torch.from_numpy(args[3]), power=P, neg=C)
     assert fun(torch.from_numpy(theta)) == pytest.approx(float(want[1]), rel=1e-14)
     Hop = hessian_operator(*[torch.from_numpy(v) for v in args[:4]], power=P, neg=C)
-    np.testing.assert_array_equal(Hop @ pack(args[4], args[5]), np.concatenate([want[7].ravel(), want[8]]))
+    np.testing.assert_array_equal(Hop @ pack(args[4], args[5]), np.concatenate([want[9].ravel(), want[10]]))
     # a tensor that requires grad must be detached first (numpy cannot view it)
     Wg = torch.from_numpy(args[0]).requires_grad_(True)
     with pytest.raises(TypeError, match="W"):
