@@ -187,3 +187,15 @@ def test_example_program_lowers_the_trace(builds):
     assert T[0] == pytest.approx(np.sum(A + B), rel=1e-12)
     # balanced: each neuron at the minimum of t^2 A_i + t^-2 B_i, i.e. 2 sqrt(A_i B_i)
     assert T[1] == pytest.approx(np.sum(2 * np.sqrt(A * B)), rel=1e-10)
+
+
+def test_cli_paths(capsys):
+    from flatext.cli import main
+
+    assert main(["paths", "--cmakedir"]) == 0
+    assert capsys.readouterr().out.strip() == fx.get_cmake_dir()
+    assert main(["paths", "--includedir"]) == 0
+    assert capsys.readouterr().out.strip() == fx.get_include()
+    main(["paths"])
+    out = capsys.readouterr().out
+    assert fx.get_include() in out and fx.get_cmake_dir() in out

@@ -12,6 +12,7 @@ import sys
 # (module, attribute) of each subcommand's add_parser(subparsers) function.
 SUBCOMMANDS = [
     ("flatext.info", "add_parser"),
+    ("flatext.paths", "add_parser"),
 ]
 
 

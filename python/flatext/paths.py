@@ -62,3 +62,21 @@ def get_cmake_dir():
         If the CMake package config is not installed there.
     """
     return _existing(os.path.join(_HERE, "share", "cmake", "flatext"), "CMake package files", "flatextConfig.cmake")
+
+
+def _run(args):
+    if args.cmakedir:
+        print(get_cmake_dir())
+    elif args.includedir:
+        print(get_include())
+    else:
+        print(f"include: {get_include()}")
+        print(f"cmake_dir: {get_cmake_dir()}")
+
+
+def add_parser(sub):
+    p = sub.add_parser("paths", help="print where the C++ headers and the CMake package config are installed")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--cmakedir", action="store_true", help="only the directory of flatextConfig.cmake (flatext_DIR)")
+    g.add_argument("--includedir", action="store_true", help="only the include directory (for <flatext/flatext.hpp>)")
+    p.set_defaults(func=_run)
