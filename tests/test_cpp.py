@@ -199,3 +199,40 @@ def test_cli_paths(capsys):
     main(["paths"])
     out = capsys.readouterr().out
     assert fx.get_include() in out and fx.get_cmake_dir() in out
+
+
+@needs_toolchain
+def test_relocated_config_without_python_falls_back_to_eigen(tmp_path):
+    # A copy of the installed tree in a prefix no interpreter knows, asked through an
+    # interpreter without site-packages: OpenBLAS cannot be found, so the config must
+    # fall back to Eigen's GEMM with a warning; Eigen itself only through Eigen3_DIR.
+    site = tmp_path / "site-packages"
+    shutil.copytree(Path(fx.get_include()), site / "flatext" / "include")
+    shutil.copytree(Path(fx.get_cmake_dir()), site / "flatext" / "share" / "cmake" / "flatext")
+    nosite = tmp_path / "python-nosite"
+    nosite.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
+    nosite.chmod(0o755)
+    src = tmp_path / "probe"
+    src.mkdir()
+    (src / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.18)\nproject(probe LANGUAGES CXX)\n"
+        "find_package(flatext CONFIG REQUIRED)\n"
+        'message(STATUS "PROBE backend=${flatext_BLAS_BACKEND} include=${flatext_INCLUDE_DIR}")\n'
+    )
+    cmd = [CMAKE, "-S", str(src), f"-Dflatext_DIR={site / 'flatext' / 'share' / 'cmake' / 'flatext'}",
+           f"-DFLATEXT_PYTHON_EXECUTABLE={nosite}"]
+    eigen_dir = subprocess.run(
+        [sys.executable, "-c", "import sys, os, glob; print(next(iter(glob.glob(os.path.join(p, 'cmeel.prefix', "
+         "'share', 'eigen3', 'cmake')) for p in sys.path if glob.glob(os.path.join(p, 'cmeel.prefix', 'share', "
+         "'eigen3', 'cmake'))), [''])[0])"], capture_output=True, text=True).stdout.strip()
+    r = subprocess.run(cmd + ["-B", str(tmp_path / "b0")], capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:  # no system Eigen either: the message must say what to do
+        assert "flatext needs Eigen" in r.stderr and "cmeel-eigen" in r.stderr, r.stderr
+    if not eigen_dir:
+        pytest.skip("cmeel-eigen not installed: cannot point Eigen3_DIR at it")
+    r = subprocess.run(cmd + ["-B", str(tmp_path / "b1"), f"-DEigen3_DIR={eigen_dir}"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"PROBE backend=eigen include={site / 'flatext' / 'include'}" in r.stdout
+    assert "OpenBLAS from the scipy-openblas32 wheel not found" in r.stderr
+    assert "falling back to Eigen's GEMM" in r.stderr
