@@ -236,3 +236,19 @@ def test_relocated_config_without_python_falls_back_to_eigen(tmp_path):
     assert f"PROBE backend=eigen include={site / 'flatext' / 'include'}" in r.stdout
     assert "OpenBLAS from the scipy-openblas32 wheel not found" in r.stderr
     assert "falling back to Eigen's GEMM" in r.stderr
+
+
+def test_paths_fall_back_to_sys_path_and_name_what_is_missing(tmp_path, monkeypatch):
+    from flatext import paths
+
+    real_inc, real_cm = fx.get_include(), fx.get_cmake_dir()
+    # the Python files elsewhere (an editable install): the installed files are found on sys.path
+    monkeypatch.setattr(paths, "_HERE", str(tmp_path / "src" / "flatext"))
+    monkeypatch.setattr(sys, "path", [str(Path(real_inc).parents[1])])
+    assert Path(paths.get_include()) == Path(real_inc)
+    assert Path(paths.get_cmake_dir()) == Path(real_cm)
+    monkeypatch.setattr(sys, "path", [str(tmp_path)])
+    with pytest.raises(FileNotFoundError, match="flatextConfig.cmake"):
+        paths.get_cmake_dir()
+    with pytest.raises(FileNotFoundError, match="headers"):
+        paths.get_include()

@@ -35,6 +35,9 @@ def test_pack_unpack_round_trip_and_views():
     np.testing.assert_array_equal(pack(W.tolist(), a.tolist()), theta)
     with pytest.raises(ValueError, match="theta"):
         unpack(theta[:-1], 4)
+    with pytest.raises(ValueError, match="theta must be a 1-D"):
+        unpack(np.zeros((5, 5)), 4)
+    np.testing.assert_array_equal(unpack(theta[:, None], 4)[1], a)
     with pytest.raises(ValueError, match="d must"):
         unpack(theta, 0)
     with pytest.raises(ValueError, match="a must"):

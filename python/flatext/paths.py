@@ -16,6 +16,7 @@ and ``flatextConfig.cmake`` in ``site-packages/flatext/share/cmake/flatext/``
 from __future__ import annotations
 
 import os
+import sys
 
 __all__ = ["get_include", "get_cmake_dir"]
 
@@ -23,13 +24,20 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _existing(path, what, marker):
-    if not os.path.exists(os.path.join(path, marker)):
-        raise FileNotFoundError(
-            f"flatext: the {what} are not installed at {path} (expected {marker} there); "
-            "reinstall flatext from a wheel or with `pip install .` (an in-tree checkout has them in "
-            "cpp/include and builds its CMake config with CMakeLists.txt)"
-        )
-    return path
+    if os.path.exists(os.path.join(path, marker)):
+        return path
+    # editable installs import the Python files from the source tree while the
+    # CMake-installed files sit in site-packages/flatext: look there too
+    rel = os.path.relpath(path, _HERE)
+    for entry in sys.path:
+        cand = os.path.join(entry or os.curdir, "flatext", rel)
+        if os.path.exists(os.path.join(cand, marker)):
+            return os.path.abspath(cand)
+    raise FileNotFoundError(
+        f"flatext: the {what} are not installed at {path} (expected {marker} there); "
+        "reinstall flatext from a wheel or with `pip install .` (an in-tree checkout has them in "
+        "cpp/include and builds its CMake config with CMakeLists.txt)"
+    )
 
 
 def get_include():

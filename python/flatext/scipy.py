@@ -80,8 +80,8 @@ def unpack(theta, d):
     """
     d = _check_d(d)
     theta = np.ascontiguousarray(theta, dtype=np.float64)
-    if theta.ndim != 1:
-        theta = theta.reshape(-1) if theta.ndim == 2 and 1 in theta.shape else theta
+    if theta.ndim == 2 and 1 in theta.shape:  # a (P, 1) column, as LinearOperator may pass
+        theta = theta.reshape(-1)
     if theta.ndim != 1:
         raise ValueError(f"theta must be a 1-D vector; got shape {theta.shape}")
     if theta.size == 0 or theta.size % (d + 1):
