@@ -19,6 +19,7 @@ from .info import info
 from .population import PopulationEstimate, population_loss
 from . import teachers
 from .teachers import MultiIndex, PlantedNetwork, SumOfSingleIndex, sample_inputs
+from .paths import get_cmake_dir, get_include
 from .symmetry import balance, orbit_min_trace, rescale
 
 __version__ = "0.1.0"
@@ -57,4 +58,6 @@ __all__ = [
     "MultiIndex",
     "PlantedNetwork",
     "sample_inputs",
+    "get_include",
+    "get_cmake_dir",
 ]

@@ -13,6 +13,7 @@ import sys
 SUBCOMMANDS = [
     ("flatext.reproduce", "add_parser"),
     ("flatext.info", "add_parser"),
+    ("flatext.paths", "add_parser"),
 ]
 
 
