@@ -16,6 +16,19 @@ from .curvature import (
     loss_grad,
 )
 from .info import info
+from .interpolators import (
+    InterpolationResult,
+    SearchResult,
+    TrainResult,
+    find_interpolator,
+    flattest_interpolator,
+    jvp,
+    memorizing_interpolator,
+    ntk_gram,
+    teacher_plus_memorizer,
+    train,
+    vjp,
+)
 from .symmetry import balance, orbit_min_trace, rescale
 
 __version__ = "0.1.0"
@@ -47,4 +60,15 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "info",
+    "jvp",
+    "vjp",
+    "ntk_gram",
+    "InterpolationResult",
+    "SearchResult",
+    "TrainResult",
+    "find_interpolator",
+    "flattest_interpolator",
+    "memorizing_interpolator",
+    "teacher_plus_memorizer",
+    "train",
 ]
