@@ -145,6 +145,8 @@ void bind_interpolation(py::module_& m) {
             d["gt_norm"] = s.gt_norm;
             d["backtracks"] = s.backtracks;
             d["retract_iters"] = s.retract_iters;
+            d["gn_iters"] = s.gn_iters;
+            d["gram_builds"] = s.gram_builds;
             d["accepted"] = s.accepted;
             d["small_gradient"] = s.small_gradient;
             return d;

@@ -102,7 +102,10 @@ class SearchResult:
         Per iteration (entry 0 is the start point, after the initial projection
         and balance): ``trace``, ``orbit_min_trace``, ``max_residual``, ``eta``
         (accepted step size), ``gt_ratio`` (``||g_t|| / ||g||`` at the point the
-        step started from), ``backtracks``, ``retract_iters``.
+        step started from), ``backtracks`` (line-search halvings),
+        ``retract_iters`` (chord iterations of the accepted trial) and
+        ``gram_builds`` (n x n Gram matrices built in the step: 1 for the
+        tangent projection plus the retractions' ``S S^T`` and Gauss-Newton ``K``).
     """
 
     W: np.ndarray
@@ -250,11 +253,12 @@ def find_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, tol=None, max_iter=10
                                np.asarray(r["history"]), int(r["gram_builds"]))
 
 
-_HIST_KEYS = ("trace", "orbit_min_trace", "max_residual", "eta", "gt_ratio", "backtracks", "retract_iters")
+_HIST_KEYS = ("trace", "orbit_min_trace", "max_residual", "eta", "gt_ratio", "backtracks", "retract_iters",
+              "gram_builds")
 
 
 def flattest_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, max_iter=200, balance=True, tol=None, gtol=1e-4,
-                          ftol=1e-6, patience=5, lambda_rel=1e-10, retract_iter=12, callback=None):
+                          ftol=1e-6, patience=5, lambda_rel=1e-10, retract_iter=6, callback=None):
     """Search the interpolation set for the interpolator of least Hessian trace.
 
     Projected gradient on ``M = {r = 0}``, one C++ step per iteration
@@ -271,8 +275,13 @@ def flattest_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, max_iter=200, bal
        ``min(0.1 T / ||g_t||^2, 0.05 ||theta|| / ||g_t||)``);
     4. retraction ``R``: chord Gauss-Newton iterations
        ``theta' <- theta' - J(theta)^T (K + lambda I)^{-1} r(theta')`` reusing the
-       factor of step 2, falling back to :func:`find_interpolator` if they stall,
-       to ``max|r| <= tol * max(1, max|y|)``;
+       factor of step 2 while each lowers ``||r||`` by at least 30 % (at most
+       ``retract_iter``); then, since f is linear in ``a``, the exact
+       minimum-norm correction of ``a`` alone, ``a <- a - S^T (S S^T)^{-1} r``
+       (``S = sigma(X W^T)``; one ``S S^T``, about half a ``K``); only if that
+       fails (``S S^T`` singular) :func:`find_interpolator` with damping from
+       ``1e-9 trace(K)/n``. Target ``max|r| <= tol * max(1, max|y|)``; a trial
+       whose retraction fails counts as a failed trial (``eta`` halves);
     5. if ``balance``: every neuron moved to its rescaling-orbit minimum
        (exact; it keeps every prediction, so the point stays on ``M``).
 
@@ -305,7 +314,7 @@ def flattest_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, max_iter=200, bal
     lambda_rel : float
         Projection regularization relative to ``trace(K)/n``.
     retract_iter : int
-        Chord iterations before the Gauss-Newton fallback.
+        Chord iterations before the exact correction of ``a``.
     callback : callable, optional
         ``callback(info)`` after every iteration, ``info`` a dict with
         ``iteration``, ``W``, ``a`` and the history fields of that iteration;
@@ -337,7 +346,7 @@ def flattest_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, max_iter=200, bal
     W, a = s["W"], s["a"]
     hist = {k: [] for k in _HIST_KEYS}
 
-    def record(s, eta, ratio, bt, ri):
+    def record(s, eta, ratio, bt, ri, gb):
         hist["trace"].append(s["trace"])
         hist["orbit_min_trace"].append(s["orbit_min_trace"])
         hist["max_residual"].append(s["max_residual"])
@@ -345,8 +354,9 @@ def flattest_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, max_iter=200, bal
         hist["gt_ratio"].append(ratio)
         hist["backtracks"].append(bt)
         hist["retract_iters"].append(ri)
+        hist["gram_builds"].append(gb)
 
-    record(s, 0.0, s["gt_norm"] / s["g_norm"] if s["g_norm"] > 0 else 0.0, 0, 0)
+    record(s, 0.0, s["gt_norm"] / s["g_norm"] if s["g_norm"] > 0 else 0.0, 0, 0, 0)
     trace, omin, rmax = s["trace"], s["orbit_min_trace"], s["max_residual"]
     eta_prev = 0.0
     it = 0
@@ -367,7 +377,7 @@ def flattest_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, max_iter=200, bal
         W, a = s["W"], s["a"]
         trace, omin, rmax = s["trace"], s["orbit_min_trace"], s["max_residual"]
         eta_prev = s["eta"]
-        record(s, s["eta"], ratio, s["backtracks"], s["retract_iters"])
+        record(s, s["eta"], ratio, s["backtracks"], s["retract_iters"], s["gram_builds"])
         if callback is not None:
             info = {"iteration": it, "W": W, "a": a}
             info.update({k: v[-1] for k, v in hist.items()})

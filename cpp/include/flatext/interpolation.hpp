@@ -123,8 +123,10 @@ std::pair<Mat<T>, Vec<T>> vjp(const MatRef<T>& W, const VecRef<T>& a, const MatR
 }
 
 /// The Gram matrix K = J J^T (n x n, the empirical NTK), built in row-tile blocks (see the top of this file).
+/// With features_only, the first term alone: S S^T (the Gram matrix of the a-block of J).
 template <class T>
-Mat<T> gram(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const Activation& act) {
+Mat<T> gram(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const Activation& act,
+            bool features_only = false) {
     act.validate();
     detail::check_network(W, a, X);
     const Index n = X.rows(), d = X.cols(), m = W.rows();
@@ -172,13 +174,15 @@ Mat<T> gram(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const Ac
                         Dj = DJ.data();
                     }
                     gemm::xwt(SI.data(), nI, m, m, Sj, nJ, m, B1.data());
-                    gemm::xwt(DI.data(), nI, m, m, Dj, nJ, m, B2.data());
-                    gemm::xwt(X.row(rI).data(), nI, d, X.outerStride(), X.row(rJ).data(), nJ, X.outerStride(),
-                              B3.data());
+                    if (!features_only) {
+                        gemm::xwt(DI.data(), nI, m, m, Dj, nJ, m, B2.data());
+                        gemm::xwt(X.row(rI).data(), nI, d, X.outerStride(), X.row(rJ).data(), nJ, X.outerStride(),
+                                  B3.data());
+                    }
                     for (Index i = 0; i < nI; ++i)
                         for (Index j = (J == I ? i : 0); j < nJ; ++j) {
                             const std::size_t k = std::size_t(i * nJ + j);
-                            const T v = B1[k] + B3[k] * B2[k];
+                            const T v = features_only ? B1[k] : B1[k] + B3[k] * B2[k];
                             K(rI + i, rJ + j) = v;
                             K(rJ + j, rI + i) = v;
                         }

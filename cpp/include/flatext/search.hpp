@@ -10,7 +10,10 @@
 //      Retraction: chord (simplified Gauss-Newton) iterations in the normal
 //      space at theta, theta' <- theta' - J(theta)^T (K + lambda I)^{-1} r(theta'),
 //      reusing theta's factor (3 GEMMs each, no new K); when they stall, the
-//      full damped Gauss-Newton projection (find_interpolator).
+//      exact minimum-norm correction of a alone (f is linear in a:
+//      a <- a - S^T (S S^T)^{-1} r, one S S^T, about half a K), and only if that
+//      fails (S S^T singular: m < n or dead neurons) the full damped
+//      Gauss-Newton projection (find_interpolator).
 //   4. optionally balance: every neuron moved to its orbit minimum (exact,
 //      keeps every prediction, so theta stays on M). Negative B_i, which on M
 //      are residual-level round-off (r_j a_i sigma'' terms), are clipped to 0.
@@ -32,7 +35,7 @@ struct SearchOptions {
     double gtol = 1e-6;        ///< no step if ||g_t|| <= gtol ||g|| (converged)
     double c1 = 1e-4;          ///< Armijo constant
     int max_backtrack = 30;    ///< line-search halvings
-    int retract_iter = 12;     ///< chord iterations before the Gauss-Newton fallback
+    int retract_iter = 6;      ///< chord iterations before the exact a-correction
     bool balance = true;       ///< balance after each accepted step
     double eta = 0;            ///< first trial step (<= 0: automatic)
 };
@@ -50,6 +53,8 @@ struct SearchStep {
     double gt_norm = 0;        ///< ||g_t|| at the start point
     int backtracks = 0;        ///< halvings of eta
     int retract_iters = 0;     ///< chord iterations of the accepted trial
+    int gn_iters = 0;          ///< S S^T / Gram matrices built by the retraction of the accepted trial
+    int gram_builds = 0;       ///< Gram matrices built in this step (all trials)
     bool accepted = false;     ///< a step was taken
     bool small_gradient = false;  ///< ||g_t|| <= gtol ||g||: no step tried
 };
@@ -95,10 +100,11 @@ double orbit_min_trace_clipped(const MatRef<T>& W, const VecRef<T>& a, const Mat
 template <class T>
 bool retract(const MatRef<T>& Wb, const VecRef<T>& ab, const MatRef<T>& X, const VecRef<T>& y,
              const Activation& act, const ShiftedSolver& solver, double target, double tol_rel, int chord_iter,
-             Mat<T>& W, Vec<T>& a, int& iters) {
+             Mat<T>& W, Vec<T>& a, int& iters, int& gn_iters) {
     Vec<double> r = detail::residual<T>(W, a, X, y, act);
     double rmax = detail::max_abs(r), rn = r.norm();
     iters = 0;
+    gn_iters = 0;
     while (rmax > target && iters < chord_iter && std::isfinite(rmax)) {
         ++iters;
         Mat<T> Wn = W;
@@ -115,12 +121,35 @@ bool retract(const MatRef<T>& Wb, const VecRef<T>& ab, const MatRef<T>& X, const
     }
     if (rmax <= target) return true;
     if (!std::isfinite(rmax)) return false;
+    // f is linear in a: the exact minimum-norm correction of a alone,
+    // a <- a - S^T (S S^T + lambda I)^{-1} r with S = sigma(X W^T) at the current W
+    // (one S S^T, about half a K); repeated (refinement) at most 3 times.
+    {
+        const Eigen::MatrixXd SS = gram<T>(W, a, X, act, true).template cast<double>();
+        ++gn_iters;
+        const double mu = SS.trace() / double(X.rows());
+        ShiftedSolver sol;
+        if (mu > 0 && sol.factor(SS, 1e-13 * mu)) {
+            for (int k = 0; k < 3 && rmax > target; ++k) {
+                const Vec<T> c = sol.solve(r).template cast<T>();
+                const Vec<T> an = a - vjp<T>(W, a, X, c, act).second;
+                Vec<double> r2 = detail::residual<T>(W, an, X, y, act);
+                if (!(r2.norm() < rn)) break;
+                a = an;
+                r = std::move(r2);
+                rn = r.norm();
+                rmax = detail::max_abs(r);
+            }
+        }
+        if (rmax <= target) return true;
+    }
     try {
         InterpolationOptions o;
         o.tol = tol_rel;
         o.max_iter = 20;
+        o.lambda_init = 1e-9;  // close to M: (nearly) undamped steps converge fast
         auto p = find_interpolator<T>(W, a, X, y, act, o);
-        iters += 1000 * p.iterations;  // marks a full Gauss-Newton fallback
+        gn_iters += p.gram_builds;
         if (!p.converged) return false;
         W = std::move(p.W);
         a = std::move(p.a);
@@ -149,6 +178,7 @@ SearchStep<T> search_step(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T
     const double T0 = double(tg.value);
     st.trace_before = T0;
     const Eigen::MatrixXd K = gram<T>(W, a, X, act).template cast<double>();
+    st.gram_builds = 1;
     const double mu = K.trace() / double(n);
     if (!(mu > 0)) throw std::domain_error("search_step: the Jacobian is zero (dead network)");
     ShiftedSolver solver;
@@ -195,9 +225,11 @@ SearchStep<T> search_step(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T
     for (int bt = 0; bt <= opt.max_backtrack; ++bt, eta *= 0.5) {
         Mat<T> Wt = W - T(eta) * gtW;
         Vec<T> at = a - T(eta) * gta;
-        int it = 0;
+        int it = 0, gi = 0;
         if (!Wt.allFinite() || !at.allFinite()) continue;
-        if (!retract<T>(W, a, X, y, act, solver, target, opt.tol, opt.retract_iter, Wt, at, it)) {
+        const bool ok = retract<T>(W, a, X, y, act, solver, target, opt.tol, opt.retract_iter, Wt, at, it, gi);
+        st.gram_builds += gi;
+        if (!ok) {
             st.backtracks = bt + 1;
             continue;
         }
@@ -207,6 +239,7 @@ SearchStep<T> search_step(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T
             st.eta = eta;
             st.backtracks = bt;
             st.retract_iters = it;
+            st.gn_iters = gi;
             finish(Wt, at);
             return st;
         }
