@@ -321,3 +321,19 @@ def test_bad_inputs():
         fx.find_interpolator(W, a, X, y, power=0.5)
     with pytest.raises(ValueError, match="u must have shape"):
         fx.vjp(W, a, X, y[:-1])
+
+
+def test_search_is_thread_count_independent():
+    # n = 300 spans two kernel tiles and five Gram tiles, so two threads really split the work
+    X, y = single_index(300, 5, seed=17)
+    W0, a0 = init(100, 5, seed=18)
+    s2 = fx.flattest_interpolator(W0, a0, X, y, power=2.0, max_iter=2)
+    assert s2.iterations == 2
+    old = fx.get_num_threads()
+    try:
+        fx.set_num_threads(1)
+        s1 = fx.flattest_interpolator(W0, a0, X, y, power=2.0, max_iter=2)
+    finally:
+        fx.set_num_threads(old)
+    assert np.array_equal(s1.W, s2.W) and np.array_equal(s1.a, s2.a)
+    assert np.array_equal(s1.history["trace"], s2.history["trace"])
