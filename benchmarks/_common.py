@@ -154,8 +154,11 @@ def median(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
+STAT = "median"  # statistic of timeit(): "median" or "min" (steadier on a loaded machine)
+
+
 def timeit(fn, repeats=5, warmup=1, budget=None):
-    """Median wall time of ``fn()`` over ``repeats`` runs after ``warmup`` runs.
+    """Median (or minimum, see STAT) wall time of ``fn()`` over ``repeats`` runs after ``warmup`` runs.
 
     With ``budget`` (seconds), fewer runs are made when one run is slow (at
     least one timed run, and warm-up is skipped if a single run exceeds the
@@ -175,7 +178,7 @@ def timeit(fn, repeats=5, warmup=1, budget=None):
         times.append(time.perf_counter() - t0)
         if budget is not None and sum(times) > budget:
             break
-    return median(times), len(times), res
+    return (min(times) if STAT == "min" else median(times)), len(times), res
 
 
 def fmt_time(t):
