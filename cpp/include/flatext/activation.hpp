@@ -10,6 +10,7 @@
 // of slope alpha: (1, -alpha); |z|: (1, 1).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -34,6 +35,12 @@ struct Activation {
     bool piecewise_linear() const { return power == 1.0; }
 };
 
+/// sigma and its derivatives at one point: v0 = sigma, v1 = sigma', v2 = sigma'', v3 = sigma'''.
+template <class T>
+struct Derivs {
+    T v0, v1, v2, v3;
+};
+
 /// Evaluates sigma and its first K derivatives at z. P selects a fast path
 /// for integer powers 1, 2, 3; P = 0 is the general real-p path (one pow).
 template <class T, int P>
@@ -41,42 +48,48 @@ struct Sigma {
     T p, c;
     explicit Sigma(const Activation& a) : p(T(a.power)), c(T(a.neg)) {}
 
-    /// s[0..K] <- sigma, sigma', ... at z.
+    /// sigma, sigma', ... (up to order K; higher entries 0) at z, returned by
+    /// value so the loops that call it keep it in registers and vectorize.
     template <int K>
-    inline void eval(T z, T* s) const {
-        const bool pos = z > T(0), negz = z < T(0);
+    inline Derivs<T> eval(T z) const {
+        Derivs<T> s{};
+        eval_into<K>(z, s);
+        return s;
+    }
+
+    template <int K>
+    inline void eval_into(T z, Derivs<T>& s) const {
+        // Branch-free (selects, max, compares as 0/1) so that `omp simd` loops vectorize.
+        const T zp = std::max(z, T(0)), zm = std::max(-z, T(0));
+        const T ip = T(z > T(0)), im = T(z < T(0));  // indicators
         if constexpr (P == 1) {
-            s[0] = pos ? z : -c * z;
-            if constexpr (K >= 1) s[1] = pos ? T(1) : (negz ? -c : T(0));
-            if constexpr (K >= 2) s[2] = T(0);
-            if constexpr (K >= 3) s[3] = T(0);
+            s.v0 = zp + c * zm;
+            if constexpr (K >= 1) s.v1 = ip - c * im;
+            if constexpr (K >= 2) s.v2 = T(0);
+            if constexpr (K >= 3) s.v3 = T(0);
         } else if constexpr (P == 2) {
-            const T k = pos ? T(1) : c;
-            s[0] = k * z * z;
-            if constexpr (K >= 1) s[1] = T(2) * k * z;
-            if constexpr (K >= 2) s[2] = (pos || negz) ? T(2) * k : T(0);
-            if constexpr (K >= 3) s[3] = T(0);
+            s.v0 = zp * zp + c * zm * zm;
+            if constexpr (K >= 1) s.v1 = T(2) * (zp - c * zm);
+            if constexpr (K >= 2) s.v2 = T(2) * (ip + c * im);
+            if constexpr (K >= 3) s.v3 = T(0);
         } else if constexpr (P == 3) {
-            const T k = pos ? T(1) : -c;  // sigma = k z^3 on each side
-            s[0] = k * z * z * z;
-            if constexpr (K >= 1) s[1] = T(3) * k * z * z;
-            if constexpr (K >= 2) s[2] = T(6) * k * z;
-            if constexpr (K >= 3) s[3] = (pos || negz) ? T(6) * k : T(0);
+            s.v0 = zp * zp * zp + c * zm * zm * zm;
+            if constexpr (K >= 1) s.v1 = T(3) * (zp * zp - c * zm * zm);
+            if constexpr (K >= 2) s.v2 = T(6) * (zp + c * zm);
+            if constexpr (K >= 3) s.v3 = T(6) * (ip - c * im);
         } else {
-            if (!(pos || negz)) {
-                for (int i = 0; i <= K; ++i) s[i] = T(0);
-                return;
-            }
-            const T u = pos ? z : -z;
-            const T k = pos ? T(1) : c;
+            // u = |z| (1 at z = 0, where the coefficient k is 0: every value is 0 there)
+            const bool pos = z > T(0), negz = z < T(0);
+            const T u = pos ? z : (negz ? -z : T(1));
+            const T k = pos ? T(1) : (negz ? c : T(0));
             const T sg = pos ? T(1) : T(-1);
             const T up1 = std::pow(u, p - T(1));  // u^(p-1)
-            s[0] = k * up1 * u;
-            if constexpr (K >= 1) s[1] = sg * k * p * up1;
+            s.v0 = k * up1 * u;
+            if constexpr (K >= 1) s.v1 = sg * k * p * up1;
             if constexpr (K >= 2) {
                 const T up2 = up1 / u;
-                s[2] = k * p * (p - T(1)) * up2;
-                if constexpr (K >= 3) s[3] = sg * k * p * (p - T(1)) * (p - T(2)) * (up2 / u);
+                s.v2 = k * p * (p - T(1)) * up2;
+                if constexpr (K >= 3) s.v3 = sg * k * p * (p - T(1)) * (p - T(2)) * (up2 / u);
             }
         }
     }

@@ -70,9 +70,8 @@ Vec<T> jvp(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const Mat
                     T jv = T(0);
 #pragma omp simd reduction(+ : jv)
                     for (Index i = 0; i < m; ++i) {
-                        T s[2];
-                        sig.template eval<1>(z[i], s);
-                        jv += va[i] * s[0] + a[i] * s[1] * u[i];
+                        const auto s = sig.template eval<1>(z[i]);
+                        jv += va[i] * s.v0 + a[i] * s.v1 * u[i];
                     }
                     out[r0 + j] = jv;
                 }
@@ -106,10 +105,9 @@ std::pair<Mat<T>, Vec<T>> vjp(const MatRef<T>& W, const VecRef<T>& a, const MatR
                     const T uj = u[r0 + j];
 #pragma omp simd
                     for (Index i = 0; i < m; ++i) {
-                        T s[2];
-                        sig.template eval<1>(z[i], s);
-                        ga[i] += double(uj * s[0]);
-                        z[i] = uj * a[i] * s[1];
+                        const auto s = sig.template eval<1>(z[i]);
+                        ga[i] += double(uj * s.v0);
+                        z[i] = uj * a[i] * s.v1;
                     }
                 }
                 gemm::ctx_acc(Zt, rows, m, X.row(r0).data(), d, X.outerStride(), G);
@@ -148,10 +146,9 @@ Mat<T> gram(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const Ac
                 T* s1 = Da + j * m;
 #pragma omp simd
                 for (Index i = 0; i < m; ++i) {
-                    T s[2];
-                    sig.template eval<1>(s0[i], s);
-                    s0[i] = s[0];
-                    s1[i] = a[i] * s[1];
+                    const auto s = sig.template eval<1>(s0[i]);
+                    s0[i] = s.v0;
+                    s1[i] = a[i] * s.v1;
                 }
             }
         };

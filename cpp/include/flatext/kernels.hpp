@@ -101,13 +101,12 @@ Mat<T> reduce_grad_chunks(const std::vector<T>& acc, Index chunks, Index m, Inde
 
 /// f_j for one row of pre-activations.
 template <class T, class S>
-inline T row_output(const S& sig, const T* z, const T* a, Index m) {
+inline T row_output(const S sig, const T* __restrict z, const T* __restrict a, Index m) {
     T f = T(0);
 #pragma omp simd reduction(+ : f)
     for (Index i = 0; i < m; ++i) {
-        T s[1];
-        sig.template eval<0>(z[i], s);
-        f += a[i] * s[0];
+        const auto s = sig.template eval<0>(z[i]);
+        f += a[i] * s.v0;
     }
     return f;
 }
@@ -171,10 +170,9 @@ ValueGrad<T> loss_grad(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& 
                     L += double(r) * double(r);
 #pragma omp simd
                     for (Index i = 0; i < m; ++i) {
-                        T s[2];
-                        sig.template eval<1>(z[i], s);
-                        ga[i] += double(r * s[0]);
-                        z[i] = r * a[i] * s[1];  // C_ij, overwrites Z in place
+                        const auto s = sig.template eval<1>(z[i]);
+                        ga[i] += double(r * s.v0);
+                        z[i] = r * a[i] * s.v1;  // C_ij, overwrites Z in place
                     }
                 }
                 gemm::ctx_acc(Zt, rows, m, X.row(r0).data(), d, X.outerStride(), G);
@@ -231,20 +229,18 @@ TraceParts<T> hessian_trace_parts(const MatRef<T>& W, const VecRef<T>& a, const 
                     if (linear) {
 #pragma omp simd
                         for (Index i = 0; i < m; ++i) {
-                            T s[2];
-                            sig.template eval<1>(z[i], s);
-                            pA[i] += s[0] * s[0];
-                            pD[i] += s[1] * s[1] * sj;
+                            const auto s = sig.template eval<1>(z[i]);
+                            pA[i] += s.v0 * s.v0;
+                            pD[i] += s.v1 * s.v1 * sj;
                         }
                     } else {
                         const T rs = r * sj;
 #pragma omp simd
                         for (Index i = 0; i < m; ++i) {
-                            T s[3];
-                            sig.template eval<2>(z[i], s);
-                            pA[i] += s[0] * s[0];
-                            pD[i] += s[1] * s[1] * sj;
-                            pR[i] += rs * s[2];
+                            const auto s = sig.template eval<2>(z[i]);
+                            pA[i] += s.v0 * s.v0;
+                            pD[i] += s.v1 * s.v1 * sj;
+                            pR[i] += rs * s.v2;
                         }
                     }
                 }
@@ -318,10 +314,9 @@ ValueGrad<T> hessian_trace_grad(const MatRef<T>& W, const VecRef<T>& a, const Ma
                     if (!linear) {
 #pragma omp simd reduction(+ : f, h)
                         for (Index i = 0; i < m; ++i) {
-                            T s[3];
-                            sig.template eval<2>(z[i], s);
-                            f += a[i] * s[0];
-                            h += a[i] * s[2];
+                            const auto s = sig.template eval<2>(z[i]);
+                            f += a[i] * s.v0;
+                            h += a[i] * s.v2;
                         }
                     } else {
                         f = detail::row_output(sig, z, a.data(), m);
@@ -331,23 +326,21 @@ ValueGrad<T> hessian_trace_grad(const MatRef<T>& W, const VecRef<T>& a, const Ma
                     if (linear) {
 #pragma omp simd reduction(+ : trj)
                         for (Index i = 0; i < m; ++i) {
-                            T s[2];
-                            sig.template eval<1>(z[i], s);
-                            const T s1sq = s[1] * s[1];
-                            trj += s[0] * s[0] + a[i] * a[i] * s1sq * sj;
+                            const auto s = sig.template eval<1>(z[i]);
+                            const T s1sq = s.v1 * s.v1;
+                            trj += s.v0 * s.v0 + a[i] * a[i] * s1sq * sj;
                             ga[i] += double(T(2) * a[i] * s1sq * sj);
-                            z[i] = T(2) * s[0] * s[1];
+                            z[i] = T(2) * s.v0 * s.v1;
                         }
                     } else {
 #pragma omp simd reduction(+ : trj)
                         for (Index i = 0; i < m; ++i) {
-                            T s[4];
-                            sig.template eval<3>(z[i], s);
+                            const auto s = sig.template eval<3>(z[i]);
                             const T ai = a[i];
-                            trj += s[0] * s[0] + ai * ai * s[1] * s[1] * sj + r * ai * s[2] * sj;
-                            ga[i] += double(T(2) * ai * s[1] * s[1] * sj + r * s[2] * sj + q * s[0]);
-                            z[i] = T(2) * s[0] * s[1] + T(2) * ai * ai * s[1] * s[2] * sj + r * ai * s[3] * sj +
-                                   q * ai * s[1];
+                            trj += s.v0 * s.v0 + ai * ai * s.v1 * s.v1 * sj + r * ai * s.v2 * sj;
+                            ga[i] += double(T(2) * ai * s.v1 * s.v1 * sj + r * s.v2 * sj + q * s.v0);
+                            z[i] = T(2) * s.v0 * s.v1 + T(2) * ai * ai * s.v1 * s.v2 * sj + r * ai * s.v3 * sj +
+                                   q * ai * s.v1;
                         }
                     }
                     tr += double(trj);
@@ -397,27 +390,24 @@ std::pair<Mat<T>, Vec<T>> hvp(const MatRef<T>& W, const VecRef<T>& a, const MatR
                     T f = T(0), jv = T(0);
 #pragma omp simd reduction(+ : f, jv)
                     for (Index i = 0; i < m; ++i) {
-                        T s[2];
-                        sig.template eval<1>(z[i], s);
-                        f += a[i] * s[0];
-                        jv += va[i] * s[0] + a[i] * s[1] * u[i];
+                        const auto s = sig.template eval<1>(z[i]);
+                        f += a[i] * s.v0;
+                        jv += va[i] * s.v0 + a[i] * s.v1 * u[i];
                     }
                     const T r = f - y[r0 + j];
                     if (linear) {
 #pragma omp simd
                         for (Index i = 0; i < m; ++i) {
-                            T s[2];
-                            sig.template eval<1>(z[i], s);
-                            ha[i] += double(jv * s[0] + r * s[1] * u[i]);
-                            z[i] = jv * a[i] * s[1] + r * s[1] * va[i];
+                            const auto s = sig.template eval<1>(z[i]);
+                            ha[i] += double(jv * s.v0 + r * s.v1 * u[i]);
+                            z[i] = jv * a[i] * s.v1 + r * s.v1 * va[i];
                         }
                     } else {
 #pragma omp simd
                         for (Index i = 0; i < m; ++i) {
-                            T s[3];
-                            sig.template eval<2>(z[i], s);
-                            ha[i] += double(jv * s[0] + r * s[1] * u[i]);
-                            z[i] = jv * a[i] * s[1] + r * (s[1] * va[i] + a[i] * s[2] * u[i]);
+                            const auto s = sig.template eval<2>(z[i]);
+                            ha[i] += double(jv * s.v0 + r * s.v1 * u[i]);
+                            z[i] = jv * a[i] * s.v1 + r * (s.v1 * va[i] + a[i] * s.v2 * u[i]);
                         }
                     }
                 }

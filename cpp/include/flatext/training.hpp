@@ -52,9 +52,8 @@ Memorizer<T> memorizing_interpolator(const MatRef<T>& X, const VecRef<T>& y, con
     Eigen::MatrixXd Z = Xd * Wd.transpose();
     dispatch_sigma<double>(act, [&](auto sig) {
         for (Index i = 0; i < Z.size(); ++i) {
-            double s[1];
-            sig.template eval<0>(Z.data()[i], s);
-            Z.data()[i] = s[0];
+            const auto s = sig.template eval<0>(Z.data()[i]);
+            Z.data()[i] = s.v0;
         }
         return 0;
     });
