@@ -63,6 +63,7 @@ Vec<T> jvp(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const Mat
         parallel_chunks(plan, [&](Index c) {
             std::vector<T> Z(std::size_t(plan.tile * m)), U(std::size_t(plan.tile * m));
             detail::walk_tiles<T>(plan, c, X, W, Z, [&](Index r0, Index rows, const T* Zt) {
+                const auto sl = sig;  // a local copy: provably not aliased by the stores below
                 gemm::xwt(X.row(r0).data(), rows, d, X.outerStride(), VW.data(), m, VW.outerStride(), U.data());
                 for (Index j = 0; j < rows; ++j) {
                     const T* z = Zt + j * m;
@@ -70,7 +71,7 @@ Vec<T> jvp(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const Mat
                     T jv = T(0);
 #pragma omp simd reduction(+ : jv)
                     for (Index i = 0; i < m; ++i) {
-                        const auto s = sig.template eval<1>(z[i]);
+                        const auto s = sl.template eval<1>(z[i]);
                         jv += va[i] * s.v0 + a[i] * s.v1 * u[i];
                     }
                     out[r0 + j] = jv;
@@ -100,16 +101,20 @@ std::pair<Mat<T>, Vec<T>> vjp(const MatRef<T>& W, const VecRef<T>& a, const MatR
             double* ga = &acc[std::size_t(c * m)];
             T* G = &gacc[std::size_t(c * m * d)];
             detail::walk_tiles<T>(plan, c, X, W, Z, [&](Index r0, Index rows, T* Zt) {
+                const auto sl = sig;  // a local copy: provably not aliased by the stores below
+                std::vector<T> tgv(static_cast<std::size_t>(m), T(0));
+                T* __restrict tg = tgv.data();
                 for (Index j = 0; j < rows; ++j) {
                     T* z = Zt + j * m;
                     const T uj = u[r0 + j];
 #pragma omp simd
                     for (Index i = 0; i < m; ++i) {
-                        const auto s = sig.template eval<1>(z[i]);
-                        ga[i] += double(uj * s.v0);
+                        const auto s = sl.template eval<1>(z[i]);
+                        tg[i] += uj * s.v0;
                         z[i] = uj * a[i] * s.v1;
                     }
                 }
+                for (Index i = 0; i < m; ++i) ga[i] += double(tg[i]);  // tile sums in T, flushed to double
                 gemm::ctx_acc(Zt, rows, m, X.row(r0).data(), d, X.outerStride(), G);
             });
         }, detail::gemm_work(X, W));
@@ -142,11 +147,12 @@ Mat<T> gram(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const Ac
             const Index r0 = t * tile, rows = std::min(tile, n - r0);
             gemm::xwt(X.row(r0).data(), rows, d, X.outerStride(), W.data(), m, W.outerStride(), S);
             for (Index j = 0; j < rows; ++j) {
+                const auto sl = sig;
                 T* s0 = S + j * m;
                 T* s1 = Da + j * m;
 #pragma omp simd
                 for (Index i = 0; i < m; ++i) {
-                    const auto s = sig.template eval<1>(s0[i]);
+                    const auto s = sl.template eval<1>(s0[i]);
                     s0[i] = s.v0;
                     s1[i] = a[i] * s.v1;
                 }

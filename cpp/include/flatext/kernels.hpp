@@ -125,6 +125,7 @@ Vec<T> forward(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const
         parallel_chunks(plan, [&](Index c) {
             std::vector<T> Z(std::size_t(plan.tile * m));
             detail::walk_tiles<T>(plan, c, X, W, Z, [&](Index r0, Index rows, const T* Zt) {
+                const auto sl = sig;  // a local copy: provably not aliased by the stores below
                 for (Index j = 0; j < rows; ++j) out[r0 + j] = detail::row_output(sig, Zt + j * m, a.data(), m);
             });
         }, detail::gemm_work(X, W));
@@ -164,17 +165,21 @@ ValueGrad<T> loss_grad(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& 
             double& L = ga[m];
             T* G = &gacc[std::size_t(c * m * d)];
             detail::walk_tiles<T>(plan, c, X, W, Z, [&](Index r0, Index rows, T* Zt) {
+                const auto sl = sig;  // a local copy: provably not aliased by the stores below
+                std::vector<T> tgv(static_cast<std::size_t>(m), T(0));
+                T* __restrict tg = tgv.data();
                 for (Index j = 0; j < rows; ++j) {
                     T* z = Zt + j * m;
                     const T r = detail::row_output(sig, z, a.data(), m) - y[r0 + j];
                     L += double(r) * double(r);
 #pragma omp simd
                     for (Index i = 0; i < m; ++i) {
-                        const auto s = sig.template eval<1>(z[i]);
-                        ga[i] += double(r * s.v0);
+                        const auto s = sl.template eval<1>(z[i]);
+                        tg[i] += r * s.v0;
                         z[i] = r * a[i] * s.v1;  // C_ij, overwrites Z in place
                     }
                 }
+                for (Index i = 0; i < m; ++i) ga[i] += double(tg[i]);  // tile sums in T, flushed to double
                 gemm::ctx_acc(Zt, rows, m, X.row(r0).data(), d, X.outerStride(), G);
             });
         }, detail::gemm_work(X, W));
@@ -215,6 +220,7 @@ TraceParts<T> hessian_trace_parts(const MatRef<T>& W, const VecRef<T>& a, const 
             double* R = D + m;  // sum_j r_j sigma'' s_j      (times a_i at the end)
             double& L = R[m];
             detail::walk_tiles<T>(plan, c, X, W, Z, [&](Index r0, Index rows, const T* Zt) {
+                const auto sl = sig;  // a local copy: provably not aliased by the stores below
                 std::fill(tA.begin(), tA.end(), T(0));
                 std::fill(tD.begin(), tD.end(), T(0));
                 std::fill(tR.begin(), tR.end(), T(0));
@@ -229,7 +235,7 @@ TraceParts<T> hessian_trace_parts(const MatRef<T>& W, const VecRef<T>& a, const 
                     if (linear) {
 #pragma omp simd
                         for (Index i = 0; i < m; ++i) {
-                            const auto s = sig.template eval<1>(z[i]);
+                            const auto s = sl.template eval<1>(z[i]);
                             pA[i] += s.v0 * s.v0;
                             pD[i] += s.v1 * s.v1 * sj;
                         }
@@ -237,7 +243,7 @@ TraceParts<T> hessian_trace_parts(const MatRef<T>& W, const VecRef<T>& a, const 
                         const T rs = r * sj;
 #pragma omp simd
                         for (Index i = 0; i < m; ++i) {
-                            const auto s = sig.template eval<2>(z[i]);
+                            const auto s = sl.template eval<2>(z[i]);
                             pA[i] += s.v0 * s.v0;
                             pD[i] += s.v1 * s.v1 * sj;
                             pR[i] += rs * s.v2;
@@ -307,6 +313,9 @@ ValueGrad<T> hessian_trace_grad(const MatRef<T>& W, const VecRef<T>& a, const Ma
             double& tr = ga[m];
             T* G = &gacc[std::size_t(c * m * d)];
             detail::walk_tiles<T>(plan, c, X, W, Z, [&](Index r0, Index rows, T* Zt) {
+                const auto sl = sig;  // a local copy: provably not aliased by the stores below
+                std::vector<T> tgv(static_cast<std::size_t>(m), T(0));
+                T* __restrict tg = tgv.data();
                 for (Index j = 0; j < rows; ++j) {
                     T* z = Zt + j * m;
                     const T sj = X.row(r0 + j).squaredNorm();
@@ -314,7 +323,7 @@ ValueGrad<T> hessian_trace_grad(const MatRef<T>& W, const VecRef<T>& a, const Ma
                     if (!linear) {
 #pragma omp simd reduction(+ : f, h)
                         for (Index i = 0; i < m; ++i) {
-                            const auto s = sig.template eval<2>(z[i]);
+                            const auto s = sl.template eval<2>(z[i]);
                             f += a[i] * s.v0;
                             h += a[i] * s.v2;
                         }
@@ -326,25 +335,26 @@ ValueGrad<T> hessian_trace_grad(const MatRef<T>& W, const VecRef<T>& a, const Ma
                     if (linear) {
 #pragma omp simd reduction(+ : trj)
                         for (Index i = 0; i < m; ++i) {
-                            const auto s = sig.template eval<1>(z[i]);
+                            const auto s = sl.template eval<1>(z[i]);
                             const T s1sq = s.v1 * s.v1;
                             trj += s.v0 * s.v0 + a[i] * a[i] * s1sq * sj;
-                            ga[i] += double(T(2) * a[i] * s1sq * sj);
+                            tg[i] += T(2) * a[i] * s1sq * sj;
                             z[i] = T(2) * s.v0 * s.v1;
                         }
                     } else {
 #pragma omp simd reduction(+ : trj)
                         for (Index i = 0; i < m; ++i) {
-                            const auto s = sig.template eval<3>(z[i]);
+                            const auto s = sl.template eval<3>(z[i]);
                             const T ai = a[i];
                             trj += s.v0 * s.v0 + ai * ai * s.v1 * s.v1 * sj + r * ai * s.v2 * sj;
-                            ga[i] += double(T(2) * ai * s.v1 * s.v1 * sj + r * s.v2 * sj + q * s.v0);
+                            tg[i] += T(2) * ai * s.v1 * s.v1 * sj + r * s.v2 * sj + q * s.v0;
                             z[i] = T(2) * s.v0 * s.v1 + T(2) * ai * ai * s.v1 * s.v2 * sj + r * ai * s.v3 * sj +
                                    q * ai * s.v1;
                         }
                     }
                     tr += double(trj);
                 }
+                for (Index i = 0; i < m; ++i) ga[i] += double(tg[i]);  // tile sums in T, flushed to double
                 gemm::ctx_acc(Zt, rows, m, X.row(r0).data(), d, X.outerStride(), G);
             });
         }, detail::gemm_work(X, W));
@@ -383,6 +393,9 @@ std::pair<Mat<T>, Vec<T>> hvp(const MatRef<T>& W, const VecRef<T>& a, const MatR
             double* ha = &acc[std::size_t(c * m)];
             T* G = &gacc[std::size_t(c * m * d)];
             detail::walk_tiles<T>(plan, c, X, W, Z, [&](Index r0, Index rows, T* Zt) {
+                const auto sl = sig;  // a local copy: provably not aliased by the stores below
+                std::vector<T> tgv(static_cast<std::size_t>(m), T(0));
+                T* __restrict tg = tgv.data();
                 gemm::xwt(X.row(r0).data(), rows, d, X.outerStride(), VW.data(), m, VW.outerStride(), U.data());
                 for (Index j = 0; j < rows; ++j) {
                     T* z = Zt + j * m;
@@ -390,7 +403,7 @@ std::pair<Mat<T>, Vec<T>> hvp(const MatRef<T>& W, const VecRef<T>& a, const MatR
                     T f = T(0), jv = T(0);
 #pragma omp simd reduction(+ : f, jv)
                     for (Index i = 0; i < m; ++i) {
-                        const auto s = sig.template eval<1>(z[i]);
+                        const auto s = sl.template eval<1>(z[i]);
                         f += a[i] * s.v0;
                         jv += va[i] * s.v0 + a[i] * s.v1 * u[i];
                     }
@@ -398,19 +411,20 @@ std::pair<Mat<T>, Vec<T>> hvp(const MatRef<T>& W, const VecRef<T>& a, const MatR
                     if (linear) {
 #pragma omp simd
                         for (Index i = 0; i < m; ++i) {
-                            const auto s = sig.template eval<1>(z[i]);
-                            ha[i] += double(jv * s.v0 + r * s.v1 * u[i]);
+                            const auto s = sl.template eval<1>(z[i]);
+                            tg[i] += jv * s.v0 + r * s.v1 * u[i];
                             z[i] = jv * a[i] * s.v1 + r * s.v1 * va[i];
                         }
                     } else {
 #pragma omp simd
                         for (Index i = 0; i < m; ++i) {
-                            const auto s = sig.template eval<2>(z[i]);
-                            ha[i] += double(jv * s.v0 + r * s.v1 * u[i]);
+                            const auto s = sl.template eval<2>(z[i]);
+                            tg[i] += jv * s.v0 + r * s.v1 * u[i];
                             z[i] = jv * a[i] * s.v1 + r * (s.v1 * va[i] + a[i] * s.v2 * u[i]);
                         }
                     }
                 }
+                for (Index i = 0; i < m; ++i) ha[i] += double(tg[i]);  // tile sums in T, flushed to double
                 gemm::ctx_acc(Zt, rows, m, X.row(r0).data(), d, X.outerStride(), G);
             });
         }, detail::gemm_work(X, W));
