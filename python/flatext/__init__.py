@@ -16,6 +16,7 @@ from .curvature import (
     loss_grad,
 )
 from .info import info
+from .sweeps import sweep
 from .symmetry import balance, orbit_min_trace, rescale
 
 __version__ = "0.1.0"
@@ -47,4 +48,5 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "info",
+    "sweep",
 ]

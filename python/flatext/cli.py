@@ -12,6 +12,8 @@ import sys
 # (module, attribute) of each subcommand's add_parser(subparsers) function.
 SUBCOMMANDS = [
     ("flatext.info", "add_parser"),
+    ("flatext.sweeps", "add_parser"),
+    ("flatext.sweeps.plot", "add_parser"),
 ]
 
 
