@@ -11,6 +11,7 @@ import sys
 
 # (module, attribute) of each subcommand's add_parser(subparsers) function.
 SUBCOMMANDS = [
+    ("flatext.reproduce", "add_parser"),
     ("flatext.info", "add_parser"),
     ("flatext.sweeps", "add_parser"),
     ("flatext.sweeps.plot", "add_parser"),

@@ -11,6 +11,7 @@
 // held whole. Per-neuron and scalar sums accumulate in double.
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -197,16 +198,25 @@ TraceParts<T> hessian_trace_parts(const MatRef<T>& W, const VecRef<T>& a, const 
     const Index n = X.rows(), m = W.rows();
     const bool linear = act.piecewise_linear();
     TilePlan plan(n, m, 0, sizeof(T));
-    const Index len = 3 * m + 1;  // per chunk: A (m), Bgn (m), Br (m), sum r^2
+    const Index len = 3 * m + 1;  // per chunk: A (m), D (m), R (m), sum r^2
     std::vector<double> acc(std::size_t(plan.chunks * len), 0.0);
     dispatch_sigma<T>(act, [&](auto sig) {
         parallel_chunks(plan, [&](Index c) {
             std::vector<T> Z(std::size_t(plan.tile * m));
+            // a tile's column sums run in T (vectorized, <= 256 terms) and are
+            // flushed into the chunk's double accumulators after each tile
+            std::vector<T> tA(static_cast<std::size_t>(m)), tD(tA.size()), tR(tA.size());
             double* A = &acc[std::size_t(c * len)];
-            double* Bg = A + m;
-            double* Br = Bg + m;
-            double& L = Br[m];
+            double* D = A + m;  // sum_j sigma'^2 s_j        (times a_i^2 at the end)
+            double* R = D + m;  // sum_j r_j sigma'' s_j      (times a_i at the end)
+            double& L = R[m];
             detail::walk_tiles<T>(plan, c, X, W, Z, [&](Index r0, Index rows, const T* Zt) {
+                std::fill(tA.begin(), tA.end(), T(0));
+                std::fill(tD.begin(), tD.end(), T(0));
+                std::fill(tR.begin(), tR.end(), T(0));
+                T* pA = tA.data();
+                T* pD = tD.data();
+                T* pR = tR.data();
                 for (Index j = 0; j < rows; ++j) {
                     const T* z = Zt + j * m;
                     const T sj = X.row(r0 + j).squaredNorm();
@@ -217,19 +227,25 @@ TraceParts<T> hessian_trace_parts(const MatRef<T>& W, const VecRef<T>& a, const 
                         for (Index i = 0; i < m; ++i) {
                             T s[2];
                             sig.template eval<1>(z[i], s);
-                            A[i] += double(s[0] * s[0]);
-                            Bg[i] += double(a[i] * a[i] * s[1] * s[1] * sj);
+                            pA[i] += s[0] * s[0];
+                            pD[i] += s[1] * s[1] * sj;
                         }
                     } else {
+                        const T rs = r * sj;
 #pragma omp simd
                         for (Index i = 0; i < m; ++i) {
                             T s[3];
                             sig.template eval<2>(z[i], s);
-                            A[i] += double(s[0] * s[0]);
-                            Bg[i] += double(a[i] * a[i] * s[1] * s[1] * sj);
-                            Br[i] += double(r * a[i] * s[2] * sj);
+                            pA[i] += s[0] * s[0];
+                            pD[i] += s[1] * s[1] * sj;
+                            pR[i] += rs * s[2];
                         }
                     }
+                }
+                for (Index i = 0; i < m; ++i) {
+                    A[i] += double(pA[i]);
+                    D[i] += double(pD[i]);
+                    R[i] += double(pR[i]);
                 }
             });
         });
@@ -242,8 +258,9 @@ TraceParts<T> hessian_trace_parts(const MatRef<T>& W, const VecRef<T>& a, const 
     double G = 0.0, R = 0.0;
     const double inv = 1.0 / double(n);
     for (Index i = 0; i < m; ++i) {
-        const double Ai = tot[std::size_t(i)] * inv, Bgi = tot[std::size_t(m + i)] * inv,
-                     Bri = tot[std::size_t(2 * m + i)] * inv;
+        const double ai = double(a[i]);
+        const double Ai = tot[std::size_t(i)] * inv, Bgi = ai * ai * tot[std::size_t(m + i)] * inv,
+                     Bri = ai * tot[std::size_t(2 * m + i)] * inv;
         out.per_neuron_a[i] = T(Ai);
         out.per_neuron_w[i] = T(Bgi + Bri);
         out.per_neuron[i] = T(Ai + Bgi + Bri);
