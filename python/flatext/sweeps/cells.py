@@ -197,10 +197,19 @@ def _m_random(cell, data, p):
     return data["W0"], data["a0"], {}
 
 
+# Defaults of the numpy GD/SAM fallback for parameters the sweep leaves out.
+_FALLBACK_TRAIN = {"lr": 0.1, "rho": 0.05, "max_iter": 10000, "tol": 1e-10}
+
+
+def _given(p, names):
+    return {k: p[k] for k in names if p.get(k) is not None}
+
+
 def _gd_fallback(cell, data, p, sam=False):
     """Plain full-batch GD / SAM in numpy on flatext.loss_grad (fallback while flatext.train is missing)."""
     import flatext
 
+    p = dict(_FALLBACK_TRAIN, **p)
     W, a = data["W0"].copy(), data["a0"].copy()
     X, y = data["X"], data["y"]
     kw = dict(power=cell["power"], neg=cell["neg"])
@@ -233,10 +242,8 @@ def _m_train(kind):
             W, a, info = _gd_fallback(cell, data, p, sam=(kind == "sam"))
             info["fallback"] = f"{kind}:numpy"
             return W, a, info
-        kw = dict(power=cell["power"], neg=cell["neg"], method=kind, lr=p["lr"], max_iter=p["max_iter"],
-                  tol=p["tol"])
-        if kind == "sam":
-            kw["rho"] = p["rho"]
+        kw = dict(power=cell["power"], neg=cell["neg"], method=kind)
+        kw.update(_given(p, ("lr", "max_iter", "tol", "rho")))
         res = train(data["W0"], data["a0"], data["X"], data["y"], **kw)
         return res.W, res.a, _res_info(res, ("iterations", "converged"))
 
@@ -245,24 +252,26 @@ def _m_train(kind):
 
 def _m_project(cell, data, p):
     f = _need("find_interpolator")
-    res = f(data["W0"], data["a0"], data["X"], data["y"], power=cell["power"], neg=cell["neg"], tol=p["tol"],
-            max_iter=p["max_iter"])
+    res = f(data["W0"], data["a0"], data["X"], data["y"], power=cell["power"], neg=cell["neg"],
+            **_given(p, ("tol", "max_iter")))
     return res.W, res.a, _res_info(res, ("iterations", "converged"))
 
 
 def _m_flattest(cell, data, p):
     f = _need("flattest_interpolator")
     res = f(data["W0"], data["a0"], data["X"], data["y"], power=cell["power"], neg=cell["neg"],
-            max_iter=p["max_iter"], balance=p["balance"], tol=p["tol"])
+            **_given(p, ("max_iter", "balance", "tol")))
     return res.W, res.a, _res_info(res, ("iterations", "converged"))
 
 
 def _m_memorize(cell, data, p):
     f = _need("memorizing_interpolator")
-    m = cell["m"] if p["pad"] else None
-    if m is not None and m < cell["n"]:
-        raise ValueError(f"memorize: pad=true needs m >= n, got m={m}, n={cell['n']}")
-    W, a = f(data["X"], data["y"], power=cell["power"], neg=cell["neg"], kappa=p["kappa"], m=m)
+    kw = _given(p, ("kappa",))
+    if p.get("pad"):
+        if cell["m"] < cell["n"]:
+            raise ValueError(f"memorize: pad=true needs m >= n, got m={cell['m']}, n={cell['n']}")
+        kw["m"] = cell["m"]
+    W, a = f(data["X"], data["y"], power=cell["power"], neg=cell["neg"], **kw)
     return W, a, {}
 
 

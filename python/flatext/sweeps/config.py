@@ -180,23 +180,24 @@ def _width(v):
     return f"expected an integer or a string such as \"2n\", got {type(v).__name__} {v!r}"
 
 
-# Method algorithms: parameter -> (checker, default). None default: not passed on.
+# Method algorithms: parameter -> (checker, default). A None default is not
+# passed on: the flatext function's own default applies.
 METHODS = {
     "random": {},
-    "gd": {"lr": (_pos_num, 0.1), "max_iter": (_pos_int, 10000), "tol": (_nonneg_num, 1e-10)},
+    "gd": {"lr": (_pos_num, None), "max_iter": (_pos_int, None), "tol": (_nonneg_num, None)},
     "sam": {
-        "lr": (_pos_num, 0.1),
-        "rho": (_pos_num, 0.05),
-        "max_iter": (_pos_int, 10000),
-        "tol": (_nonneg_num, 1e-10),
+        "lr": (_pos_num, None),
+        "rho": (_pos_num, None),
+        "max_iter": (_pos_int, None),
+        "tol": (_nonneg_num, None),
     },
-    "project": {"tol": (_pos_num, 1e-10), "max_iter": (_pos_int, 100)},
+    "project": {"tol": (_pos_num, None), "max_iter": (_pos_int, None)},
     "flattest": {
-        "max_iter": (_pos_int, 200),
-        "tol": (_pos_num, 1e-8),
-        "balance": (_bool, True),
+        "max_iter": (_pos_int, None),
+        "tol": (_pos_num, None),
+        "balance": (_bool, None),
     },
-    "memorize": {"kappa": (_pos_num, 1.0), "pad": (_bool, False)},
+    "memorize": {"kappa": (_pos_num, None), "pad": (_bool, False)},
 }
 # Methods whose result does not depend on the random initialization.
 NO_INIT = {"memorize"}

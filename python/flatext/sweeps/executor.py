@@ -224,16 +224,27 @@ def run_dask(cells, on_result, *, scheduler=None, local_cluster=None, chunk_size
         import uuid
 
         run_tag = uuid.uuid4().hex[:8]
-        futs = {}
-        for ch in chunks:
+        attempts = {}
+
+        def submit(ch):
+            k = attempts[ch[0]["cell_id"]] = attempts.get(ch[0]["cell_id"], -1) + 1
             f = client.submit(_dask_task, ch, host_threads, retries=retries, pure=False,
-                              key=f"flatext-cells-{run_tag}-{ch[0]['cell_id']}-{len(ch)}")
+                              key=f"flatext-cells-{run_tag}-{ch[0]['cell_id']}-{len(ch)}-{k}")
             futs[f.key] = (f, ch)
-        for fut in as_completed([f for f, _ in futs.values()]):
-            ch = futs[fut.key][1]
+            return f
+
+        futs = {}
+        ac = as_completed([submit(ch) for ch in chunks])
+        for fut in ac:
+            ch = futs.pop(fut.key)[1]
             try:
                 rows = fut.result()
             except Exception as e:
+                # the task's own retries are spent, or its result was lost with a
+                # worker: resubmit it a few times, then record error rows
+                if attempts[ch[0]["cell_id"]] < retries:
+                    ac.add(submit(ch))
+                    continue
                 if error_row is None:
                     raise
                 rows = [error_row(c, f"dask task failed: {type(e).__name__}: {e}") for c in ch]

@@ -67,6 +67,7 @@ def plot(results, *, x, y, hue=None, out, logx=False, logy=False, kind="auto", b
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     import numpy as np
+    import pandas as pd
 
     df = _load(results)
     for arg, col in (("x", x), ("y", y), ("hue", hue)):
@@ -80,7 +81,7 @@ def plot(results, *, x, y, hue=None, out, logx=False, logy=False, kind="auto", b
         df = df.query(where)
     if "status" in df.columns:
         df = df[df["status"] == "ok"]
-    numeric_x = np.issubdtype(df[x].dtype, np.number) if len(df) else True
+    numeric_x = bool(pd.api.types.is_numeric_dtype(df[x])) and not pd.api.types.is_bool_dtype(df[x])
     df = df[np.isfinite(df[y].astype(float))]
     if numeric_x:
         df = df[np.isfinite(df[x].astype(float))]

@@ -69,6 +69,31 @@ def _rows_to_table(rows):
     return pa.Table.from_pandas(df, preserve_index=False)
 
 
+def _normalize(df):
+    """Column types that do not depend on how rows were split into parts.
+
+    A column absent from some parts (or all-null in one) comes back as
+    ``object`` holding ``None``: make booleans nullable ``boolean`` and
+    numbers ``float64`` (NaN for missing), whatever the partition.
+    """
+    import numpy as np
+    import pandas as pd
+
+    for col in df.columns:
+        s = df[col]
+        if s.dtype != object and not pd.api.types.is_bool_dtype(s.dtype):
+            continue
+        vals = s.dropna()
+        if len(vals) == 0:
+            df[col] = pd.Series([None] * len(s), dtype=object, index=s.index)
+        elif all(isinstance(v, (bool, np.bool_)) for v in vals):
+            df[col] = s.astype("boolean")
+        elif all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+                 for v in vals):
+            df[col] = s.astype("float64")
+    return df
+
+
 class ResultStore:
     """Parquet results of one sweep at ``out`` (see the module docstring).
 
@@ -120,7 +145,7 @@ class ResultStore:
         frames = [f for f in frames if len(f)]
         if not frames:
             return pd.DataFrame()
-        return pd.concat(frames, ignore_index=True, sort=False)
+        return _normalize(pd.concat(frames, ignore_index=True, sort=False))
 
     def finished_ids(self):
         """Cell ids with an ``ok`` row in the parts."""
