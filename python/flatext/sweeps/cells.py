@@ -101,16 +101,38 @@ class _FallbackSumOfSingleIndex:
         return X, y
 
 
-def _teachers_module():
-    try:
-        from .. import teachers  # noqa: F401
+_TEACHERS_MOD = []
 
-        return teachers
-    except ImportError:
-        return None
+
+def _teachers_module():
+    if not _TEACHERS_MOD:  # look once per process (a failed import is slow to repeat)
+        try:
+            from .. import teachers  # noqa: F401
+        except ImportError:
+            teachers = None
+        _TEACHERS_MOD.append(teachers)
+    return _TEACHERS_MOD[0]
+
+
+_TEACHER_CACHE = {}
 
 
 def make_teacher(spec, d):
+    """Build (and cache per process) the teacher of a ``teacher`` spec in dimension d.
+
+    Returns ``(teacher, fallback)``: ``fallback`` is a string naming the numpy
+    stand-in used when ``flatext.teachers`` is missing, else ``None``.
+    """
+    key = (json.dumps(spec, sort_keys=True), int(d))
+    hit = _TEACHER_CACHE.get(key)
+    if hit is None:
+        if len(_TEACHER_CACHE) > 256:
+            _TEACHER_CACHE.clear()
+        hit = _TEACHER_CACHE[key] = _make_teacher(spec, d)
+    return hit
+
+
+def _make_teacher(spec, d):
     """Build the teacher of a cell's ``teacher`` spec in dimension d.
 
     Returns ``(teacher, fallback)``: ``fallback`` is a string naming the numpy
