@@ -150,6 +150,9 @@ def _make_teacher(spec, d):
     if kind == "multi_index":
         return T.MultiIndex.random(d, spec["r"], spec["link"], seed=spec["seed"]), None
     if kind == "planted":
+        if hasattr(T.PlantedNetwork, "random"):
+            return T.PlantedNetwork.random(d, spec["width"], power=spec["power"], neg=spec["neg"],
+                                           seed=spec["seed"]), None
         rng = np.random.default_rng(spec["seed"])
         W = rng.standard_normal((spec["width"], d))
         W /= np.linalg.norm(W, axis=1, keepdims=True)
