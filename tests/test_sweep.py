@@ -433,3 +433,21 @@ def test_example_sweep_files_validate():
     assert {c["n"] for c in rep.cells} == {100, 300} and {c["d"] for c in rep.cells} == {8}
     assert all(c["m"] == 2 * c["n"] for c in rep.cells)
     assert {c["method_kind"] for c in rep.cells} >= {"gd", "memorize", "flattest"}
+
+
+def test_local_plan_never_oversubscribes():
+    from flatext.sweeps.executor import LARGE_CELL, cell_cost, plan_local
+
+    small = [{"n": 16, "m": 8, "d": 3, "cell_id": str(i)} for i in range(40)]
+    big = [{"n": 4096, "m": 1024, "d": 64, "cell_id": "b"}]
+    assert cell_cost(big[0]) >= LARGE_CELL > cell_cost(small[0])
+    for cores in (1, 2, 3, 8, 64):
+        for workers in (None, 1, 2, 5):
+            phases = plan_local(small + big, cores=cores, workers=workers)
+            assert [len(p[0]) for p in phases] == [40, 1]
+            (_, procs, threads, chunk), (_, procs_big, threads_big, _) = phases
+            assert procs * threads <= max(cores, procs) and procs <= (workers or cores)
+            assert threads == max(1, cores // procs) and 1 <= chunk <= 16
+            assert (procs_big, threads_big) == (1, cores)  # a large cell gets all threads
+    phases = plan_local(small[:3], cores=8)
+    assert phases[0][1:3] == (3, 2)  # 3 cells: 3 processes with 2 threads each
