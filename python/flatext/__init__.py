@@ -17,6 +17,9 @@ from .curvature import (
 )
 from .info import info
 from .sweeps import sweep
+from .population import PopulationEstimate, population_loss
+from . import teachers
+from .teachers import MultiIndex, PlantedNetwork, SumOfSingleIndex, sample_inputs
 from .symmetry import balance, orbit_min_trace, rescale
 
 __version__ = "0.1.0"
@@ -49,4 +52,11 @@ __all__ = [
     "set_num_threads",
     "info",
     "sweep",
+    "PopulationEstimate",
+    "population_loss",
+    "teachers",
+    "SumOfSingleIndex",
+    "MultiIndex",
+    "PlantedNetwork",
+    "sample_inputs",
 ]

@@ -10,5 +10,6 @@
 #include "gemm.hpp"
 #include "kernels.hpp"
 #include "lanczos.hpp"
+#include "population.hpp"
 #include "symmetry.hpp"
 #include "tiling.hpp"
