@@ -94,10 +94,10 @@ BAD = [
 
 def _merge(base, extra):
     """Text of GOOD with the tables of `extra` replacing/merging its own (TOML allows one header each)."""
-    import tomllib
+    from flatext.sweeps.config import _toml
 
-    raw = tomllib.loads(base)
-    for k, v in tomllib.loads(extra).items():
+    raw = _toml().loads(base)
+    for k, v in _toml().loads(extra).items():
         if isinstance(v, dict) and isinstance(raw.get(k), dict) and k != "methods":
             raw[k].update(v)
         else:

@@ -49,10 +49,22 @@ import json
 import os
 import re
 
-try:  # Python >= 3.11
-    import tomllib as _toml
-except ModuleNotFoundError:  # pragma: no cover - py < 3.11
-    import tomli as _toml
+
+def _toml():
+    """tomllib (Python >= 3.11) or tomli, imported only when a file is read."""
+    try:
+        import tomllib
+
+        return tomllib
+    except ModuleNotFoundError:  # pragma: no cover - py < 3.11
+        try:
+            import tomli
+
+            return tomli
+        except ModuleNotFoundError:
+            raise ImportError("reading sweep files on Python < 3.11 needs tomli: pip install 'flatext[sweep]'") \
+                from None
+
 
 __all__ = [
     "SweepConfigError",
@@ -298,10 +310,11 @@ def load_config(config):
         raw = copy.deepcopy(config)
     elif isinstance(config, (str, os.PathLike)):
         source = os.fspath(config)
+        toml = _toml()
         with open(source, "rb") as fh:
             try:
-                raw = _toml.load(fh)
-            except _toml.TOMLDecodeError as e:
+                raw = toml.load(fh)
+            except toml.TOMLDecodeError as e:
                 raise SweepConfigError(source, "<toml>", f"not valid TOML: {e}") from None
     else:
         raise TypeError(f"config: expected a path or a dict, got {type(config).__name__}")

@@ -69,6 +69,9 @@ def _rows_to_table(rows):
     return pa.Table.from_pandas(df, preserve_index=False)
 
 
+_STR_DTYPE = None
+
+
 def _normalize(df):
     """Column types that do not depend on how rows were split into parts.
 
@@ -79,9 +82,12 @@ def _normalize(df):
     import numpy as np
     import pandas as pd
 
+    global _STR_DTYPE
+    if _STR_DTYPE is None:
+        _STR_DTYPE = _str_dtype()
     for col in df.columns:
         s = df[col]
-        if s.dtype != object and not pd.api.types.is_bool_dtype(s.dtype):
+        if not (s.dtype == object or pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_string_dtype(s.dtype)):
             continue
         vals = s.dropna()
         if len(vals) == 0:
@@ -91,7 +97,15 @@ def _normalize(df):
         elif all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
                  for v in vals):
             df[col] = s.astype("float64")
+        elif all(isinstance(v, str) for v in vals):
+            df[col] = s.astype(_STR_DTYPE)  # what pandas gives strings with missing values
     return df
+
+
+def _str_dtype():
+    import pandas as pd
+
+    return pd.Series(["a", None]).dtype  # object (pandas < 3) or str (pandas >= 3)
 
 
 class ResultStore:
