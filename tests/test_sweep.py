@@ -353,6 +353,35 @@ def test_sigkill_then_resume_loses_nothing_and_duplicates_nothing(tmp_path):
     pd.testing.assert_frame_equal(stable(df4), stable(df))
 
 
+def test_local_worker_killed_mid_sweep_still_completes(tmp_path, monkeypatch):
+    monkeypatch.setenv(SWEEP_DELAY_ENV, "0.1")
+    cfg_path = write_toml(tmp_path / "kill.toml", KILL_TOML)
+    out = tmp_path / "res.parquet"
+    parts = str(out) + ".parts"
+    killed = []
+
+    def killer():
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            rows = _part_rows(parts)
+            if len(rows) >= 2:
+                victim = int(rows["pid"].iloc[-1])
+                assert victim != os.getpid()
+                os.kill(victim, signal.SIGKILL)
+                killed.append((victim, len(rows)))
+                return
+            time.sleep(0.02)
+
+    th = threading.Thread(target=killer, daemon=True)
+    th.start()
+    df = flatext.sweep(cfg_path, out=out, workers=2, chunk_size=1, progress=False)
+    th.join(timeout=5)
+    assert killed and killed[0][1] < 24
+    assert len(df) == 24 and df["cell_id"].is_unique and (df.status == "ok").all()
+    assert killed[0][0] in set(df["pid"])  # it had finished cells before it died
+    assert len(set(df["pid"])) >= 3  # a fresh pool finished the rest
+
+
 def test_dask_worker_killed_mid_sweep_still_completes(tmp_path, monkeypatch, quiet_dask):
     from distributed import Client, LocalCluster
 
@@ -406,6 +435,8 @@ def test_cli_sweep_and_plot(tmp_path, capsys):
     cfg = write_toml(tmp_path / "c.toml", GOOD.replace("[methods.random]", "[methods.random]\n[methods.gd]\n"
                                                        "lr = 0.2\nmax_iter = 20"))
     out = tmp_path / "r.parquet"
+    assert main(["sweep", cfg, "--out", str(out), "--dry-run"]) == 0
+    assert "4 cells (random: 2, gd: 2)" in capsys.readouterr().out and not out.exists()
     assert main(["sweep", cfg, "--out", str(out), "--workers", "0", "--no-progress"]) == 0
     assert "4 cells" in capsys.readouterr().out
     for args in (["--x", "seed", "--y", "train_loss", "--hue", "method"],

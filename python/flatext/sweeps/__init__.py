@@ -132,6 +132,18 @@ def sweep(config, *, out, scheduler=None, local_cluster=None, resume=True, progr
 
 
 def _run_cli(args):
+    if args.dry_run:
+        try:
+            cfg = load_config(args.config)
+        except SweepConfigError as e:
+            print(f"flatext sweep: {e}", file=sys.stderr)
+            return 2
+        from collections import Counter
+
+        counts = Counter(c["method"] for c in cfg.cells)
+        print(f"{cfg.source}: sweep {cfg.name!r}, {len(cfg)} cells ("
+              + ", ".join(f"{k}: {v}" for k, v in counts.items()) + ")")
+        return 0
     try:
         df = sweep(args.config, out=args.out, scheduler=args.scheduler, local_cluster=args.local_cluster,
                    resume=not args.no_resume, progress=not args.no_progress, workers=args.workers,
@@ -162,4 +174,5 @@ def add_parser(sub):
     p.add_argument("--chunk-size", type=int, default=None, help="cells per task (default: automatic)")
     p.add_argument("--no-resume", action="store_true", help="discard earlier results and start over")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--dry-run", action="store_true", help="validate the file, print the number of cells, run nothing")
     p.set_defaults(func=_run_cli)

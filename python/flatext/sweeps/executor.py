@@ -8,7 +8,9 @@ Local (default)
     one at a time in one worker process with all cores as kernel threads.
     Cells go to workers in chunks (tasks) of a few cells, so per-task overhead
     stays small for thousands of tiny cells; each finished chunk comes back and
-    is written at once.
+    is written at once. If a worker process dies (killed, out of memory), the
+    chunks not yet finished run again in a fresh pool (``LOCAL_RESTARTS``
+    times at most).
 
 Dask
     ``scheduler="tcp://host:port"`` connects a :class:`distributed.Client` to a
@@ -27,10 +29,13 @@ import logging
 import math
 import os
 
-__all__ = ["LARGE_CELL", "cell_cost", "cpu_count", "plan_local", "run_local", "run_dask", "chunked"]
+__all__ = ["LARGE_CELL", "LOCAL_RESTARTS", "cell_cost", "cpu_count", "plan_local", "run_local", "run_dask", "chunked"]
 
 # n * m * d above which a cell is "large" (gets all kernel threads, runs alone).
 LARGE_CELL = 1 << 22
+# A dead worker process breaks its pool: the unfinished chunks run again in a
+# fresh pool, at most this many times.
+LOCAL_RESTARTS = 2
 # Environment of worker processes: BLAS pools of numpy single-threaded (the
 # kernels' own OpenMP threads are set per worker with flatext.set_num_threads).
 _CHILD_ENV = {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
@@ -126,23 +131,35 @@ def run_local(cells, on_result, *, workers=None, chunk_size=None):
     ctx = mp.get_context("spawn")
     for phase_cells, procs, threads, chunk in plan_local(cells, workers=workers, chunk_size=chunk_size):
         env = dict(_CHILD_ENV, OMP_NUM_THREADS=str(threads))
-        with _env(env):  # spawned children inherit it (they start during the submits below)
-            pool = cf.ProcessPoolExecutor(max_workers=procs, mp_context=ctx, initializer=_init_worker,
-                                          initargs=(threads,))
+        pending = chunked(phase_cells, chunk)
+        for attempt in range(LOCAL_RESTARTS + 1):
+            with _env(env):  # spawned children inherit it (they start during the submits below)
+                pool = cf.ProcessPoolExecutor(max_workers=procs, mp_context=ctx, initializer=_init_worker,
+                                              initargs=(threads,))
+                try:
+                    futs = {pool.submit(run_cells, ch): i for i, ch in enumerate(pending)}
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+            done = set()
             try:
-                futs = [pool.submit(run_cells, ch) for ch in chunked(phase_cells, chunk)]
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-        try:
-            for fut in cf.as_completed(futs):
-                on_result(fut.result())
-        except BrokenProcessPool as e:
+                for fut in cf.as_completed(futs):
+                    try:
+                        rows = fut.result()
+                    except BrokenProcessPool:
+                        continue  # its chunk is run again by a fresh pool below
+                    on_result(rows)
+                    done.add(futs[fut])
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+            pending = [ch for i, ch in enumerate(pending) if i not in done]
+            if not pending:
+                break
+        else:
             raise RuntimeError(
-                "a sweep worker process died; finished cells are saved, rerun the same command to resume"
-            ) from e
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+                f"sweep worker processes kept dying ({LOCAL_RESTARTS + 1} pools); {sum(map(len, pending))} cells "
+                "not run; finished cells are saved: rerun the same command to resume"
+            )
 
 
 # ---------------------------------------------------------------------------
