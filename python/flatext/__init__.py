@@ -20,6 +20,7 @@ from .sweeps import sweep
 from .population import PopulationEstimate, population_loss
 from . import teachers
 from .teachers import MultiIndex, PlantedNetwork, SumOfSingleIndex, sample_inputs
+from .paths import get_cmake_dir, get_include
 from .symmetry import balance, orbit_min_trace, rescale
 
 __version__ = "0.1.0"
@@ -59,4 +60,6 @@ __all__ = [
     "MultiIndex",
     "PlantedNetwork",
     "sample_inputs",
+    "get_include",
+    "get_cmake_dir",
 ]

@@ -15,6 +15,7 @@ SUBCOMMANDS = [
     ("flatext.info", "add_parser"),
     ("flatext.sweeps", "add_parser"),
     ("flatext.sweeps.plot", "add_parser"),
+    ("flatext.paths", "add_parser"),
 ]
 
 

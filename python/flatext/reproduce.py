@@ -63,8 +63,8 @@ class ReproduceConfig:
     starts: int = 3                         # random starts of the flattest search
     small_init: float = 1e-2
     large_init: float = 1.0
-    gd_max_iter: int = 20000
-    search_max_iter: int = 300
+    gd_max_iter: int = 3000
+    search_max_iter: int = 200
     noise_levels: Sequence[float] = (0.0, 0.1, 0.3)
     noise_ns: Sequence[int] = (50, 100, 200)
     rescale_range: float = 3.0              # global rescalings t in 10^[-r, r]
@@ -73,7 +73,7 @@ class ReproduceConfig:
 
     @classmethod
     def quick_config(cls, **kw):
-        base = dict(d=5, ns=(40,), starts=2, gd_max_iter=4000, search_max_iter=60, noise_levels=(0.0, 0.2),
+        base = dict(d=5, ns=(40,), starts=2, gd_max_iter=1500, search_max_iter=60, noise_levels=(0.0, 0.2),
                     noise_ns=(30, 60), quick=True)
         base.update(kw)
         return cls(**base)
@@ -156,7 +156,31 @@ def _timed(fn):
     return out, time.perf_counter() - t
 
 
-def _methods(prob: _Problem, claim: str, bar) -> List[Row]:
+def _gd_interpolator(prob: _Problem, claim: str, label: str, W0, a0) -> Row:
+    """Full-batch GD with step 0.9 / lambda_max(init) (at most 0.2), then a
+    Gauss-Newton polish from where it stopped: the interpolator GD finds."""
+    import flatext as fx
+
+    cfg = prob.cfg
+    kw = dict(power=cfg.power, neg=cfg.neg)
+    t0 = time.perf_counter()
+    lam = float(fx.hessian_top_eigenvalues(W0, a0, prob.X, prob.y, k=1, max_iter=60, tol=1e-3, **kw)[0])
+    lr = min(0.2, 0.9 / max(lam, 1e-12))
+    res = fx.train(W0, a0, prob.X, prob.y, method="gd", lr=lr, max_iter=cfg.gd_max_iter, tol=1e-9, polish=False,
+                   **kw)
+    note = f"lr {lr:.3g}, {res.iterations} steps to loss {float(res.loss):.1e}"
+    W, a = res.W, res.a
+    try:
+        pol = fx.find_interpolator(W, a, prob.X, prob.y, **kw)
+        if pol.converged:
+            W, a = pol.W, pol.a
+            note += ", then Gauss-Newton polish"
+    except ValueError as e:  # keep GD's point and say so
+        note += f"; polish failed: {e}"
+    return prob.row(claim, label, W, a, prob.seed, time.perf_counter() - t0, note=note)
+
+
+def _methods(prob: _Problem, claim: str) -> List[Row]:
     """Every interpolator of claim 2 on one problem."""
     import flatext as fx
 
@@ -165,13 +189,9 @@ def _methods(prob: _Problem, claim: str, bar) -> List[Row]:
     rows = []
     for label, scale in (("gd, small init", cfg.small_init), ("gd, large init", cfg.large_init)):
         W0, a0 = prob.init(scale, prob.seed)
-        res, dt = _timed(lambda: fx.train(W0, a0, prob.X, prob.y, method="gd", max_iter=cfg.gd_max_iter, **kw))
-        rows.append(prob.row(claim, label, res.W, res.a, prob.seed, dt,
-                             note="" if res.converged else "did not reach interpolation"))
-        bar.update(1)
-    (Wm, am), dt = _timed(lambda: fx.memorizing_interpolator(prob.X, prob.y, **kw))
+        rows.append(_gd_interpolator(prob, claim, label, W0, a0))
+    (Wm, am), dt = _timed(lambda: fx.memorizing_interpolator(prob.X, prob.y, m=max(prob.m, prob.n), **kw))
     rows.append(prob.row(claim, "memorizer", Wm, am, prob.seed, dt))
-    bar.update(1)
     for s in range(cfg.starts):
         W0, a0 = prob.init(1.0, 100 + s)
         proj, dt0 = _timed(lambda: fx.find_interpolator(W0, a0, prob.X, prob.y, **kw))
@@ -181,11 +201,10 @@ def _methods(prob: _Problem, claim: str, bar) -> List[Row]:
                                                           max_iter=cfg.search_max_iter, **kw))
         rows.append(prob.row(claim, "flattest", res.W, res.a, s, dt0 + dt,
                              note="" if res.converged else "max_iter reached"))
-        bar.update(1)
     return rows
 
 
-def _claim1(prob: _Problem, bar):
+def _claim1(prob: _Problem):
     """Global and random per-neuron rescalings of one interpolator."""
     import flatext as fx
 
@@ -204,25 +223,65 @@ def _claim1(prob: _Problem, bar):
         rows.append(prob.row("1", f"random per-neuron rescale (log-sd {s:g})", W, a, 0, 0.0))
     Wb, ab = fx.balance(base.W, base.a, prob.X, prob.y, **kw)
     rows.append(prob.row("1", "balanced (orbit minimum)", Wb, ab, 0, 0.0))
-    bar.update(1)
     return rows
 
 
-def _claim4(cfg, bar):
+def _claim4(cfg, noise, n):
     import flatext as fx
 
     kw = dict(power=cfg.power, neg=cfg.neg)
-    rows = []
+    prob = _Problem(cfg, cfg.teacher, n, noise, seed=0)
+    W0, a0 = prob.init(1.0, 200)
+    proj, dt0 = _timed(lambda: fx.find_interpolator(W0, a0, prob.X, prob.y, **kw))
+    res, dt = _timed(lambda: fx.flattest_interpolator(proj.W, proj.a, prob.X, prob.y,
+                                                      max_iter=cfg.search_max_iter, **kw))
+    return [prob.row("4", "flattest", res.W, res.a, 0, dt0 + dt)]
+
+
+def _steps(cfg):
+    """The reproduction as independent steps: (key, function returning rows)."""
+    steps = [("claim1", lambda: _claim1(_Problem(cfg, cfg.teacher, cfg.ns[0], 0.0, seed=0)))]
+    for n in cfg.ns:
+        for te in (cfg.teacher, cfg.edge_teacher):
+            steps.append((f"claim2-{te}-n{n}", lambda n=n, te=te: _methods(_Problem(cfg, te, n, 0.0, seed=0), "2")))
     for noise in cfg.noise_levels:
         for n in cfg.noise_ns:
-            prob = _Problem(cfg, cfg.teacher, n, noise, seed=0)
-            W0, a0 = prob.init(1.0, 200)
-            proj = fx.find_interpolator(W0, a0, prob.X, prob.y, **kw)
-            res, dt = _timed(lambda: fx.flattest_interpolator(proj.W, proj.a, prob.X, prob.y,
-                                                              max_iter=cfg.search_max_iter, **kw))
-            rows.append(prob.row("4", "flattest", res.W, res.a, 0, dt))
-            bar.update(1)
-    return rows
+            steps.append((f"claim4-noise{noise:g}-n{n}", lambda noise=noise, n=n: _claim4(cfg, noise, n)))
+    return steps
+
+
+def _fingerprint(cfg) -> str:
+    import hashlib
+    import json
+
+    from . import __version__
+
+    blob = json.dumps([__version__, dataclasses.asdict(cfg)], sort_keys=True, default=list)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _load_step(path, fp):
+    import json
+
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if data.get("fingerprint") != fp:
+        return None
+    return [Row(**r) for r in data["rows"]]
+
+
+def _save_step(path, fp, rows):
+    import json
+
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"fingerprint": fp, "rows": [dataclasses.asdict(r) for r in rows]}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)  # atomic: a killed run never leaves half a step
 
 
 def _check_claims(rows: List[Row], cfg) -> List[tuple]:
@@ -351,20 +410,35 @@ def _figures(rows: List[Row], out: str, cfg) -> List[str]:
 
 
 def reproduce(cfg: ReproduceConfig = ReproduceConfig(), out: str = "flatext-reproduce", progress: bool = True,
-              echo=print):
-    """Run the reproduction; returns ``(rows, checks)`` and writes the output folder."""
+              resume: bool = True, echo=print):
+    """Run the reproduction; returns ``(rows, checks)`` and writes the output folder.
+
+    Each step's rows are saved atomically under ``out/steps/`` as it finishes; a
+    rerun with the same configuration (and flatext version) reuses them, so an
+    interrupted run loses only the step it was in. ``resume=False`` recomputes.
+    """
     from tqdm.auto import tqdm
 
     os.makedirs(out, exist_ok=True)
-    n_steps = 1 + len(cfg.ns) * 2 * (3 + cfg.starts) + len(cfg.noise_levels) * len(cfg.noise_ns)
+    cache = os.path.join(out, "steps")
+    os.makedirs(cache, exist_ok=True)
+    fp = _fingerprint(cfg)
+    steps = _steps(cfg)
     rows: List[Row] = []
     t0 = time.perf_counter()
-    with tqdm(total=n_steps, desc="flatext reproduce", disable=not progress, file=sys.stderr) as bar:
-        rows += _claim1(_Problem(cfg, cfg.teacher, cfg.ns[0], 0.0, seed=0), bar)
-        for n in cfg.ns:
-            for te in (cfg.teacher, cfg.edge_teacher):
-                rows += _methods(_Problem(cfg, te, n, 0.0, seed=0), "2", bar)
-        rows += _claim4(cfg, bar)
+    reused = 0
+    with tqdm(total=len(steps), desc="flatext reproduce", disable=not progress, file=sys.stderr) as bar:
+        for key, fn in steps:
+            path = os.path.join(cache, key + ".json")
+            got = _load_step(path, fp) if resume else None
+            if got is None:
+                bar.set_postfix_str(key)
+                got = fn()
+                _save_step(path, fp, got)
+            else:
+                reused += 1
+            rows += got
+            bar.update(1)
     checks = _check_claims(rows, cfg)
     with open(os.path.join(out, "results.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=FIELDS)
@@ -382,7 +456,7 @@ def reproduce(cfg: ReproduceConfig = ReproduceConfig(), out: str = "flatext-repr
     echo("")
     echo(claims_md)
     echo(f"\nwrote {out}/results.csv, results.md, claims.md and {len(figs)} figures in "
-         f"{time.perf_counter() - t0:.0f} s")
+         f"{time.perf_counter() - t0:.0f} s" + (f" ({reused} of {len(steps)} steps reused from {cache})" if reused else ""))
     return rows, checks
 
 
@@ -400,7 +474,7 @@ def _run(args):
         if args.teacher is None and args.power == 2.0:
             kw["teacher"] = "relu2+relu2"
     cfg = ReproduceConfig.quick_config(**kw) if args.quick else ReproduceConfig(**kw)
-    _, checks = reproduce(cfg, out=args.out, progress=not args.no_progress)
+    _, checks = reproduce(cfg, out=args.out, progress=not args.no_progress, resume=not args.no_resume)
     return 0 if all(ok for _, _, ok in checks) else 1
 
 
@@ -418,4 +492,6 @@ def add_parser(sub):
     p.add_argument("--power", type=float, help="activation degree p")
     p.add_argument("--seed", type=int, help="base seed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-resume", action="store_true", help="recompute every step (default: reuse finished steps "
+                   "saved in OUT/steps by an interrupted run with the same configuration)")
     p.set_defaults(func=_run)

@@ -3,6 +3,9 @@
 // Header-only, templated on the scalar type (float, double), no Python.
 // Link the CMake target flatext::flatext (Eigen, OpenMP and the GEMM backend
 // come along). Names and conventions match the Python API one to one.
+// From an installed package:
+//   find_package(flatext CONFIG REQUIRED)   with -Dflatext_DIR=$(flatext paths --cmakedir)
+// The API, the CMake options and the backend/thread notes: docs/cpp.md.
 #pragma once
 
 #include "activation.hpp"
