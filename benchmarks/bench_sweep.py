@@ -103,14 +103,21 @@ def main(argv=None):
         res = {}
         for w in (1, 2):
             wall, startup, n, steady, df = run(grid(n_cells, steps=args.steps), w, tmp)
-            res[w] = (wall, startup, n, steady, float(df["time_total"].median()))
-        print("| workers | wall (s) | start-up (s) | cells/s (wall) | cells/s (steady) | median cell (ms) |")
-        print("|---|---|---|---|---|---|")
-        for w, (wall, startup, n, steady, med) in res.items():
-            print(f"| {w} | {wall:.2f} | {startup:.2f} | {n / wall:.0f} | {steady:.0f} | {med * 1e3:.2f} |")
+            res[w] = (wall, startup, n, steady, float(df["time_total"].median()), float(df["time_cpu"].median()))
+        print("| workers | wall (s) | start-up (s) | cells/s (wall) | cells/s (steady) | median cell wall (ms) "
+              "| median cell CPU (ms) |")
+        print("|---|---|---|---|---|---|---|")
+        for w, (wall, startup, n, steady, med, cpu) in res.items():
+            print(f"| {w} | {wall:.2f} | {startup:.2f} | {n / wall:.0f} | {steady:.0f} | {med * 1e3:.2f} "
+                  f"| {cpu * 1e3:.2f} |")
         s_wall = res[1][0] / res[2][0]
         s_steady = res[2][3] / res[1][3]
         print(f"\nspeed-up 2 vs 1 workers: {s_wall:.2f}x wall, {s_steady:.2f}x steady (target >= 1.8x)")
+        print("(a cell's wall time well above its CPU time means the cores were busy with other work)")
+        try:
+            print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        except OSError:  # pragma: no cover
+            pass
 
         cfg = load_config(grid(n_cells, method="random"))
         store = ResultStore(os.path.join(tmp, "rand.parquet"), resume=False)

@@ -21,7 +21,7 @@ from flatext.sweeps import SweepConfigError, load_config  # noqa: E402
 from flatext.sweeps.cells import SWEEP_DELAY_ENV, cell_data  # noqa: E402
 
 # Columns that legitimately differ between runs of the same cell.
-VOLATILE = {"time_method", "time_total", "hostname", "pid", "worker"}
+VOLATILE = {"time_method", "time_total", "time_cpu", "hostname", "pid", "worker"}
 
 
 def tiny(**over):

@@ -462,6 +462,7 @@ def run_cell(cell):
     measurement columns are absent.
     """
     t0 = time.perf_counter()
+    c0 = time.process_time()
     row = _base_row(cell)
     fallbacks, notes = [], []
     delay = float(os.environ.get(SWEEP_DELAY_ENV, "0") or 0)
@@ -495,6 +496,7 @@ def run_cell(cell):
     row["notes"] = "\n".join(notes) if notes else None
     if "time" in cell["measurements"]:
         row["time_total"] = time.perf_counter() - t0
+        row["time_cpu"] = time.process_time() - c0
     return row
 
 
