@@ -104,10 +104,11 @@ def _init_worker(threads):
     _set_threads(threads)
 
 
-def run_local(cells, on_result, *, workers=None, chunk_size=None):
+def run_local(cells, on_result, *, workers=None, chunk_size=None, cores=None):
     """Run ``cells`` on this machine; call ``on_result(rows)`` in this thread as each chunk finishes.
 
     ``workers=0`` runs everything in this process (no worker processes).
+    ``cores`` caps the cores used (processes x kernel threads); default: all.
     """
     import concurrent.futures as cf
     import multiprocessing as mp
@@ -122,14 +123,14 @@ def run_local(cells, on_result, *, workers=None, chunk_size=None):
 
         before = flatext.get_num_threads()
         try:
-            for cores_cells, _, threads, chunk in plan_local(cells, workers=1, chunk_size=chunk_size):
+            for cores_cells, _, threads, chunk in plan_local(cells, cores=cores, workers=1, chunk_size=chunk_size):
                 for ch in chunked(cores_cells, chunk):
                     on_result(run_cells(ch, threads=threads))
         finally:
             _set_threads(before)
         return
     ctx = mp.get_context("spawn")
-    for phase_cells, procs, threads, chunk in plan_local(cells, workers=workers, chunk_size=chunk_size):
+    for phase_cells, procs, threads, chunk in plan_local(cells, cores=cores, workers=workers, chunk_size=chunk_size):
         env = dict(_CHILD_ENV, OMP_NUM_THREADS=str(threads))
         pending = chunked(phase_cells, chunk)
         for attempt in range(LOCAL_RESTARTS + 1):
