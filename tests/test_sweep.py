@@ -482,3 +482,22 @@ def test_local_plan_never_oversubscribes():
             assert (procs_big, threads_big) == (1, cores)  # a large cell gets all threads
     phases = plan_local(small[:3], cores=8)
     assert phases[0][1:3] == (3, 2)  # 3 cells: 3 processes with 2 threads each
+
+
+def test_progress_bar_on_a_terminal_only(tmp_path, monkeypatch):
+    import io
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    fast = tiny(sweep={"name": "tiny", "seeds": 2, "measurements": ["train_loss"]})
+    fake = Tty()
+    monkeypatch.setattr(sys, "stderr", fake)
+    flatext.sweep(fast, out=tmp_path / "a.parquet", workers=0)
+    text = fake.getvalue()
+    assert "sweep tiny" in text and "8/8" in text and "cell/s" in text  # done / total, rate
+    quiet = io.StringIO()  # not a terminal: nothing
+    monkeypatch.setattr(sys, "stderr", quiet)
+    flatext.sweep(fast, out=tmp_path / "b.parquet", workers=0)
+    assert quiet.getvalue() == ""
