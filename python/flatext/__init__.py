@@ -21,6 +21,19 @@ from .population import PopulationEstimate, population_loss
 from . import teachers
 from .teachers import MultiIndex, PlantedNetwork, SumOfSingleIndex, sample_inputs
 from .paths import get_cmake_dir, get_include
+from .interpolators import (
+    InterpolationResult,
+    SearchResult,
+    TrainResult,
+    find_interpolator,
+    flattest_interpolator,
+    jvp,
+    memorizing_interpolator,
+    ntk_gram,
+    teacher_plus_memorizer,
+    train,
+    vjp,
+)
 from .symmetry import balance, orbit_min_trace, rescale
 
 __version__ = "0.1.0"
@@ -62,4 +75,15 @@ __all__ = [
     "sample_inputs",
     "get_include",
     "get_cmake_dir",
+    "jvp",
+    "vjp",
+    "ntk_gram",
+    "InterpolationResult",
+    "SearchResult",
+    "TrainResult",
+    "find_interpolator",
+    "flattest_interpolator",
+    "memorizing_interpolator",
+    "teacher_plus_memorizer",
+    "train",
 ]
