@@ -159,7 +159,9 @@ def run_local(cells, on_result, *, workers=None, chunk_size=None, cores=None):
         else:
             raise RuntimeError(
                 f"sweep worker processes kept dying ({LOCAL_RESTARTS + 1} pools); {sum(map(len, pending))} cells "
-                "not run; finished cells are saved: rerun the same command to resume"
+                "not run; finished cells are saved: rerun the same command to resume. (If no cell ran at all: "
+                "worker processes are spawned, so a script calling flatext.sweep needs "
+                "`if __name__ == \"__main__\":`; or run in this process with workers=0.)"
             )
 
 
