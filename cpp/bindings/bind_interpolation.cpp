@@ -115,7 +115,7 @@ void bind_interpolation(py::module_& m) {
 
     m.def("search_step", [](py::handle W, py::handle a, py::handle X, py::handle y, double power, double neg,
                             double tol, double lambda_rel, double gtol, double eta, bool balance, int max_backtrack,
-                            int retract_iter) {
+                            int retract_iter, bool a_correction) {
         const Net net = check_net(W, a, X, y, true);
         const auto act = make_activation(power, neg);
         check_positive(tol, "tol");
@@ -129,6 +129,7 @@ void bind_interpolation(py::module_& m) {
         o.balance = balance;
         o.max_backtrack = max_backtrack;
         o.retract_iter = retract_iter;
+        o.a_correction = a_correction;
         return dispatch(net.f32(), [&](auto tag) -> py::object {
             using T = decltype(tag);
             auto s = nogil2(

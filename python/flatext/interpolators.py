@@ -258,7 +258,8 @@ _HIST_KEYS = ("trace", "orbit_min_trace", "max_residual", "eta", "gt_ratio", "ba
 
 
 def flattest_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, max_iter=200, balance=True, tol=None, gtol=1e-4,
-                          ftol=1e-6, patience=5, lambda_rel=1e-10, retract_iter=6, callback=None):
+                          ftol=1e-6, patience=5, lambda_rel=1e-10, retract_iter=6, a_correction=False,
+                          callback=None):
     """Search the interpolation set for the interpolator of least Hessian trace.
 
     Projected gradient on ``M = {r = 0}``, one C++ step per iteration
@@ -276,10 +277,10 @@ def flattest_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, max_iter=200, bal
     4. retraction ``R``: chord Gauss-Newton iterations
        ``theta' <- theta' - J(theta)^T (K + lambda I)^{-1} r(theta')`` reusing the
        factor of step 2 while each lowers ``||r||`` by at least 30 % (at most
-       ``retract_iter``); then, since f is linear in ``a``, the exact
-       minimum-norm correction of ``a`` alone, ``a <- a - S^T (S S^T)^{-1} r``
-       (``S = sigma(X W^T)``; one ``S S^T``, about half a ``K``); only if that
-       fails (``S S^T`` singular) :func:`find_interpolator` with damping from
+       ``retract_iter``); then (if ``a_correction``), since f is linear in
+       ``a``, the exact minimum-norm correction of ``a`` alone,
+       ``a <- a - S^T (S S^T)^{-1} r`` (``S = sigma(X W^T)``; one ``S S^T``,
+       about half a ``K``); then :func:`find_interpolator` with damping from
        ``1e-9 trace(K)/n``. Target ``max|r| <= tol * max(1, max|y|)``; a trial
        whose retraction fails counts as a failed trial (``eta`` halves);
     5. if ``balance``: every neuron moved to its rescaling-orbit minimum
@@ -314,7 +315,11 @@ def flattest_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, max_iter=200, bal
     lambda_rel : float
         Projection regularization relative to ``trace(K)/n``.
     retract_iter : int
-        Chord iterations before the exact correction of ``a``.
+        Chord iterations before the fallbacks.
+    a_correction : bool
+        Try the exact correction of ``a`` alone before the Gauss-Newton
+        fallback. Cheaper per step, but with ReLU it can land on points of
+        higher trace and stall the line search early (off by default).
     callback : callable, optional
         ``callback(info)`` after every iteration, ``info`` a dict with
         ``iteration``, ``W``, ``a`` and the history fields of that iteration;
@@ -342,7 +347,7 @@ def flattest_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, max_iter=200, bal
     y = np.ascontiguousarray(y, dtype=W.dtype)
     # balance the start point (a search step with gtol = inf does only that)
     s = _core.search_step(W, a, X, y, p, c, tol, float(lambda_rel), np.inf, 0.0, bool(balance), 30,
-                          int(retract_iter))
+                          int(retract_iter), bool(a_correction))
     W, a = s["W"], s["a"]
     hist = {k: [] for k in _HIST_KEYS}
 
@@ -363,7 +368,7 @@ def flattest_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, max_iter=200, bal
     reason, converged = "max_iter", False
     while it < int(max_iter):
         s = _core.search_step(W, a, X, y, p, c, tol, float(lambda_rel), float(gtol),
-                              2.0 * eta_prev, bool(balance), 30, int(retract_iter))
+                              2.0 * eta_prev, bool(balance), 30, int(retract_iter), bool(a_correction))
         ratio = s["gt_norm"] / s["g_norm"] if s["g_norm"] > 0 else 0.0
         if s["small_gradient"]:
             hist["gt_ratio"][-1] = ratio

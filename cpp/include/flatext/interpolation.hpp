@@ -77,7 +77,7 @@ Vec<T> jvp(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const Mat
                     out[r0 + j] = jv;
                 }
             });
-        });
+        }, detail::gemm_work(X, W));
     });
     return out;
 }
@@ -114,7 +114,7 @@ std::pair<Mat<T>, Vec<T>> vjp(const MatRef<T>& W, const VecRef<T>& a, const MatR
                 }
                 gemm::ctx_acc(Zt, rows, m, X.row(r0).data(), d, X.outerStride(), G);
             });
-        });
+        }, detail::gemm_work(X, W));
     });
     const auto tot = detail::reduce_chunks(acc, plan.chunks, m);
     Vec<T> ga(m);

@@ -63,6 +63,12 @@ void check_labels(const MatRef<T>& X, const VecRef<T>& y) {
                                     std::to_string(y.size()));
 }
 
+/// Multiply-adds of one X W^T: the work estimate that lets tiny calls stay serial.
+template <class T>
+double gemm_work(const MatRef<T>& X, const MatRef<T>& W) {
+    return double(X.rows()) * double(W.rows()) * double(W.cols());
+}
+
 /// Per-chunk walk over the tiles: fn(row0, rows, Z) with Z = X_t W^T (rows x m).
 template <class T, class Fn>
 void walk_tiles(const TilePlan& plan, Index c, const MatRef<T>& X, const MatRef<T>& W, std::vector<T>& Z, Fn&& fn) {
@@ -122,7 +128,7 @@ Vec<T> forward(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const
             detail::walk_tiles<T>(plan, c, X, W, Z, [&](Index r0, Index rows, const T* Zt) {
                 for (Index j = 0; j < rows; ++j) out[r0 + j] = detail::row_output(sig, Zt + j * m, a.data(), m);
             });
-        });
+        }, detail::gemm_work(X, W));
     });
     return out;
 }
@@ -173,7 +179,7 @@ ValueGrad<T> loss_grad(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& 
                 }
                 gemm::ctx_acc(Zt, rows, m, X.row(r0).data(), d, X.outerStride(), G);
             });
-        });
+        }, detail::gemm_work(X, W));
     });
     const auto tot = detail::reduce_chunks(acc, plan.chunks, m + 1);
     ValueGrad<T> out;
@@ -248,7 +254,7 @@ TraceParts<T> hessian_trace_parts(const MatRef<T>& W, const VecRef<T>& a, const 
                     R[i] += double(pR[i]);
                 }
             });
-        });
+        }, detail::gemm_work(X, W));
     });
     const auto tot = detail::reduce_chunks(acc, plan.chunks, len);
     TraceParts<T> out;
@@ -348,7 +354,7 @@ ValueGrad<T> hessian_trace_grad(const MatRef<T>& W, const VecRef<T>& a, const Ma
                 }
                 gemm::ctx_acc(Zt, rows, m, X.row(r0).data(), d, X.outerStride(), G);
             });
-        });
+        }, detail::gemm_work(X, W));
     });
     const auto tot = detail::reduce_chunks(acc, plan.chunks, len);
     ValueGrad<T> out;
@@ -417,7 +423,7 @@ std::pair<Mat<T>, Vec<T>> hvp(const MatRef<T>& W, const VecRef<T>& a, const MatR
                 }
                 gemm::ctx_acc(Zt, rows, m, X.row(r0).data(), d, X.outerStride(), G);
             });
-        });
+        }, detail::gemm_work(X, W));
     });
     const auto tot = detail::reduce_chunks(acc, plan.chunks, m);
     Vec<T> ha(m);

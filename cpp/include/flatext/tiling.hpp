@@ -37,13 +37,19 @@ struct TilePlan {
     Index rows(Index t) const { return std::min(tile, n - t * tile); }
 };
 
+/// Below this many multiply-adds a call runs on one thread: waking a team
+/// costs more than it saves, and on a busy machine a descheduled team member
+/// stalls the whole call. (Which thread runs a chunk never changes the bits.)
+inline constexpr double kSerialWork = 1 << 21;
+
 /// Runs body(chunk) for every chunk on the kernel thread pool, rethrowing the
-/// first exception on the caller's thread.
+/// first exception on the caller's thread. `work` (multiply-adds, if known)
+/// lets tiny calls skip the thread team.
 template <class Body>
-void parallel_chunks(const TilePlan& plan, Body&& body) {
+void parallel_chunks(const TilePlan& plan, Body&& body, double work = 1e300) {
     gemm::init_backend();
     detail::ExceptionTrap trap;
-    const int nt = int(std::min<Index>(get_num_threads(), plan.chunks));
+    const int nt = work < kSerialWork ? 1 : int(std::min<Index>(get_num_threads(), plan.chunks));
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt > 0 ? nt : 1)
 #endif
