@@ -16,6 +16,7 @@ from .curvature import (
     loss_grad,
 )
 from .info import info
+from .sweeps import sweep
 from .population import PopulationEstimate, population_loss
 from . import teachers
 from .teachers import MultiIndex, PlantedNetwork, SumOfSingleIndex, sample_inputs
@@ -64,6 +65,7 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "info",
+    "sweep",
     "PopulationEstimate",
     "population_loss",
     "teachers",

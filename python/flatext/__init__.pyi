@@ -1,5 +1,6 @@
 # Type stubs for flatext's public API.
-from typing import Any, Dict, Tuple, Union
+import os
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -60,3 +61,14 @@ def orbit_min_trace(
 def get_num_threads() -> int: ...
 def set_num_threads(k: int) -> None: ...
 def info() -> Dict[str, Any]: ...
+def sweep(
+    config: Union[str, "os.PathLike[str]", Dict[str, Any]],
+    *,
+    out: Union[str, "os.PathLike[str]"],
+    scheduler: Optional[str] = ...,
+    local_cluster: Optional[int] = ...,
+    resume: bool = ...,
+    progress: bool = ...,
+    workers: Optional[int] = ...,
+    chunk_size: Optional[int] = ...,
+) -> Any: ...

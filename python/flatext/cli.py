@@ -13,6 +13,8 @@ import sys
 SUBCOMMANDS = [
     ("flatext.reproduce", "add_parser"),
     ("flatext.info", "add_parser"),
+    ("flatext.sweeps", "add_parser"),
+    ("flatext.sweeps.plot", "add_parser"),
     ("flatext.paths", "add_parser"),
 ]
 

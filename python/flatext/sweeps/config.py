@@ -1,0 +1,595 @@
+"""Sweep files: parse, validate and expand a TOML grid into cells.
+
+A sweep file names a grid (see ``docs/sweeps.md`` for the full schema)::
+
+    [sweep]
+    name = "demo"
+    seeds = 3                         # or a list of ints
+    measurements = ["train_loss", "trace", "orbit_min_trace", "population_loss", "time"]
+
+    [teacher]                         # or [[teacher]] tables: one grid axis over teachers
+    kind = "sum_of_single_index"      # | "multi_index" | "planted"
+    links = ["relu", "abs"]
+    weights = [1.0, 0.5]
+    seed = 0                          # directions; list = grid axis
+
+    [data]
+    n = [16, 32]                      # a list is a grid axis
+    d = 3
+    noise = 0.0
+    inputs = "gaussian"
+
+    [model]
+    m = "2n"                          # int, or "<k>n" (k times n)
+    power = 1.0
+    neg = 0.0
+    init_scale = [0.1, 1.0]
+    dtype = "float64"
+
+    [methods.gd_small]                # a method variant: its table name labels it
+    method = "gd"                     # the algorithm (defaults to the table name)
+    init_scale = 0.01                 # overrides model.init_scale for this variant
+    lr = 0.2
+
+    [population]
+    method = "exact"                  # | "mc"
+    n_samples = 100000
+
+The grid is the cartesian product of every list-valued key (per method
+variant, its own list-valued parameters). Everything is checked before any
+work: an unknown key, a wrong type or an impossible value raises
+:class:`SweepConfigError` naming the key and the file.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import os
+import re
+
+
+def _toml():
+    """tomllib (Python >= 3.11) or tomli, imported only when a file is read."""
+    try:
+        import tomllib
+
+        return tomllib
+    except ModuleNotFoundError:  # pragma: no cover - py < 3.11
+        try:
+            import tomli
+
+            return tomli
+        except ModuleNotFoundError:
+            raise ImportError("reading sweep files on Python < 3.11 needs tomli: pip install 'flatext[sweep]'") \
+                from None
+
+
+__all__ = [
+    "SweepConfigError",
+    "SweepConfig",
+    "load_config",
+    "METHODS",
+    "MEASUREMENTS",
+    "cell_id",
+]
+
+
+class SweepConfigError(ValueError):
+    """A sweep file is invalid; the message names the file and the key."""
+
+    def __init__(self, source, key, message):
+        self.source = source
+        self.key = key
+        super().__init__(f"{source}: key '{key}': {message}")
+
+
+# ---------------------------------------------------------------------------
+# Schema
+# ---------------------------------------------------------------------------
+
+LINKS = ("relu", "relu2", "relu3", "abs", "he2", "he3", "he4", "tanh")
+INPUTS = ("gaussian", "sphere", "rademacher")
+MEASUREMENTS = (
+    "train_loss",
+    "max_residual",
+    "trace",
+    "orbit_min_trace",
+    "top_eigenvalue",
+    "population_loss",
+    "time",
+)
+DEFAULT_MEASUREMENTS = ["train_loss", "max_residual", "trace", "orbit_min_trace", "population_loss", "time"]
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v):
+    return (isinstance(v, (int, float))) and not isinstance(v, bool)
+
+
+# A checker returns None when fine, else a message. Types: "int", "num", "bool", "str".
+def _pos_int(v):
+    if not _is_int(v):
+        return f"expected an integer, got {type(v).__name__} {v!r}"
+    if v < 1:
+        return f"must be >= 1, got {v}"
+    return None
+
+
+def _nonneg_int(v):
+    if not _is_int(v):
+        return f"expected an integer, got {type(v).__name__} {v!r}"
+    if v < 0:
+        return f"must be >= 0, got {v}"
+    return None
+
+
+def _pos_num(v):
+    if not _is_num(v):
+        return f"expected a number, got {type(v).__name__} {v!r}"
+    if not v > 0 or v != v or v == float("inf"):
+        return f"must be a finite number > 0, got {v}"
+    return None
+
+
+def _nonneg_num(v):
+    if not _is_num(v):
+        return f"expected a number, got {type(v).__name__} {v!r}"
+    if not v >= 0 or v == float("inf"):
+        return f"must be a finite number >= 0, got {v}"
+    return None
+
+
+def _finite_num(v):
+    if not _is_num(v):
+        return f"expected a number, got {type(v).__name__} {v!r}"
+    if v != v or abs(v) == float("inf"):
+        return f"must be finite, got {v}"
+    return None
+
+
+def _power(v):
+    if not _is_num(v):
+        return f"expected a number, got {type(v).__name__} {v!r}"
+    if not v >= 1 or v == float("inf"):
+        return f"the activation degree must be >= 1, got {v}"
+    return None
+
+
+def _bool(v):
+    return None if isinstance(v, bool) else f"expected true or false, got {type(v).__name__} {v!r}"
+
+
+def _choice(options):
+    def check(v):
+        if not isinstance(v, str):
+            return f"expected a string, one of {list(options)}, got {type(v).__name__} {v!r}"
+        if v not in options:
+            return f"unknown value {v!r}; expected one of {list(options)}"
+        return None
+
+    return check
+
+
+def _str(v):
+    return None if isinstance(v, str) else f"expected a string, got {type(v).__name__} {v!r}"
+
+
+_M_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)?\s*\*?\s*n\s*$")
+
+
+def _width(v):
+    if _is_int(v):
+        return _pos_int(v)
+    if isinstance(v, str):
+        if _M_RE.match(v):
+            return None
+        return f"expected an integer or a multiple of n such as \"2n\", got {v!r}"
+    return f"expected an integer or a string such as \"2n\", got {type(v).__name__} {v!r}"
+
+
+# Method algorithms: parameter -> (checker, default). A None default is not
+# passed on: the flatext function's own default applies.
+METHODS = {
+    "random": {},
+    "gd": {"lr": (_pos_num, None), "max_iter": (_pos_int, None), "tol": (_nonneg_num, None)},
+    "sam": {
+        "lr": (_pos_num, None),
+        "rho": (_pos_num, None),
+        "max_iter": (_pos_int, None),
+        "tol": (_nonneg_num, None),
+    },
+    "project": {"tol": (_pos_num, None), "max_iter": (_pos_int, None)},
+    "flattest": {
+        "max_iter": (_pos_int, None),
+        "tol": (_pos_num, None),
+        "balance": (_bool, None),
+    },
+    "memorize": {"kappa": (_pos_num, None), "pad": (_bool, False)},
+}
+# Methods whose result does not depend on the random initialization.
+NO_INIT = {"memorize"}
+
+_SECTIONS = {"sweep", "teacher", "data", "model", "methods", "population"}
+
+_SWEEP_KEYS = {
+    "name": (_str, False),
+    "seeds": (None, False),
+    "measurements": (None, False),
+}
+# key -> (checker, may be a list = grid axis)
+_DATA_KEYS = {
+    "n": (_pos_int, True),
+    "d": (_pos_int, True),
+    "noise": (_nonneg_num, True),
+    "inputs": (_choice(INPUTS), True),
+}
+_MODEL_KEYS = {
+    "m": (_width, True),
+    "power": (_power, True),
+    "neg": (_finite_num, True),
+    "init_scale": (_pos_num, True),
+    "dtype": (_choice(("float64", "float32")), False),
+}
+_POP_KEYS = {
+    "method": (_choice(("exact", "mc")), False),
+    "n_samples": (_pos_int, False),
+}
+_TEACHER_KINDS = {
+    # kind -> {key: (checker, grid?)}; "links"/"weights" are list values, not axes
+    "sum_of_single_index": {"links": None, "weights": None, "seed": (_nonneg_int, True), "name": (_str, False)},
+    "multi_index": {"r": (_pos_int, False), "link": (_str, False), "seed": (_nonneg_int, True),
+                    "name": (_str, False)},
+    "planted": {"width": (_pos_int, False), "power": (_power, False), "neg": (_finite_num, False),
+                "seed": (_nonneg_int, True), "name": (_str, False)},
+}
+
+
+# ---------------------------------------------------------------------------
+# Parsing
+# ---------------------------------------------------------------------------
+
+
+class SweepConfig:
+    """A validated sweep: ``cells`` is the expanded grid (list of dicts, in order).
+
+    Attributes
+    ----------
+    source : str
+        The file it came from (or ``"<dict>"``).
+    name : str
+    cells : list of dict
+        One dict per cell: JSON-able parameters and ``cell_id``.
+    measurements : list of str
+    raw : dict
+        The parsed (not expanded) sweep.
+    """
+
+    def __init__(self, source, name, cells, measurements, raw):
+        self.source = source
+        self.name = name
+        self.cells = cells
+        self.measurements = measurements
+        self.raw = raw
+
+    def __len__(self):
+        return len(self.cells)
+
+    def __repr__(self):
+        return f"SweepConfig(name={self.name!r}, source={self.source!r}, cells={len(self.cells)})"
+
+
+def _canonical(obj):
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def cell_id(params):
+    """Stable id of a cell: the first 16 hex digits of the SHA-256 of its canonical JSON."""
+    p = {k: v for k, v in params.items() if k != "cell_id"}
+    return hashlib.sha256(_canonical(p).encode()).hexdigest()[:16]
+
+
+def load_config(config):
+    """Parse and validate a sweep (a path to a TOML file, or a dict) and expand its grid.
+
+    Raises
+    ------
+    SweepConfigError
+        Naming the file and the key, for an unknown key, a wrong type or an impossible value.
+    FileNotFoundError
+        If the path does not exist.
+    """
+    if isinstance(config, SweepConfig):
+        return config
+    if isinstance(config, dict):
+        source = "<dict>"
+        raw = copy.deepcopy(config)
+    elif isinstance(config, (str, os.PathLike)):
+        source = os.fspath(config)
+        toml = _toml()
+        with open(source, "rb") as fh:
+            try:
+                raw = toml.load(fh)
+            except toml.TOMLDecodeError as e:
+                raise SweepConfigError(source, "<toml>", f"not valid TOML: {e}") from None
+    else:
+        raise TypeError(f"config: expected a path or a dict, got {type(config).__name__}")
+    return _Validator(source).build(raw)
+
+
+class _Validator:
+    def __init__(self, source):
+        self.source = source
+
+    def err(self, key, msg):
+        raise SweepConfigError(self.source, key, msg)
+
+    def table(self, raw, key):
+        v = raw.get(key, {})
+        if not isinstance(v, dict):
+            self.err(key, f"expected a table, got {type(v).__name__}")
+        return v
+
+    def check_keys(self, tbl, allowed, prefix):
+        for k in tbl:
+            if k not in allowed:
+                self.err(f"{prefix}{k}", f"unknown key; allowed keys: {sorted(allowed)}")
+
+    def axis(self, tbl, key, checker, grid, prefix, default):
+        full = f"{prefix}{key}"
+        if key not in tbl:
+            if default is _REQUIRED:
+                self.err(full, "missing (required)")
+            return [default]
+        v = tbl[key]
+        if isinstance(v, list):
+            if not grid:
+                self.err(full, f"expected a single value, not a list, got {v!r}")
+            if not v:
+                self.err(full, "an empty list gives an empty grid")
+            values = v
+        else:
+            values = [v]
+        for x in values:
+            msg = checker(x)
+            if msg:
+                self.err(full, msg)
+        if len(set(map(_canonical, values))) != len(values):
+            self.err(full, f"repeated values in {values!r}")
+        return values
+
+    # -- sections ----------------------------------------------------------
+    def build(self, raw):
+        if not isinstance(raw, dict):
+            self.err("<root>", "expected a table")
+        for k in raw:
+            if k not in _SECTIONS:
+                self.err(k, f"unknown section; allowed: {sorted(_SECTIONS)}")
+
+        sw = self.table(raw, "sweep")
+        self.check_keys(sw, _SWEEP_KEYS, "sweep.")
+        name = sw.get("name", os.path.splitext(os.path.basename(self.source))[0])
+        if not isinstance(name, str):
+            self.err("sweep.name", f"expected a string, got {type(name).__name__}")
+        seeds = sw.get("seeds", 1)
+        if _is_int(seeds):
+            if seeds < 1:
+                self.err("sweep.seeds", f"must be >= 1 (a count) or a list of seeds, got {seeds}")
+            seeds = list(range(seeds))
+        elif isinstance(seeds, list) and seeds:
+            for s in seeds:
+                if not _is_int(s) or s < 0:
+                    self.err("sweep.seeds", f"seeds must be integers >= 0, got {s!r}")
+            if len(set(seeds)) != len(seeds):
+                self.err("sweep.seeds", f"repeated seeds in {seeds!r}")
+        else:
+            self.err("sweep.seeds", f"expected a count >= 1 or a non-empty list of integers, got {seeds!r}")
+        meas = sw.get("measurements", DEFAULT_MEASUREMENTS)
+        if not isinstance(meas, list) or not meas:
+            self.err("sweep.measurements", f"expected a non-empty list of names, got {meas!r}")
+        for mname in meas:
+            if mname not in MEASUREMENTS:
+                self.err("sweep.measurements", f"unknown measurement {mname!r}; expected some of {list(MEASUREMENTS)}")
+        meas = [m for m in MEASUREMENTS if m in meas]  # canonical order, no repeats
+
+        data = self.table(raw, "data")
+        self.check_keys(data, _DATA_KEYS, "data.")
+        ns = self.axis(data, "n", _pos_int, True, "data.", _REQUIRED)
+        ds = self.axis(data, "d", _pos_int, True, "data.", _REQUIRED)
+        noises = self.axis(data, "noise", _nonneg_num, True, "data.", 0.0)
+        inputs = self.axis(data, "inputs", _choice(INPUTS), True, "data.", "gaussian")
+
+        model = self.table(raw, "model")
+        self.check_keys(model, _MODEL_KEYS, "model.")
+        ms = self.axis(model, "m", _width, True, "model.", _REQUIRED)
+        powers = self.axis(model, "power", _power, True, "model.", 1.0)
+        negs = self.axis(model, "neg", _finite_num, True, "model.", 0.0)
+        scales = self.axis(model, "init_scale", _pos_num, True, "model.", 1.0)
+        dtype = self.axis(model, "dtype", _choice(("float64", "float32")), False, "model.", "float64")[0]
+
+        pop = self.table(raw, "population")
+        self.check_keys(pop, _POP_KEYS, "population.")
+        pop_method = self.axis(pop, "method", _POP_KEYS["method"][0], False, "population.", "exact")[0]
+        pop_samples = self.axis(pop, "n_samples", _pos_int, False, "population.", 100000)[0]
+
+        teachers = self.teachers(raw.get("teacher", None))
+        variants = self.methods(raw.get("methods", None))
+
+        # impossible combinations
+        for t in teachers:
+            k = t.get("_k")
+            if k is not None:
+                for d in ds:
+                    if k > d:
+                        self.err("teacher", f"{k} orthonormal directions do not fit in d={d}")
+
+        cells = []
+        seen = set()
+        for (teacher, n, d, noise, inp, m_spec, power, neg, scale, (vname, vkind, vparams), seed) in itertools.product(
+            teachers, ns, ds, noises, inputs, ms, powers, negs, scales, variants, seeds
+        ):
+            m = _resolve_width(m_spec, n)
+            vparams = dict(vparams)
+            init = vparams.pop("init_scale", None)
+            if vkind in NO_INIT:
+                init_scale = None
+            else:
+                init_scale = float(init if init is not None else scale)
+            cell = {
+                "teacher": {k: v for k, v in teacher.items() if not k.startswith("_")},
+                "n": int(n),
+                "d": int(d),
+                "m": int(m),
+                "m_spec": str(m_spec),
+                "noise": float(noise),
+                "inputs": inp,
+                "power": float(power),
+                "neg": float(neg),
+                "init_scale": init_scale,
+                "dtype": dtype,
+                "method": vname,
+                "method_kind": vkind,
+                "method_params": vparams,
+                "measurements": list(meas),
+                "population": {"method": pop_method, "n_samples": int(pop_samples)},
+                "seed": int(seed),
+            }
+            if m < 1:
+                self.err("model.m", f"{m_spec!r} gives m={m} < 1 for n={n}")
+            cid = cell_id(cell)
+            if cid in seen:  # e.g. memorize repeated over init_scale values
+                continue
+            seen.add(cid)
+            cell["cell_id"] = cid
+            cells.append(cell)
+        return SweepConfig(self.source, name, cells, meas, raw)
+
+    def teachers(self, spec):
+        if spec is None:
+            spec = {"kind": "sum_of_single_index", "links": ["relu"]}
+        if isinstance(spec, dict):
+            specs = [("teacher", spec)]
+        elif isinstance(spec, list) and spec and all(isinstance(s, dict) for s in spec):
+            specs = [(f"teacher[{i}]", s) for i, s in enumerate(spec)]
+        else:
+            self.err("teacher", "expected a table [teacher] or a non-empty array of tables [[teacher]]")
+        out = []
+        for key, s in specs:
+            kind = s.get("kind", "sum_of_single_index")
+            if kind not in _TEACHER_KINDS:
+                self.err(f"{key}.kind", f"unknown teacher kind {kind!r}; expected one of {list(_TEACHER_KINDS)}")
+            allowed = dict(_TEACHER_KINDS[kind])
+            allowed["kind"] = None
+            self.check_keys(s, allowed, f"{key}.")
+            base = {"kind": kind}
+            if kind == "sum_of_single_index":
+                links = s.get("links", ["relu"])
+                if isinstance(links, str):
+                    links = [links]
+                if not isinstance(links, list) or not links:
+                    self.err(f"{key}.links", f"expected a non-empty list of link names, got {links!r}")
+                for ln in links:
+                    msg = _choice(LINKS)(ln)
+                    if msg:
+                        self.err(f"{key}.links", msg)
+                weights = s.get("weights", None)
+                if weights is not None:
+                    if not isinstance(weights, list) or len(weights) != len(links):
+                        self.err(f"{key}.weights", f"expected a list of {len(links)} numbers (one per link), got {weights!r}")
+                    for w in weights:
+                        msg = _finite_num(w)
+                        if msg:
+                            self.err(f"{key}.weights", msg)
+                    weights = [float(w) for w in weights]
+                base.update(links=list(links), weights=weights, _k=len(links))
+            elif kind == "multi_index":
+                r = s.get("r", 2)
+                msg = _pos_int(r)
+                if msg:
+                    self.err(f"{key}.r", msg)
+                link = s.get("link", None)
+                if link is None:
+                    self.err(f"{key}.link", "missing (required): a link name the teachers module accepts")
+                msg = _str(link)
+                if msg:
+                    self.err(f"{key}.link", msg)
+                base.update(r=int(r), link=link, _k=int(r))
+            else:  # planted
+                width = s.get("width", 2)
+                for kk, chk, dflt in (("width", _pos_int, 2), ("power", _power, 1.0), ("neg", _finite_num, 0.0)):
+                    v = s.get(kk, dflt)
+                    msg = chk(v)
+                    if msg:
+                        self.err(f"{key}.{kk}", msg)
+                    base[kk] = v
+                base["power"] = float(base["power"])
+                base["neg"] = float(base["neg"])
+                base["width"] = int(width)
+            if "name" in s:
+                msg = _str(s["name"])
+                if msg:
+                    self.err(f"{key}.name", msg)
+                base["name"] = s["name"]
+            seeds = self.axis(s, "seed", _nonneg_int, True, f"{key}.", 0)
+            for sd in seeds:
+                t = dict(base)
+                t["seed"] = int(sd)
+                out.append(t)
+        return out
+
+    def methods(self, spec):
+        if spec is None:
+            self.err("methods", "missing (required): at least one [methods.NAME] table")
+        if not isinstance(spec, dict) or not spec:
+            self.err("methods", "expected [methods.NAME] tables, e.g. [methods.gd] lr = 0.1")
+        out = []
+        for vname, params in spec.items():
+            key = f"methods.{vname}"
+            if not isinstance(params, dict):
+                self.err(key, f"expected a table of parameters, got {type(params).__name__} {params!r}")
+            kind = params.get("method", vname)
+            if not isinstance(kind, str) or kind not in METHODS:
+                self.err(f"{key}.method" if "method" in params else key,
+                         f"unknown method {kind!r}; expected one of {list(METHODS)}")
+            allowed = dict(METHODS[kind])
+            if kind not in NO_INIT:
+                allowed["init_scale"] = (_pos_num, None)
+            allowed_keys = set(allowed) | {"method"}
+            self.check_keys(params, allowed_keys, f"{key}.")
+            axes = []
+            for pname, (chk, dflt) in allowed.items():
+                if pname in params:
+                    vals = self.axis(params, pname, chk, True, f"{key}.", None)
+                elif dflt is None:
+                    continue
+                else:
+                    vals = [dflt]
+                if chk in _FLOAT_CHECKERS:
+                    vals = [float(v) for v in vals]
+                axes.append([(pname, v) for v in vals])
+            for combo in itertools.product(*axes):
+                out.append((vname, kind, dict(combo)))
+        return out
+
+
+_FLOAT_CHECKERS = (_pos_num, _nonneg_num, _finite_num, _power)
+
+
+class _Required:
+    def __repr__(self):
+        return "<required>"
+
+
+_REQUIRED = _Required()
+
+
+def _resolve_width(spec, n):
+    if _is_int(spec):
+        return spec
+    mt = _M_RE.match(spec)
+    k = float(mt.group(1)) if mt.group(1) else 1.0
+    return int(round(k * n))

@@ -1,0 +1,276 @@
+"""Executors: run cells on this machine (default) or on a Dask cluster, streaming rows back.
+
+Local (default)
+    Cells are split by size. Small cells (``n * m * d < LARGE_CELL``) run side
+    by side in ``P`` worker processes (``concurrent.futures.ProcessPoolExecutor``,
+    ``spawn`` start method), each with ``max(1, cores // P)`` kernel threads, so
+    ``P * threads <= cores``: nothing is oversubscribed. Large cells then run
+    one at a time in one worker process with all cores as kernel threads.
+    Cells go to workers in chunks (tasks) of a few cells, so per-task overhead
+    stays small for thousands of tiny cells; each finished chunk comes back and
+    is written at once. If a worker process dies (killed, out of memory), the
+    chunks not yet finished run again in a fresh pool (``LOCAL_RESTARTS``
+    times at most).
+
+Dask
+    ``scheduler="tcp://host:port"`` connects a :class:`distributed.Client` to a
+    running cluster; ``local_cluster=N`` starts a :class:`distributed.LocalCluster`
+    of N single-threaded worker processes. Chunks of cells are tasks, submitted
+    with ``retries`` (a task that raises is retried) and run wherever the
+    scheduler puts them; a worker that dies has its tasks rescheduled on the
+    others (Dask's ``allowed-failures``). Each task sets the kernels' threads to
+    ``cores of its host // worker threads on that host``. Results stream back
+    with :func:`distributed.as_completed`.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+
+__all__ = ["LARGE_CELL", "LOCAL_RESTARTS", "cell_cost", "cpu_count", "plan_local", "run_local", "run_dask", "chunked"]
+
+# n * m * d above which a cell is "large" (gets all kernel threads, runs alone).
+LARGE_CELL = 1 << 22
+# A dead worker process breaks its pool: the unfinished chunks run again in a
+# fresh pool, at most this many times.
+LOCAL_RESTARTS = 2
+# Environment of worker processes: BLAS pools of numpy single-threaded (the
+# kernels' own OpenMP threads are set per worker with flatext.set_num_threads).
+_CHILD_ENV = {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def cpu_count():
+    """Cores this process may use (affinity mask when available)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS / Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def cell_cost(cell):
+    """Work estimate of a cell: ``n * m * d`` (the size of one kernel call's GEMM)."""
+    return cell["n"] * cell["m"] * cell["d"]
+
+
+def chunked(cells, size):
+    return [cells[i:i + size] for i in range(0, len(cells), size)]
+
+
+def _auto_chunk(n_cells, workers):
+    return int(min(16, max(1, math.ceil(n_cells / (max(1, workers) * 8)))))
+
+
+def plan_local(cells, cores=None, workers=None, chunk_size=None):
+    """How the local executor will run ``cells``.
+
+    Returns
+    -------
+    list of (cells_phase, processes, threads_per_process, chunk_size)
+        At most two phases: the small cells side by side, then the large ones
+        one at a time with all cores.
+    """
+    cores = cores or cpu_count()
+    small = [c for c in cells if cell_cost(c) < LARGE_CELL]
+    large = [c for c in cells if cell_cost(c) >= LARGE_CELL]
+    phases = []
+    if small:
+        procs = min(workers or cores, len(small))
+        threads = max(1, cores // procs)
+        phases.append((small, procs, threads, chunk_size or _auto_chunk(len(small), procs)))
+    if large:
+        phases.append((large, 1, cores, 1))
+    return phases
+
+
+@contextlib.contextmanager
+def _env(values):
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _init_worker(threads):
+    from .cells import _set_threads
+
+    _set_threads(threads)
+
+
+def run_local(cells, on_result, *, workers=None, chunk_size=None, cores=None):
+    """Run ``cells`` on this machine; call ``on_result(rows)`` in this thread as each chunk finishes.
+
+    ``workers=0`` runs everything in this process (no worker processes).
+    ``cores`` caps the cores used (processes x kernel threads); default: all.
+    """
+    import concurrent.futures as cf
+    import multiprocessing as mp
+    from concurrent.futures.process import BrokenProcessPool
+
+    from .cells import _set_threads, run_cells
+
+    if not cells:
+        return
+    if workers == 0:
+        import flatext
+
+        before = flatext.get_num_threads()
+        try:
+            for cores_cells, _, threads, chunk in plan_local(cells, cores=cores, workers=1, chunk_size=chunk_size):
+                for ch in chunked(cores_cells, chunk):
+                    on_result(run_cells(ch, threads=threads))
+        finally:
+            _set_threads(before)
+        return
+    ctx = mp.get_context("spawn")
+    for phase_cells, procs, threads, chunk in plan_local(cells, cores=cores, workers=workers, chunk_size=chunk_size):
+        env = dict(_CHILD_ENV, OMP_NUM_THREADS=str(threads))
+        pending = chunked(phase_cells, chunk)
+        for attempt in range(LOCAL_RESTARTS + 1):
+            with _env(env):  # spawned children inherit it (they start during the submits below)
+                pool = cf.ProcessPoolExecutor(max_workers=procs, mp_context=ctx, initializer=_init_worker,
+                                              initargs=(threads,))
+                try:
+                    futs = {pool.submit(run_cells, ch): i for i, ch in enumerate(pending)}
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+            done = set()
+            try:
+                for fut in cf.as_completed(futs):
+                    try:
+                        rows = fut.result()
+                    except BrokenProcessPool:
+                        continue  # its chunk is run again by a fresh pool below
+                    on_result(rows)
+                    done.add(futs[fut])
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+            pending = [ch for i, ch in enumerate(pending) if i not in done]
+            if not pending:
+                break
+        else:
+            raise RuntimeError(
+                f"sweep worker processes kept dying ({LOCAL_RESTARTS + 1} pools); {sum(map(len, pending))} cells "
+                "not run; finished cells are saved: rerun the same command to resume. (If no cell ran at all: "
+                "worker processes are spawned, so a script calling flatext.sweep needs "
+                "`if __name__ == \"__main__\":`; or run in this process with workers=0.)"
+            )
+
+
+# ---------------------------------------------------------------------------
+# Dask
+# ---------------------------------------------------------------------------
+
+
+def _dask_task(cells, host_threads):
+    """Dask task: set kernel threads for this worker's host, run the cells."""
+    from urllib.parse import urlparse
+
+    from .cells import run_cells
+
+    threads = 1
+    try:
+        from distributed import get_worker
+
+        w = get_worker()
+        host = urlparse(w.address).hostname
+        total = host_threads.get(host) or w.state.nthreads
+        threads = max(1, cpu_count() // max(1, total))
+    except Exception:  # pragma: no cover - not on a worker
+        pass
+    return run_cells(cells, threads=threads)
+
+
+def _host_threads(client):
+    from urllib.parse import urlparse
+
+    out = {}
+    for addr, w in client.scheduler_info().get("workers", {}).items():
+        h = urlparse(addr).hostname
+        out[h] = out.get(h, 0) + int(w.get("nthreads", 1))
+    return out
+
+
+def _quiet_dask():
+    import dask
+
+    dask.config.set({"distributed.logging.distributed": "error", "distributed.admin.tick.limit": "1h"})
+    for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.worker",
+                 "distributed.core", "distributed.comm", "tornado"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def run_dask(cells, on_result, *, scheduler=None, local_cluster=None, chunk_size=None, retries=3,
+             error_row=None):
+    """Run ``cells`` as Dask tasks; call ``on_result(rows)`` as each task completes.
+
+    Exactly one of ``scheduler`` (address of a running scheduler) and
+    ``local_cluster`` (number of worker processes of a new LocalCluster).
+    A task that still fails after its retries (or whose workers keep dying)
+    gives error rows made by ``error_row(cell, message)``, so the sweep goes on
+    and a rerun retries those cells.
+    """
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError as e:  # pragma: no cover
+        raise ImportError("Dask executors need the 'distributed' package: pip install 'flatext[sweep]'") from e
+    if not cells:
+        return
+    _quiet_dask()
+    cluster = None
+    if local_cluster is not None:
+        n = int(local_cluster)
+        if n < 1:
+            raise ValueError(f"local_cluster: expected a number of workers >= 1, got {local_cluster!r}")
+        threads = max(1, cpu_count() // n)
+        with _env(dict(_CHILD_ENV, OMP_NUM_THREADS=str(threads))):
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   silence_logs=logging.ERROR)
+        client = Client(cluster)
+    else:
+        client = Client(scheduler, timeout="30s")
+    try:
+        host_threads = _host_threads(client)
+        workers = max(1, sum(host_threads.values()))
+        chunks = chunked(cells, chunk_size or _auto_chunk(len(cells), workers))
+        import uuid
+
+        run_tag = uuid.uuid4().hex[:8]
+        attempts = {}
+
+        def submit(ch):
+            k = attempts[ch[0]["cell_id"]] = attempts.get(ch[0]["cell_id"], -1) + 1
+            f = client.submit(_dask_task, ch, host_threads, retries=retries, pure=False,
+                              key=f"flatext-cells-{run_tag}-{ch[0]['cell_id']}-{len(ch)}-{k}")
+            futs[f.key] = (f, ch)
+            return f
+
+        futs = {}
+        ac = as_completed([submit(ch) for ch in chunks])
+        for fut in ac:
+            ch = futs.pop(fut.key)[1]
+            try:
+                rows = fut.result()
+            except Exception as e:
+                # the task's own retries are spent, or its result was lost with a
+                # worker: resubmit it a few times, then record error rows
+                if attempts[ch[0]["cell_id"]] < retries:
+                    ac.add(submit(ch))
+                    continue
+                if error_row is None:
+                    raise
+                rows = [error_row(c, f"dask task failed: {type(e).__name__}: {e}") for c in ch]
+            on_result(rows)
+            fut.release()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

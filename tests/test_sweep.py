@@ -1,0 +1,503 @@
+"""Sweeps: config validation, grid expansion, rows against numpy, executors agree,
+crash safety (SIGKILL + resume), a Dask worker killed mid-sweep, plots."""
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pd = pytest.importorskip("pandas")
+pytest.importorskip("pyarrow")
+
+import flatext  # noqa: E402
+from flatext.sweeps import SweepConfigError, load_config  # noqa: E402
+from flatext.sweeps.cells import SWEEP_DELAY_ENV, cell_data  # noqa: E402
+
+# Columns that legitimately differ between runs of the same cell.
+VOLATILE = {"time_method", "time_total", "time_cpu", "hostname", "pid", "worker"}
+
+
+def tiny(**over):
+    """A tiny sweep as a dict: n=16, d=3, m=8; random and gd; 2 noises x 2 seeds = 8 cells."""
+    cfg = {
+        "sweep": {"name": "tiny", "seeds": 2,
+                  "measurements": ["train_loss", "max_residual", "trace", "orbit_min_trace", "top_eigenvalue",
+                                   "population_loss", "time"]},
+        "teacher": {"kind": "sum_of_single_index", "links": ["relu", "abs"], "weights": [1.0, 0.5]},
+        "data": {"n": 16, "d": 3, "noise": [0.0, 0.1]},
+        "model": {"m": 8, "init_scale": 1.0},
+        "methods": {"random": {}, "gd": {"lr": 0.2, "max_iter": 50}},
+        "population": {"method": "mc", "n_samples": 2000},
+    }
+    for k, v in over.items():
+        cfg[k] = v
+    return cfg
+
+
+def write_toml(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+def stable(df):
+    cols = [c for c in df.columns if c not in VOLATILE]
+    return df[cols].sort_values("cell_id").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------
+
+GOOD = """
+[sweep]
+seeds = 2
+[data]
+n = 16
+d = 3
+[model]
+m = 8
+[methods.random]
+"""
+
+BAD = [
+    ("[data]\nnn = 3\n", "data.nn", "unknown key"),
+    ('[data]\nn = "16"\n', "data.n", "expected an integer"),
+    ("[data]\nn = 0\n", "data.n", ">= 1"),
+    ("[data]\nnoise = -0.1\n", "data.noise", ">= 0"),
+    ("[data]\nn = []\n", "data.n", "empty"),
+    ("[data]\nd = [3, 3]\n", "data.d", "repeated"),
+    ("[model]\npower = 0.5\n", "model.power", ">= 1"),
+    ("[model]\nm = \"two n\"\n", "model.m", "multiple of n"),
+    ("[model]\ninit_scale = 0\n", "model.init_scale", "> 0"),
+    ("[model]\ndtype = \"float16\"\n", "model.dtype", "unknown value"),
+    ("[methods.foo]\n", "methods.foo", "unknown method"),
+    ("[methods.gd]\nlr = -1\n", "methods.gd.lr", "> 0"),
+    ("[methods.gd]\nmomentum = 0.9\n", "methods.gd.momentum", "unknown key"),
+    ("[methods.memorize]\ninit_scale = 1.0\n", "methods.memorize.init_scale", "unknown key"),
+    ("[sweep]\nmeasurements = [\"trace\", \"sharpness\"]\n", "sweep.measurements", "unknown measurement"),
+    ("[sweep]\nseeds = 0\n", "sweep.seeds", ">= 1"),
+    ("[teacher]\nlinks = [\"relu\", \"sigmoid\"]\n", "teacher.links", "unknown value"),
+    ("[teacher]\nlinks = [\"relu\", \"abs\", \"relu2\", \"tanh\"]\n", "teacher", "do not fit in d=3"),
+    ("[teacher]\nkind = \"mystery\"\n", "teacher.kind", "unknown teacher kind"),
+    ("[teacher]\nlinks = [\"relu\"]\nweights = [1.0, 2.0]\n", "teacher.weights", "one per link"),
+    ("[population]\nmethod = \"guess\"\n", "population.method", "unknown value"),
+    ("[extra]\nx = 1\n", "extra", "unknown section"),
+]
+
+
+def _merge(base, extra):
+    """Text of GOOD with the tables of `extra` replacing/merging its own (TOML allows one header each)."""
+    from flatext.sweeps.config import _toml
+
+    raw = _toml().loads(base)
+    for k, v in _toml().loads(extra).items():
+        if isinstance(v, dict) and isinstance(raw.get(k), dict) and k != "methods":
+            raw[k].update(v)
+        else:
+            raw[k] = v
+    return raw
+
+
+def _dump(raw):
+    lines = []
+
+    def val(v):
+        if isinstance(v, str):
+            return '"' + v + '"'
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, list):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        return repr(v)
+
+    for sec, tbl in raw.items():
+        if sec == "methods":
+            for name, params in tbl.items():
+                lines.append(f"[methods.{name}]")
+                lines += [f"{k} = {val(v)}" for k, v in params.items()]
+        else:
+            lines.append(f"[{sec}]")
+            lines += [f"{k} = {val(v)}" for k, v in tbl.items()]
+    return "\n".join(lines) + "\n"
+
+
+def test_good_file_loads(tmp_path):
+    cfg = load_config(write_toml(tmp_path / "good.toml", GOOD))
+    assert len(cfg) == 2 and cfg.name == "good"
+
+
+@pytest.mark.parametrize("extra,key,words", BAD, ids=[b[1] + ":" + b[2] for b in BAD])
+def test_bad_sweep_file_names_key_and_file(tmp_path, extra, key, words):
+    path = write_toml(tmp_path / "bad_sweep.toml", _dump(_merge(GOOD, extra)))
+    out = tmp_path / "never.parquet"
+    with pytest.raises(SweepConfigError) as ei:
+        flatext.sweep(path, out=out, progress=False)
+    msg = str(ei.value)
+    assert path in msg, msg
+    assert f"key '{key}'" in msg, msg
+    assert words in msg, msg
+    assert ei.value.key == key
+    assert not os.path.exists(str(out) + ".parts") and not out.exists()  # no work started
+
+
+def test_bad_toml_syntax_and_dict_source(tmp_path):
+    path = write_toml(tmp_path / "broken.toml", "[data\nn = 3\n")
+    with pytest.raises(SweepConfigError, match="broken.toml"):
+        load_config(path)
+    with pytest.raises(SweepConfigError, match=r"<dict>: key 'data.n'"):
+        load_config(tiny(data={"n": True, "d": 3}))
+    with pytest.raises(SweepConfigError, match=r"key 'methods'"):
+        load_config({k: v for k, v in tiny().items() if k != "methods"})
+
+
+# ---------------------------------------------------------------------------
+# Grid expansion
+# ---------------------------------------------------------------------------
+
+
+def test_grid_is_cartesian_product_with_stable_ids():
+    raw = tiny(data={"n": [10, 20], "d": [3, 4], "noise": [0.0, 0.1, 0.2]},
+               model={"m": "2n", "init_scale": [0.5, 1.0]},
+               methods={"gd": {"lr": [0.1, 0.2]}, "memorize": {}, "g2": {"method": "gd", "init_scale": 0.01}})
+    cfg = load_config(raw)
+    base = 2 * 2 * 3 * 2  # n, d, noise, seeds
+    # gd: 2 init scales x 2 lr; memorize: init-free (deduplicated over init scales); g2: own init scale
+    assert len(cfg) == base * (2 * 2 + 1 + 1)
+    ids = [c["cell_id"] for c in cfg.cells]
+    assert len(set(ids)) == len(ids)
+    assert ids == [c["cell_id"] for c in load_config(raw).cells]  # stable
+    for c in cfg.cells:
+        assert c["m"] == 2 * c["n"]
+        if c["method"] == "memorize":
+            assert c["init_scale"] is None
+        if c["method"] == "g2":
+            assert c["init_scale"] == 0.01 and c["method_kind"] == "gd"
+    # a changed parameter changes the id, the seed too
+    c0 = dict(cfg.cells[0])
+    from flatext.sweeps.config import cell_id
+
+    assert cell_id(c0) == c0["cell_id"]
+    assert cell_id(dict(c0, seed=99)) != c0["cell_id"]
+    assert cell_id(dict(c0, noise=0.5)) != c0["cell_id"]
+
+
+# ---------------------------------------------------------------------------
+# Rows against numpy
+# ---------------------------------------------------------------------------
+
+
+def _np_relu_net(W, a, X):
+    Z = X @ W.T
+    return np.maximum(Z, 0.0) @ a, Z
+
+
+def test_rows_match_independent_numpy(tmp_path):
+    cfg = load_config(tiny())
+    df = flatext.sweep(tiny(), out=tmp_path / "r.parquet", workers=0, progress=False)
+    assert len(df) == len(cfg) == 8
+    assert (df["status"] == "ok").all(), df["error"].tolist()
+    assert df["flatext_version"].eq(flatext.__version__).all()
+    by_id = df.set_index("cell_id")
+    for cell in cfg.cells:
+        row = by_id.loc[cell["cell_id"]]
+        data = cell_data(cell)
+        X, y = data["X"], data["y"]
+        assert X.shape == (16, 3) and data["W0"].shape == (8, 3)
+        if cell["method"] == "random":  # the row measures the initialization itself
+            W, a = data["W0"], data["a0"]
+            f, Z = _np_relu_net(W, a, X)
+            r = f - y
+            s = np.sum(X * X, axis=1)
+            act = (Z > 0).astype(float)
+            trace = (np.sum(np.maximum(Z, 0) ** 2) + np.sum((a[None, :] ** 2) * act * s[:, None])) / 16
+            assert row["train_loss"] == pytest.approx(0.5 * np.mean(r ** 2), rel=1e-12)
+            assert row["max_residual"] == pytest.approx(np.max(np.abs(r)), rel=1e-12)
+            assert row["trace"] == pytest.approx(trace, rel=1e-12)
+            # ReLU orbit minimum: 2 sum_i sqrt(A_i B_i), A_i = mean relu^2, B_i = a_i^2 mean 1{z>0} s
+            A = np.mean(np.maximum(Z, 0) ** 2, axis=0)
+            B = a ** 2 * np.mean(act * s[:, None], axis=0)
+            assert row["orbit_min_trace"] == pytest.approx(2 * np.sum(np.sqrt(A * B)), rel=1e-10)
+            assert row["top_eigenvalue"] <= row["trace"] + 1e-12
+        else:  # gd lowers the loss from the same (paired) initialization
+            rnd = df[(df.method == "random") & (df.seed == cell["seed"]) & (df.noise == cell["noise"])]
+            assert row["train_loss"] < 0.5 * float(rnd["train_loss"].iloc[0])
+        # population loss: compare with our own Monte Carlo on fresh Gaussian inputs
+        Xs = np.random.default_rng(123).standard_normal((200_000, 3))
+        t = data["teacher"](Xs)
+        # W, a of gd are not in the row: check the relative loss is consistent with its parts
+        assert row["population_loss_rel"] == pytest.approx(row["population_loss"] / row["null_loss"], rel=1e-12)
+        assert row["null_loss"] == pytest.approx(np.mean(t * t), rel=0.1)
+        if cell["method"] == "random":
+            f, _ = _np_relu_net(data["W0"], data["a0"], Xs)
+            assert row["population_loss"] == pytest.approx(np.mean((f - t) ** 2), rel=0.1)
+    # data are shared (paired) across methods of a seed; different across seeds
+    c_r = [c for c in cfg.cells if c["method"] == "random" and c["noise"] == 0.0]
+    c_g = [c for c in cfg.cells if c["method"] == "gd" and c["noise"] == 0.0]
+    np.testing.assert_array_equal(cell_data(c_r[0])["X"], cell_data(c_g[0])["X"])
+    assert not np.array_equal(cell_data(c_r[0])["X"], cell_data(c_r[1])["X"])
+
+
+def test_unavailable_method_disables_only_itself(tmp_path, monkeypatch):
+    monkeypatch.delattr(flatext, "find_interpolator", raising=False)
+    raw = tiny(methods={"random": {}, "project": {}})
+    with pytest.warns(RuntimeWarning, match="method 'project' is disabled"):
+        df = flatext.sweep(raw, out=tmp_path / "r.parquet", workers=0, progress=False)
+    proj = df[df.method == "project"]
+    assert len(proj) == 4 and (proj.status == "error").all()
+    assert proj["error"].str.contains("find_interpolator").all()
+    assert (df[df.method == "random"].status == "ok").all()
+
+
+# ---------------------------------------------------------------------------
+# Executors agree
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def quiet_dask():
+    pytest.importorskip("distributed")
+    import logging
+
+    import dask
+
+    with dask.config.set({"distributed.logging.distributed": "error"}):
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+        yield
+
+
+def test_default_executor_and_local_cluster_give_same_rows(tmp_path, quiet_dask):
+    local = flatext.sweep(tiny(), out=tmp_path / "local.parquet", progress=False)  # spawn pool, all cores
+    dsk = flatext.sweep(tiny(), out=tmp_path / "dask.parquet", local_cluster=2, progress=False)
+    inline = flatext.sweep(tiny(), out=tmp_path / "inline.parquet", workers=0, progress=False)
+    assert len(local) == len(dsk) == 8
+    assert (local.status == "ok").all() and (dsk.status == "ok").all()
+    assert dsk["worker"].str.startswith("tcp://").all()
+    assert local["worker"].str.startswith("local:").all()
+    pd.testing.assert_frame_equal(stable(local), stable(dsk))  # same numbers, bit for bit
+    pd.testing.assert_frame_equal(stable(local), stable(inline))
+    # the consolidated file is what was returned
+    pd.testing.assert_frame_equal(stable(pd.read_parquet(tmp_path / "dask.parquet")), stable(dsk))
+
+
+# ---------------------------------------------------------------------------
+# Crash safety
+# ---------------------------------------------------------------------------
+
+KILL_TOML = """
+[sweep]
+name = "killme"
+seeds = 12
+measurements = ["train_loss", "trace", "orbit_min_trace", "time"]
+[data]
+n = 16
+d = 3
+noise = [0.0, 0.1]
+[model]
+m = 8
+[methods.random]
+"""
+
+
+def _part_rows(parts_dir):
+    import pyarrow.parquet as pq
+
+    frames = [pq.read_table(f).to_pandas() for f in sorted(glob.glob(os.path.join(parts_dir, "part-*.parquet")))]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def test_sigkill_then_resume_loses_nothing_and_duplicates_nothing(tmp_path):
+    cfg_path = write_toml(tmp_path / "kill.toml", KILL_TOML)
+    out = tmp_path / "res.parquet"
+    parts = str(out) + ".parts"
+    env = dict(os.environ, **{SWEEP_DELAY_ENV: "0.1"})
+    cmd = [sys.executable, "-m", "flatext", "sweep", cfg_path, "--out", str(out), "--workers", "2",
+           "--chunk-size", "1", "--no-progress"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and len(glob.glob(os.path.join(parts, "part-*.parquet"))) < 4:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its worker processes, mid-write or not
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    first = _part_rows(parts)
+    n_total = 24
+    assert 4 <= len(first) < n_total, len(first)  # killed part way
+    assert not out.exists()  # the consolidated file is written only at the end
+    assert first["cell_id"].is_unique
+    assert first["trace"].notna().all()  # every row on disk is whole
+
+    df = flatext.sweep(cfg_path, out=out, workers=0, progress=False)
+    assert len(df) == n_total and df["cell_id"].is_unique
+    assert set(df["cell_id"]) == {c["cell_id"] for c in load_config(cfg_path).cells}
+    assert df.attrs["cells_run"] == n_total - len(first)
+    assert (df.status == "ok").all()
+    # the first run's rows are there unchanged (same timing and pid: they were not recomputed)
+    again = df.set_index("cell_id").loc[first["cell_id"], first.columns.drop("cell_id")].reset_index()
+    pd.testing.assert_frame_equal(again[first.columns], first, check_dtype=False)
+    # a third run has nothing to do; --no-resume starts over
+    df3 = flatext.sweep(cfg_path, out=out, workers=0, progress=False)
+    assert df3.attrs["cells_run"] == 0 and len(df3) == n_total
+    df4 = flatext.sweep(cfg_path, out=out, workers=0, progress=False, resume=False)
+    assert df4.attrs["cells_run"] == n_total and len(df4) == n_total
+    pd.testing.assert_frame_equal(stable(df4), stable(df))
+
+
+def test_local_worker_killed_mid_sweep_still_completes(tmp_path, monkeypatch):
+    monkeypatch.setenv(SWEEP_DELAY_ENV, "0.1")
+    cfg_path = write_toml(tmp_path / "kill.toml", KILL_TOML)
+    out = tmp_path / "res.parquet"
+    parts = str(out) + ".parts"
+    killed = []
+
+    def killer():
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            rows = _part_rows(parts)
+            if len(rows) >= 2:
+                victim = int(rows["pid"].iloc[-1])
+                assert victim != os.getpid()
+                os.kill(victim, signal.SIGKILL)
+                killed.append((victim, len(rows)))
+                return
+            time.sleep(0.02)
+
+    th = threading.Thread(target=killer, daemon=True)
+    th.start()
+    df = flatext.sweep(cfg_path, out=out, workers=2, chunk_size=1, progress=False)
+    th.join(timeout=5)
+    assert killed and killed[0][1] < 24
+    assert len(df) == 24 and df["cell_id"].is_unique and (df.status == "ok").all()
+    assert killed[0][0] in set(df["pid"])  # it had finished cells before it died
+    assert len(set(df["pid"])) >= 3  # a fresh pool finished the rest
+
+
+def test_dask_worker_killed_mid_sweep_still_completes(tmp_path, monkeypatch, quiet_dask):
+    from distributed import Client, LocalCluster
+
+    monkeypatch.setenv(SWEEP_DELAY_ENV, "0.1")  # inherited by the worker processes
+    cfg_path = write_toml(tmp_path / "kill.toml", KILL_TOML)
+    out = tmp_path / "res.parquet"
+    parts = str(out) + ".parts"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=40) as cluster:
+        with Client(cluster) as client:  # closed before the sweep opens its own client
+            pids = list(client.run(os.getpid).values())
+        assert len(pids) == 2 and os.getpid() not in pids
+        killed = []
+
+        def killer():
+            # kill a worker once it has finished cells (so it is busy with the next one)
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                rows = _part_rows(parts)
+                busy = [p for p in (rows["pid"].unique() if len(rows) else []) if p in pids]
+                if busy and len(rows) >= 2:
+                    os.kill(int(busy[0]), signal.SIGKILL)
+                    killed.append((int(busy[0]), len(rows)))
+                    return
+                time.sleep(0.02)
+
+        th = threading.Thread(target=killer, daemon=True)
+        th.start()
+        df = flatext.sweep(cfg_path, out=out, scheduler=cluster.scheduler_address, progress=False, chunk_size=1)
+        th.join(timeout=5)
+    assert killed, "the worker was not killed during the sweep"
+    victim, done_before = killed[0]
+    assert done_before < 24
+    assert len(df) == 24 and df["cell_id"].is_unique
+    assert set(df["cell_id"]) == {c["cell_id"] for c in load_config(cfg_path).cells}
+    assert (df.status == "ok").all(), df["error"].dropna().tolist()
+    assert victim in set(df["pid"])  # the killed worker had done cells before it died
+    # and the cells were computed correctly: same rows as an in-process run
+    ref = flatext.sweep(cfg_path, out=tmp_path / "ref.parquet", workers=0, progress=False)
+    pd.testing.assert_frame_equal(stable(df), stable(ref))
+
+
+# ---------------------------------------------------------------------------
+# CLI and plots
+# ---------------------------------------------------------------------------
+
+
+def test_cli_sweep_and_plot(tmp_path, capsys):
+    from flatext.cli import main
+
+    cfg = write_toml(tmp_path / "c.toml", GOOD.replace("[methods.random]", "[methods.random]\n[methods.gd]\n"
+                                                       "lr = 0.2\nmax_iter = 20"))
+    out = tmp_path / "r.parquet"
+    assert main(["sweep", cfg, "--out", str(out), "--dry-run"]) == 0
+    assert "4 cells (random: 2, gd: 2)" in capsys.readouterr().out and not out.exists()
+    assert main(["sweep", cfg, "--out", str(out), "--workers", "0", "--no-progress"]) == 0
+    assert "4 cells" in capsys.readouterr().out
+    for args in (["--x", "seed", "--y", "train_loss", "--hue", "method"],
+                 ["--x", "trace", "--y", "train_loss", "--hue", "method", "--logx", "--logy", "--kind", "scatter"],
+                 ["--x", "method", "--y", "trace", "--band", "std"]):
+        fig = tmp_path / "f.png"
+        assert main(["plot", str(out), *args, "--out", str(fig)]) == 0
+        assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        fig.unlink()
+    assert main(["plot", str(out), "--x", "nope", "--y", "trace", "--out", str(tmp_path / "g.png")]) == 2
+    assert "no column 'nope'" in capsys.readouterr().err
+    assert main(["sweep", write_toml(tmp_path / "bad.toml", "[data]\nn = -1\n"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.toml" in err and "data.n" in err
+
+
+def test_example_sweep_files_validate():
+    root = os.path.join(os.path.dirname(__file__), "..", "examples", "sweeps")
+    files = sorted(glob.glob(os.path.join(root, "*.toml")))
+    assert any(f.endswith("reproduce.toml") for f in files)
+    for f in files:
+        cfg = load_config(f)
+        assert len(cfg) > 0
+    rep = load_config(os.path.join(root, "reproduce.toml"))
+    assert {c["n"] for c in rep.cells} == {100, 300} and {c["d"] for c in rep.cells} == {8}
+    assert all(c["m"] == 2 * c["n"] for c in rep.cells)
+    assert {c["method_kind"] for c in rep.cells} >= {"gd", "memorize", "flattest"}
+
+
+def test_local_plan_never_oversubscribes():
+    from flatext.sweeps.executor import LARGE_CELL, cell_cost, plan_local
+
+    small = [{"n": 16, "m": 8, "d": 3, "cell_id": str(i)} for i in range(40)]
+    big = [{"n": 4096, "m": 1024, "d": 64, "cell_id": "b"}]
+    assert cell_cost(big[0]) >= LARGE_CELL > cell_cost(small[0])
+    for cores in (1, 2, 3, 8, 64):
+        for workers in (None, 1, 2, 5):
+            phases = plan_local(small + big, cores=cores, workers=workers)
+            assert [len(p[0]) for p in phases] == [40, 1]
+            (_, procs, threads, chunk), (_, procs_big, threads_big, _) = phases
+            assert procs * threads <= max(cores, procs) and procs <= (workers or cores)
+            assert threads == max(1, cores // procs) and 1 <= chunk <= 16
+            assert (procs_big, threads_big) == (1, cores)  # a large cell gets all threads
+    phases = plan_local(small[:3], cores=8)
+    assert phases[0][1:3] == (3, 2)  # 3 cells: 3 processes with 2 threads each
+
+
+def test_progress_bar_on_a_terminal_only(tmp_path, monkeypatch):
+    import io
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    fast = tiny(sweep={"name": "tiny", "seeds": 2, "measurements": ["train_loss"]})
+    fake = Tty()
+    monkeypatch.setattr(sys, "stderr", fake)
+    flatext.sweep(fast, out=tmp_path / "a.parquet", workers=0)
+    text = fake.getvalue()
+    assert "sweep tiny" in text and "8/8" in text and "cell/s" in text  # done / total, rate
+    quiet = io.StringIO()  # not a terminal: nothing
+    monkeypatch.setattr(sys, "stderr", quiet)
+    flatext.sweep(fast, out=tmp_path / "b.parquet", workers=0)
+    assert quiet.getvalue() == ""
