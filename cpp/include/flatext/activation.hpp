@@ -6,11 +6,15 @@
 //   sigma'''(z) = p(p-1)(p-2) (z+^(p-3) - c z-^(p-3))
 //
 // p >= 1 (real), c = `neg`. At z = 0 every value here is 0 (derivatives of
-// order >= p are defined as 0 there). ReLU: (1, 0); ReLU^k: (k, 0); leaky ReLU
+// order >= p are defined as 0 there). For non-integer p, sigma'' (p < 2) and
+// sigma''' (p < 3) are unbounded as z -> 0; each value is still computed to
+// working accuracy wherever it is representable (overflow gives inf, which
+// the bindings report as an error). ReLU: (1, 0); ReLU^k: (k, 0); leaky ReLU
 // of slope alpha: (1, -alpha); |z|: (1, 1).
 #pragma once
 
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -63,7 +67,10 @@ struct Sigma {
             if constexpr (K >= 2) s[2] = T(6) * k * z;
             if constexpr (K >= 3) s[3] = (pos || negz) ? T(6) * k : T(0);
         } else {
-            if (!(pos || negz)) {
+            // z = 0 and the negative side of c = 0 are exactly 0 (u^(p-1) may
+            // overflow there: 0 * inf must not make a NaN); a NaN z (inf - inf
+            // in the GEMM) falls through and propagates to the checked result.
+            if (z == T(0) || (negz && c == T(0))) {
                 for (int i = 0; i <= K; ++i) s[i] = T(0);
                 return;
             }
@@ -74,9 +81,15 @@ struct Sigma {
             s[0] = k * up1 * u;
             if constexpr (K >= 1) s[1] = sg * k * p * up1;
             if constexpr (K >= 2) {
-                const T up2 = up1 / u;
+                // u^(p-k) by division unless the power above underflowed (tiny u,
+                // p > k): then 0/u would give 0 for a value that may be huge.
+                constexpr T tiny = std::numeric_limits<T>::min();
+                const T up2 = up1 >= tiny ? up1 / u : std::pow(u, p - T(2));
                 s[2] = k * p * (p - T(1)) * up2;
-                if constexpr (K >= 3) s[3] = sg * k * p * (p - T(1)) * (p - T(2)) * (up2 / u);
+                if constexpr (K >= 3) {
+                    const T up3 = up2 >= tiny ? up2 / u : std::pow(u, p - T(3));
+                    s[3] = sg * k * p * (p - T(1)) * (p - T(2)) * up3;
+                }
             }
         }
     }
