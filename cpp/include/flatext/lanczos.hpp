@@ -78,12 +78,12 @@ inline EigenResult lanczos_top(const std::function<void(const Vec<double>&, Vec<
     for (Index j = 0; j < maxit; ++j) {
         Q.col(j) = q;
         op(q, w);
-        hscale = std::max(hscale, w.norm());  // ||H q||: the operator's scale so far
+        hscale = std::max(hscale, w.stableNorm());  // ||H q||: the operator's scale so far
         const double al = q.dot(w);
         alpha.push_back(al);
         // full reorthogonalization (twice is enough)
         for (int pass = 0; pass < 2; ++pass) w -= Q.leftCols(j + 1) * (Q.leftCols(j + 1).transpose() * w);
-        double b = w.norm();
+        double b = w.stableNorm();  // stable: plain norm() squares 1e-200 to 0
         const bool breakdown = b <= 1e-12 * hscale;  // relative: H may be 1e-300 or 1e300
         beta.push_back(breakdown ? 0.0 : b);
         if (breakdown) broke = true;
@@ -93,7 +93,7 @@ inline EigenResult lanczos_top(const std::function<void(const Vec<double>&, Vec<
             // invariant subspace found: continue from a fresh direction orthogonal to it
             for (Index i = 0; i < P; ++i) w[i] = nd(rng);
             for (int pass = 0; pass < 2; ++pass) w -= Q.leftCols(j + 1) * (Q.leftCols(j + 1).transpose() * w);
-            b = w.norm();
+            b = w.stableNorm();
             if (b == 0.0) break;
             q = w / b;
             b0 = j + 1;
