@@ -79,12 +79,17 @@ class Ref:
         self.s = np.sum(X * X, 1)
         self.f = S[0] @ a
         self.fabs = np.abs(S[0]) @ np.abs(a)
-        self.terms = [Z, S[0] * a, S[0] ** 2, (a * S[1]) ** 2 * self.s[:, None]]
+        # intermediate quantities the kernels form: z, each sigma^(k) (k <= 3), a_i^2, s_j, products.
+        # If any of these overflows the working dtype, an overflow error is acceptable even
+        # when the result itself is representable (e.g. a_i^2 with a_i = 1e20 in float32).
+        self.terms = [self.Zabs, S[0] * a, S[0] ** 2, (a * S[1]) ** 2 * self.s[:, None], S[1], S[2], S[3],
+                      a ** 2, self.s]
         if "y" in g:
             y = g["y"]
             self.r = self.f - y
             self.R = self.fabs + np.abs(y)
-            self.terms += [self.R[:, None] * np.abs(a * S[2]) * self.s[:, None],
+            self.terms += [self.R[:, None] * np.abs(a), self.R[:, None] * np.abs(a * S[2]),
+                           self.R[:, None] * np.abs(a * S[2]) * self.s[:, None],
                            self.R[:, None] * np.abs(a * S[3]) * self.s[:, None], self.R ** 2]
 
     def peak(self):
@@ -166,7 +171,7 @@ class Ref:
 
     def rescale(self):
         W, a, t, p = self.g["W"], self.g["a"], self.g["t"], LD(self.p)
-        self.terms = [W * t[:, None], a * t ** -p]
+        self.terms = [W * t[:, None], a * t ** -p, t ** -p]  # t^-p itself is formed first
         return [(W * t[:, None], np.abs(W * t[:, None])), (a * t ** -p, np.abs(a * t ** -p))]
 
     def hessian(self):
