@@ -34,7 +34,10 @@ std::pair<Mat<T>, Vec<T>> rescale(const MatRef<T>& W, const VecRef<T>& a, const 
     Vec<T> a2 = a;
     for (Index i = 0; i < t.size(); ++i) {
         W2.row(i) *= t[i];
-        a2[i] = T(double(a[i]) * std::pow(double(t[i]), -power));
+        // a t^-p as (a h) h with h = t^(-p/2): t^-p alone can underflow to a
+        // subnormal (t = 1e104, p = 3) or overflow while a t^-p is representable
+        const double h = std::pow(double(t[i]), -0.5 * power);
+        a2[i] = T(double(a[i]) * h * h);
     }
     return {W2, a2};
 }
