@@ -76,6 +76,11 @@ class Ref:
         self.kappa = float(np.max(kap)) if kap.size else 1.0
         S = [_sig(Z, p, c, k) for k in range(4)]
         self.S = S
+        # a sigma^(k) value in the subnormal range keeps only |value| / (tiny eps) digits
+        for Sk in S:
+            nz = np.abs(Sk[Sk != 0])
+            if nz.size:
+                self.kappa = max(self.kappa, float(tiny / np.min(nz)))
         self.s = np.sum(X * X, 1)
         self.f = S[0] @ a
         self.fabs = np.abs(S[0]) @ np.abs(a)
