@@ -361,7 +361,7 @@ def _orbit_check(which):
         if rtol > 0.05:
             return None  # the sign or size of some B_i is not determined by the dtype: contract only
         tiny_parts = np.any((A > 0) & (A < 1e6 * np.finfo(dtype).tiny)) or np.any(
-            (B > 0) & (B < 1e6 * np.finfo(dtype).tiny))
+            (B != 0) & (np.abs(B) < 1e6 * np.finfo(dtype).tiny))
         if tiny_parts:
             return None  # A_i or B_i underflows the dtype: which neurons move is not determined
         if np.any(B < 0):
