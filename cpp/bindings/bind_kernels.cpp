@@ -128,7 +128,8 @@ void bind_kernels(py::module_& m) {
         if (k > net.m * (net.d + 1))
             throw py::value_error("k must be <= the number of parameters m*(d+1) = " +
                                   std::to_string(net.m * (net.d + 1)) + "; got " + std::to_string(k));
-        if (!(tol > 0.0)) throw py::value_error("tol must be > 0");
+        if (!(tol > 0.0) || !std::isfinite(tol)) throw py::value_error("tol must be finite and > 0");
+        if (max_iter < 0) throw py::value_error("max_iter must be >= 0 (0: automatic)");
         return dispatch(net.f32(), [&](auto tag) -> py::object {
             using T = decltype(tag);
             auto r = nogil<T>([&] {
@@ -150,6 +151,8 @@ void bind_kernels(py::module_& m) {
         if (ta.dim(0) != m)
             throw py::value_error("t must be a scalar or have shape (m,) = (" + std::to_string(m) + ",); got " +
                                   shape_str(ta.arr));
+        if (m == 0) throw py::value_error("W is empty (m = 0 neurons)");
+        if (d == 0) throw py::value_error("W is empty (d = 0 input dimensions)");
         if (!std::isfinite(power) || power < 1.0)
             throw py::value_error("power must be a finite number >= 1; got " + std::to_string(power));
         check_finite(Wa);

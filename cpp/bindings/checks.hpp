@@ -42,6 +42,15 @@ inline Arg to_arg(py::handle obj, const char* name, int ndim) {
     if (obj.is_none()) throw py::type_error(std::string(name) + " must be an array, not None");
     py::array arr = py::array::ensure(obj);
     if (!arr) throw py::type_error(std::string(name) + " must be convertible to a numpy array");
+    {
+        // byte-swapped or unaligned float arrays: an aligned native copy
+        const py::dtype d0 = arr.dtype();
+        const bool aligned = arr.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+        if (d0.kind() == 'f' && (d0.itemsize() == 4 || d0.itemsize() == 8) &&
+            (!aligned || !d0.attr("isnative").cast<bool>()))
+            arr = py::module_::import("numpy").attr("require")(
+                arr, d0.itemsize() == 4 ? py::dtype::of<float>() : py::dtype::of<double>(), "CA");
+    }
     const py::dtype dt = arr.dtype();
     const bool f32 = dt.is(py::dtype::of<float>()), f64 = dt.is(py::dtype::of<double>());
     if (!f32 && !f64)

@@ -46,7 +46,12 @@ def get_num_threads():
 
 def set_num_threads(k):
     """Set the kernels' thread count for the whole process; 0 restores the default."""
-    _core.set_num_threads(int(k))
+    from .curvature import _int_arg
+
+    k = _int_arg(k, "k")
+    if not 0 <= k < 2**31:
+        raise ValueError(f"k must be >= 0 (0 restores the default); got {k}")
+    _core.set_num_threads(k)
 
 
 __all__ = [

@@ -14,6 +14,7 @@ result bits do not depend on the number of threads.
 """
 from __future__ import annotations
 
+import operator
 import warnings
 from dataclasses import dataclass
 
@@ -32,6 +33,16 @@ __all__ = [
     "hvp",
     "hessian_top_eigenvalues",
 ]
+
+
+def _int_arg(v, name):
+    """An integer argument (bool and float are refused), for messages that name it."""
+    if isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer; got {v!r}")
+    try:
+        return operator.index(v)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer; got {type(v).__name__} {v!r}") from None
 
 
 def forward(W, a, X, *, power=1.0, neg=0.0):
@@ -217,8 +228,15 @@ def hessian_top_eigenvalues(W, a, X, y, k=1, *, power=1.0, neg=0.0, max_iter=0, 
     -------
     ndarray, shape (k,), descending
     """
+    k, max_iter, seed = _int_arg(k, "k"), _int_arg(max_iter, "max_iter"), _int_arg(seed, "seed")
+    if not 1 <= k < 2**31:
+        raise ValueError(f"k must be >= 1 and at most the number of parameters m*(d+1); got {k}")
+    if not 0 <= max_iter < 2**31:
+        raise ValueError(f"max_iter must be >= 0 (0: automatic); got {max_iter}")
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be in [0, 2**64); got {seed}")
     vals, res, it, conv = _core.hessian_top_eigenvalues(
-        W, a, X, y, int(k), float(power), float(neg), int(max_iter), float(tol), int(seed)
+        W, a, X, y, k, float(power), float(neg), max_iter, float(tol), seed
     )
     if not conv:
         warnings.warn(

@@ -33,7 +33,13 @@ def rescale(W, a, t, *, power=1.0):
         The same network function.
     """
     a_arr = np.asarray(a)
+    if t is None or isinstance(t, (str, bytes)):
+        raise TypeError(f"t must be a positive number or an array of shape (m,); got {t!r}")
     if np.ndim(t) == 0:
+        try:
+            t = float(t)
+        except (TypeError, ValueError):
+            raise TypeError(f"t must be a positive number or an array of shape (m,); got {t!r}") from None
         dt = a_arr.dtype if a_arr.dtype.kind == "f" else np.float64
         t = np.full(a_arr.shape[:1] if a_arr.ndim == 1 else (1,), t, dtype=dt)
     return _core.rescale(W, a, t, float(power))

@@ -6,12 +6,16 @@
 //   sigma'''(z) = p(p-1)(p-2) (z+^(p-3) - c z-^(p-3))
 //
 // p >= 1 (real), c = `neg`. At z = 0 every value here is 0 (derivatives of
-// order >= p are defined as 0 there). ReLU: (1, 0); ReLU^k: (k, 0); leaky ReLU
+// order >= p are defined as 0 there). For non-integer p, sigma'' (p < 2) and
+// sigma''' (p < 3) are unbounded as z -> 0; each value is still computed to
+// working accuracy wherever it is representable (overflow gives inf, which
+// the bindings report as an error). ReLU: (1, 0); ReLU^k: (k, 0); leaky ReLU
 // of slope alpha: (1, -alpha); |z|: (1, 1).
 #pragma once
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -78,18 +82,30 @@ struct Sigma {
             if constexpr (K >= 2) s.v2 = T(6) * (zp + c * zm);
             if constexpr (K >= 3) s.v3 = T(6) * (ip - c * im);
         } else {
-            // u = |z| (1 at z = 0, where the coefficient k is 0: every value is 0 there)
+            // z = 0 and the negative side of c = 0 are exactly 0 (u^(p-1) may
+            // overflow there: 0 * inf must not make a NaN); a NaN z (inf - inf
+            // in the GEMM) falls through and propagates to the checked result.
             const bool pos = z > T(0), negz = z < T(0);
-            const T u = pos ? z : (negz ? -z : T(1));
-            const T k = pos ? T(1) : (negz ? c : T(0));
+            if (z == T(0) || (negz && c == T(0))) {
+                s = Derivs<T>{};
+                return;
+            }
+            const T u = pos ? z : -z;
+            const T k = pos ? T(1) : c;
             const T sg = pos ? T(1) : T(-1);
             const T up1 = std::pow(u, p - T(1));  // u^(p-1)
             s.v0 = k * up1 * u;
             if constexpr (K >= 1) s.v1 = sg * k * p * up1;
             if constexpr (K >= 2) {
-                const T up2 = up1 / u;
+                // u^(p-k) by division unless the power above underflowed (tiny u,
+                // p > k): then 0/u would give 0 for a value that may be huge.
+                constexpr T tiny = std::numeric_limits<T>::min();
+                const T up2 = up1 >= tiny ? up1 / u : std::pow(u, p - T(2));
                 s.v2 = k * p * (p - T(1)) * up2;
-                if constexpr (K >= 3) s.v3 = sg * k * p * (p - T(1)) * (p - T(2)) * (up2 / u);
+                if constexpr (K >= 3) {
+                    const T up3 = up2 >= tiny ? up2 / u : std::pow(u, p - T(3));
+                    s.v3 = sg * k * p * (p - T(1)) * (p - T(2)) * up3;
+                }
             }
         }
     }

@@ -36,6 +36,15 @@ inline EigenResult lanczos_top(const std::function<void(const Vec<double>&, Vec<
     for (Index i = 0; i < P; ++i) q[i] = nd(rng);
     q /= q.norm();
     EigenResult res;
+    // A breakdown (beta ~ 0) means the Krylov space is invariant: its Ritz
+    // values are exact, but copies of repeated eigenvalues (e.g. the zero
+    // eigenvalues of dead neurons) lie outside it. Lanczos then restarts from a
+    // random vector orthogonal to Q (a new block of the block-diagonal T,
+    // starting at column b0) and only stops once the latest block's top Ritz
+    // value is converged and not above the k-th wanted value.
+    Index b0 = 0;
+    double hscale = 0.0;
+    bool broke = false;
     auto ritz = [&](Index j, bool final_) {
         Eigen::MatrixXd Tm = Eigen::MatrixXd::Zero(j, j);
         for (Index i = 0; i < j; ++i) {
@@ -54,6 +63,14 @@ inline EigenResult lanczos_top(const std::function<void(const Vec<double>&, Vec<
             res.residuals[i] = std::abs(bj * es.eigenvectors()(j - 1, j - 1 - i));
             if (res.residuals[i] > tol * scale) ok = false;
         }
+        if (ok && broke && kk > 0) {
+            const Index nb = j - b0;  // the latest block
+            Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eb(Tm.block(b0, b0, nb, nb));
+            const double top = eb.eigenvalues()[nb - 1];
+            const double rtop = std::abs(bj * eb.eigenvectors()(nb - 1, nb - 1));
+            const bool done = rtop <= tol * scale && top <= res.values[kk - 1] + tol * scale;
+            if (!done) ok = false;
+        }
         res.iterations = int(j);
         res.converged = ok || (final_ && j == P);
         return res.converged;
@@ -61,22 +78,25 @@ inline EigenResult lanczos_top(const std::function<void(const Vec<double>&, Vec<
     for (Index j = 0; j < maxit; ++j) {
         Q.col(j) = q;
         op(q, w);
+        hscale = std::max(hscale, w.stableNorm());  // ||H q||: the operator's scale so far
         const double al = q.dot(w);
         alpha.push_back(al);
         // full reorthogonalization (twice is enough)
         for (int pass = 0; pass < 2; ++pass) w -= Q.leftCols(j + 1) * (Q.leftCols(j + 1).transpose() * w);
-        double b = w.norm();
-        beta.push_back(b);
+        double b = w.stableNorm();  // stable: plain norm() squares 1e-200 to 0
+        const bool breakdown = b <= 1e-12 * hscale;  // relative: H may be 1e-300 or 1e300
+        beta.push_back(breakdown ? 0.0 : b);
+        if (breakdown) broke = true;
         const bool last = j + 1 == maxit;
         if (ritz(j + 1, last) || last) break;
-        if (b <= 1e-12 * std::max(std::abs(al), 1.0)) {
+        if (breakdown) {
             // invariant subspace found: continue from a fresh direction orthogonal to it
             for (Index i = 0; i < P; ++i) w[i] = nd(rng);
             for (int pass = 0; pass < 2; ++pass) w -= Q.leftCols(j + 1) * (Q.leftCols(j + 1).transpose() * w);
-            b = w.norm();
-            beta.back() = 0.0;
+            b = w.stableNorm();
             if (b == 0.0) break;
             q = w / b;
+            b0 = j + 1;
             continue;
         }
         q = w / b;

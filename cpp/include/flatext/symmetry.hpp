@@ -34,7 +34,10 @@ std::pair<Mat<T>, Vec<T>> rescale(const MatRef<T>& W, const VecRef<T>& a, const 
     Vec<T> a2 = a;
     for (Index i = 0; i < t.size(); ++i) {
         W2.row(i) *= t[i];
-        a2[i] = T(double(a[i]) * std::pow(double(t[i]), -power));
+        // a t^-p as (a h) h with h = t^(-p/2): t^-p alone can underflow to a
+        // subnormal (t = 1e104, p = 3) or overflow while a t^-p is representable
+        const double h = std::pow(double(t[i]), -0.5 * power);
+        a2[i] = T(double(a[i]) * h * h);
     }
     return {W2, a2};
 }
@@ -68,9 +71,19 @@ inline OrbitMinimum orbit_minimum(const Vec<double>& A, const Vec<double>& B, do
 }
 
 namespace detail {
+/// Overflowed parts (inf, or NaN from inf - inf) must not pass as "not attained" (value 0).
+inline void require_finite_parts(const Vec<double>& A, const Vec<double>& B, const OrbitMinimum& o) {
+    if (!A.allFinite() || !B.allFinite() || !o.value.allFinite())
+        throw std::domain_error(
+            "the result is not finite (overflow in the Hessian trace parts A_i, B_i); rescale the inputs or use "
+            "float64");
+}
 template <class T>
 OrbitMinimum orbit_of(const TraceParts<T>& parts, double p) {
-    return orbit_minimum(parts.per_neuron_a.template cast<double>(), parts.per_neuron_w.template cast<double>(), p);
+    const Vec<double> A = parts.per_neuron_a.template cast<double>(), B = parts.per_neuron_w.template cast<double>();
+    OrbitMinimum o = orbit_minimum(A, B, p);
+    require_finite_parts(A, B, o);
+    return o;
 }
 [[noreturn]] inline void no_orbit_minimum(Index i) {
     throw std::domain_error("no orbit minimum: neuron " + std::to_string(i) +
