@@ -4,7 +4,7 @@
 // With FLATEXT_USE_OPENBLAS defined (the default build), OpenBLAS from the
 // scipy-openblas32 wheel does the work (its symbols carry a `scipy_` prefix);
 // otherwise Eigen's own GEMM. OpenBLAS ran ~2x faster than Eigen here
-// (see docs/performance.md), which is what puts the trace at the GEMM floor.
+// (docs/performance.md, benchmarks/README.md), which is what puts the trace at the GEMM floor.
 #pragma once
 
 #include "config.hpp"
