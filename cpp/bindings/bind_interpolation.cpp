@@ -9,12 +9,6 @@ namespace flatext_py {
 
 namespace {
 
-template <class F>
-auto nogil2(F&& f) {
-    py::gil_scoped_release release;
-    return f();
-}
-
 void check_positive(double v, const char* name) {
     if (!(v > 0) || !std::isfinite(v))
         throw py::value_error(std::string(name) + " must be finite and > 0; got " + std::to_string(v));
@@ -35,19 +29,12 @@ void bind_interpolation(py::module_& m) {
     m.def("jvp", [](py::handle W, py::handle a, py::handle X, py::handle VW, py::handle va, double power, double neg) {
         const Net net = check_net(W, a, X, py::none(), false);
         const auto act = make_activation(power, neg);
-        Arg vW = to_arg(VW, "VW", 2), vA = to_arg(va, "va", 1);
-        same_dtype({&net.W, &vW, &vA});
-        if (vW.dim(0) != net.m || vW.dim(1) != net.d)
-            throw py::value_error("VW must have the shape of W " + shape_str(net.W.arr) + "; got " + shape_str(vW.arr));
-        if (vA.dim(0) != net.m)
-            throw py::value_error("va must have the shape of a " + shape_str(net.a.arr) + "; got " + shape_str(vA.arr));
-        check_finite(vW);
-        check_finite(vA);
+        const Direction v = check_direction(net, VW, va);
         return dispatch(net.f32(), [&](auto tag) -> py::object {
             using T = decltype(tag);
-            Eigen::Map<const Mat<T>> VWm(vW.data<T>(), net.m, net.d);
-            Eigen::Map<const Vec<T>> vam(vA.data<T>(), net.m);
-            Vec<T> out = nogil2([&] { return flatext::jvp<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), VWm, vam, act); });
+            const auto VWm = v.Wm<T>();
+            const auto vam = v.av<T>();
+            Vec<T> out = without_gil([&] { return flatext::jvp<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), VWm, vam, act); });
             require_finite(out, "jvp");
             return py::cast(std::move(out));
         });
@@ -64,7 +51,7 @@ void bind_interpolation(py::module_& m) {
         return dispatch(net.f32(), [&](auto tag) -> py::object {
             using T = decltype(tag);
             Eigen::Map<const Vec<T>> um(ua.data<T>(), net.n);
-            auto r = nogil2([&] { return flatext::vjp<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), um, act); });
+            auto r = without_gil([&] { return flatext::vjp<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), um, act); });
             require_finite(r.first, "vjp");
             require_finite(r.second, "vjp");
             return py::make_tuple(std::move(r.first), std::move(r.second));
@@ -76,7 +63,7 @@ void bind_interpolation(py::module_& m) {
         const auto act = make_activation(power, neg);
         return dispatch(net.f32(), [&](auto tag) -> py::object {
             using T = decltype(tag);
-            Mat<T> K = nogil2([&] { return flatext::gram<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), act); });
+            Mat<T> K = without_gil([&] { return flatext::gram<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), act); });
             require_finite(K, "gram");
             return py::cast(std::move(K));
         });
@@ -96,7 +83,7 @@ void bind_interpolation(py::module_& m) {
         o.lambda_init = lambda_init;
         return dispatch(net.f32(), [&](auto tag) -> py::object {
             using T = decltype(tag);
-            auto r = nogil2([&] {
+            auto r = without_gil([&] {
                 return flatext::find_interpolator<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), net.yv<T>(), act, o);
             });
             py::dict d;
@@ -132,7 +119,7 @@ void bind_interpolation(py::module_& m) {
         o.a_correction = a_correction;
         return dispatch(net.f32(), [&](auto tag) -> py::object {
             using T = decltype(tag);
-            auto s = nogil2(
+            auto s = without_gil(
                 [&] { return flatext::search_step<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), net.yv<T>(), act, o); });
             py::dict d;
             d["W"] = std::move(s.W);
@@ -160,7 +147,7 @@ void bind_interpolation(py::module_& m) {
         const auto act = make_activation(power, neg);
         return dispatch(net.f32(), [&](auto tag) -> double {
             using T = decltype(tag);
-            return nogil2([&] {
+            return without_gil([&] {
                 return flatext::orbit_min_trace_clipped<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), net.yv<T>(), act);
             });
         });
@@ -188,7 +175,7 @@ void bind_interpolation(py::module_& m) {
             using T = decltype(tag);
             Eigen::Map<const Mat<T>> Xm(Xa.data<T>(), n, d);
             Eigen::Map<const Vec<T>> yv(ya.data<T>(), n);
-            auto r = nogil2([&] { return flatext::memorizing_interpolator<T>(Xm, yv, act, kappa, mm); });
+            auto r = without_gil([&] { return flatext::memorizing_interpolator<T>(Xm, yv, act, kappa, mm); });
             require_finite(r.a, "memorizing_interpolator");
             return py::make_tuple(std::move(r.W), std::move(r.a), r.residual, r.rcond, r.least_squares);
         });
@@ -212,7 +199,7 @@ void bind_interpolation(py::module_& m) {
         if (record_every < 1) throw py::value_error("record_every must be >= 1");
         return dispatch(net.f32(), [&](auto tag) -> py::object {
             using T = decltype(tag);
-            auto r = nogil2([&] {
+            auto r = without_gil([&] {
                 return flatext::train<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), net.yv<T>(), act, meth, lr, rho,
                                          max_iter, tol, record_every);
             });

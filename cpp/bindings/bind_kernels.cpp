@@ -4,16 +4,6 @@
 
 namespace flatext_py {
 
-namespace {
-
-template <class T, class F>
-auto nogil(F&& f) {
-    py::gil_scoped_release release;
-    return f();
-}
-
-}  // namespace
-
 void bind_kernels(py::module_& m) {
     using namespace flatext;
 
@@ -22,7 +12,7 @@ void bind_kernels(py::module_& m) {
         const auto act = make_activation(power, neg);
         return dispatch(net.f32(), [&](auto tag) -> py::object {
             using T = decltype(tag);
-            Vec<T> f = nogil<T>([&] { return flatext::forward<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), act); });
+            Vec<T> f = without_gil([&] { return flatext::forward<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), act); });
             require_finite(f, "forward");
             return py::cast(std::move(f));
         });
@@ -33,7 +23,7 @@ void bind_kernels(py::module_& m) {
         const auto act = make_activation(power, neg);
         return dispatch(net.f32(), [&](auto tag) -> py::object {
             using T = decltype(tag);
-            T v = nogil<T>([&] { return flatext::loss<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), net.yv<T>(), act); });
+            T v = without_gil([&] { return flatext::loss<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), net.yv<T>(), act); });
             return scalar<T>(v, "loss");
         });
     });
@@ -43,7 +33,7 @@ void bind_kernels(py::module_& m) {
         const auto act = make_activation(power, neg);
         return dispatch(net.f32(), [&](auto tag) -> py::object {
             using T = decltype(tag);
-            auto g = nogil<T>(
+            auto g = without_gil(
                 [&] { return flatext::loss_grad<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), net.yv<T>(), act); });
             require_finite(g.W, "loss_grad");
             require_finite(g.a, "loss_grad");
@@ -56,7 +46,7 @@ void bind_kernels(py::module_& m) {
         const auto act = make_activation(power, neg);
         return dispatch(net.f32(), [&](auto tag) -> py::object {
             using T = decltype(tag);
-            T v = nogil<T>(
+            T v = without_gil(
                 [&] { return flatext::hessian_trace<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), net.yv<T>(), act); });
             return scalar<T>(v, "hessian_trace");
         });
@@ -68,7 +58,7 @@ void bind_kernels(py::module_& m) {
         const auto act = make_activation(power, neg);
         return dispatch(net.f32(), [&](auto tag) -> py::object {
             using T = decltype(tag);
-            auto p = nogil<T>([&] {
+            auto p = without_gil([&] {
                 return flatext::hessian_trace_parts<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), net.yv<T>(), act);
             });
             const char* w = "hessian_trace_parts";
@@ -87,7 +77,7 @@ void bind_kernels(py::module_& m) {
         const auto act = make_activation(power, neg);
         return dispatch(net.f32(), [&](auto tag) -> py::object {
             using T = decltype(tag);
-            auto g = nogil<T>([&] {
+            auto g = without_gil([&] {
                 return flatext::hessian_trace_grad<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), net.yv<T>(), act);
             });
             require_finite(g.W, "hessian_trace_grad");
@@ -100,19 +90,12 @@ void bind_kernels(py::module_& m) {
                     double power, double neg) {
         const Net net = check_net(W, a, X, y, true);
         const auto act = make_activation(power, neg);
-        Arg vW = to_arg(VW, "VW", 2), vA = to_arg(va, "va", 1);
-        same_dtype({&net.W, &vW, &vA});
-        if (vW.dim(0) != net.m || vW.dim(1) != net.d)
-            throw py::value_error("VW must have the shape of W " + shape_str(net.W.arr) + "; got " + shape_str(vW.arr));
-        if (vA.dim(0) != net.m)
-            throw py::value_error("va must have the shape of a " + shape_str(net.a.arr) + "; got " + shape_str(vA.arr));
-        check_finite(vW);
-        check_finite(vA);
+        const Direction v = check_direction(net, VW, va);
         return dispatch(net.f32(), [&](auto tag) -> py::object {
             using T = decltype(tag);
-            Eigen::Map<const Mat<T>> VWm(vW.data<T>(), net.m, net.d);
-            Eigen::Map<const Vec<T>> vam(vA.data<T>(), net.m);
-            auto h = nogil<T>(
+            const auto VWm = v.Wm<T>();
+            const auto vam = v.av<T>();
+            auto h = without_gil(
                 [&] { return flatext::hvp<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), net.yv<T>(), VWm, vam, act); });
             require_finite(h.first, "hvp");
             require_finite(h.second, "hvp");
@@ -132,7 +115,7 @@ void bind_kernels(py::module_& m) {
         if (max_iter < 0) throw py::value_error("max_iter must be >= 0 (0: automatic)");
         return dispatch(net.f32(), [&](auto tag) -> py::object {
             using T = decltype(tag);
-            auto r = nogil<T>([&] {
+            auto r = without_gil([&] {
                 return flatext::hessian_top_eigenvalues<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), net.yv<T>(), act,
                                                            k, max_iter, tol, seed);
             });
@@ -177,7 +160,7 @@ void bind_kernels(py::module_& m) {
         const auto act = make_activation(power, neg);
         return dispatch(net.f32(), [&](auto tag) -> py::object {
             using T = decltype(tag);
-            auto r = nogil<T>(
+            auto r = without_gil(
                 [&] { return flatext::balance<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), net.yv<T>(), act); });
             require_finite(r.first, "balance");
             require_finite(r.second, "balance");
@@ -190,7 +173,7 @@ void bind_kernels(py::module_& m) {
         const auto act = make_activation(power, neg);
         return dispatch(net.f32(), [&](auto tag) -> py::object {
             using T = decltype(tag);
-            T v = nogil<T>(
+            T v = without_gil(
                 [&] { return flatext::orbit_min_trace<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), net.yv<T>(), act); });
             return scalar<T>(v, "orbit_min_trace");
         });

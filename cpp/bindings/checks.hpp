@@ -162,6 +162,38 @@ inline flatext::Activation make_activation(double power, double neg) {
     return flatext::Activation(power, neg);
 }
 
+/// Runs f() with the GIL released (f must not touch Python objects).
+template <class F>
+auto without_gil(F&& f) {
+    py::gil_scoped_release release;
+    return f();
+}
+
+/// A direction v = (VW, va) in parameter space, checked against the network.
+struct Direction {
+    Arg W, a;
+    template <class T>
+    Eigen::Map<const flatext::Mat<T>> Wm() const {
+        return {W.data<T>(), W.dim(0), W.dim(1)};
+    }
+    template <class T>
+    Eigen::Map<const flatext::Vec<T>> av() const {
+        return {a.data<T>(), a.dim(0)};
+    }
+};
+
+inline Direction check_direction(const Net& net, py::handle VW, py::handle va) {
+    Direction v{to_arg(VW, "VW", 2), to_arg(va, "va", 1)};
+    same_dtype({&net.W, &v.W, &v.a});
+    if (v.W.dim(0) != net.m || v.W.dim(1) != net.d)
+        throw py::value_error("VW must have the shape of W " + shape_str(net.W.arr) + "; got " + shape_str(v.W.arr));
+    if (v.a.dim(0) != net.m)
+        throw py::value_error("va must have the shape of a " + shape_str(net.a.arr) + "; got " + shape_str(v.a.arr));
+    check_finite(v.W);
+    check_finite(v.a);
+    return v;
+}
+
 /// Runs f(T{}) with T = float or double.
 template <class F>
 decltype(auto) dispatch(bool f32, F&& f) {
