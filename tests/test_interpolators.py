@@ -337,3 +337,22 @@ def test_search_is_thread_count_independent():
         fx.set_num_threads(old)
     assert np.array_equal(s1.W, s2.W) and np.array_equal(s1.a, s2.a)
     assert np.array_equal(s1.history["trace"], s2.history["trace"])
+
+
+def test_memorizer_that_cannot_interpolate_raises_and_counts_must_be_integers():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((12, 4))
+    y = rng.standard_normal(12)
+    # sigma(kappa x.x') overflows for every pair: no interpolating output weights exist in float64
+    with pytest.raises(ValueError, match="could not be solved to interpolation"):
+        fx.memorizing_interpolator(X, y, power=3.0, kappa=1e200)
+    # repeated sample with a different label: no interpolator of any width
+    X2, y2 = np.vstack([X, X[:1]]), np.append(y, y[0] + 1.0)
+    with pytest.raises(ValueError, match="could not be solved to interpolation"):
+        fx.memorizing_interpolator(X2, y2)
+    with pytest.raises(TypeError, match="m must be an integer"):
+        fx.memorizing_interpolator(X, y, m=25.5)
+    W0, a0 = rng.standard_normal((30, 4)), rng.standard_normal(30)
+    for fn in (fx.find_interpolator, fx.flattest_interpolator, fx.train):
+        with pytest.raises(TypeError, match="max_iter must be an integer"):
+            fn(W0, a0, X, y, max_iter=2.5)

@@ -57,6 +57,18 @@ def test_claims_2_and_3_flattest_beats_memorizer_and_others(quick_run):
     assert all(ok for c, _, ok in checks if c in ("1", "2", "3")), checks
 
 
+def test_claim4_noise_and_sample_size(quick_run):
+    _, rows, checks = quick_run
+    c4 = [r for r in rows if r.claim == "4"]
+    assert all(r.max_residual <= 1e-8 for r in c4)
+    clean = sorted((r for r in c4 if r.noise == 0.0), key=lambda r: r.n)
+    assert clean[-1].rel_pop_loss < clean[0].rel_pop_loss
+    nmax = max(r.n for r in c4)
+    noisy = [r for r in c4 if r.n == nmax and r.noise > 0]
+    assert min(r.rel_pop_loss for r in noisy) > [r for r in clean if r.n == nmax][0].rel_pop_loss
+    assert [c for c, _, _ in checks].count("4") == 2 and all(ok for c, _, ok in checks if c == "4")
+
+
 def test_rerun_resumes_from_saved_steps(quick_run, tmp_path):
     out, rows, _ = quick_run
     rows2, _ = reproduce(ReproduceConfig.quick_config(), out=out, progress=False, echo=lambda *a: None)

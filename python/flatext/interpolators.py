@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._native import _core
+from .curvature import _int_arg
 
 __all__ = [
     "InterpolationResult",
@@ -248,7 +249,8 @@ def find_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, tol=None, max_iter=10
     InterpolationResult
     """
     tol = _default_tol(W0, tol)
-    r = _core.find_interpolator(W0, a0, X, y, float(power), float(neg), tol, int(max_iter), float(lambda_init))
+    r = _core.find_interpolator(W0, a0, X, y, float(power), float(neg), tol, _int_arg(max_iter, "max_iter"),
+                                float(lambda_init))
     return InterpolationResult(r["W"], r["a"], float(r["max_residual"]), int(r["iterations"]), bool(r["converged"]),
                                np.asarray(r["history"]), int(r["gram_builds"]))
 
@@ -330,7 +332,7 @@ def flattest_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, max_iter=200, bal
     SearchResult
     """
     tol = _default_tol(W0, tol)
-    if int(max_iter) < 0:
+    if _int_arg(max_iter, "max_iter") < 0:
         raise ValueError(f"max_iter must be >= 0; got {max_iter}")
     for name, v in (("gtol", gtol), ("ftol", ftol)):
         if not np.isfinite(v) or v < 0:
@@ -366,7 +368,7 @@ def flattest_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, max_iter=200, bal
     eta_prev = 0.0
     it = 0
     reason, converged = "max_iter", False
-    while it < int(max_iter):
+    while it < _int_arg(max_iter, "max_iter"):
         s = _core.search_step(W, a, X, y, p, c, tol, float(lambda_rel), float(gtol),
                               2.0 * eta_prev, bool(balance), 30, int(retract_iter), bool(a_correction))
         ratio = s["gt_norm"] / s["g_norm"] if s["g_norm"] > 0 else 0.0
@@ -427,10 +429,17 @@ def memorizing_interpolator(X, y, *, power=1.0, neg=0.0, kappa=1.0, m=None, retu
     W : ndarray, shape (m, d)
     a : ndarray, shape (m,)
     """
-    width = 0 if m is None else int(m)
+    width = 0 if m is None else _int_arg(m, "m")
     if m is not None and width < 1:
         raise ValueError(f"m must be a positive int; got {m}")
     W, a, res, rcond, ls = _core.memorizing_interpolator(X, y, float(power), float(neg), float(kappa), width)
+    scale = max(1.0, float(np.max(np.abs(np.asarray(y, dtype=np.float64)))))
+    tol = 1e-4 if np.asarray(W).dtype == np.float32 else 1e-8
+    if not np.isfinite(res) or res > tol * scale:
+        raise ValueError(
+            f"memorizing_interpolator: the n x n feature system (n = {np.shape(X)[0]}) could not be solved to "
+            f"interpolation (max|r| = {res:.3g}, rcond = {rcond:.3g}); kappa = {kappa!r} is probably too large or too "
+            "small for this power (sigma(kappa x . x') under- or overflows), or samples repeat")
     if return_info:
         return W, a, {"residual": float(res), "rcond": float(rcond), "least_squares": bool(ls)}
     return W, a
@@ -486,7 +495,8 @@ def train(W0, a0, X, y, *, power=1.0, neg=0.0, method="gd", lr=0.1, rho=0.05, ma
     """
     if method not in ("gd", "sam"):
         raise ValueError(f"method must be 'gd' or 'sam'; got {method!r}")
-    r = _core.train(W0, a0, X, y, float(power), float(neg), method, float(lr), float(rho), int(max_iter), float(tol),
+    r = _core.train(W0, a0, X, y, float(power), float(neg), method, float(lr), float(rho),
+                    _int_arg(max_iter, "max_iter"), float(tol),
                     int(record_every))
     W, a = r["W"], r["a"]
     hist = {"iteration": np.asarray(r["history_iter"], dtype=np.int64), "loss": np.asarray(r["history_loss"])}

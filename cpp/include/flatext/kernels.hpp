@@ -125,7 +125,6 @@ Vec<T> forward(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const
         parallel_chunks(plan, [&](Index c) {
             std::vector<T> Z(std::size_t(plan.tile * m));
             detail::walk_tiles<T>(plan, c, X, W, Z, [&](Index r0, Index rows, const T* Zt) {
-                const auto sl = sig;  // a local copy: provably not aliased by the stores below
                 for (Index j = 0; j < rows; ++j) out[r0 + j] = detail::row_output(sig, Zt + j * m, a.data(), m);
             });
         }, detail::gemm_work(X, W));
