@@ -313,8 +313,16 @@ ValueGrad<T> hessian_trace_grad(const MatRef<T>& W, const VecRef<T>& a, const Ma
             T* G = &gacc[std::size_t(c * m * d)];
             detail::walk_tiles<T>(plan, c, X, W, Z, [&](Index r0, Index rows, T* Zt) {
                 const auto sl = sig;  // a local copy: provably not aliased by the stores below
-                std::vector<T> tgv(static_cast<std::size_t>(m), T(0));
-                T* __restrict tg = tgv.data();
+                // Per-neuron column sums of the tile, in T (no reductions in the hot loops, so
+                // they vectorize), flushed to double once per tile:
+                //   sA = sum_j sigma^2, sD = sum_j sigma'^2 s_j, sR = sum_j r_j sigma'' s_j,
+                //   sQ = sum_j q_j sigma; then T_i = sA + a_i^2 sD + a_i sR and
+                //   dT/da_i = 2 a_i sD + sR + sQ (times 1/n).
+                std::vector<T> buf(static_cast<std::size_t>(4 * m), T(0));
+                T* __restrict sA = buf.data();
+                T* __restrict sD = sA + m;
+                T* __restrict sR = sD + m;
+                T* __restrict sQ = sR + m;
                 for (Index j = 0; j < rows; ++j) {
                     T* z = Zt + j * m;
                     const T sj = X.row(r0 + j).squaredNorm();
@@ -329,31 +337,36 @@ ValueGrad<T> hessian_trace_grad(const MatRef<T>& W, const VecRef<T>& a, const Ma
                     } else {
                         f = detail::row_output(sig, z, a.data(), m);
                     }
-                    const T r = f - y[r0 + j], q = sj * h;
-                    T trj = T(0);
+                    const T r = f - y[r0 + j], q = sj * h, rs = r * sj;
                     if (linear) {
-#pragma omp simd reduction(+ : trj)
+#pragma omp simd
                         for (Index i = 0; i < m; ++i) {
                             const auto s = sl.template eval<1>(z[i]);
-                            const T s1sq = s.v1 * s.v1;
-                            trj += s.v0 * s.v0 + a[i] * a[i] * s1sq * sj;
-                            tg[i] += T(2) * a[i] * s1sq * sj;
-                            z[i] = T(2) * s.v0 * s.v1;
+                            sA[i] += s.v0 * s.v0;
+                            sD[i] += s.v1 * s.v1 * sj;
+                            z[i] = T(2) * s.v0 * s.v1;  // C_ij: the second and third derivatives vanish
                         }
                     } else {
-#pragma omp simd reduction(+ : trj)
+#pragma omp simd
                         for (Index i = 0; i < m; ++i) {
                             const auto s = sl.template eval<3>(z[i]);
                             const T ai = a[i];
-                            trj += s.v0 * s.v0 + ai * ai * s.v1 * s.v1 * sj + r * ai * s.v2 * sj;
-                            tg[i] += T(2) * ai * s.v1 * s.v1 * sj + r * s.v2 * sj + q * s.v0;
-                            z[i] = T(2) * s.v0 * s.v1 + T(2) * ai * ai * s.v1 * s.v2 * sj + r * ai * s.v3 * sj +
+                            sA[i] += s.v0 * s.v0;
+                            sD[i] += s.v1 * s.v1 * sj;
+                            sR[i] += rs * s.v2;
+                            sQ[i] += q * s.v0;
+                            z[i] = T(2) * s.v0 * s.v1 + T(2) * ai * ai * s.v1 * s.v2 * sj + rs * ai * s.v3 +
                                    q * ai * s.v1;
                         }
                     }
-                    tr += double(trj);
                 }
-                for (Index i = 0; i < m; ++i) ga[i] += double(tg[i]);  // tile sums in T, flushed to double
+                double trt = 0.0;
+                for (Index i = 0; i < m; ++i) {
+                    const double ai = double(a[i]);
+                    trt += double(sA[i]) + ai * ai * double(sD[i]) + ai * double(sR[i]);
+                    ga[i] += 2.0 * ai * double(sD[i]) + double(sR[i]) + double(sQ[i]);
+                }
+                tr += trt;
                 gemm::ctx_acc(Zt, rows, m, X.row(r0).data(), d, X.outerStride(), G);
             });
         }, detail::gemm_work(X, W));
