@@ -5,7 +5,27 @@ from typing import Any, Dict, Optional, Tuple, Union
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from . import teachers as teachers
 from .curvature import TraceParts as TraceParts
+from .interpolators import InterpolationResult as InterpolationResult
+from .interpolators import SearchResult as SearchResult
+from .interpolators import TrainResult as TrainResult
+from .interpolators import find_interpolator as find_interpolator
+from .interpolators import flattest_interpolator as flattest_interpolator
+from .interpolators import jvp as jvp
+from .interpolators import memorizing_interpolator as memorizing_interpolator
+from .interpolators import ntk_gram as ntk_gram
+from .interpolators import teacher_plus_memorizer as teacher_plus_memorizer
+from .interpolators import train as train
+from .interpolators import vjp as vjp
+from .paths import get_cmake_dir as get_cmake_dir
+from .paths import get_include as get_include
+from .population import PopulationEstimate as PopulationEstimate
+from .population import population_loss as population_loss
+from .teachers import MultiIndex as MultiIndex
+from .teachers import PlantedNetwork as PlantedNetwork
+from .teachers import SumOfSingleIndex as SumOfSingleIndex
+from .teachers import sample_inputs as sample_inputs
 
 Float = Union[np.float32, np.float64]
 Arr = NDArray[Any]
