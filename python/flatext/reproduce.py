@@ -376,6 +376,16 @@ def _markdown(rows: List[Row]) -> str:
     return "\n".join(lines)
 
 
+def _save(fig, out: str, name: str) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = os.path.join(out, name)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def _figures(rows: List[Row], out: str, cfg) -> List[str]:
     import matplotlib
 
@@ -394,11 +404,7 @@ def _figures(rows: List[Row], out: str, cfg) -> List[str]:
         ax.set_xlabel("global rescaling t: (w, a) -> (t w, t^-p a)")
         ax.set_title("Claim 1: rescaling changes flatness, not the function")
         ax.legend()
-        fig.tight_layout()
-        p = os.path.join(out, "claim1_rescaling.png")
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(_save(fig, out, "claim1_rescaling.png"))
     # 2-3. orbit-minimal trace vs population loss, per teacher
     c2 = [r for r in rows if r.claim == "2"]
     if c2:
@@ -419,11 +425,7 @@ def _figures(rows: List[Row], out: str, cfg) -> List[str]:
             ax.set_title(te)
             ax.legend(fontsize=8)
         fig.suptitle("Claims 2-3: flattest interpolators generalize, memorizers stay sharp")
-        fig.tight_layout()
-        p = os.path.join(out, "claim2_flatness_vs_generalization.png")
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(_save(fig, out, "claim2_flatness_vs_generalization.png"))
     # 4. noise and sample size
     c4 = [r for r in rows if r.claim == "4"]
     if c4:
@@ -437,11 +439,7 @@ def _figures(rows: List[Row], out: str, cfg) -> List[str]:
         ax.set_ylabel("population loss / zero predictor's")
         ax.set_title("Claim 4: the flattest interpolator vs noise and n")
         ax.legend()
-        fig.tight_layout()
-        p = os.path.join(out, "claim4_noise_and_n.png")
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(_save(fig, out, "claim4_noise_and_n.png"))
     return paths
 
 
