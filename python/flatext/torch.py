@@ -65,23 +65,37 @@ REGULARIZERS = ("loss", "gauss_newton", "trace")
 # --------------------------------------------------------------------------- conversion
 
 
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_NP_DTYPE = {torch.float32: np.float32, torch.float64: np.float64}
+
+
 def _np(t, name):
-    """A numpy view of a CPU float tensor (a copy only if it is not contiguous)."""
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor; got {type(t).__name__} (use the numpy API flatext.* for arrays)")
+    """A numpy view of a CPU float tensor (no copy; a strided one is copied later by flatext)."""
+    try:
+        arr = t.detach().numpy()  # fast path: CPU, dense, numpy-compatible dtype
+    except AttributeError:
+        raise TypeError(
+            f"{name} must be a torch.Tensor; got {type(t).__name__} (use the numpy API flatext.* for arrays)"
+        ) from None
+    except (TypeError, RuntimeError):
+        _refuse(t, name)
+        raise
+    if arr.dtype not in _FLOATS:
+        _refuse(t, name)
+    return arr
+
+
+def _refuse(t, name):
+    """Raise the error that says what is wrong with tensor t and how to fix it."""
     if t.device.type != "cpu":
         raise ValueError(
             f"{name} is on device {t.device}; flatext's kernels run on the CPU: pass {name}.cpu() "
             "(or keep the model on the GPU and call the flatext functions on CPU copies of its weights)"
         )
+    if t.layout != torch.strided:
+        raise TypeError(f"{name} must be a dense (strided) tensor; got layout {t.layout} (use {name}.to_dense())")
     if t.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"{name} must be float32 or float64; got {t.dtype} (convert with {name}.double() or .float())")
-    if t.is_complex() or t.layout != torch.strided:
-        raise TypeError(f"{name} must be a dense (strided) real tensor; got layout {t.layout}")
-    t = t.detach()
-    if not t.is_contiguous():
-        t = t.contiguous()
-    return t.numpy()
 
 
 def _vec(t, name, length_name):
@@ -120,8 +134,14 @@ def _scale(reduction, n):
 
 
 def _t(x, like):
-    """A tensor viewing the numpy result x (no copy), on like's device and dtype."""
-    return torch.from_numpy(np.asarray(x)).to(like.dtype)
+    """A tensor viewing the numpy result x (no copy when the dtypes agree)."""
+    t = torch.from_numpy(np.asarray(x))
+    return t if t.dtype == like.dtype else t.to(like.dtype)
+
+
+def _scalar(v, scale, like):
+    """A 0-d tensor of like's dtype holding v * scale."""
+    return torch.from_numpy(np.asarray(v * scale if scale != 1.0 else v, dtype=_NP_DTYPE[like.dtype]))
 
 
 def _check_no_input_grads(ctx, names, what):
@@ -144,8 +164,13 @@ def _check_first_order(what):
 
 def _grads(gW, ga, W, a, scale, gout):
     """Turn numpy (gW, ga) into tensors shaped like W and a, times scale * gout."""
-    c = gout * scale
-    return (_t(gW, W) * c).reshape(W.shape), (_t(ga, a) * c).reshape(a.shape)
+    c = float(gout) * scale
+    if c != 1.0:
+        gW, ga = gW * c, ga * c
+    tW, ta = _t(gW, W), _t(ga, a)
+    if ta.shape != a.shape:
+        ta = ta.reshape(a.shape)
+    return tW, ta
 
 
 # --------------------------------------------------------------------------- autograd Functions
@@ -162,7 +187,7 @@ class _Loss(torch.autograd.Function):
         else:
             val = _fx.loss(Wn, an, Xn, yn, power=power, neg=neg)
         ctx.scale, ctx.shapes = scale, (W, a)
-        return torch.tensor(float(val) * scale, dtype=W.dtype)
+        return _scalar(val, scale, W)
 
     @staticmethod
     def backward(ctx, g):
@@ -183,7 +208,7 @@ class _Trace(torch.autograd.Function):
         else:
             val = _fx.hessian_trace(Wn, an, Xn, yn, power=power, neg=neg)
         ctx.scale, ctx.shapes = scale, (W, a)
-        return torch.tensor(float(val) * scale, dtype=W.dtype)
+        return _scalar(val, scale, W)
 
     @staticmethod
     def backward(ctx, g):
@@ -203,7 +228,7 @@ class _OrbitMin(torch.autograd.Function):
         ctx.scale, ctx.shapes = scale, (W, a)
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
             ctx.grads = _orbit_min_grad(Wn, an, Xn, yn, parts, power, neg)
-        return torch.tensor(float(val) * scale, dtype=W.dtype)
+        return _scalar(val, scale, W)
 
     @staticmethod
     def backward(ctx, g):
@@ -275,10 +300,9 @@ class _Objective(torch.autograd.Function):
         Wn, an, Xn, yn = _args(W, a, X, y)
         value, lo, reg, gW, ga = _objective(Wn, an, Xn, yn, lam, which, power, neg)
         ctx.grads, ctx.scale, ctx.shapes = (gW, ga), scale, (W, a)
-        lo_t = torch.tensor(float(lo) * scale, dtype=W.dtype)
-        reg_t = torch.tensor(float(reg) * scale, dtype=W.dtype)
+        lo_t, reg_t = _scalar(lo, scale, W), _scalar(reg, scale, W)
         ctx.mark_non_differentiable(lo_t, reg_t)  # reported values; the gradient is that of the total
-        return torch.tensor(float(value) * scale, dtype=W.dtype), lo_t, reg_t
+        return _scalar(value, scale, W), lo_t, reg_t
 
     @staticmethod
     def backward(ctx, g, g_loss, g_reg):
@@ -388,7 +412,7 @@ def hessian_trace_parts(W, a, X, y, *, power=1.0, neg=0.0, reduction="half_mean"
     if W.requires_grad or a.requires_grad:
         total = _Trace.apply(W, a, X, y, p, c, s)
     else:
-        total = torch.tensor(float(parts.total) * s, dtype=W.dtype)
+        total = _scalar(parts.total, s, W)
 
     def sc(v):
         return torch.as_tensor(np.asarray(v)).to(W.dtype) * s
