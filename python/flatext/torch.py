@@ -321,8 +321,8 @@ def _objective(W, a, X, y, lam, which, power, neg):
     ``which`` in ("loss", "trace").
     """
     core = getattr(_fx, "objective", None)
-    if core is not None:
-        return core(W, a, X, y, lam, which=which, power=power, neg=neg)
+    if core is not None:  # flatext.objective refuses lam != 0 with which="loss" (nothing to weigh)
+        return tuple(core(W, a, X, y, lam if which != "loss" else 0.0, which=which, power=power, neg=neg))
     if which == "gauss_newton":
         raise NotImplementedError(
             "regularized_loss(which='gauss_newton') needs flatext.objective (the one-pass C++ kernel), which this "
