@@ -309,7 +309,7 @@ def test_twolayer_curvature_methods_and_rescale_balance():
                                rel=1e-14)
     HW, ha = net.hvp(X, y, torch.ones_like(W0), torch.ones_like(a0))
     HW = HW.detach()
-    rW, ra = fx.hvp(W0.numpy(), a0.numpy(), X.numpy(), y.numpy(), np.ones((6, 4)), np.ones(6), power=2.0)
+    rW, _ = fx.hvp(W0.numpy(), a0.numpy(), X.numpy(), y.numpy(), np.ones((6, 4)), np.ones(6), power=2.0)
     np.testing.assert_allclose(HW.numpy(), rW, rtol=1e-14)
     om = float(net.orbit_min_trace(X, y))
     net.rescale(1.7)

@@ -595,7 +595,7 @@ class TwoLayer(nn.Module):
         self
         """
         if isinstance(t, torch.Tensor):
-            t = t.detach().cpu().numpy()
+            t = t.detach().cpu().numpy().astype(_NP_DTYPE.get(self.W.dtype, np.float64))
         W2, a2 = _fx.rescale(_np(self.W, "W"), _np(self.a, "a"), t, power=self.power)
         self.W.copy_(torch.from_numpy(W2))
         self.a.copy_(torch.from_numpy(a2))
