@@ -1,9 +1,11 @@
 """The installed C++ core, consumed through its CMake package config.
 
 Builds tests/cpp (the C++ tests of the core, no Python) and examples/cpp (a
-flatness-descent program) with CMake against ``flatext.get_cmake_dir()`` into
+flatness-descent program and an LBFGSpp solver example) with CMake against ``flatext.get_cmake_dir()`` into
 a temporary directory, runs them, and checks their output against independent
 numpy computations. Skipped only when cmake or a C++ compiler is missing.
+Also: the compile line of ``flatext paths --cflags`` against the CMake
+build's speed (that one at -O3).
 
 The two projects are compiled at -O1 and in parallel to keep this file fast
 (the core's templates dominate the build time; -O1 runs them fast enough).
