@@ -92,3 +92,47 @@ def test_float32_vmap_and_errors():
     W64, a64, X64, y64 = _problem()
     with pytest.raises(Exception):
         jax.hessian(lambda W: fxj.loss(W, a64, X64, y64))(W64)
+
+
+@pytest.mark.parametrize("which,p,c", [("trace", 2.0, 0.0), ("trace", 1.0, -0.2), ("gauss_newton", 2.0, 0.0),
+                                       ("gauss_newton", 1.0, -0.2)])
+def test_regularized_loss_matches_jax(which, p, c):
+    W, a, X, y = _problem(seed=9)
+    m, d = W.shape
+    lam = 0.3
+
+    def ref(theta, lam):
+        L = _jax_loss(theta, X, y, p, c, m, d)
+        if which == "trace":
+            K = jnp.trace(jax.hessian(_jax_loss)(theta, X, y, p, c, m, d))
+        else:  # G = (1/n) sum_j ||grad_theta f(x_j)||^2 by per-sample gradients
+            def f1(th, x):
+                return _sig(x @ th[: m * d].reshape(m, d).T, p, c) @ th[m * d:]
+            J = jax.vmap(jax.grad(f1), in_axes=(None, 0))(theta, X)
+            K = jnp.mean(jnp.sum(J ** 2, axis=1))
+        return L + lam * K
+
+    theta = jnp.concatenate([W.ravel(), a])
+    v_ref, (g_ref, glam_ref) = jax.value_and_grad(ref, argnums=(0, 1))(theta, lam)
+    parts = fx.hessian_trace_parts(*(np.asarray(v) for v in (W, a, X, y)), power=p, neg=c)
+    K = parts.gauss_newton if which == "gauss_newton" else parts.total
+    assert float(glam_ref) == pytest.approx(float(K), rel=1e-12)  # the reference's K, against the parts kernel
+    if which == "gauss_newton" and not hasattr(fx, "objective"):
+        pytest.skip("flatext.objective (the one-pass C++ objective kernel with the exact G gradient) is not in this "
+                    "build: regularized_loss(which='gauss_newton') raises NotImplementedError until it is")
+    fn = jax.jit(jax.value_and_grad(lambda W, a, lam: fxj.regularized_loss(W, a, X, y, lam, which=which, power=p,
+                                                                              neg=c), argnums=(0, 1, 2)))
+    v, (gW, ga, glam) = fn(W, a, lam)
+    assert float(v) == pytest.approx(float(v_ref), rel=1e-12)
+    assert _rel(jnp.concatenate([gW.ravel(), ga]), g_ref) < 1e-10
+    assert float(glam) == pytest.approx(float(glam_ref), rel=1e-12)  # d/dlam = K
+    v2, lo, reg = fxj.regularized_loss(W, a, X, y, lam, which=which, power=p, neg=c, return_parts=True)
+    assert float(v2) == pytest.approx(float(lo) + lam * float(reg), rel=1e-13)
+
+
+def test_regularized_loss_errors():
+    W, a, X, y = _problem()
+    with pytest.raises(ValueError, match="which"):
+        fxj.regularized_loss(W, a, X, y, 0.1, which="hessian")
+    v = fxj.regularized_loss(W, a, X, y, 0.0, which="loss")
+    assert float(v) == pytest.approx(float(fxj.loss(W, a, X, y)), rel=1e-14)

@@ -27,7 +27,10 @@ import numpy as np
 
 import flatext as _fx
 
-__all__ = ["loss", "hessian_trace", "hvp"]
+from ._objective_fallback import REGULARIZERS
+from ._objective_fallback import objective as _objective
+
+__all__ = ["loss", "hessian_trace", "hvp", "regularized_loss", "REGULARIZERS"]
 
 
 def _host(fn):
@@ -124,6 +127,69 @@ def _hvp_fn(power, neg):
 
     f.defvjp(fwd, bwd)
     return f
+
+
+@functools.lru_cache(maxsize=None)
+def _objective_fn(which, power, neg):
+    """custom_vjp (W, a, X, y, lam) -> (value, loss, regularizer); lam is a traced scalar."""
+
+    def host(W, a, X, y, lam):
+        v, lo, reg, gW, ga = _objective(W, a, X, y, float(lam), which, power, neg)
+        dt = W.dtype
+        return np.asarray(v, dt), np.asarray(lo, dt), np.asarray(reg, dt), gW, ga
+
+    def run(W, a, X, y, lam):
+        dt = _check(W, a, X, y)
+        lam = jnp.asarray(lam, dt)
+        s = _sds((), dt)
+        return _call(host, (s, s, s, _sds(W.shape, dt), _sds(a.shape, dt)), W, a, X, y, lam)
+
+    @jax.custom_vjp
+    def f(W, a, X, y, lam):
+        v, lo, reg, _, _ = run(W, a, X, y, lam)
+        return v, lo, reg
+
+    def fwd(W, a, X, y, lam):
+        v, lo, reg, gW, ga = run(W, a, X, y, lam)
+        return (v, lo, reg), (gW, ga, reg, X, y, lam)
+
+    def bwd(res, g):
+        gW, ga, reg, X, y, lam = res
+        gv, glo, greg = g
+        # loss and regularizer are reported values; their cotangents must be zero (NaN otherwise)
+        bad = (glo != 0) | (greg != 0)
+        nan = jnp.where(bad, jnp.nan, 1.0).astype(gW.dtype)
+        return (gv * gW * nan, gv * ga * nan, jnp.zeros_like(X), jnp.zeros_like(y),
+                jnp.asarray(gv * reg * nan, dtype=jnp.result_type(lam)))
+
+    f.defvjp(fwd, bwd)
+    return f
+
+
+def regularized_loss(W, a, X, y, lam, *, which="trace", power=1.0, neg=0.0, return_parts=False):
+    """``L + lam * K`` with its exact gradient (and the derivative in ``lam``, which is K).
+
+    Parameters
+    ----------
+    lam : float or 0-d array
+        Weight of the regularizer (may be traced).
+    which : {"trace", "gauss_newton", "loss"} (static)
+        ``"trace"``: K = Tr H (bounded below for p = 1 and at interpolation; for
+        p > 1 away from interpolation ``L + lam T`` is unbounded below).
+        ``"gauss_newton"``: K = G >= 0, well posed for every p (needs
+        ``flatext.objective``). ``"loss"``: K = 0.
+    return_parts : bool
+        Also return L and K (as values: differentiate only the total; a
+        cotangent on them turns the gradients into NaN).
+
+    Returns
+    -------
+    0-d array (or ``(value, loss, regularizer)``)
+    """
+    if which not in REGULARIZERS:
+        raise ValueError(f"which must be one of {REGULARIZERS}; got {which!r}")
+    v, lo, reg = _objective_fn(which, *_act(power, neg))(W, a, X, y, lam)
+    return (v, lo, reg) if return_parts else v
 
 
 def _act(power, neg):

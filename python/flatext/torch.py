@@ -41,6 +41,9 @@ from torch import nn
 
 import flatext as _fx
 
+from ._objective_fallback import REGULARIZERS  # values of ``which`` in regularized_loss
+from ._objective_fallback import objective as _objective  # flatext.objective when the build has it
+
 __all__ = [
     "loss",
     "hessian_trace",
@@ -58,8 +61,6 @@ __all__ = [
 #: Values of ``reduction`` and the factor each puts on flatext's ``L = (1/(2n)) sum r^2``.
 REDUCTIONS = ("half_mean", "mean", "sum")
 
-#: Values of ``which`` in :func:`regularized_loss`.
-REGULARIZERS = ("loss", "gauss_newton", "trace")
 
 
 # --------------------------------------------------------------------------- conversion
@@ -311,28 +312,6 @@ class _Objective(torch.autograd.Function):
         gW, ga = ctx.grads
         W, a = ctx.shapes
         return (*_grads(gW, ga, W, a, ctx.scale, g), None, None, None, None, None, None, None)
-
-
-def _objective(W, a, X, y, lam, which, power, neg):
-    """value, loss, regularizer, gW, ga of ``L + lam * R`` (numpy in, numpy out).
-
-    One call to ``flatext.objective`` (one pass over X) when the core provides
-    it; otherwise ``loss_grad`` + ``hessian_trace_grad`` (two passes) for
-    ``which`` in ("loss", "trace").
-    """
-    core = getattr(_fx, "objective", None)
-    if core is not None:  # flatext.objective refuses lam != 0 with which="loss" (nothing to weigh)
-        return tuple(core(W, a, X, y, lam if which != "loss" else 0.0, which=which, power=power, neg=neg))
-    if which == "gauss_newton":
-        raise NotImplementedError(
-            "regularized_loss(which='gauss_newton') needs flatext.objective (the one-pass C++ kernel), which this "
-            "flatext build does not have"
-        )
-    lo, gW, ga = _fx.loss_grad(W, a, X, y, power=power, neg=neg)
-    if which == "loss" or lam == 0:
-        return lo, lo, lo * 0, gW, ga
-    tr, tW, ta = _fx.hessian_trace_grad(W, a, X, y, power=power, neg=neg)
-    return lo + lam * tr, lo, tr, gW + lam * tW, ga + lam * ta
 
 
 # --------------------------------------------------------------------------- public functions
