@@ -1,4 +1,4 @@
-"""JAX adapter: flatext's exact loss, Hessian trace and HVP as differentiable JAX functions.
+"""JAX adapter: flatext's exact loss, Hessian trace, HVP and regularized loss as differentiable JAX functions.
 
 Install with the extra: ``pip install flatext[jax]``. Import as ``import flatext.jax as fxj``.
 
