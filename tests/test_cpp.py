@@ -1,9 +1,11 @@
 """The installed C++ core, consumed through its CMake package config.
 
 Builds tests/cpp (the C++ tests of the core, no Python) and examples/cpp (a
-flatness-descent program) with CMake against ``flatext.get_cmake_dir()`` into
+flatness-descent program and an LBFGSpp solver example) with CMake against ``flatext.get_cmake_dir()`` into
 a temporary directory, runs them, and checks their output against independent
 numpy computations. Skipped only when cmake or a C++ compiler is missing.
+Also: the compile line of ``flatext paths --cflags`` against the CMake
+build's speed (that one at -O3).
 
 The two projects are compiled at -O1 and in parallel to keep this file fast
 (the core's templates dominate the build time; -O1 runs them fast enough).
@@ -252,3 +254,118 @@ def test_paths_fall_back_to_sys_path_and_name_what_is_missing(tmp_path, monkeypa
         paths.get_cmake_dir()
     with pytest.raises(FileNotFoundError, match="headers"):
         paths.get_include()
+
+
+def _example_data(n, d, m, power):
+    """The data and start of examples/cpp/lbfgs_flatness.cpp, in numpy."""
+    s = 20260101
+    s, X = _splitmix_uniform(s, n * d)
+    s, Wt = _splitmix_uniform(s, 3 * d)
+    s, at = _splitmix_uniform(s, 3)
+    X, Wt = X.reshape(n, d), Wt.reshape(3, d)
+    return X, ref.forward(Wt, at, X, power, 0.0)
+
+
+@needs_toolchain
+def test_lbfgs_example_converges(builds, tmp_path):
+    build, _ = builds["example"]
+    n, d, m, lam = 120, 6, 16, 0.01
+    r = subprocess.run([str(build / "lbfgs_flatness"), str(n), str(d), str(m), str(lam), str(lam), str(tmp_path / "th")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    has_objective = (Path(fx.get_include()) / "flatext" / "theta.hpp").is_file()
+    assert f"objective.hpp={int(has_objective)}" in r.stdout, r.stdout
+    targets = [("trace", 1.0)] + ([("gn", 2.0)] if has_objective else [])
+    if not has_objective:
+        assert "gn skipped" in r.stdout
+    for name, power in targets:
+        start = float(re.search(rf"^{name} start (\S+)$", r.stdout, re.M).group(1))
+        mt = re.search(rf"^{name} iterations (\S+) value (\S+) loss (\S+) reg (\S+) gnorm (\S+) xnorm (\S+) "
+                       rf"stationary (\d) converged (\d)$", r.stdout, re.M)
+        assert mt, r.stdout
+        it, val, lo, reg, gnorm, xnorm, stat, conv = mt.groups()
+        assert conv == "1" and int(it) > 0, r.stdout
+        if name == "gn":  # smooth enough (p = 2): a stationary point, ||g|| <= 1e-7 ||theta||
+            assert stat == "1" and float(gnorm) <= 1e-7 * float(xnorm) + 1e-9, r.stdout
+        assert float(val) < 0.2 * start
+        # the printed values, recomputed by the Python package at the saved point
+        th = np.loadtxt(tmp_path / f"th_{name}.txt")
+        W, a = th[: m * d].reshape(m, d), th[m * d:]
+        X, y = _example_data(n, d, m, power)
+        L = fx.loss(W, a, X, y, power=power)
+        parts = fx.hessian_trace_parts(W, a, X, y, power=power)
+        K = parts.gauss_newton if name == "gn" else parts.total
+        assert float(lo) == pytest.approx(L, rel=1e-9) and float(reg) == pytest.approx(K, rel=1e-9)
+        assert float(val) == pytest.approx(L + lam * K, rel=1e-9)
+        assert L < 0.25 * np.mean(y ** 2)  # under half the zero network's loss: it still fits the teacher
+
+
+_TIMING_SRC = r"""
+#include <flatext/kernels.hpp>
+#include <chrono>
+#include <cstdio>
+int main() {
+    using M = flatext::Mat<double>; using V = flatext::Vec<double>;
+    const long n = 2048, d = 64, m = 256;
+    M X = M::Random(n, d), W = M::Random(m, d) / 8.0; V a = V::Random(m) / double(m), y = V::Random(n);
+    const flatext::Activation act(2.0, 0.0);
+    flatext::set_num_threads(1);
+    double best = 1e30, sink = 0;
+    for (int k = 0; k < 25; ++k) {
+        auto t0 = std::chrono::steady_clock::now();
+        sink += flatext::hessian_trace_grad<double>(W, a, X, y, act).value;
+        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::printf("best %.9g sink %g\n", best, sink);
+}
+"""
+
+
+@needs_toolchain
+def test_documented_compile_line_matches_cmake_speed(tmp_path):
+    # docs/cpp.md: g++ main.cpp $(flatext paths --cflags) -o main; CMake: Release + -fno-trapping-math
+    from flatext.paths import compile_flags
+
+    src = tmp_path / "timing"
+    src.mkdir()
+    (src / "main.cpp").write_text(_TIMING_SRC)
+    (src / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.18)\nproject(timing LANGUAGES CXX)\nfind_package(flatext CONFIG REQUIRED)\n"
+        "add_executable(timing main.cpp)\ntarget_link_libraries(timing PRIVATE flatext::flatext)\n"
+    )
+    cmd = [CMAKE, "-S", str(src), "-B", str(tmp_path / "b"), f"-Dflatext_DIR={fx.get_cmake_dir()}",
+           f"-DCMAKE_CXX_COMPILER={CXX}", "-DCMAKE_BUILD_TYPE=Release", "-DCMAKE_CXX_FLAGS=-fno-trapping-math"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    p1 = subprocess.Popen([CMAKE, "--build", str(tmp_path / "b")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+    p2 = subprocess.Popen([CXX, str(src / "main.cpp"), *compile_flags(), "-o", str(tmp_path / "plain")],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for p, what in ((p1, "cmake build"), (p2, "documented compile line")):
+        log, _ = p.communicate(timeout=600)
+        assert p.returncode == 0, f"{what} failed:\n{log}"
+    best = {"cmake": [], "plain": []}
+    env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="passive")
+    for _ in range(3):  # alternate, keep each binary's best time (the machine is shared)
+        for name, exe in (("cmake", tmp_path / "b" / "timing"), ("plain", tmp_path / "plain")):
+            out = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300, env=env)
+            assert out.returncode == 0, out.stdout + out.stderr
+            best[name].append(float(re.search(r"best (\S+)", out.stdout).group(1)))
+    t_cmake, t_plain = min(best["cmake"]), min(best["plain"])
+    assert t_plain <= 1.10 * t_cmake, best
+
+
+def test_cli_cflags(capsys):
+    from flatext.cli import main
+    from flatext.paths import get_eigen_include
+
+    assert main(["paths", "--cflags"]) == 0
+    flags = capsys.readouterr().out.split()
+    for f in ("-O3", "-DNDEBUG", "-fopenmp", "-std=c++17", f"-I{fx.get_include()}", f"-I{get_eigen_include()}"):
+        assert f in flags
+    assert (Path(get_eigen_include()) / "Eigen" / "Core").is_file()
+    if fx.info()["blas_backend"] == "openblas":
+        assert "-DFLATEXT_USE_OPENBLAS" in flags and "-lscipy_openblas" in flags
+    assert main(["paths", "--cflags", "--no-openblas"]) == 0
+    flags = capsys.readouterr().out.split()
+    assert "-DFLATEXT_USE_OPENBLAS" not in flags and "-DNDEBUG" in flags
