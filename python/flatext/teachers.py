@@ -499,10 +499,11 @@ def with_approximation_error(teacher, eps, *, power=1.0):
     direction ``theta``), ``E[R^p g(R theta)] = E[R^(p+2)] - (d + p) E[R^p] = 0``
     for every ``theta``: ``g`` is orthogonal in ``L2(N(0, I_d))`` to *every*
     positively p-homogeneous function, hence to every bias-free two-layer
-    network of degree ``p``. So, if ``teacher`` is representable, the best such
-    network has population loss exactly ``eps^2 E[g^2] = eps^2 (2 d + p^2)``
-    (the approximation error), and every network ``f`` has
-    ``E[(f - f*)^2] = E[(f - teacher)^2] + eps^2 (2 d + p^2)``.
+    network of degree ``p``. So, if ``teacher`` is p-homogeneous (e.g. a
+    representable one), every network ``f`` has
+    ``E[(f - f*)^2] = E[(f - teacher)^2] + eps^2 (2 d + p^2)``, and the best
+    network's population loss is the approximation error ``eps^2 (2 d + p^2)``
+    when the teacher is representable.
 
     ``g = sum_k He2(e_k . x) - p`` is written with the ``he2`` link on the d
     coordinate axes and a constant link, so the exact population loss applies.
