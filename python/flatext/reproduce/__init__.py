@@ -53,6 +53,9 @@ def _run(args):
             kw["teacher"] = "relu2+relu2"
     if args.full:
         kw["full"] = True
+    for k in ("full_ds", "full_ks", "full_ns"):
+        if getattr(args, k) is not None:
+            kw[k] = tuple(getattr(args, k))
     cfg = ReproduceConfig.quick_config(**kw) if args.quick else ReproduceConfig(**kw)
     _, checks = reproduce(cfg, out=args.out, progress=not args.no_progress, resume=not args.no_resume)
     return exit_status(checks)
@@ -66,6 +69,11 @@ def add_parser(sub):
     p.add_argument("--quick", action="store_true", help="a smaller run (under a minute), as in the tests")
     p.add_argument("--full", action="store_true", help="add the sample-complexity grid (d in 8 16 32, k in 1 2 3; "
                    "long: not run by default)")
+    p.add_argument("--full-ds", type=int, nargs="+", help="input dimensions of the --full grid (default 8 16 32)")
+    p.add_argument("--full-ks", type=int, nargs="+", help="numbers of teacher directions of the --full grid "
+                   "(default 1 2 3)")
+    p.add_argument("--full-ns", type=int, nargs="+", help="sample sizes of the --full grid (default 50 100 200 400 "
+                   "800)")
     p.add_argument("--d", type=int, help="input dimension (default 8)")
     p.add_argument("--n", type=int, help="sample size of claims 1-3 (default 100)")
     p.add_argument("--seeds", type=int, help="data sets per claim (default 3)")

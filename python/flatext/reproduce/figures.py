@@ -36,11 +36,11 @@ def figures(rows: List[Row], out: str, cfg) -> List[str]:
     paths = []
     c1 = [r for r in rows if r.claim == "1"]
     if c1:
-        fig, ax = plt.subplots(figsize=(6.5, 4))
+        fig, ax = plt.subplots(figsize=(7, 5.5))
         for seed in sorted({r.seed for r in c1}):
             rs = [r for r in c1 if r.seed == seed]
             om = [r for r in rs if r.method == "base interpolator"][0].orbit_min_trace
-            labels = sorted({r.method for r in rs})
+            labels = list(dict.fromkeys(r.method for r in rs))
             for j, lab in enumerate(labels):
                 tr = [r.trace / om for r in rs if r.method == lab]
                 ax.scatter([j] * len(tr), tr, s=12, alpha=0.6, color=f"C{seed}",

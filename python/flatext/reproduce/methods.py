@@ -61,7 +61,7 @@ def _polish_row(prob: Problem, claim: str, label: str, W, a, start: int, seconds
 
 
 def trained(prob: Problem, claim: str, which=("gd, small init", "gd, large init", "sam", "label_noise_sgd"),
-            start: int = 0) -> List[Row]:
+            start: int = 0, max_iter=None) -> List[Row]:
     """Rows of the trainers (each measured where it stopped, then after a Gauss-Newton polish)."""
     cfg = prob.cfg
     rows: List[Row] = []
@@ -80,7 +80,8 @@ def trained(prob: Problem, claim: str, which=("gd, small init", "gd, large init"
         else:
             lr = _lr(prob, W0, a0)
             method = "sam" if label == "sam" else "gd"
-            max_iter = cfg.gd_small_max_iter if label == "gd, small init" else cfg.gd_max_iter
+            if max_iter is None:
+                max_iter = cfg.gd_small_max_iter if label == "gd, small init" else cfg.gd_max_iter
             res, dt = timed(lambda: train(W0, a0, prob.X, prob.y, method=method, lr=lr, rho=cfg.sam_rho,
                                           max_iter=max_iter, tol=cfg.gd_tol, polish=False, **prob.kw))
             note = f"lr {lr:.3g}, {res.iterations} steps to loss {res.loss:.1e}; {res.message}"

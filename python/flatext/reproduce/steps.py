@@ -68,6 +68,8 @@ def claim4_rows(cfg: ReproduceConfig, n: int, noise: float, seed: int) -> List[R
 def claim5_rows(cfg: ReproduceConfig, eps: float, noise: float, seed: int) -> List[Row]:
     prob = Problem(cfg, cfg.teacher, cfg.regime_n, noise=noise, seed=seed, eps=eps)
     rows = _search_only(prob, "5")
+    if noise == 0.0:  # the strongest competitor, to show on which side of the condition each eps falls
+        rows += methods.trained(prob, "5", which=("gd, small init",), max_iter=cfg.gd_max_iter)
     if eps == 0.0 and noise > 0:
         rows += methods.memorizers(prob, "5")
     return rows

@@ -52,6 +52,8 @@ def sample_complexity_markdown(rows: List[Row], target: float) -> str:
     lines = [f"| d | k | n grid | median relative population loss | slope (log-log) | n reaching {target:g} | "
              "seeds | searches at max_iter |", "|---|---|---|---|---|---|---|---|"]
     for (d, k), s in sc.items():
+        nt = s["n_target"]
+        where = f"<= {s['ns'][0]}" if nt == s["ns"][0] else (f"> {s['ns'][-1]}" if nt == math.inf else f"{nt:.3g}")
         lines.append(f"| {d} | {k} | {s['ns']} | {', '.join(f'{v:.2g}' for v in s['median'])} | "
-                     f"{s['slope']:.2f} +- {s['se']:.2f} | {s['n_target']:.3g} | {s['seeds']} | {s['max_iter']} |")
+                     f"{s['slope']:.2f} +- {s['se']:.2f} | {where} | {s['seeds']} | {s['max_iter']} |")
     return "\n".join(lines)
