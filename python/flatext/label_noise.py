@@ -118,6 +118,7 @@ def label_noise_sgd(W0, a0, X, y, *, noise, batch, lr, max_iter=10000, tol=1e-8,
 
     its, losses = [0], [full_loss(W, a)]
     message = "max_iter reached"
+    reason = "max_iter"  # the stop reason in TrainResult's words ("tol", "max_iter", "diverged", "callback")
     it = 0
     while it < max_iter:
         idx = rng.choice(n, size=batch, replace=False) if batch < n else np.arange(n)
@@ -127,6 +128,7 @@ def label_noise_sgd(W0, a0, X, y, *, noise, batch, lr, max_iter=10000, tol=1e-8,
         it += 1
         if not (np.all(np.isfinite(Wn)) and np.all(np.isfinite(an))):
             message = f"diverged at step {it} (non-finite parameters; the last finite point is returned)"
+            reason = "diverged"
             it -= 1
             break
         W, a = Wn, an
@@ -136,13 +138,16 @@ def label_noise_sgd(W0, a0, X, y, *, noise, batch, lr, max_iter=10000, tol=1e-8,
             losses.append(L)
             if not math.isfinite(L):
                 message = f"diverged at step {it} (non-finite loss)"
+                reason = "diverged"
                 break
             if stop_at_tol and L <= tol:
                 message = "loss <= tol"
+                reason = "tol"
                 break
         if callback is not None and it % callback_every == 0:
             if callback({"iteration": it, "W": W, "a": a, "batch_loss": float(bl)}):
                 message = "callback"
+                reason = "callback"
                 break
     if its[-1] != it:
         its.append(it)
@@ -161,4 +166,7 @@ def label_noise_sgd(W0, a0, X, y, *, noise, batch, lr, max_iter=10000, tol=1e-8,
             else:
                 message += f"; polish did not converge (max|r| = {p.max_residual:.3g})"
     hist = {"iteration": np.asarray(its, dtype=np.int64), "loss": np.asarray(losses)}
+    # TODO(lead): once TrainResult has ``reason`` and ``polish`` (helper "workflow"), pass reason=reason and
+    # polish="converged"/"off"/"failed" here.
+    message = f"{message} [{reason}]"
     return TrainResult(W, a, float(L), it, bool(L <= tol), message, hist, polished, rb, ra)

@@ -44,7 +44,7 @@ POLISH_MAX_ITER = 500
 
 def _lr(prob: Problem, W0, a0) -> float:
     """0.9 / lambda_max at the init, at most 0.2 (GD's stable step there)."""
-    lam = float(hessian_top_eigenvalues(W0, a0, prob.X, prob.y, k=1, max_iter=60, tol=1e-3, **prob.kw)[0])
+    lam = float(hessian_top_eigenvalues(W0, a0, prob.X, prob.y, k=1, max_iter=100, tol=1e-2, **prob.kw)[0])
     return min(0.2, 0.9 / max(lam, 1e-12))
 
 

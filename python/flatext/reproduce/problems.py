@@ -61,14 +61,12 @@ def interpolates(r: Row) -> bool:
 
 
 def stopped_at_max_iter(res, max_iter: int) -> bool:
-    """Did a search or trainer stop because it ran out of iterations?
+    """Did a trainer (``TrainResult``) stop because it ran out of steps?
 
-    One place to switch when SearchResult/TrainResult carry a stop reason for
-    every method (``SearchResult.reason`` exists; trainers report ``message``).
+    The one place to switch to ``res.reason == "max_iter"`` once ``TrainResult``
+    carries a stop reason (helper "workflow"); searches report ``SearchResult.reason``
+    directly (see :func:`flatext.reproduce.methods.searched`).
     """
-    reason = getattr(res, "reason", None) if hasattr(res, "orbit_min_trace") else None
-    if reason is not None:
-        return reason == "max_iter"
     return (not res.converged) and res.iterations >= max_iter
 
 
@@ -152,7 +150,12 @@ def measure_row(prob: Problem, claim: str, method: str, W, a, *, start: int = -1
                 stop: str = "", note: str = "") -> Row:
     """Measure (W, a) on ``prob``: the one place that computes a row's numbers.
 
-    TODO(lead): switch to ``flatext.measure`` (helper "workflow") once it lands.
+    TODO(lead): switch to ``flatext.measure`` (helper "workflow") once it lands::
+
+        m = measure(W, a, prob.X, prob.y, prob.teacher, which=["train_loss", "max_residual", "trace",
+                    "orbit_min_trace", "population_loss"], **prob.kw)
+        # train_loss, max_residual, max_residual_rel -> rel_max_residual, trace, orbit_min_trace,
+        # population_loss -> pop_loss, null_loss, population_loss_rel -> rel_pop_loss
     """
     kw = prob.kw
     r = np.asarray(forward(W, a, prob.X, **kw)) - prob.y

@@ -14,10 +14,11 @@ from typing import List
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import _native
+from .. import __version__, _native
 from ..sweeps.store import ResultStore
 from .claims import Check, check_all
 from .config import ReproduceConfig
+from .figures import figures
 from .problems import Row
 from .steps import steps as make_steps
 from .studies import sample_complexity_markdown
@@ -31,8 +32,6 @@ _TYPES = {f.name: f.type for f in dataclasses.fields(Row)}
 def fingerprint(cfg: ReproduceConfig) -> str:
     """Configuration, version and the code itself (the package's Python sources and the compiled core):
     rows saved by other code are recomputed, never reused."""
-    from .. import __version__
-
     h = hashlib.sha256(json.dumps([__version__, dataclasses.asdict(cfg)], sort_keys=True, default=list).encode())
     pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for root, dirs, files in os.walk(pkg):
@@ -138,8 +137,6 @@ def reproduce(cfg: ReproduceConfig = ReproduceConfig(), out: str = "flatext-repr
     summary per claim and method: medians and ranges over seeds), ``claims.md``
     and PNG figures.
     """
-    from .figures import figures
-
     os.makedirs(out, exist_ok=True)
     store = ResultStore(os.path.join(out, "results.parquet"), resume=resume)
     fp = fingerprint(cfg)
