@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import flatext as fx
-from flatext.reproduce import (ReproduceConfig, check_all, check_claim1, check_claim2, check_claim3,
+from flatext.reproduce import (ReproduceConfig, check_claim1, check_claim2, check_claim3,
                                check_claim4, check_claim5, reproduce)
 from flatext.reproduce.claims import fit_slope
 from flatext.reproduce.methods import MEMORIZERS, REFERENCE, SEARCH, START

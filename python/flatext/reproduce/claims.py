@@ -83,7 +83,8 @@ def check_claim1(rows: List[Row]) -> List[Check]:
                           f"scale <= {max(dloss):.1e}, bound {RESIDUAL_TOL:g}) and the population loss moves by "
                           f"{max(dpop):.1e} relative (round-off bound {ROUNDOFF:g})",
                      max(dloss) <= RESIDUAL_TOL and max(dpop) <= ROUNDOFF, S,
-                     "a rescaling (global or per neuron) that changed the training or population loss beyond round-off"))
+                     "a rescaling (global or per neuron) that moved a training residual or the population loss "
+                     "beyond round-off"))
     out.append(Check("1", f"the orbit-minimal trace is invariant: it moves by at most {max(domin):.1e} relative "
                           f"(round-off bound {ROUNDOFF:g})", max(domin) <= ROUNDOFF, S,
                      "two points of one orbit with different orbit-minimal traces"))

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from typing import List
 
-import numpy as np
 
 from ..curvature import hessian_top_eigenvalues
 from ..interpolators import find_interpolator, flattest_interpolator, memorizing_interpolator, \
