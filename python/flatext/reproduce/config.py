@@ -77,8 +77,8 @@ class ReproduceConfig:
         """A small run (tests): seconds to a minute."""
         base = dict(d=5, n=40, seeds=2, starts=1, gd_max_iter=3000, gd_small_max_iter=4000, lnsgd_steps=3000,
                     lnsgd_batch=8, search_max_iter=60, rescale_draws=5, sample_ns=(30, 60), sample_noise=(0.0, 0.3),
-                    regime_n=40, regime_eps=(0.0, 0.3), regime_noise=(0.0, 0.3), full_ds=(5,), full_ks=(1, 2), full_ns=(30, 60),
-                    quick=True)
+                    regime_n=40, regime_eps=(0.0, 0.3), regime_noise=(0.0, 0.3), full_ds=(5,), full_ks=(1, 2),
+                    full_ns=(30, 60), quick=True)
         base.update(kw)
         return cls(**base)
 
