@@ -88,7 +88,7 @@ class Problem:
         self.d = int(d if d is not None else cfg.d)
         self.k = len(links)
         self.representable = representable
-        base = SumOfSingleIndex.random(self.d, list(links), weights=list(weights),
+        base = SumOfSingleIndex.random(self.d, list(links), weights=None if weights is None else list(weights),
                                        seed=cfg.seed + 1000 + 7 * seed)
         self.base = base
         self.eps = float(eps)

@@ -46,7 +46,7 @@ def fingerprint(cfg: ReproduceConfig) -> str:
 
 
 def _to_row(rec: dict) -> Row:
-    kw = {}
+    kw: dict = {}
     for k in FIELDS:
         v = rec[k]
         t = _TYPES[k]
@@ -87,7 +87,7 @@ def _summary(rows: List[Row]) -> str:
         return f"{np.median(vals):.4g} [{min(vals):.3g}, {max(vals):.3g}]"
 
     for (claim, te, n, noise, meth), rs in groups.items():
-        stops = {}
+        stops: dict = {}
         for r in rs:
             if r.stop:
                 stops[r.stop] = stops.get(r.stop, 0) + 1

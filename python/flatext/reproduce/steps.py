@@ -1,6 +1,7 @@
 """The reproduction as independent steps, each a function returning rows."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, List, Tuple
 
 import numpy as np
@@ -83,28 +84,25 @@ def full_rows(cfg: ReproduceConfig, d: int, k: int, n: int, seed: int) -> List[R
 
 def steps(cfg: ReproduceConfig) -> List[Tuple[str, Callable[[], List[Row]]]]:
     """(key, function returning rows) for every step of the run, in order."""
-    out = []
+    out: List[Tuple[str, Callable[[], List[Row]]]] = []
     S = range(cfg.seeds)
     for s in S:
-        out.append((f"claim1-s{s}", lambda s=s: claim1_rows(cfg, s)))
+        out.append((f"claim1-s{s}", partial(claim1_rows, cfg, s)))
     for te in (cfg.teacher, cfg.edge_teacher):
         for s in S:
-            out.append((f"claim2-{te}-s{s}", lambda te=te, s=s: claim2_rows(cfg, te, s)))
+            out.append((f"claim2-{te}-s{s}", partial(claim2_rows, cfg, te, s)))
     for noise in cfg.sample_noise:
         for n in cfg.sample_ns:
             for s in S:
-                out.append((f"claim4-noise{noise:g}-n{n}-s{s}", lambda n=n, noise=noise, s=s:
-                            claim4_rows(cfg, n, noise, s)))
+                out.append((f"claim4-noise{noise:g}-n{n}-s{s}", partial(claim4_rows, cfg, n, noise, s)))
     for eps in cfg.regime_eps:
         for noise in cfg.regime_noise:
             for s in S:
-                out.append((f"claim5-eps{eps:g}-noise{noise:g}-s{s}", lambda eps=eps, noise=noise, s=s:
-                            claim5_rows(cfg, eps, noise, s)))
+                out.append((f"claim5-eps{eps:g}-noise{noise:g}-s{s}", partial(claim5_rows, cfg, eps, noise, s)))
     if cfg.full:
         for d in cfg.full_ds:
             for k in cfg.full_ks:
                 for n in cfg.full_ns:
                     for s in S:
-                        out.append((f"full-d{d}-k{k}-n{n}-s{s}", lambda d=d, k=k, n=n, s=s:
-                                    full_rows(cfg, d, k, n, s)))
+                        out.append((f"full-d{d}-k{k}-n{n}-s{s}", partial(full_rows, cfg, d, k, n, s)))
     return out
