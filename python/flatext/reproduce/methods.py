@@ -48,7 +48,8 @@ def _lr(prob: Problem, W0, a0) -> float:
 
 
 def _polish_row(prob: Problem, claim: str, label: str, W, a, start: int, seconds: float) -> List[Row]:
-    """The Gauss-Newton polish of a trained point, as its own row (none if it does not converge)."""
+    """The Gauss-Newton polish of a trained point, as its own row (``stop`` says whether it converged;
+    a polish that raises is recorded at the trained point with ``stop="polish failed"``)."""
     try:
         pol, dt = timed(lambda: find_interpolator(W, a, prob.X, prob.y, max_iter=POLISH_MAX_ITER, **prob.kw))
     except ValueError as e:
@@ -79,12 +80,12 @@ def trained(prob: Problem, claim: str, which=("gd, small init", "gd, large init"
         else:
             lr = _lr(prob, W0, a0)
             method = "sam" if label == "sam" else "gd"
-            if max_iter is None:
-                max_iter = cfg.gd_small_max_iter if label == "gd, small init" else cfg.gd_max_iter
+            steps = max_iter if max_iter is not None else (
+                cfg.gd_small_max_iter if label == "gd, small init" else cfg.gd_max_iter)
             res, dt = timed(lambda: train(W0, a0, prob.X, prob.y, method=method, lr=lr, rho=cfg.sam_rho,
-                                          max_iter=max_iter, tol=cfg.gd_tol, polish=False, **prob.kw))
+                                          max_iter=steps, tol=cfg.gd_tol, polish=False, **prob.kw))
             note = f"lr {lr:.3g}, {res.iterations} steps to loss {res.loss:.1e}; {res.message}"
-            stop = "max_iter" if stopped_at_max_iter(res, max_iter) else ("converged" if res.converged
+            stop = "max_iter" if stopped_at_max_iter(res, steps) else ("converged" if res.converged
                                                                                  else "diverged")
         rows.append(measure_row(prob, claim, label, res.W, res.a, start=start, seconds=dt, stop=stop, note=note))
         rows += _polish_row(prob, claim, label, res.W, res.a, start, dt)
