@@ -84,6 +84,13 @@ def test_max_iter_stops_flagged(quick_run):
     # quick GD from a large init cannot reach loss 1e-16 in 3000 steps: flagged, not hidden
     assert gd and all(r.stop in ("max_iter", "converged", "diverged") for r in gd)
     assert any(r.stop == "max_iter" for r in gd)
+    # each trainer stopped at its own budget
+    cfg = ReproduceConfig.quick_config()
+    budget = {"gd, small init": cfg.gd_small_max_iter, "gd, large init": cfg.gd_max_iter, "sam": cfg.gd_max_iter,
+              "label_noise_sgd": cfg.lnsgd_steps}
+    for r in rows:
+        if r.method in budget and r.stop.startswith("max_iter") and r.claim == "2":
+            assert f" {budget[r.method]} steps" in r.note, (r.method, r.note)
     assert all(r.stop for r in rows if r.method == SEARCH)
 
 
