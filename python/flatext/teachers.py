@@ -55,6 +55,7 @@ __all__ = [
     "SumOfSingleIndex",
     "MultiIndex",
     "PlantedNetwork",
+    "with_approximation_error",
 ]
 
 INPUTS = ("gaussian", "sphere", "rademacher", "anisotropic")
@@ -488,3 +489,49 @@ class PlantedNetwork(Teacher):
     def _expansion(self):
         m = self.m
         return _Expansion(self.W, np.full(m, self.power), np.full(m, self.neg), self.a.copy(), 0.0, [])
+
+
+# --------------------------------------------------------------------------- controlled approximation error
+def with_approximation_error(teacher, eps, *, power=1.0):
+    """``teacher + eps * g`` with ``g(x) = ||x||^2 - (d + p)``: an approximation error of known size.
+
+    For Gaussian inputs ``x = R theta`` (``R ~ chi_d`` independent of the
+    direction ``theta``), ``E[R^p g(R theta)] = E[R^(p+2)] - (d + p) E[R^p] = 0``
+    for every ``theta``: ``g`` is orthogonal in ``L2(N(0, I_d))`` to *every*
+    positively p-homogeneous function, hence to every bias-free two-layer
+    network of degree ``p``. So, if ``teacher`` is p-homogeneous (e.g. a
+    representable one), every network ``f`` has
+    ``E[(f - f*)^2] = E[(f - teacher)^2] + eps^2 (2 d + p^2)``, and the best
+    network's population loss is the approximation error ``eps^2 (2 d + p^2)``
+    when the teacher is representable.
+
+    ``g = sum_k He2(e_k . x) - p`` is written with the ``he2`` link on the d
+    coordinate axes and a constant link, so the exact population loss applies.
+
+    Parameters
+    ----------
+    teacher : SumOfSingleIndex
+    eps : float
+        Weight of the non-representable part (>= 0).
+    power : float
+        The network's degree p (the orthogonality depends on it).
+
+    Returns
+    -------
+    SumOfSingleIndex
+        With attribute ``approximation_error`` = ``eps^2 (2 d + p^2)``.
+    """
+    if not isinstance(teacher, SumOfSingleIndex):
+        raise TypeError(f"teacher must be a SumOfSingleIndex; got {type(teacher).__name__}")
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not math.isfinite(eps) or eps < 0:
+        raise ValueError(f"eps must be a finite number >= 0; got {eps!r}")
+    if isinstance(power, bool) or not isinstance(power, numbers.Real) or not math.isfinite(power) or power < 1:
+        raise ValueError(f"power must be a finite number >= 1; got {power!r}")
+    d = teacher.d
+    const = Link("const", lambda z: np.ones(np.shape(z)), (), 1.0)
+    dirs = np.concatenate([teacher.directions, np.eye(d), np.eye(d)[:1]])
+    links = list(teacher.links) + [LINKS["he2"]] * d + [const]
+    weights = np.concatenate([teacher.weights, np.full(d, float(eps)), [-float(power) * float(eps)]])
+    out = SumOfSingleIndex(dirs, links, weights)
+    out.approximation_error = float(eps) ** 2 * (2.0 * d + float(power) ** 2)
+    return out
