@@ -25,8 +25,12 @@ struct EigenResult {
 /// or after max_iter steps (P at most: the Krylov space is then exhausted).
 inline EigenResult lanczos_top(const std::function<void(const Vec<double>&, Vec<double>&)>& op, Index P, int k,
                                int max_iter, double tol, std::uint64_t seed) {
-    if (k < 1) throw std::invalid_argument("k must be >= 1");
-    if (k > P) throw std::invalid_argument("k must be <= the number of parameters " + std::to_string(P));
+    if (k < 1) throw std::invalid_argument("k must be >= 1; got " + std::to_string(k));
+    if (k > P)
+        throw std::invalid_argument("k must be <= the number of parameters m*(d+1) = " + std::to_string(P) + "; got " +
+                                    std::to_string(k));
+    if (!(tol > 0.0) || !std::isfinite(tol)) throw std::invalid_argument("tol must be finite and > 0");
+    if (max_iter < 0) throw std::invalid_argument("max_iter must be >= 0 (0: automatic)");
     const Index maxit = std::min<Index>(P, max_iter > 0 ? max_iter : std::max(10 * k + 60, 150));
     std::mt19937_64 rng(seed);
     std::normal_distribution<double> nd;
