@@ -57,7 +57,7 @@ template <class T>
 ObjectiveValue<T> objective(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const VecRef<T>& y,
                             const Activation& act, Regularizer which, double lambda, Eigen::Ref<Mat<T>> gW,
                             Eigen::Ref<Vec<T>> ga) {
-    if (!std::isfinite(lambda)) throw std::invalid_argument("lambda must be finite; got " + std::to_string(lambda));
+    if (!std::isfinite(lambda)) throw std::invalid_argument("lambda (lam) must be finite; got " + std::to_string(lambda));
     ObjectiveValue<T> out;
     if (which == Regularizer::none) {
         out.loss = loss_grad<T>(W, a, X, y, act, gW, ga);

@@ -39,8 +39,9 @@ struct ConstThetaView {
     Eigen::Map<const Mat<T>> W;
     Eigen::Map<const Vec<T>> a;
 };
+/// (W, a) as read-only views into a flat theta.
 template <class T>
-ConstThetaView<T> theta_view(const Eigen::Ref<const Vec<T>>& theta, Index m, Index d) {
+ConstThetaView<T> theta_cview(const Eigen::Ref<const Vec<T>>& theta, Index m, Index d) {
     detail::check_theta(theta.size(), m, d);
     return {Eigen::Map<const Mat<T>>(theta.data(), m, d), Eigen::Map<const Vec<T>>(theta.data() + m * d, m)};
 }
@@ -61,7 +62,7 @@ Vec<T> pack(const MatRef<T>& W, const VecRef<T>& a) {
 /// (W, a) from theta = [W row-major, a] (copies; see theta_view for views).
 template <class T>
 void unpack(const Eigen::Ref<const Vec<T>>& theta, Index m, Index d, Mat<T>& W, Vec<T>& a) {
-    const auto v = theta_view<T>(theta, m, d);
+    const auto v = theta_cview<T>(theta, m, d);
     W = v.W;
     a = v.a;
 }
@@ -79,7 +80,7 @@ T objective_theta(const Eigen::Ref<const Vec<T>>& theta, const MatRef<T>& X, con
     if (grad.size() != theta.size())
         throw std::invalid_argument("grad must have the length of theta " + std::to_string(theta.size()) + "; got " +
                                     std::to_string(grad.size()));
-    const auto v = theta_view<T>(theta, m, d);
+    const auto v = theta_cview<T>(theta, m, d);
     auto g = theta_view<T>(grad, m, d);
     return objective<T>(v.W, v.a, X, y, act, which, lambda, g.W, g.a).value;
 }
