@@ -231,10 +231,11 @@ def hessian_top_eigenvalues(W, a, X, y, k=1, *, power=1.0, neg=0.0, max_iter=0, 
     -------
     ndarray, shape (k,), descending
     """
+    # only what converting to C integers needs: the core checks k, max_iter and tol themselves
     k, max_iter, seed = _int_arg(k, "k"), _int_arg(max_iter, "max_iter"), _int_arg(seed, "seed")
-    if not 1 <= k < 2**31:
+    if not -2**31 <= k < 2**31:
         raise ValueError(f"k must be >= 1 and at most the number of parameters m*(d+1); got {k}")
-    if not 0 <= max_iter < 2**31:
+    if not -2**31 <= max_iter < 2**31:
         raise ValueError(f"max_iter must be >= 0 (0: automatic); got {max_iter}")
     if not 0 <= seed < 2**64:
         raise ValueError(f"seed must be in [0, 2**64); got {seed}")
