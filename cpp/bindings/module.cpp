@@ -8,7 +8,16 @@ void bind_population(py::module_& m);
 void bind_interpolation(py::module_& m);
 }
 
+// PYBIND11_MODULE(name, variable, ...) takes module options since pybind11 2.13;
+// invoking it without any trips -Wpedantic ("requires at least one argument for
+// the ..."), so the default (the module uses the GIL) is spelled out.
+#if PYBIND11_VERSION_MAJOR >= 3
+PYBIND11_MODULE(_core, m, py::mod_gil_used()) {
+#elif PYBIND11_VERSION_HEX >= 0x020D0000
+PYBIND11_MODULE(_core, m, py::mod_gil_not_used(false)) {
+#else
 PYBIND11_MODULE(_core, m) {
+#endif
     m.doc() = "flatext C++ core (see the flatext package for documentation)";
     flatext_py::bind_kernels(m);
     flatext_py::bind_population(m);
