@@ -90,7 +90,7 @@ def test_chunked_plan_really_has_many_tiles():
 @pytest.mark.parametrize("p,c", [(1.0, 0.0), (2.0, 0.3), (2.5, 0.3)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_objective_bit_identical_with_one_and_two_threads(which, p, c, dtype):
-    x = _inputs([a for a in API if a.name == "loss"][0], dtype)
+    x = _inputs(next(a for a in API if a.name == "loss"), dtype)
     lam = 0.0 if which == "loss" else 0.7
     runs = []
     for k in (1, 2):

@@ -581,6 +581,49 @@ TEST(rescale_scalar_and_clipped_orbit) {
         if (parts.per_neuron_w[i] < 0) CHECK(b.first.row(i) == P.W.row(i));  // clipped neurons stay put
 }
 
+TEST(objective_theta_drives_a_descent_solver) {
+    // The solver glue in use: a plain gradient descent with Armijo backtracking on a flat theta,
+    // as a third-party minimizer would run it, on L + lambda G (ReLU^2) and L + lambda T (ReLU).
+    const Problem P = problem(40, 3, 8, 16);
+    struct Case {
+        Activation act;
+        flatext::Regularizer which;
+    };
+    for (const Case c : {Case{Activation(2.0, 0.0), flatext::Regularizer::gauss_newton},
+                         Case{Activation(1.0, 0.0), flatext::Regularizer::trace}}) {
+        Vec<double> th = flatext::pack<double>(P.W, P.a), g(th.size()), g_new(th.size());
+        double f = flatext::objective_theta<double>(th, P.X, P.y, c.act, c.which, 0.05, g);
+        const double f0 = f, g0 = g.norm();
+        double step = 1.0;
+        bool monotone = true;
+        for (int it = 0; it < 300; ++it) {
+            for (int bt = 0; bt < 60; ++bt, step *= 0.5) {
+                const Vec<double> trial = th - step * g;
+                const double ft = flatext::objective_theta<double>(trial, P.X, P.y, c.act, c.which, 0.05, g_new);
+                if (ft <= f - 1e-4 * step * g.squaredNorm()) {
+                    monotone = monotone && ft <= f;
+                    th = trial;
+                    f = ft;
+                    g = g_new;
+                    step *= 2.0;
+                    break;
+                }
+            }
+        }
+        std::printf("  descent: f %g -> %g, |g| %g -> %g\n", f0, f, g0, g.norm());
+        CHECK(monotone);
+        CHECK(f < 0.75 * f0);
+        CHECK(g.norm() < 0.05 * g0);
+        // the final value and gradient agree with the (W, a) entry point
+        const auto v = flatext::theta_cview<double>(th, 8, 3);
+        Mat<double> gW(8, 3);
+        Vec<double> ga(8);
+        const auto o = flatext::objective<double>(v.W, v.a, P.X, P.y, c.act, c.which, 0.05, gW, ga);
+        CHECK(o.value == f && flat(gW, ga) == g);
+        if (c.which == flatext::Regularizer::gauss_newton) CHECK(o.regularizer >= 0.0);
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
