@@ -129,8 +129,9 @@ def test_cpp_core_tests_pass(builds):
     assert "Found flatext" in log
     r = subprocess.run([str(build / "flatext_test_core")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert re.search(r"^10 tests, \d+ checks, 0 failures$", r.stdout, re.M), r.stdout
-    assert r.stdout.count("\nok   ") == 10
+    ran = re.search(r"^(\d+) tests, \d+ checks, 0 failures$", r.stdout, re.M)
+    assert ran and int(ran.group(1)) >= 15, r.stdout
+    assert r.stdout.count("\nok   ") == int(ran.group(1))
     backend = re.search(r"GEMM backend: (\w+)", r.stdout).group(1)
     assert backend in ("openblas", "eigen")
     # the same through ctest

@@ -122,3 +122,109 @@ def test_many_tiles_and_chunks_agree_with_dense_reference():
     _, rW, ra = ref.loss_grad(W, a, X, y, p, c)
     np.testing.assert_allclose(gW, rW, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(fx.forward(W, a, X, power=p, neg=c), r + y, rtol=1e-11, atol=1e-11)
+
+
+# --------------------------------------------------------------------------- combined objective
+def _jacobian(W, a, X, p, c):
+    """J (n, m(d+1)) of the outputs by the chain rule in numpy, theta = [W.ravel(), a]."""
+    Z = X @ W.T
+    JW = (a[None, :] * ref.sig(Z, p, c, 1))[:, :, None] * X[:, None, :]
+    return np.hstack([JW.reshape(X.shape[0], -1), ref.sig(Z, p, c)])
+
+
+def _gauss_newton(W, a, X, p, c):
+    return np.sum(_jacobian(W, a, X, p, c) ** 2) / X.shape[0]
+
+
+def _trace(W, a, X, y, p, c):
+    """T = G + (1/n) sum_j r_j sum_i a_i sigma''(z_ij) s_j, dense numpy."""
+    r = ref.forward(W, a, X, p, c) - y
+    s = np.sum(X ** 2, axis=1)
+    R = np.mean(r * s * (ref.sig(X @ W.T, p, c, 2) @ a))
+    return _gauss_newton(W, a, X, p, c) + R
+
+
+OBJ_ACTS = [(p, c) for p in (1.0, 1.5, 2.0, 3.0) for c in (0.0, 0.3, 1.0)]
+
+
+@pytest.mark.parametrize("p,c", OBJ_ACTS)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_objective_matches_independent_references(p, c, seed):
+    W, a, X, y = ref.problem(n=11, d=3, m=4, seed=10 + seed)
+    lam = 0.37
+    L = ref.loss(W, a, X, y, p, c)
+    G, T = _gauss_newton(W, a, X, p, c), _trace(W, a, X, y, p, c)
+    if seed == 0:  # the dense trace formula itself against the explicit Hessian
+        assert T == pytest.approx(np.trace(ref.fd_hessian(W, a, X, y, p, c)), rel=1e-6)
+    refs = {"gauss_newton": lambda W_, a_: ref.loss(W_, a_, X, y, p, c) + lam * _gauss_newton(W_, a_, X, p, c),
+            "trace": lambda W_, a_: ref.loss(W_, a_, X, y, p, c) + lam * _trace(W_, a_, X, y, p, c)}
+    for which, K in (("gauss_newton", G), ("trace", T)):
+        o = fx.objective(W, a, X, y, lam, which=which, power=p, neg=c)
+        assert isinstance(o, fx.Objective) and o.gW.shape == W.shape and o.ga.shape == a.shape
+        assert o.loss == pytest.approx(L, rel=1e-12)
+        assert o.regularizer == pytest.approx(K, rel=1e-11, abs=1e-13)
+        assert o.value == pytest.approx(L + lam * K, rel=1e-11)
+        fW, fa = ref.fd_grad(refs[which], W, a, h=1e-6)
+        np.testing.assert_allclose(o.gW, fW, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(o.ga, fa, rtol=1e-5, atol=1e-7)
+    # the parts agree with the separate kernels
+    parts = fx.hessian_trace_parts(W, a, X, y, power=p, neg=c)
+    _, lW, la = fx.loss_grad(W, a, X, y, power=p, neg=c)
+    _, tW, ta = fx.hessian_trace_grad(W, a, X, y, power=p, neg=c)
+    o = fx.objective(W, a, X, y, lam, which="trace", power=p, neg=c)
+    assert o.regularizer == pytest.approx(parts.total, rel=1e-12, abs=1e-14)
+    assert fx.objective(W, a, X, y, lam, which="gauss_newton", power=p, neg=c).regularizer == pytest.approx(
+        parts.gauss_newton, rel=1e-12)
+    np.testing.assert_allclose(o.gW, lW + lam * tW, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(o.ga, la + lam * ta, rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("p,c", OBJ_ACTS)
+def test_objective_loss_only_is_loss_grad(p, c):
+    W, a, X, y = ref.problem(seed=7)
+    o = fx.objective(W, a, X, y, power=p, neg=c)
+    L, gW, ga = fx.loss_grad(W, a, X, y, power=p, neg=c)
+    assert o.value == L and o.loss == L and o.regularizer == 0
+    assert np.array_equal(o.gW, gW) and np.array_equal(o.ga, ga)
+
+
+def test_objective_regularizers_bounded_or_not():
+    # G >= 0 always; for p = 1 the trace equals G; for p = 2 off interpolation T can be < 0
+    W, a, X, y = ref.problem(n=30, d=3, m=6, seed=3)
+    for p, c in OBJ_ACTS:
+        assert fx.objective(W, a, X, y, 1.0, which="gauss_newton", power=p, neg=c).regularizer >= 0
+    for c in (0.0, 0.3, 1.0):
+        oG = fx.objective(W, a, X, y, 1.0, which="gauss_newton", power=1.0, neg=c)
+        oT = fx.objective(W, a, X, y, 1.0, which="trace", power=1.0, neg=c)
+        assert oT.regularizer == pytest.approx(oG.regularizer, rel=1e-14)
+    # p = 2: a neuron with B_i < 0, shrunk along its orbit (same function, same loss), drives T down like t^-2
+    parts = fx.hessian_trace_parts(W, a, X, y, power=2.0)
+    i = int(np.argmin(parts.per_neuron_w))
+    assert parts.per_neuron_w[i] < 0  # this problem has such a neuron (away from interpolation)
+    t = np.ones(W.shape[0])
+    t[i] = 1e-2
+    W2, a2 = fx.rescale(W, a, t, power=2.0)
+    o1 = fx.objective(W, a, X, y, 1.0, which="trace", power=2.0)
+    o2 = fx.objective(W2, a2, X, y, 1.0, which="trace", power=2.0)
+    assert o2.loss == pytest.approx(o1.loss, rel=1e-10)
+    assert o2.regularizer < o1.regularizer - 1000 * abs(parts.per_neuron_w[i])  # T_i ~ t^-2 B_i
+    assert fx.objective(W2, a2, X, y, 1.0, which="gauss_newton", power=2.0).regularizer >= 0
+
+
+def test_objective_float32_and_bad_arguments():
+    W, a, X, y = ref.problem(seed=8)
+    o64 = fx.objective(W, a, X, y, 0.5, which="trace", power=2.0, neg=0.3)
+    o32 = fx.objective(*(v.astype(np.float32) for v in (W, a, X, y)), 0.5, which="trace", power=2.0, neg=0.3)
+    assert o32.value.dtype == np.float32 and o32.gW.dtype == np.float32
+    assert o32.value == pytest.approx(o64.value, rel=1e-4)
+    np.testing.assert_allclose(o32.gW, o64.gW, rtol=1e-3, atol=1e-4)
+    with pytest.raises(ValueError, match="which"):
+        fx.objective(W, a, X, y, 0.5, which="hessian")
+    with pytest.raises(TypeError):
+        fx.objective(W, a, X, y, 0.5, which=None)
+    with pytest.raises(ValueError, match="lam"):
+        fx.objective(W, a, X, y, np.nan, which="trace")
+    with pytest.raises(ValueError, match="lam"):
+        fx.objective(W, a, X, y, 0.5)  # which="loss" has nothing to weigh
+    with pytest.raises(ValueError, match="power"):
+        fx.objective(W, a, X, y, 0.5, which="trace", power=0.5)

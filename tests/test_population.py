@@ -314,3 +314,16 @@ def test_bad_inputs_raise():
         _core.gaussian_pair_moments(W, np.ones(2), np.zeros(3), W, np.ones(3), np.zeros(3))
     with pytest.raises(ValueError, match="columns"):
         _core.gaussian_pair_moments(W, np.ones(3), np.zeros(3), np.ones((3, d + 1)), np.ones(3), np.zeros(3))
+
+
+def test_bad_node_count_is_a_value_error_naming_nodes():
+    # checked once, by the core's quadrature rule (population::arc_rule)
+    U, p, c, al = np.ones((2, 3)), np.full(2, 1.5), np.zeros(2), np.ones(2)
+    for nodes in (1, 0, -3, 4097):
+        with pytest.raises(ValueError, match="nodes"):
+            _core.gaussian_quadratic_form(U, p, c, al, nodes=nodes)
+        with pytest.raises(ValueError, match="nodes"):
+            _core.gaussian_pair_moments(U, p, c, U, p, c, nodes=nodes)
+        with pytest.raises(ValueError, match="nodes"):
+            _core.gaussian_pair_moment_sum(U, p, c, al, U, p, c, al, nodes=nodes)
+    assert _core.gaussian_quadratic_form(U, p, c, al, nodes=2) > 0

@@ -1,4 +1,4 @@
-"""Rescaling symmetry, balance and the orbit-minimal trace (DESIGN.md section 4)."""
+"""Rescaling symmetry, balance and the orbit-minimal trace (docs/design.md section 4)."""
 import numpy as np
 import pytest
 

@@ -85,6 +85,21 @@ def test_chunked_plan_really_has_many_tiles():
     assert T != Tp and abs(T - Tp * 4999 / 5000) < 1e-2 * abs(T)
 
 
+
+@pytest.mark.parametrize("which", ["loss", "gauss_newton", "trace"])
+@pytest.mark.parametrize("p,c", [(1.0, 0.0), (2.0, 0.3), (2.5, 0.3)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_objective_bit_identical_with_one_and_two_threads(which, p, c, dtype):
+    x = _inputs(next(a for a in API if a.name == "loss"), dtype)
+    lam = 0.0 if which == "loss" else 0.7
+    runs = []
+    for k in (1, 2):
+        fx.set_num_threads(k)
+        runs.append([np.asarray(v) for v in fx.objective(x["W"], x["a"], x["X"], x["y"], lam, which=which,
+                                                         power=p, neg=c)])
+    _same(runs[1], runs[0], f"objective {which} p={p}: 1 vs 2 threads")
+
+
 def _concurrent(jobs, n_threads=8):
     """Runs jobs[i % len(jobs)] in n_threads threads started together; returns outputs in order."""
     out = [None] * n_threads

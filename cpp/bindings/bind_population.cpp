@@ -1,5 +1,6 @@
 // Bindings of the exact Gaussian pair moments (flatext/population.hpp):
-// check, dispatch on dtype, release the GIL, convert results. No arithmetic here.
+// check types and shapes, dispatch on dtype, release the GIL, convert results.
+// No arithmetic here; `nodes` is checked by the core (population::arc_rule).
 #include "checks.hpp"
 
 namespace flatext_py {
@@ -49,10 +50,6 @@ Arg check_coef(py::handle a, const char* name, const UnitsArg& u) {
     return c;
 }
 
-void check_nodes(int nodes) {
-    if (nodes < 2 || nodes > 4096) throw py::value_error("nodes must be in [2, 4096]; got " + std::to_string(nodes));
-}
-
 }  // namespace
 
 void bind_population(py::module_& m) {
@@ -68,7 +65,6 @@ void bind_population(py::module_& m) {
             if (a.d != b.d)
                 throw py::value_error("U and V must have the same number of columns d; got " + shape_str(a.U.arr) +
                                       " and " + shape_str(b.U.arr));
-            check_nodes(nodes);
             return dispatch(a.U.f32, [&](auto tag) -> py::object {
                 using T = decltype(tag);
                 Mat<double> M;
@@ -95,7 +91,6 @@ void bind_population(py::module_& m) {
                 throw py::value_error("U and V must have the same number of columns d; got " + shape_str(a.U.arr) +
                                       " and " + shape_str(b.U.arr));
             const Arg al = check_coef(alpha, "alpha", a), be = check_coef(beta, "beta", b);
-            check_nodes(nodes);
             return dispatch(a.U.f32, [&](auto tag) -> double {
                 using T = decltype(tag);
                 Eigen::Map<const Vec<T>> am(al.data<T>(), a.k), bm(be.data<T>(), b.k);
@@ -117,7 +112,6 @@ void bind_population(py::module_& m) {
         [](py::handle U, py::handle pu, py::handle cu, py::handle alpha, int nodes, bool closed_forms) {
             const UnitsArg a = check_units(U, pu, cu, "U", "pu", "cu");
             const Arg al = check_coef(alpha, "alpha", a);
-            check_nodes(nodes);
             return dispatch(a.U.f32, [&](auto tag) -> double {
                 using T = decltype(tag);
                 Eigen::Map<const Vec<T>> am(al.data<T>(), a.k);

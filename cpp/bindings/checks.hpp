@@ -154,13 +154,8 @@ inline Net check_net(py::handle W, py::handle a, py::handle X, py::handle y, boo
     return net;
 }
 
-inline flatext::Activation make_activation(double power, double neg) {
-    if (!std::isfinite(power) || power < 1.0)
-        throw py::value_error("power must be a finite number >= 1 (sigma(z) = max(z,0)^p + neg*max(-z,0)^p); got " +
-                              std::to_string(power));
-    if (!std::isfinite(neg)) throw py::value_error("neg must be finite; got " + std::to_string(neg));
-    return flatext::Activation(power, neg);
-}
+/// The activation; flatext::Activation checks power and neg itself (ValueError naming them).
+inline flatext::Activation make_activation(double power, double neg) { return flatext::Activation(power, neg); }
 
 /// Runs f() with the GIL released (f must not touch Python objects).
 template <class F>

@@ -8,16 +8,36 @@ void bind_population(py::module_& m);
 void bind_interpolation(py::module_& m);
 }
 
+// PYBIND11_MODULE(name, variable, ...) takes module options since pybind11 2.13;
+// invoking it without any trips -Wpedantic ("requires at least one argument for
+// the ..."), so the default (the module uses the GIL) is spelled out.
+#if PYBIND11_VERSION_MAJOR >= 3
+PYBIND11_MODULE(_core, m, py::mod_gil_used()) {
+#elif PYBIND11_VERSION_HEX >= 0x020D0000
+PYBIND11_MODULE(_core, m, py::mod_gil_not_used(false)) {
+#else
 PYBIND11_MODULE(_core, m) {
+#endif
     m.doc() = "flatext C++ core (see the flatext package for documentation)";
     flatext_py::bind_kernels(m);
     flatext_py::bind_population(m);
     flatext_py::bind_interpolation(m);
-    m.def("get_num_threads", &flatext::get_num_threads);
-    m.def("set_num_threads", [](int k) {
-        if (k < 0) throw py::value_error("k must be >= 0 (0 restores the default); got " + std::to_string(k));
-        flatext::set_num_threads(k);
-    });
+    m.def("get_num_threads", &flatext::get_num_threads, "Number of threads the kernels use.");
+    m.def(
+        "set_num_threads",
+        [](int k) {
+            if (k < 0) throw py::value_error("k must be >= 0 (0 restores the default); got " + std::to_string(k));
+            flatext::set_num_threads(k);
+        },
+        py::arg("k"), "Set the kernels' thread count for the process; 0 restores the default.");
+    py::class_<flatext::Activation>(m, "Activation",
+                                    "sigma(z) = max(z,0)^power + neg*max(-z,0)^power; checks power >= 1 and neg")
+        .def(py::init<double, double>(), py::arg("power") = 1.0, py::arg("neg") = 0.0)
+        .def_readonly("power", &flatext::Activation::power)
+        .def_readonly("neg", &flatext::Activation::neg)
+        .def("__repr__", [](const flatext::Activation& a) {
+            return "Activation(power=" + std::to_string(a.power) + ", neg=" + std::to_string(a.neg) + ")";
+        });
     m.attr("openmp_enabled") = flatext::openmp_enabled();
     m.attr("blas_backend") = flatext::gemm::backend_name();
 #ifdef FLATEXT_VERSION

@@ -14,6 +14,8 @@ from .curvature import (
     hvp,
     loss,
     loss_grad,
+    Objective,
+    objective,
 )
 from .info import info
 from .sweeps import sweep
@@ -64,6 +66,8 @@ __all__ = [
     "hessian_trace_grad",
     "hvp",
     "hessian_top_eigenvalues",
+    "Objective",
+    "objective",
     "rescale",
     "balance",
     "orbit_min_trace",

@@ -6,6 +6,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import teachers as teachers
+from .curvature import Objective as Objective
 from .curvature import TraceParts as TraceParts
 from .interpolators import InterpolationResult as InterpolationResult
 from .interpolators import SearchResult as SearchResult
@@ -71,6 +72,17 @@ def hessian_top_eigenvalues(
     seed: int = ...,
     return_info: bool = ...,
 ) -> Any: ...
+def objective(
+    W: ArrayLike,
+    a: ArrayLike,
+    X: ArrayLike,
+    y: ArrayLike,
+    lam: float = ...,
+    *,
+    which: str = ...,
+    power: float = ...,
+    neg: float = ...,
+) -> Objective: ...
 def rescale(W: ArrayLike, a: ArrayLike, t: Union[float, ArrayLike], *, power: float = ...) -> Tuple[Arr, Arr]: ...
 def balance(
     W: ArrayLike, a: ArrayLike, X: ArrayLike, y: ArrayLike, *, power: float = ..., neg: float = ...

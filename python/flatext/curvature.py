@@ -1,6 +1,6 @@
 """Fused kernels: outputs, loss, gradients, exact Hessian trace, HVPs, top eigenvalues.
 
-Model and conventions (``DESIGN.md`` section 2)::
+Model and conventions (``docs/design.md`` section 2)::
 
     f(x)     = sum_i a_i sigma(w_i . x),   sigma(z) = max(z,0)^p + neg * max(-z,0)^p
     r_j      = f(x_j) - y_j,               L = (1/(2n)) sum_j r_j^2
@@ -17,6 +17,7 @@ from __future__ import annotations
 import operator
 import warnings
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -32,6 +33,8 @@ __all__ = [
     "hessian_trace_grad",
     "hvp",
     "hessian_top_eigenvalues",
+    "Objective",
+    "objective",
 ]
 
 
@@ -228,10 +231,11 @@ def hessian_top_eigenvalues(W, a, X, y, k=1, *, power=1.0, neg=0.0, max_iter=0, 
     -------
     ndarray, shape (k,), descending
     """
+    # only what converting to C integers needs: the core checks k, max_iter and tol themselves
     k, max_iter, seed = _int_arg(k, "k"), _int_arg(max_iter, "max_iter"), _int_arg(seed, "seed")
-    if not 1 <= k < 2**31:
+    if not -2**31 <= k < 2**31:
         raise ValueError(f"k must be >= 1 and at most the number of parameters m*(d+1); got {k}")
-    if not 0 <= max_iter < 2**31:
+    if not -2**31 <= max_iter < 2**31:
         raise ValueError(f"max_iter must be >= 0 (0: automatic); got {max_iter}")
     if not 0 <= seed < 2**64:
         raise ValueError(f"seed must be in [0, 2**64); got {seed}")
@@ -248,3 +252,71 @@ def hessian_top_eigenvalues(W, a, X, y, k=1, *, power=1.0, neg=0.0, max_iter=0, 
     if return_info:
         return vals, {"residuals": res, "iterations": it, "converged": conv}
     return vals
+
+
+class Objective(NamedTuple):
+    """Result of :func:`objective`: ``value = loss + lam * regularizer`` and its gradient.
+
+    Attributes
+    ----------
+    value : numpy scalar
+        ``L + lam * K``.
+    loss : numpy scalar
+        ``L = (1/(2n)) sum_j r_j^2``.
+    regularizer : numpy scalar
+        ``K`` (0 for ``which="loss"``).
+    gW : ndarray, shape (m, d)
+        Gradient of ``value`` with respect to W.
+    ga : ndarray, shape (m,)
+        Gradient of ``value`` with respect to a.
+    """
+
+    value: np.floating
+    loss: np.floating
+    regularizer: np.floating
+    gW: np.ndarray
+    ga: np.ndarray
+
+
+def objective(W, a, X, y, lam=0.0, *, which="loss", power=1.0, neg=0.0):
+    """The training objective ``L + lam * K`` and its gradient, in one pass over X.
+
+    ``which`` selects the curvature term K:
+
+    - ``"loss"``: K = 0, the loss alone (``lam`` must be 0); same values as :func:`loss_grad`.
+    - ``"gauss_newton"``: K = G = ``(1/n) sum_j ||grad_theta f(x_j)||^2``, the
+      Gauss-Newton part of the Hessian trace (exact value and gradient). G >= 0
+      everywhere, so ``L + lam * G`` (lam >= 0) is bounded below: the well-posed
+      flatness regularizer. For p = 1 (and p < 2 generally) its term
+      ``a_i^2 sigma'(z_ij)^2 s_j`` jumps or kinks when a sample crosses a neuron's
+      hyperplane; for p >= 2 it is continuously differentiable.
+    - ``"trace"``: K = T = Tr hess L = G + R (:func:`hessian_trace`). For p = 1,
+      T = G. For p > 1 the residual part R can be negative away from
+      interpolation and T is unbounded below along the rescaling orbit (a neuron
+      with ``B_i < 0`` sends it to -inf at fixed loss, ``docs/design.md`` section
+      4): minimizing ``L + lam * T`` can diverge. For p = 2, ``sigma'' = 2 * 1{z > 0}``
+      makes T jump when a sample crosses a hyperplane (line searches see the jumps).
+
+    Cost: about one :func:`hessian_trace_grad` (two GEMM-equivalents): the loss
+    gradient rides in the same pass.
+
+    Parameters
+    ----------
+    W, a, X, y : array_like
+        The network, inputs and labels, as in :func:`loss_grad`.
+    lam : float, default 0.0
+        Weight of K (finite).
+    which : {"loss", "gauss_newton", "trace"}
+        The curvature term.
+    power, neg : float
+        The activation, as in :func:`forward`.
+
+    Returns
+    -------
+    Objective
+        NamedTuple ``(value, loss, regularizer, gW, ga)`` in the input dtype.
+    """
+    if which == "loss" and lam != 0:
+        raise ValueError(f'lam must be 0 with which="loss" (no regularizer to weigh); got lam={lam!r}: '
+                         'pass which="gauss_newton" or which="trace"')
+    return Objective(*_core.objective(W, a, X, y, float(lam), which, float(power), float(neg)))

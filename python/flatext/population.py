@@ -258,11 +258,11 @@ def population_loss(W, a, teacher, *, power=1.0, neg=0.0, method="exact", n_samp
         raise ValueError(f"W must have d = {teacher.d} columns (the teacher's input dimension); got {W.shape}")
     if not (np.all(np.isfinite(W)) and np.all(np.isfinite(a))):
         raise ValueError("W and a must be finite")
-    if isinstance(power, bool) or not isinstance(power, numbers.Real) or not math.isfinite(power) or power < 1:
-        raise ValueError(f"power must be a finite number >= 1; got {power!r}")
-    if isinstance(neg, bool) or not isinstance(neg, numbers.Real) or not math.isfinite(neg):
-        raise ValueError(f"neg must be a finite number; got {neg!r}")
+    for name, v in (("power", power), ("neg", neg)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise ValueError(f"{name} must be a real number; got {v!r}")
     power, neg = float(power), float(neg)
+    _core.Activation(power, neg)  # the one check of power >= 1 and neg finite (ValueError naming them)
     if inputs not in INPUTS:
         raise ValueError(f"inputs must be one of {INPUTS}; got {inputs!r}")
     _check_spectrum(spectrum, inputs, teacher.d)

@@ -1,4 +1,4 @@
-"""The rescaling symmetry and orbit-minimal flatness (``DESIGN.md`` section 4).
+"""The rescaling symmetry and orbit-minimal flatness (``docs/design.md`` section 4).
 
 For ``t_i > 0``, ``(w_i, a_i) -> (t_i w_i, t_i^(-p) a_i)`` keeps the function,
 the training and population losses, but moves neuron i's trace part along

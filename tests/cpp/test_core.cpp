@@ -438,6 +438,192 @@ TEST(bad_input_throws) {
     CHECK_THROWS(flatext::hessian_top_eigenvalues<double>(P.W, P.a, P.X, P.y, act, 0), std::invalid_argument);
 }
 
+TEST(objective_matches_fd_and_separate_kernels) {
+    const Problem P = problem(14, 3, 5, 12);
+    const double lam = 0.37;
+    using flatext::Regularizer;
+    for (const auto& act : kActs) {
+        for (const Regularizer which : {Regularizer::none, Regularizer::gauss_newton, Regularizer::trace}) {
+            // K by hessian_trace_parts (itself checked against the explicit Hessian above)
+            auto K = [&](const Mat<double>& W, const Vec<double>& a) {
+                if (which == Regularizer::none) return 0.0;
+                const auto parts = flatext::hessian_trace_parts<double>(W, a, P.X, P.y, act);
+                return which == Regularizer::trace ? double(parts.total) : double(parts.gauss_newton);
+            };
+            Mat<double> gW(P.W.rows(), P.W.cols());
+            Vec<double> ga(P.a.size());
+            const auto v = flatext::objective<double>(P.W, P.a, P.X, P.y, act, which, lam, gW, ga);
+            const double L = loss_ref(P.W, P.a, P.X, P.y, act);
+            CHECK_CLOSE(v.loss, L, 1e-12, 0);
+            CHECK_CLOSE(v.regularizer, K(P.W, P.a), 1e-11, 1e-14);
+            CHECK_CLOSE(v.value, L + lam * K(P.W, P.a), 1e-11, 0);
+            const Vec<double> fd = fd_grad(
+                [&](const Mat<double>& W, const Vec<double>& a) { return loss_ref(W, a, P.X, P.y, act) + lam * K(W, a); },
+                P.W, P.a, 1e-6);
+            CHECK_ALL_CLOSE(flat(gW, ga), fd, 1e-5, 1e-7);
+        }
+        // L alone is loss_grad, bit for bit; the buffer overloads equal the allocating ones
+        Mat<double> gW(P.W.rows(), P.W.cols()), gW2(P.W.rows(), P.W.cols());
+        Vec<double> ga(P.a.size()), ga2(P.a.size());
+        const auto v = flatext::objective<double>(P.W, P.a, P.X, P.y, act, Regularizer::none, 0.0, gW, ga);
+        const auto lg = flatext::loss_grad<double>(P.W, P.a, P.X, P.y, act);
+        CHECK(v.value == lg.value && v.regularizer == 0.0 && bit_identical(gW, lg.W) && bit_identical(ga, lg.a));
+        const double L2 = flatext::loss_grad<double>(P.W, P.a, P.X, P.y, act, gW2, ga2);
+        CHECK(L2 == lg.value && bit_identical(gW2, lg.W) && bit_identical(ga2, lg.a));
+        const auto tg = flatext::hessian_trace_grad<double>(P.W, P.a, P.X, P.y, act);
+        const double T2 = flatext::hessian_trace_grad<double>(P.W, P.a, P.X, P.y, act, gW2, ga2);
+        CHECK(T2 == tg.value && bit_identical(gW2, tg.W) && bit_identical(ga2, tg.a));
+        // a block of a bigger matrix is a valid output buffer (Eigen::Ref with an outer stride)
+        Mat<double> big = Mat<double>::Zero(P.W.rows() + 2, P.W.cols() + 3);
+        flatext::hessian_trace_grad<double>(P.W, P.a, P.X, P.y, act, big.block(1, 2, P.W.rows(), P.W.cols()), ga2);
+        CHECK(Mat<double>(big.block(1, 2, P.W.rows(), P.W.cols())) == tg.W);
+        CHECK(big.col(0).isZero() && big.row(0).isZero());
+    }
+    Mat<double> gW(P.W.rows(), P.W.cols() + 1);
+    Vec<double> ga(P.a.size());
+    CHECK_THROWS(flatext::objective<double>(P.W, P.a, P.X, P.y, kActs[0], Regularizer::trace, 1.0, gW, ga),
+                 std::invalid_argument);
+    Mat<double> gW_ok(P.W.rows(), P.W.cols());
+    CHECK_THROWS(flatext::objective<double>(P.W, P.a, P.X, P.y, kActs[0], Regularizer::trace, std::nan(""), gW_ok, ga),
+                 std::invalid_argument);
+}
+
+TEST(objective_bit_identical_with_1_and_2_threads) {
+    const Problem P = problem(3000, 16, 24, 13);
+    const int saved = flatext::get_num_threads();
+    for (const auto which : {flatext::Regularizer::gauss_newton, flatext::Regularizer::trace}) {
+        for (const Activation act : {Activation(1.0, 0.0), Activation(2.0, 0.3), Activation(2.5, 0.3)}) {
+            Mat<double> gW1(24, 16), gW2(24, 16);
+            Vec<double> ga1(24), ga2(24);
+            flatext::set_num_threads(1);
+            const auto v1 = flatext::objective<double>(P.W, P.a, P.X, P.y, act, which, 0.5, gW1, ga1);
+            flatext::set_num_threads(2);
+            const auto v2 = flatext::objective<double>(P.W, P.a, P.X, P.y, act, which, 0.5, gW2, ga2);
+            CHECK(v1.value == v2.value && v1.loss == v2.loss && v1.regularizer == v2.regularizer);
+            CHECK(bit_identical(gW1, gW2) && bit_identical(ga1, ga2));
+        }
+    }
+    flatext::set_num_threads(saved);
+}
+
+TEST(theta_pack_unpack_and_objective_theta) {
+    const Problem P = problem(20, 4, 6, 14);
+    const Vec<double> th = flatext::pack<double>(P.W, P.a);
+    CHECK(th.size() == flatext::theta_size(6, 4));
+    CHECK(th == flat(P.W, P.a));  // [W row-major, a], the layout of python/flatext/scipy.py
+    Mat<double> W;
+    Vec<double> a;
+    flatext::unpack<double>(th, 6, 4, W, a);
+    CHECK(W == P.W && a == P.a);
+    Vec<double> buf = th;
+    auto view = flatext::theta_view<double>(buf, 6, 4);
+    view.a[0] = 42.0;  // a view, not a copy
+    view.W(1, 2) = -7.0;
+    CHECK(buf[6 * 4] == 42.0 && buf[1 * 4 + 2] == -7.0);
+    const Activation act(2.0, 0.3);
+    Vec<double> g(th.size());
+    const double v = flatext::objective_theta<double>(th, P.X, P.y, act, flatext::Regularizer::trace, 0.25, g);
+    Mat<double> gW(6, 4);
+    Vec<double> ga(6);
+    const auto o = flatext::objective<double>(P.W, P.a, P.X, P.y, act, flatext::Regularizer::trace, 0.25, gW, ga);
+    CHECK(v == o.value && g == flat(gW, ga));
+    CHECK_THROWS(flatext::theta_view<double>(buf, 5, 4), std::invalid_argument);
+    Vec<double> th_bad(th.size() + 1), g_bad(th.size() - 1);
+    CHECK_THROWS(flatext::objective_theta<double>(th_bad, P.X, P.y, act, flatext::Regularizer::trace, 0.25, th_bad),
+                 std::invalid_argument);
+    CHECK_THROWS(flatext::objective_theta<double>(th, P.X, P.y, act, flatext::Regularizer::trace, 0.25, g_bad),
+                 std::invalid_argument);
+}
+
+TEST(jacobian_products_match_fd_and_interpolation_jvp_vjp) {
+    const Problem P = problem(600, 5, 40, 15);  // several tiles
+    const Mat<double> VW = P.W.reverse();
+    const Vec<double> va = P.a.reverse();
+    for (const auto& act : kActs) {
+        const Vec<double> jv = flatext::jacobian_product<double>(P.W, P.a, P.X, VW, va, act);
+        CHECK(bit_identical(jv, flatext::jvp<double>(P.W, P.a, P.X, VW, va, act)));
+        const Vec<double> u = P.y;
+        const auto jt = flatext::jacobian_t_product<double>(P.W, P.a, P.X, u, act);
+        const auto vj = flatext::vjp<double>(P.W, P.a, P.X, u, act);
+        CHECK(bit_identical(jt.first, vj.first) && bit_identical(jt.second, vj.second));
+        // J v by central differences of f along v; u . J v = (J^T u) . v
+        const double h = 1e-6;
+        const Vec<double> fp = flatext::forward<double>(P.W + h * VW, P.a + h * va, P.X, act);
+        const Vec<double> fm = flatext::forward<double>(P.W - h * VW, P.a - h * va, P.X, act);
+        CHECK_ALL_CLOSE(jv, Vec<double>((fp - fm) / (2 * h)), 1e-6, 1e-7);
+        CHECK_CLOSE(u.dot(jv), flat(jt.first, jt.second).dot(flat(VW, va)), 1e-11, 0);
+    }
+}
+
+TEST(rescale_scalar_and_clipped_orbit) {
+    const Problem P = problem(30, 3, 6, 3);
+    const Activation act(2.0, 0.0);
+    const auto rs = flatext::rescale<double>(P.W, P.a, 1.7, 2.0);
+    const auto rv = flatext::rescale<double>(P.W, P.a, Vec<double>::Constant(6, 1.7), 2.0);
+    CHECK(bit_identical(rs.first, rv.first) && bit_identical(rs.second, rv.second));
+    CHECK_THROWS(flatext::rescale<double>(P.W, P.a, 0.0, 2.0), std::invalid_argument);
+    CHECK_THROWS(flatext::rescale<double>(P.W, P.a, 1.0, 0.5), std::invalid_argument);
+    // away from interpolation some B_i < 0 for p = 2: raise by default, clip on request
+    const auto parts = flatext::hessian_trace_parts<double>(P.W, P.a, P.X, P.y, act);
+    CHECK(parts.per_neuron_w.minCoeff() < 0);
+    CHECK_THROWS(flatext::orbit_min_trace<double>(P.W, P.a, P.X, P.y, act), std::domain_error);
+    const double clipped = flatext::orbit_min_trace<double>(P.W, P.a, P.X, P.y, act, flatext::NegativeB::clip);
+    double want = 0.0;  // sum over B_i > 0 of (p+1) A^(1/(p+1)) (B/p)^(p/(p+1)), p = 2
+    for (Index i = 0; i < 6; ++i) {
+        const double A = parts.per_neuron_a[i], B = parts.per_neuron_w[i];
+        if (A > 0 && B > 0) want += 3.0 * std::cbrt(A) * std::pow(B / 2.0, 2.0 / 3.0);
+    }
+    CHECK_CLOSE(clipped, want, 1e-12, 0);
+    const auto b = flatext::balance<double>(P.W, P.a, P.X, P.y, act, flatext::NegativeB::clip);
+    CHECK_ALL_CLOSE(Vec<double>(flatext::forward<double>(b.first, b.second, P.X, act)),
+                    Vec<double>(flatext::forward<double>(P.W, P.a, P.X, act)), 1e-12, 1e-12);
+    for (Index i = 0; i < 6; ++i)
+        if (parts.per_neuron_w[i] < 0) CHECK(b.first.row(i) == P.W.row(i));  // clipped neurons stay put
+}
+
+TEST(objective_theta_drives_a_descent_solver) {
+    // The solver glue in use: a plain gradient descent with Armijo backtracking on a flat theta,
+    // as a third-party minimizer would run it, on L + lambda G (ReLU^2) and L + lambda T (ReLU).
+    const Problem P = problem(40, 3, 8, 16);
+    struct Case {
+        Activation act;
+        flatext::Regularizer which;
+    };
+    for (const Case c : {Case{Activation(2.0, 0.0), flatext::Regularizer::gauss_newton},
+                         Case{Activation(1.0, 0.0), flatext::Regularizer::trace}}) {
+        Vec<double> th = flatext::pack<double>(P.W, P.a), g(th.size()), g_new(th.size());
+        double f = flatext::objective_theta<double>(th, P.X, P.y, c.act, c.which, 0.05, g);
+        const double f0 = f, g0 = g.norm();
+        double step = 1.0;
+        bool monotone = true;
+        for (int it = 0; it < 300; ++it) {
+            for (int bt = 0; bt < 60; ++bt, step *= 0.5) {
+                const Vec<double> trial = th - step * g;
+                const double ft = flatext::objective_theta<double>(trial, P.X, P.y, c.act, c.which, 0.05, g_new);
+                if (ft <= f - 1e-4 * step * g.squaredNorm()) {
+                    monotone = monotone && ft <= f;
+                    th = trial;
+                    f = ft;
+                    g = g_new;
+                    step *= 2.0;
+                    break;
+                }
+            }
+        }
+        std::printf("  descent: f %g -> %g, |g| %g -> %g\n", f0, f, g0, g.norm());
+        CHECK(monotone);
+        CHECK(f < 0.75 * f0);
+        CHECK(g.norm() < 0.05 * g0);
+        // the final value and gradient agree with the (W, a) entry point
+        const auto v = flatext::theta_cview<double>(th, 8, 3);
+        Mat<double> gW(8, 3);
+        Vec<double> ga(8);
+        const auto o = flatext::objective<double>(v.W, v.a, P.X, P.y, c.act, c.which, 0.05, gW, ga);
+        CHECK(o.value == f && flat(gW, ga) == g);
+        if (c.which == flatext::Regularizer::gauss_newton) CHECK(o.regularizer >= 0.0);
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {

@@ -21,7 +21,8 @@
 
 namespace flatext {
 
-/// Parameters of sigma(z) = max(z,0)^p + c max(-z,0)^p.
+/// Parameters of sigma(z) = max(z,0)^p + c max(-z,0)^p, checked by the constructor
+/// (std::invalid_argument naming power or neg). The default is ReLU.
 struct Activation {
     double power = 1.0;  ///< p >= 1
     double neg = 0.0;    ///< c, the negative-side coefficient
@@ -29,11 +30,17 @@ struct Activation {
     Activation() = default;
     Activation(double p, double c) : power(p), neg(c) { validate(); }
 
+    /// The one check of (power, neg): every kernel and binding relies on it.
     void validate() const {
-        if (!std::isfinite(power) || power < 1.0)
-            throw std::invalid_argument("power must be a finite number >= 1; got " + std::to_string(power));
-        if (!std::isfinite(neg))
-            throw std::invalid_argument("neg must be finite; got " + std::to_string(neg));
+        check_power(power);
+        if (!std::isfinite(neg)) throw std::invalid_argument("neg must be finite; got " + std::to_string(neg));
+    }
+    /// p must be finite and >= 1 (also the check of rescale's power).
+    static void check_power(double p) {
+        if (!std::isfinite(p) || p < 1.0)
+            throw std::invalid_argument(
+                "power must be a finite number >= 1 (sigma(z) = max(z,0)^p + neg*max(-z,0)^p); got " +
+                std::to_string(p));
     }
     /// sigma'' vanishes identically (p = 1): the residual part of the trace is 0.
     bool piecewise_linear() const { return power == 1.0; }

@@ -5,7 +5,7 @@
 #define EIGEN_DONT_PARALLELIZE  // the core parallelizes over row tiles itself
 #endif
 
-#include <Eigen/Dense>
+#include <Eigen/Core>
 
 #include <atomic>
 #include <cstddef>

@@ -6,7 +6,10 @@
 
 #include <Eigen/Eigenvalues>
 #include <algorithm>
-#include <functional>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
 #include <random>
 
 #include "kernels.hpp"
@@ -23,16 +26,24 @@ struct EigenResult {
 /// k largest eigenvalues of a symmetric operator op(v, out) of size P.
 /// Stops when every wanted Ritz pair has residual <= tol * max(|theta_1|, 1e-300),
 /// or after max_iter steps (P at most: the Krylov space is then exhausted).
-inline EigenResult lanczos_top(const std::function<void(const Vec<double>&, Vec<double>&)>& op, Index P, int k,
-                               int max_iter, double tol, std::uint64_t seed) {
-    if (k < 1) throw std::invalid_argument("k must be >= 1");
-    if (k > P) throw std::invalid_argument("k must be <= the number of parameters " + std::to_string(P));
+/// A template (Real is double) so that a translation unit that includes this header
+/// without calling it does not instantiate Eigen's eigensolvers (several seconds of
+/// compile time per TU, docs/cpp.md).
+template <class Op, class Real = double>
+EigenResult lanczos_top(const Op& op, Index P, int k, int max_iter, double tol, std::uint64_t seed) {
+    using MatR = Eigen::Matrix<Real, Eigen::Dynamic, Eigen::Dynamic>;
+    if (k < 1) throw std::invalid_argument("k must be >= 1; got " + std::to_string(k));
+    if (k > P)
+        throw std::invalid_argument("k must be <= the number of parameters m*(d+1) = " + std::to_string(P) + "; got " +
+                                    std::to_string(k));
+    if (!(tol > 0.0) || !std::isfinite(tol)) throw std::invalid_argument("tol must be finite and > 0");
+    if (max_iter < 0) throw std::invalid_argument("max_iter must be >= 0 (0: automatic)");
     const Index maxit = std::min<Index>(P, max_iter > 0 ? max_iter : std::max(10 * k + 60, 150));
     std::mt19937_64 rng(seed);
     std::normal_distribution<double> nd;
-    Eigen::MatrixXd Q(P, maxit);
+    MatR Q(P, maxit);
     std::vector<double> alpha, beta;
-    Vec<double> q(P), w(P);
+    Vec<Real> q(P), w(P);
     for (Index i = 0; i < P; ++i) q[i] = nd(rng);
     q /= q.norm();
     EigenResult res;
@@ -46,12 +57,12 @@ inline EigenResult lanczos_top(const std::function<void(const Vec<double>&, Vec<
     double hscale = 0.0;
     bool broke = false;
     auto ritz = [&](Index j, bool final_) {
-        Eigen::MatrixXd Tm = Eigen::MatrixXd::Zero(j, j);
+        MatR Tm = MatR::Zero(j, j);
         for (Index i = 0; i < j; ++i) {
             Tm(i, i) = alpha[std::size_t(i)];
             if (i + 1 < j) Tm(i, i + 1) = Tm(i + 1, i) = beta[std::size_t(i)];
         }
-        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(Tm);
+        Eigen::SelfAdjointEigenSolver<MatR> es(Tm);
         const Index kk = std::min<Index>(k, j);
         res.values.resize(kk);
         res.residuals.resize(kk);
@@ -65,7 +76,7 @@ inline EigenResult lanczos_top(const std::function<void(const Vec<double>&, Vec<
         }
         if (ok && broke && kk > 0) {
             const Index nb = j - b0;  // the latest block
-            Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eb(Tm.block(b0, b0, nb, nb));
+            Eigen::SelfAdjointEigenSolver<MatR> eb(Tm.block(b0, b0, nb, nb));
             const double top = eb.eigenvalues()[nb - 1];
             const double rtop = std::abs(bj * eb.eigenvectors()(nb - 1, nb - 1));
             const bool done = rtop <= tol * scale && top <= res.values[kk - 1] + tol * scale;

@@ -1,5 +1,5 @@
 // flatext/symmetry.hpp: the rescaling symmetry and orbit-minimal flatness
-// (DESIGN.md section 4).
+// (docs/design.md section 4).
 //
 // For t_i > 0, (w_i, a_i) -> (t_i w_i, t_i^(-p) a_i) keeps f, L and the
 // population loss, and moves each neuron's trace part along
@@ -23,7 +23,7 @@ namespace flatext {
 /// (W', a') = (diag(t) W, t^(-p) a): the same function, another point of its orbit.
 template <class T>
 std::pair<Mat<T>, Vec<T>> rescale(const MatRef<T>& W, const VecRef<T>& a, const VecRef<T>& t, double power) {
-    if (!std::isfinite(power) || power < 1.0) throw std::invalid_argument("power must be a finite number >= 1");
+    Activation::check_power(power);
     if (W.rows() != a.size() || t.size() != a.size())
         throw std::invalid_argument("t must have length m = W.shape[0]");
     for (Index i = 0; i < t.size(); ++i)
@@ -40,6 +40,12 @@ std::pair<Mat<T>, Vec<T>> rescale(const MatRef<T>& W, const VecRef<T>& a, const 
         a2[i] = T(double(a[i]) * h * h);
     }
     return {W2, a2};
+}
+
+/// rescale with one factor t for every neuron (the same bits as a vector of t's).
+template <class T>
+std::pair<Mat<T>, Vec<T>> rescale(const MatRef<T>& W, const VecRef<T>& a, double t, double power) {
+    return rescale<T>(W, a, Vec<T>::Constant(a.size(), T(t)), power);
 }
 
 /// Per-neuron orbit minima of T_i(t) = t^(2p) A_i + t^(-2) B_i and the
@@ -78,13 +84,6 @@ inline void require_finite_parts(const Vec<double>& A, const Vec<double>& B, con
             "the result is not finite (overflow in the Hessian trace parts A_i, B_i); rescale the inputs or use "
             "float64");
 }
-template <class T>
-OrbitMinimum orbit_of(const TraceParts<T>& parts, double p) {
-    const Vec<double> A = parts.per_neuron_a.template cast<double>(), B = parts.per_neuron_w.template cast<double>();
-    OrbitMinimum o = orbit_minimum(A, B, p);
-    require_finite_parts(A, B, o);
-    return o;
-}
 [[noreturn]] inline void no_orbit_minimum(Index i) {
     throw std::domain_error("no orbit minimum: neuron " + std::to_string(i) +
                             " has a negative w-block trace B_i < 0 (possible only away from interpolation, "
@@ -92,27 +91,45 @@ OrbitMinimum orbit_of(const TraceParts<T>& parts, double p) {
 }
 }  // namespace detail
 
+/// What to do with a neuron whose w-block trace B_i < 0 (only away from the
+/// interpolation set: T_i(t) -> -inf as t -> 0, no minimum exists).
+enum class NegativeB {
+    raise,  ///< std::domain_error naming the neuron (the default)
+    clip,   ///< treat B_i as 0 (infimum 0, the neuron stays put): a diagnostic for points on M up to round-off
+};
+
+/// Per-neuron orbit minima of (W, a) with their minimizing t_i (see orbit_minimum), in double.
+template <class T>
+OrbitMinimum orbit_minima(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const VecRef<T>& y,
+                          const Activation& act, NegativeB on_negative = NegativeB::raise) {
+    const auto parts = hessian_trace_parts<T>(W, a, X, y, act);
+    const Vec<double> A = parts.per_neuron_a.template cast<double>();
+    Vec<double> B = parts.per_neuron_w.template cast<double>();
+    if (on_negative == NegativeB::clip) B = B.cwiseMax(0.0);  // NaN stays NaN: caught below
+    OrbitMinimum o = orbit_minimum(A, B, act.power);
+    detail::require_finite_parts(A, B, o);
+    if (o.first_negative >= 0) detail::no_orbit_minimum(o.first_negative);
+    return o;
+}
+
 /// min over all per-neuron rescalings of T: sum_i min_t T_i(t). Throws
-/// std::domain_error if some B_i < 0 (no minimum exists).
+/// std::domain_error if some B_i < 0 (no minimum exists), unless on_negative is
+/// NegativeB::clip (such neurons then count 0).
 template <class T>
 T orbit_min_trace(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const VecRef<T>& y,
-                  const Activation& act) {
-    const auto parts = hessian_trace_parts<T>(W, a, X, y, act);
-    const auto o = detail::orbit_of(parts, act.power);
-    if (o.first_negative >= 0) detail::no_orbit_minimum(o.first_negative);
-    return T(o.value.sum());
+                  const Activation& act, NegativeB on_negative = NegativeB::raise) {
+    return T(orbit_minima<T>(W, a, X, y, act, on_negative).value.sum());
 }
 
 /// The point of the rescaling orbit of (W, a) with the least trace: every
 /// neuron moved to its minimizing t_i. Keeps every prediction. Neurons with
 /// a_i = 0 get w_i = 0 (the orbit's limit, same function); others whose
-/// infimum is not attained stay put. Throws std::domain_error if some B_i < 0.
+/// infimum is not attained stay put. Throws std::domain_error if some B_i < 0,
+/// unless on_negative is NegativeB::clip (such neurons stay put).
 template <class T>
 std::pair<Mat<T>, Vec<T>> balance(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const VecRef<T>& y,
-                                  const Activation& act) {
-    const auto parts = hessian_trace_parts<T>(W, a, X, y, act);
-    const auto o = detail::orbit_of(parts, act.power);
-    if (o.first_negative >= 0) detail::no_orbit_minimum(o.first_negative);
+                                  const Activation& act, NegativeB on_negative = NegativeB::raise) {
+    const auto o = orbit_minima<T>(W, a, X, y, act, on_negative);
     auto out = rescale<T>(W, a, o.t.template cast<T>(), act.power);
     for (Index i = 0; i < a.size(); ++i)
         if (a[i] == T(0)) out.first.row(i).setZero();
