@@ -117,9 +117,6 @@ def test_regularized_loss_matches_jax(which, p, c):
     parts = fx.hessian_trace_parts(*(np.asarray(v) for v in (W, a, X, y)), power=p, neg=c)
     K = parts.gauss_newton if which == "gauss_newton" else parts.total
     assert float(glam_ref) == pytest.approx(float(K), rel=1e-12)  # the reference's K, against the parts kernel
-    if which == "gauss_newton" and not hasattr(fx, "objective"):
-        pytest.skip("flatext.objective (the one-pass C++ objective kernel with the exact G gradient) is not in this "
-                    "build: regularized_loss(which='gauss_newton') raises NotImplementedError until it is")
     fn = jax.jit(jax.value_and_grad(lambda W, a, lam: fxj.regularized_loss(W, a, X, y, lam, which=which, power=p,
                                                                               neg=c), argnums=(0, 1, 2)))
     v, (gW, ga, glam) = fn(W, a, lam)

@@ -136,9 +136,6 @@ def test_regularized_loss_gauss_newton_matches_autograd(p, c):
     G = _torch_G(th, X, p, c, m, d)  # the reference itself, checked against the existing parts kernel
     parts = fx.hessian_trace_parts(W.numpy(), a.numpy(), X.numpy(), y.numpy(), power=p, neg=c)
     assert float(G) == pytest.approx(float(parts.gauss_newton), rel=1e-12)
-    if not hasattr(fx, "objective"):
-        pytest.skip("flatext.objective (the one-pass C++ objective kernel with the exact G gradient) is not in this "
-                    "build: regularized_loss(which='gauss_newton') raises NotImplementedError until it is")
     Wg, ag = W.clone().requires_grad_(True), a.clone().requires_grad_(True)
     v, lo, reg = fxt.regularized_loss(Wg, ag, X, y, lam, which="gauss_newton", power=p, neg=c, return_parts=True)
     v.backward()

@@ -11,10 +11,8 @@
 //
 // The solver sees one flat vector theta = [W row-major, a] (the layout of
 // flatext.scipy.pack); the callback views it as (W, a) without copying and
-// writes the gradient into LBFGSpp's buffer. With flatext/objective.hpp (the
-// one-pass combined objective) both targets use flatext::objective_theta; without
-// it the trace target falls back to loss_grad + hessian_trace_grad (two passes)
-// and the gn target is skipped (G's gradient needs objective.hpp).
+// writes the gradient into LBFGSpp's buffer; flatext::objective (objective.hpp,
+// one walk over X) evaluates L + lambda K and its gradient for both targets.
 //
 // Usage: lbfgs_flatness [n d m lambda_gn lambda_trace out_prefix]
 //        (defaults 200 8 24 0.01 0.01; with out_prefix, each target's final theta
@@ -24,13 +22,7 @@
 //        stationary <0|1> converged <0|1>" (stationary: ||g|| <= 1e-7 ||theta||; converged: stationary,
 //        or for the trace target the value stalled, before the iteration cap and without a line-search failure)
 // Random numbers: splitmix64 as in flatness_descent.cpp (X, teacher W, teacher a, student W, student a).
-#include <flatext/kernels.hpp>  // include what you use: no Lanczos, no searches
-#if __has_include(<flatext/theta.hpp>)
-#include <flatext/theta.hpp>
-#define FLATEXT_EXAMPLE_HAVE_OBJECTIVE 1
-#else
-#define FLATEXT_EXAMPLE_HAVE_OBJECTIVE 0
-#endif
+#include <flatext/objective.hpp>  // include what you use: no Lanczos, no searches
 
 #include <LBFGS.h>
 
@@ -78,23 +70,12 @@ struct Objective {
         Eigen::Map<const Vec> a(theta.data() + m * d, m);
         Eigen::Map<Mat> gW(grad.data(), m, d);
         Eigen::Map<Vec> ga(grad.data() + m * d, m);
-#if FLATEXT_EXAMPLE_HAVE_OBJECTIVE
         const auto which =
             target == Target::trace ? flatext::Regularizer::trace : flatext::Regularizer::gauss_newton;
         const auto v = flatext::objective<double>(W, a, X, y, act, which, lambda, gW, ga);
         last_loss = v.loss;
         last_reg = v.regularizer;
         return v.value;
-#else
-        if (target != Target::trace) throw std::logic_error("the gn target needs flatext/objective.hpp");
-        const auto l = flatext::loss_grad<double>(W, a, X, y, act);
-        const auto t = flatext::hessian_trace_grad<double>(W, a, X, y, act);
-        gW = l.W + lambda * t.W;
-        ga = l.a + lambda * t.a;
-        last_loss = l.value;
-        last_reg = t.value;
-        return l.value + lambda * t.value;
-#endif
     }
 };
 
@@ -171,14 +152,9 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: lbfgs_flatness [n d m lambda_gn lambda_trace out_prefix]\n");
         return 2;
     }
-    std::printf("flatext LBFGSpp example: n=%ld d=%ld m=%ld objective.hpp=%d gemm=%s\n", n, d, m,
-                FLATEXT_EXAMPLE_HAVE_OBJECTIVE, flatext::gemm::backend_name());
+    std::printf("flatext LBFGSpp example: n=%ld d=%ld m=%ld gemm=%s\n", n, d, m, flatext::gemm::backend_name());
     try {
-        if (FLATEXT_EXAMPLE_HAVE_OBJECTIVE) {
-            if (int rc = run("gn", Target::gauss_newton, 2.0, lam_gn, n, d, m, prefix)) return rc;
-        } else {
-            std::printf("gn skipped: needs flatext/objective.hpp (the exact gradient of G)\n");
-        }
+        if (int rc = run("gn", Target::gauss_newton, 2.0, lam_gn, n, d, m, prefix)) return rc;
         return run("trace", Target::trace, 1.0, lam_tr, n, d, m, prefix);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "error: %s\n", e.what());

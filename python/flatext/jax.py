@@ -27,8 +27,8 @@ import numpy as np
 
 import flatext as _fx
 
-from ._objective_fallback import REGULARIZERS
-from ._objective_fallback import objective as _objective
+from ._adapters import REGULARIZERS
+from ._adapters import objective as _objective
 
 __all__ = ["loss", "hessian_trace", "hvp", "regularized_loss", "REGULARIZERS"]
 

@@ -41,8 +41,8 @@ from torch import nn
 
 import flatext as _fx
 
-from ._objective_fallback import REGULARIZERS  # values of ``which`` in regularized_loss
-from ._objective_fallback import objective as _objective  # flatext.objective when the build has it
+from ._adapters import REGULARIZERS  # values of ``which`` in regularized_loss
+from ._adapters import objective as _objective
 
 __all__ = [
     "loss",
