@@ -342,6 +342,87 @@ def test_sigkill_then_resume_loses_nothing_and_duplicates_nothing(tmp_path):
     pd.testing.assert_frame_equal(stable(df4), stable(df))
 
 
+def _group_alive(pgid):
+    """Processes of a process group that are still running (zombies excluded)."""
+    alive = []
+    for d in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(d) as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(d)
+    return alive
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_stops_cleanly_with_one_line_and_resumes(tmp_path):
+    cfg_path = write_toml(tmp_path / "kill.toml", KILL_TOML)
+    out = tmp_path / "res.parquet"
+    parts = str(out) + ".parts"
+    env = dict(os.environ, **{SWEEP_DELAY_ENV: "0.3"})
+    cmd = [sys.executable, "-m", "flatext", "sweep", cfg_path, "--out", str(out), "--workers", "2",
+           "--chunk-size", "1", "--no-progress"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and len(glob.glob(os.path.join(parts, "part-*.parquet"))) < 2:
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C on a terminal does: the whole foreground group
+        t0 = time.time()
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert time.time() - t0 < 10  # the workers are stopped, not waited for
+    assert proc.returncode == 130
+    assert "Traceback" not in stderr and stdout == ""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    import re
+
+    mt = re.fullmatch(r"flatext sweep: interrupted: (\d+)/24 cells saved; rerun the same command to resume", lines[0])
+    assert mt, lines[0]
+    first = _part_rows(parts)
+    assert int(mt.group(1)) == int((first["status"] == "ok").sum()) >= 2
+    deadline = time.time() + 10
+    while _group_alive(proc.pid) and time.time() < deadline:  # no orphan worker keeps running
+        time.sleep(0.1)
+    assert not _group_alive(proc.pid)
+    # rerunning the same command resumes: the saved rows are kept, the rest run
+    df = flatext.sweep(cfg_path, out=out, workers=0, progress=False)
+    assert len(df) == 24 and df["cell_id"].is_unique and (df.status == "ok").all()
+    assert df.attrs["cells_run"] == 24 - int(mt.group(1))
+
+
+def test_progress_bar_appears_on_a_pseudo_terminal(tmp_path):
+    pty = pytest.importorskip("pty")
+    cfg_path = write_toml(tmp_path / "kill.toml", KILL_TOML)
+    master, slave = pty.openpty()  # a fresh pty reports a 0 x 0 window: the case that used to draw nothing
+    env = dict(os.environ, **{SWEEP_DELAY_ENV: "0.02"})
+    proc = subprocess.Popen([sys.executable, "-m", "flatext", "sweep", cfg_path, "--out", str(tmp_path / "r.parquet"),
+                             "--workers", "2"], stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    buf = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        buf += chunk
+    os.close(master)
+    assert proc.wait(timeout=60) == 0
+    text = buf.decode(errors="replace")
+    assert "sweep killme" in text and "24/24" in text  # done / total
+    assert "running" in text and "failed 0" in text and "cell/s" in text  # running, failed, rate
+    assert "<" in text  # tqdm's [elapsed<remaining] ETA
+
+
 def test_local_worker_killed_mid_sweep_still_completes(tmp_path, monkeypatch):
     monkeypatch.setenv(SWEEP_DELAY_ENV, "0.1")
     cfg_path = write_toml(tmp_path / "kill.toml", KILL_TOML)
