@@ -116,3 +116,17 @@ def test_bad_arguments_are_named(kw, err, words):
     W, a, X, y = problem()
     with pytest.raises(err, match=words):
         train(W, a, X, y, **kw)
+
+
+def test_every_parameter_and_field_is_documented_in_workflow_md():
+    import dataclasses
+    import inspect
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "..", "docs", "workflow.md")
+    with open(path) as fh:
+        text = fh.read()
+    for name in list(inspect.signature(train).parameters)[4:]:
+        assert f"`{name}`" in text or f"`{name}," in text or f" {name}`" in text, name
+    for f in dataclasses.fields(TrainResult):
+        assert f.name in text, f.name
