@@ -118,7 +118,7 @@ def overhead(repeat=15, number=2000):
 
 
 def dask_vs_local(n_cells, steps=2000, repeats=2):
-    """Wall time and summed cell CPU of the same GD sweep: local pool, LocalCluster, LocalCluster with Dask's defaults."""
+    """Wall time and summed cell CPU of one GD sweep: local pool, LocalCluster, LocalCluster with Dask's defaults."""
     raw = {
         "sweep": {"name": "bench-dask", "seeds": max(1, n_cells // 2),
                   "measurements": ["train_loss", "trace", "orbit_min_trace", "time"]},
@@ -130,7 +130,7 @@ def dask_vs_local(n_cells, steps=2000, repeats=2):
     cores = ex.cpu_count()
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for rep in range(repeats):  # interleaved, so that a change of the machine's load hits all three
+        for _ in range(repeats):  # interleaved, so that a change of the machine's load hits all three
             for name in ("local pool", "LocalCluster", "LocalCluster, Dask's default env"):
                 kw = {"workers": cores} if name == "local pool" else {"local_cluster": cores}
                 saved = ex._DASK_LOCAL_CONFIG

@@ -96,7 +96,9 @@ def test_no_orbit_minimum_is_nan_with_a_reason():
 def test_record_is_frozen_and_converts():
     W, a, X, y, t = problem()
     r = fx.measure(W, a, X, y, t, which=["train_loss", "population_loss"])
-    with pytest.raises(Exception):
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
         r.trace = 1.0
     d = r.as_dict()
     assert d["train_loss"] == r.train_loss and d["seconds"] == r.seconds and d["notes"] == []

@@ -1,4 +1,4 @@
-"""flatext.train: stop reasons, the polish (within a factor of tol, its own cap, best point), callbacks, SAM plateaus."""
+"""flatext.train: stop reasons, the polish (within a factor of tol, its cap, best point), callbacks, SAM plateaus."""
 from __future__ import annotations
 
 import warnings

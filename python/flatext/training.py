@@ -265,5 +265,6 @@ def train(W0, a0, X, y, *, power=1.0, neg=0.0, method="gd", lr=0.1, rho=0.05, ma
                                 f"(max|r| {rb:.3g} -> {q.max_residual:.3g}): returning the polished point")
                 else:
                     status = "no improvement"
-                    msg += f"; polish did not lower max|r| ({q.max_residual:.3g} >= {rb:.3g}): keeping the trained point"
+                    msg += (f"; polish did not lower max|r| ({q.max_residual:.3g} >= {rb:.3g}): "
+                            "keeping the trained point")
     return TrainResult(W, a, loss_end, it, reason == "tol", msg, hist, polished, rb, ra, reason, status)

@@ -47,7 +47,7 @@ def _seed(seed, stream):
 # Teachers and data
 # ---------------------------------------------------------------------------
 
-_TEACHER_CACHE = {}
+_TEACHER_CACHE: dict = {}
 
 
 def make_teacher(spec, d):

@@ -525,7 +525,8 @@ class _Validator:
                 weights = s.get("weights", None)
                 if weights is not None:
                     if not isinstance(weights, list) or len(weights) != len(links):
-                        self.err(f"{key}.weights", f"expected a list of {len(links)} numbers (one per link), got {weights!r}")
+                        self.err(f"{key}.weights",
+                                 f"expected a list of {len(links)} numbers (one per link), got {weights!r}")
                     for w in weights:
                         msg = _finite_num(w)
                         if msg:

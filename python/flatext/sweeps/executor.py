@@ -164,7 +164,7 @@ def run_local(cells, on_result, *, workers=None, chunk_size=None, cores=None, on
     for phase_cells, procs, threads, chunk in plan_local(cells, cores=cores, workers=workers, chunk_size=chunk_size):
         env = dict(_CHILD_ENV, OMP_NUM_THREADS=str(threads))
         pending = chunked(phase_cells, chunk)
-        for attempt in range(LOCAL_RESTARTS + 1):
+        for _attempt in range(LOCAL_RESTARTS + 1):
             # spawned children inherit the environment and the ignored SIGINT (they start during the submits)
             with _env(env), _children_ignore_sigint():
                 pool = cf.ProcessPoolExecutor(max_workers=procs, mp_context=ctx, initializer=set_threads,
