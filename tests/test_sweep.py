@@ -571,6 +571,14 @@ def test_progress_bar_on_a_terminal_only(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "stderr", quiet)
     flatext.sweep(fast, out=tmp_path / "b.parquet", workers=0)
     assert quiet.getvalue() == ""
+    # a Jupyter kernel's stderr is no terminal either, but the bar is shown there
+    import types
+
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    kernel = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", kernel)
+    flatext.sweep(fast, out=tmp_path / "c.parquet", workers=0)
+    assert "8/8" in kernel.getvalue() and "running" in kernel.getvalue()
 
 
 # ---------------------------------------------------------------------------

@@ -276,8 +276,10 @@ def run_dask(cells, on_result, *, scheduler=None, local_cluster=None, chunk_size
         threads = max(1, cpu_count() // n)
         with _env(dict(_CHILD_ENV, OMP_NUM_THREADS=str(threads))), _children_ignore_sigint(), \
                 dask.config.set(_DASK_LOCAL_CONFIG):
+            # no dashboard; the scheduler's health/metrics HTTP server on a free port (by default it
+            # takes 8787 and warns on stderr when another cluster has it)
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                                   silence_logs=logging.ERROR)
+                                   scheduler_kwargs={"dashboard_address": ":0"}, silence_logs=logging.ERROR)
         client = Client(cluster)
     else:
         client = Client(scheduler, timeout="30s")

@@ -31,7 +31,8 @@ def _has_size(stream):
 
 
 def _in_notebook():
-    return tqdm.__module__.startswith("tqdm.notebook")
+    """A Jupyter kernel: tqdm.auto's widget, or its text bar when ipywidgets is missing."""
+    return tqdm.__module__.startswith("tqdm.notebook") or "ipykernel" in sys.modules
 
 
 class Progress:
@@ -53,7 +54,9 @@ class Progress:
         self.in_flight = 0
         self.bar = None
         if enabled and (_in_notebook() or sys.stderr.isatty()):
-            size = {} if _in_notebook() else ({"dynamic_ncols": True} if _has_size(sys.stderr) else _FALLBACK_SIZE)
+            size = {"dynamic_ncols": True} if _has_size(sys.stderr) else _FALLBACK_SIZE
+            if tqdm.__module__.startswith("tqdm.notebook"):
+                size = {}
             self.bar = tqdm(total=total, initial=initial, unit="cell", desc=desc, file=sys.stderr, smoothing=0.05,
                             postfix=f"running 0, failed {self.failed}", **size)
 
