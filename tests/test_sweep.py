@@ -587,13 +587,16 @@ def test_progress_bar_on_a_terminal_only(tmp_path, monkeypatch):
 
 
 def test_rows_record_stop_reasons_and_agree_with_measure(tmp_path):
-    raw = tiny(methods={"gd": {"lr": 0.2, "max_iter": 30}, "project": {}, "flattest": {"max_iter": 3}},
+    raw = tiny(methods={"gd": {"lr": 0.2, "max_iter": 30}, "project": {}, "flattest": {"max_iter": 3},
+                        "gdp": {"method": "gd", "lr": 0.2, "max_iter": 30, "polish_factor": 1e12,
+                                "polish_max_iter": 50}},
                sweep={"name": "why", "seeds": 1, "measurements": ["train_loss", "trace", "population_loss"]},
                data={"n": 8, "d": 3, "noise": 0.0}, model={"m": 8})
     df = flatext.sweep(raw, out=tmp_path / "r.parquet", workers=0, progress=False).set_index("method")
     assert (df["status"] == "ok").all(), df["error"].tolist()
     assert df.loc["gd", "reason"] == "max_iter" and df.loc["gd", "iterations"] == 30
-    assert df.loc["gd", "polish"] in ("skipped", "converged", "improved", "no improvement", "failed")
+    assert df.loc["gd", "polish"] == "skipped"  # the loss after 30 steps is far above 100 tol
+    assert df.loc["gdp", "polish"] == "converged" and bool(df.loc["gdp", "polished"])  # passed through
     assert df.loc["project", "reason"] == "tol" and bool(df.loc["project", "converged"])
     assert df.loc["flattest", "reason"] in ("gtol", "ftol", "max_iter", "line search failed")
     assert 0 <= df.loc["flattest", "grad_ratio"] <= 1

@@ -115,7 +115,7 @@ def _m_random(cell, data, p):
 def _m_train(kind):
     def run(cell, data, p):
         res = train(data["W0"], data["a0"], data["X"], data["y"], power=cell["power"], neg=cell["neg"], method=kind,
-                    **_given(p, ("lr", "max_iter", "tol", "rho")))
+                    **_given(p, ("lr", "max_iter", "tol", "rho", "polish_factor", "polish_max_iter")))
         return res.W, res.a, {"iterations": res.iterations, "converged": res.converged, "reason": res.reason,
                               "polish": res.polish, "polished": res.polished}
 

@@ -192,12 +192,15 @@ def _width(v):
 # passed on: the flatext function's own default applies.
 METHODS = {
     "random": {},
-    "gd": {"lr": (_pos_num, None), "max_iter": (_pos_int, None), "tol": (_nonneg_num, None)},
+    "gd": {"lr": (_pos_num, None), "max_iter": (_pos_int, None), "tol": (_nonneg_num, None),
+           "polish_factor": (_pos_num, None), "polish_max_iter": (_pos_int, None)},
     "sam": {
         "lr": (_pos_num, None),
         "rho": (_pos_num, None),
         "max_iter": (_pos_int, None),
         "tol": (_nonneg_num, None),
+        "polish_factor": (_pos_num, None),
+        "polish_max_iter": (_pos_int, None),
     },
     "project": {"tol": (_pos_num, None), "max_iter": (_pos_int, None)},
     "flattest": {
