@@ -14,7 +14,12 @@ Measures
 2. the sweep machinery's own cost per cell (``random`` method, no training,
    in this process);
 3. the per-call overhead of ``flatext.hessian_trace`` (and friends) on tiny
-   inputs (n=4, d=2, m=2), median of ``timeit`` repeats (target <= 20 us).
+   inputs (n=4, d=2, m=2), median of ``timeit`` repeats (target <= 20 us);
+4. with ``--dask``: the Dask LocalCluster against the local pool on the same
+   cores (target: >= 0.9x its throughput), on GD cells the size of
+   ``examples/sweeps/reproduce.toml``'s (n=100, d=8, m=200), also with Dask's
+   default worker environment (``MALLOC_TRIM_THRESHOLD_=65536``, the cause of
+   the old 2.5x slowdown).
 
 Timings on a shared machine are noisy: compare ratios, and rerun.
 """
@@ -112,12 +117,60 @@ def overhead(repeat=15, number=2000):
     return out
 
 
+def dask_vs_local(n_cells, steps=2000, repeats=2):
+    """Wall time and summed cell CPU of one GD sweep: local pool, LocalCluster, LocalCluster with Dask's defaults."""
+    raw = {
+        "sweep": {"name": "bench-dask", "seeds": max(1, n_cells // 2),
+                  "measurements": ["train_loss", "trace", "orbit_min_trace", "time"]},
+        "teacher": {"links": ["relu", "abs"], "weights": [1.0, 0.5]},
+        "data": {"n": 100, "d": 8, "noise": [0.0, 0.1]},
+        "model": {"m": 200, "init_scale": 1.0},
+        "methods": {"gd": {"lr": 0.1, "max_iter": steps, "tol": 0.0}},
+    }
+    cores = ex.cpu_count()
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(repeats):  # interleaved, so that a change of the machine's load hits all three
+            for name in ("local pool", "LocalCluster", "LocalCluster, Dask's default env"):
+                kw = {"workers": cores} if name == "local pool" else {"local_cluster": cores}
+                saved = ex._DASK_LOCAL_CONFIG
+                if name.endswith("default env"):
+                    ex._DASK_LOCAL_CONFIG = {}
+                try:
+                    t = time.perf_counter()
+                    df = flatext.sweep(raw, out=os.path.join(tmp, "d.parquet"), resume=False, progress=False, **kw)
+                    wall = time.perf_counter() - t
+                finally:
+                    ex._DASK_LOCAL_CONFIG = saved
+                assert (df["status"] == "ok").all()
+                out.setdefault(name, []).append((wall, float(df["time_cpu"].sum()), len(df)))
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="200 cells instead of 2000")
     ap.add_argument("--cells", type=int, default=None)
     ap.add_argument("--steps", type=int, default=200, help="GD steps per cell")
+    ap.add_argument("--dask", action="store_true", help="only the Dask LocalCluster vs local pool comparison")
     args = ap.parse_args(argv)
+    if args.dask:
+        n = args.cells or (16 if args.quick else 40)
+        res = dask_vs_local(n)
+        print(f"GD sweep, {n} cells (n=100, d=8, m=200, 2000 steps), {ex.cpu_count()} cores; "
+              "wall includes starting the workers")
+        print("| executor | wall (s), each run | median wall (s) | cell CPU, summed (s) | throughput vs local pool |")
+        print("|---|---|---|---|---|")
+        base = statistics.median(w for w, _, _ in res["local pool"])
+        for name, runs in res.items():
+            med = statistics.median(w for w, _, _ in runs)
+            print(f"| {name} | {', '.join(f'{w:.1f}' for w, _, _ in runs)} | {med:.1f} "
+                  f"| {statistics.median(c for _, c, _ in runs):.1f} | {base / med:.2f}x |")
+        try:
+            print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        except OSError:  # pragma: no cover
+            pass
+        return
     n_cells = args.cells or (200 if args.quick else 2000)
     cores = ex.cpu_count()
     print(f"flatext {flatext.__version__}, {cores} cores, {os.uname().nodename}, python {sys.version.split()[0]}")

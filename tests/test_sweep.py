@@ -21,7 +21,7 @@ from flatext.sweeps import SweepConfigError, load_config  # noqa: E402
 from flatext.sweeps.cells import SWEEP_DELAY_ENV, cell_data  # noqa: E402
 
 # Columns that legitimately differ between runs of the same cell.
-VOLATILE = {"time_method", "time_total", "time_cpu", "hostname", "pid", "worker"}
+VOLATILE = {"hostname", "pid", "worker"}  # and every time_* column
 
 
 def tiny(**over):
@@ -47,7 +47,7 @@ def write_toml(path, text):
 
 
 def stable(df):
-    cols = [c for c in df.columns if c not in VOLATILE]
+    cols = [c for c in df.columns if c not in VOLATILE and not c.startswith("time_")]
     return df[cols].sort_values("cell_id").reset_index(drop=True)
 
 
@@ -244,17 +244,6 @@ def test_rows_match_independent_numpy(tmp_path):
     assert not np.array_equal(cell_data(c_r[0])["X"], cell_data(c_r[1])["X"])
 
 
-def test_unavailable_method_disables_only_itself(tmp_path, monkeypatch):
-    monkeypatch.delattr(flatext, "find_interpolator", raising=False)
-    raw = tiny(methods={"random": {}, "project": {}})
-    with pytest.warns(RuntimeWarning, match="method 'project' is disabled"):
-        df = flatext.sweep(raw, out=tmp_path / "r.parquet", workers=0, progress=False)
-    proj = df[df.method == "project"]
-    assert len(proj) == 4 and (proj.status == "error").all()
-    assert proj["error"].str.contains("find_interpolator").all()
-    assert (df[df.method == "random"].status == "ok").all()
-
-
 # ---------------------------------------------------------------------------
 # Executors agree
 # ---------------------------------------------------------------------------
@@ -351,6 +340,87 @@ def test_sigkill_then_resume_loses_nothing_and_duplicates_nothing(tmp_path):
     df4 = flatext.sweep(cfg_path, out=out, workers=0, progress=False, resume=False)
     assert df4.attrs["cells_run"] == n_total and len(df4) == n_total
     pd.testing.assert_frame_equal(stable(df4), stable(df))
+
+
+def _group_alive(pgid):
+    """Processes of a process group that are still running (zombies excluded)."""
+    alive = []
+    for d in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(d) as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(d)
+    return alive
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_stops_cleanly_with_one_line_and_resumes(tmp_path):
+    cfg_path = write_toml(tmp_path / "kill.toml", KILL_TOML)
+    out = tmp_path / "res.parquet"
+    parts = str(out) + ".parts"
+    env = dict(os.environ, **{SWEEP_DELAY_ENV: "0.3"})
+    cmd = [sys.executable, "-m", "flatext", "sweep", cfg_path, "--out", str(out), "--workers", "2",
+           "--chunk-size", "1", "--no-progress"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and len(glob.glob(os.path.join(parts, "part-*.parquet"))) < 2:
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C on a terminal does: the whole foreground group
+        t0 = time.time()
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert time.time() - t0 < 10  # the workers are stopped, not waited for
+    assert proc.returncode == 130
+    assert "Traceback" not in stderr and stdout == ""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    import re
+
+    mt = re.fullmatch(r"flatext sweep: interrupted: (\d+)/24 cells saved; rerun the same command to resume", lines[0])
+    assert mt, lines[0]
+    first = _part_rows(parts)
+    assert int(mt.group(1)) == int((first["status"] == "ok").sum()) >= 2
+    deadline = time.time() + 10
+    while _group_alive(proc.pid) and time.time() < deadline:  # no orphan worker keeps running
+        time.sleep(0.1)
+    assert not _group_alive(proc.pid)
+    # rerunning the same command resumes: the saved rows are kept, the rest run
+    df = flatext.sweep(cfg_path, out=out, workers=0, progress=False)
+    assert len(df) == 24 and df["cell_id"].is_unique and (df.status == "ok").all()
+    assert df.attrs["cells_run"] == 24 - int(mt.group(1))
+
+
+def test_progress_bar_appears_on_a_pseudo_terminal(tmp_path):
+    pty = pytest.importorskip("pty")
+    cfg_path = write_toml(tmp_path / "kill.toml", KILL_TOML)
+    master, slave = pty.openpty()  # a fresh pty reports a 0 x 0 window: the case that used to draw nothing
+    env = dict(os.environ, **{SWEEP_DELAY_ENV: "0.02"})
+    proc = subprocess.Popen([sys.executable, "-m", "flatext", "sweep", cfg_path, "--out", str(tmp_path / "r.parquet"),
+                             "--workers", "2"], stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    buf = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        buf += chunk
+    os.close(master)
+    assert proc.wait(timeout=60) == 0
+    text = buf.decode(errors="replace")
+    assert "sweep killme" in text and "24/24" in text  # done / total
+    assert "running" in text and "failed 0" in text and "cell/s" in text  # running, failed, rate
+    assert "<" in text  # tqdm's [elapsed<remaining] ETA
 
 
 def test_local_worker_killed_mid_sweep_still_completes(tmp_path, monkeypatch):
@@ -501,3 +571,159 @@ def test_progress_bar_on_a_terminal_only(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "stderr", quiet)
     flatext.sweep(fast, out=tmp_path / "b.parquet", workers=0)
     assert quiet.getvalue() == ""
+    # a Jupyter kernel's stderr is no terminal either, but the bar is shown there
+    import types
+
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    kernel = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", kernel)
+    flatext.sweep(fast, out=tmp_path / "c.parquet", workers=0)
+    assert "8/8" in kernel.getvalue() and "running" in kernel.getvalue()
+
+
+# ---------------------------------------------------------------------------
+# Rows say why each method stopped; one list of links and input laws
+# ---------------------------------------------------------------------------
+
+
+def test_rows_record_stop_reasons_and_agree_with_measure(tmp_path):
+    raw = tiny(methods={"gd": {"lr": 0.2, "max_iter": 30}, "project": {}, "flattest": {"max_iter": 3},
+                        "gdp": {"method": "gd", "lr": 0.2, "max_iter": 30, "polish_factor": 1e12,
+                                "polish_max_iter": 50}},
+               sweep={"name": "why", "seeds": 1, "measurements": ["train_loss", "trace", "population_loss"]},
+               data={"n": 8, "d": 3, "noise": 0.0}, model={"m": 8})
+    df = flatext.sweep(raw, out=tmp_path / "r.parquet", workers=0, progress=False).set_index("method")
+    assert (df["status"] == "ok").all(), df["error"].tolist()
+    assert df.loc["gd", "reason"] == "max_iter" and df.loc["gd", "iterations"] == 30
+    assert df.loc["gd", "polish"] == "skipped"  # the loss after 30 steps is far above 100 tol
+    assert df.loc["gdp", "polish"] == "converged" and bool(df.loc["gdp", "polished"])  # passed through
+    assert df.loc["project", "reason"] == "tol" and bool(df.loc["project", "converged"])
+    assert df.loc["flattest", "reason"] in ("gtol", "ftol", "max_iter", "line search failed")
+    assert 0 <= df.loc["flattest", "grad_ratio"] <= 1
+    # a script calling flatext.measure on the same network gets the row's numbers, bit for bit
+    cell = [c for c in load_config(raw).cells if c["method"] == "gd"][0]
+    data = cell_data(cell)
+    res = flatext.train(data["W0"], data["a0"], data["X"], data["y"], lr=0.2, max_iter=30)
+    m = flatext.measure(res.W, res.a, data["X"], data["y"], data["teacher"],
+                        which=["train_loss", "trace", "population_loss"], population="mc", n_samples=2000,
+                        seed=int(np.random.SeedSequence([cell["seed"], 3]).generate_state(1)[0]))
+    for k in ("train_loss", "trace", "population_loss", "null_loss", "population_loss_rel"):
+        assert df.loc["gd", k] == getattr(m, k), k
+
+
+def test_links_and_inputs_come_from_the_teachers_module(tmp_path):
+    from flatext import teachers
+    from flatext.sweeps import config
+
+    assert set(config.LINKS) == set(teachers.LINKS) and set(config.INPUTS) == set(teachers.INPUTS)
+    base = {"sweep": {"seeds": 1, "measurements": ["train_loss", "population_loss"]},
+            "teacher": {"links": ["linear"]}, "data": {"n": 8, "d": 2, "inputs": ["gaussian", "anisotropic"],
+                                                       "spectrum": [1.0, 0.25]},
+            "model": {"m": 8}, "methods": {"random": {}}}
+    cfg = load_config(base)
+    pops = {c["inputs"]: c["population"]["method"] for c in cfg.cells}
+    assert pops == {"gaussian": "exact", "anisotropic": "mc"}  # exact needs Gaussian inputs
+    assert "spectrum" not in [c for c in cfg.cells if c["inputs"] == "gaussian"][0]
+    df = flatext.sweep(base, out=tmp_path / "r.parquet", workers=0, progress=False)
+    assert (df["status"] == "ok").all(), df["error"].tolist()
+    assert list(df["population_method"]) == ["exact", "mc"]
+    X = cell_data([c for c in cfg.cells if c["inputs"] == "anisotropic"][0])["X"]
+    assert X.shape == (8, 2)
+    for extra, key, words in [({"spectrum": [1.0]}, "data.spectrum", "d = 2"),
+                              ({"inputs": "anisotropic", "spectrum": None}, "data.spectrum", "missing"),
+                              ({"inputs": "gaussian"}, "data.spectrum", "only used")]:
+        raw = {**base, "data": {k: v for k, v in {**base["data"], **extra}.items() if v is not None}}
+        with pytest.raises(SweepConfigError, match=words) as e:
+            load_config(raw)
+        assert e.value.key == key
+    with pytest.raises(SweepConfigError, match='needs inputs = "gaussian"'):
+        load_config({**base, "population": {"method": "exact"}})
+
+
+def test_dry_run_lists_the_cells(tmp_path, capsys):
+    from flatext.cli import main
+
+    cfg = write_toml(tmp_path / "c.toml", GOOD.replace("[methods.random]", "[methods.random]\n[methods.gd]\n"
+                                                       "lr = [0.1, 0.2]"))
+    assert main(["sweep", cfg, "--dry-run"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split()[:4] == ["#", "cell_id", "method", "method_kind"]
+    assert len(lines) == 1 + 6 + 1 and "6 cells (random: 2, gd: 4)" in lines[-1]
+    assert sum("lr=0.2" in ln for ln in lines) == 2
+    assert main(["sweep", cfg, "--dry-run", "--format", "csv"]) == 0
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    ids = [c["cell_id"] for c in load_config(cfg).cells]
+    assert [r["cell_id"] for r in rows] == ids and rows[0]["n"] == "16"
+    assert main(["sweep", cfg]) == 2 and "--out is required" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# Plots
+# ---------------------------------------------------------------------------
+
+
+def _plot_frame():
+    rng = np.random.default_rng(0)
+    rows = []
+    for d in (16, 8, 32):
+        for k in (1, 2):
+            for n in (50, 100, 200):
+                for seed in range(5):
+                    rows.append({"d": d, "k": k, "n": n, "seed": seed, "status": "ok", "method": "flattest",
+                                 "loss": float(np.exp(rng.standard_normal()) * d / n)})
+    return pd.DataFrame(rows)
+
+
+def test_plot_facets_order_stats_and_bands(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df = _plot_frame()
+    fig = flatext.plot(df, x="n", y="loss", hue="d", col="k", logx=True, logy=True)
+    axes = fig.axes
+    assert len(axes) == 2 and [ax.get_title() for ax in axes] == ["k = 1", "k = 2"]
+    leg = fig.legends[0]
+    assert [t.get_text() for t in leg.get_texts()] == ["8", "16", "32"]  # numeric order, not text order
+    # the lines are the medians over seeds; points are every row; the band is the 25-75% quantiles
+    ax = axes[0]
+    line = ax.get_lines()[0]  # d = 8 (first in hue order)
+    g = df[(df.k == 1) & (df.d == 8)]
+    np.testing.assert_allclose(line.get_xdata(), [50, 100, 200])
+    np.testing.assert_allclose(line.get_ydata(), g.groupby("n")["loss"].median().to_numpy())
+    pts = [c for c in ax.collections if c.get_offsets().shape[0] == len(g)]
+    assert pts, "per-seed points missing"
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    q = g.groupby("n")["loss"].quantile([0.25, 0.75]).to_numpy()
+    assert np.min(band) == pytest.approx(np.min(q)) and np.max(band) == pytest.approx(np.max(q))
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["50", "100", "200"]  # readable grid ticks
+    plt.close(fig)
+    # geometric mean and a log-space std band (which stays positive on a log axis)
+    fig = flatext.plot(df, x="n", y="loss", hue="d", row="k", stat="gmean", band="std", points=False, logy=True)
+    ax = fig.axes[0]
+    g = df[(df.k == 1) & (df.d == 8)]
+    gm = np.exp(g.groupby("n")["loss"].apply(lambda v: np.mean(np.log(v)))).to_numpy()
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), gm)
+    assert (ax.collections[0].get_paths()[0].vertices[:, 1] > 0).all()
+    plt.close(fig)
+    # files: one or several Parquet files, and the CLI with facets
+    p1, p2 = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    df[df.k == 1].to_parquet(p1)
+    df[df.k == 2].to_parquet(p2)
+    fig = flatext.plot([p1, p2], x="n", y="loss", col="k", out=tmp_path / "f.png")
+    assert len(fig.axes) == 2 and (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+    plt.close(fig)
+    from flatext.cli import main
+
+    out = tmp_path / "g.png"
+    assert main(["plot", str(p1), str(p2), "--x", "n", "--y", "loss", "--hue", "d", "--col", "k", "--logy",
+                 "--stat", "gmean", "--out", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="stat"):
+        flatext.plot(df, x="n", y="loss", stat="mode")
+    with pytest.raises(ValueError, match="col: no column"):
+        flatext.plot(df, x="n", y="loss", col="nope")

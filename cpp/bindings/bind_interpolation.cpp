@@ -1,5 +1,5 @@
 // Bindings of the interpolation core (Jacobian products, Gram matrix, the
-// Gauss-Newton projection, the search step, memorizers, training): check,
+// Gauss-Newton projection, the search step, memorizers): check,
 // dispatch on dtype, release the GIL, convert results. No arithmetic here.
 #include <pybind11/stl.h>
 
@@ -178,41 +178,6 @@ void bind_interpolation(py::module_& m) {
             auto r = without_gil([&] { return flatext::memorizing_interpolator<T>(Xm, yv, act, kappa, mm); });
             require_finite(r.a, "memorizing_interpolator");
             return py::make_tuple(std::move(r.W), std::move(r.a), r.residual, r.rcond, r.least_squares);
-        });
-    });
-
-    m.def("train", [](py::handle W, py::handle a, py::handle X, py::handle y, double power, double neg,
-                      const std::string& method, double lr, double rho, int max_iter, double tol, int record_every) {
-        const Net net = check_net(W, a, X, y, true);
-        const auto act = make_activation(power, neg);
-        TrainMethod meth;
-        if (method == "gd")
-            meth = TrainMethod::GD;
-        else if (method == "sam")
-            meth = TrainMethod::SAM;
-        else
-            throw py::value_error("method must be 'gd' or 'sam'; got '" + method + "'");
-        check_positive(lr, "lr");
-        if (meth == TrainMethod::SAM) check_positive(rho, "rho");
-        if (max_iter < 0) throw py::value_error("max_iter must be >= 0");
-        if (!(tol >= 0)) throw py::value_error("tol must be >= 0");
-        if (record_every < 1) throw py::value_error("record_every must be >= 1");
-        return dispatch(net.f32(), [&](auto tag) -> py::object {
-            using T = decltype(tag);
-            auto r = without_gil([&] {
-                return flatext::train<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), net.yv<T>(), act, meth, lr, rho,
-                                         max_iter, tol, record_every);
-            });
-            py::dict d;
-            d["W"] = std::move(r.W);
-            d["a"] = std::move(r.a);
-            d["loss"] = r.loss;
-            d["iterations"] = r.iterations;
-            d["converged"] = r.converged;
-            d["message"] = r.message;
-            d["history_iter"] = r.history_iter;
-            d["history_loss"] = r.history_loss;
-            return d;
         });
     });
 }

@@ -6,6 +6,7 @@ namespace flatext_py {
 void bind_kernels(py::module_& m);
 void bind_population(py::module_& m);
 void bind_interpolation(py::module_& m);
+void bind_training(py::module_& m);
 }
 
 // PYBIND11_MODULE(name, variable, ...) takes module options since pybind11 2.13;
@@ -22,6 +23,7 @@ PYBIND11_MODULE(_core, m) {
     flatext_py::bind_kernels(m);
     flatext_py::bind_population(m);
     flatext_py::bind_interpolation(m);
+    flatext_py::bind_training(m);
     m.def("get_num_threads", &flatext::get_num_threads, "Number of threads the kernels use.");
     m.def(
         "set_num_threads",

@@ -19,6 +19,7 @@ from .curvature import (
 )
 from .info import info
 from .sweeps import sweep
+from .sweeps.plot import plot
 from .population import PopulationEstimate, population_loss
 from . import teachers
 from .teachers import MultiIndex, PlantedNetwork, SumOfSingleIndex, sample_inputs
@@ -37,6 +38,7 @@ from .interpolators import (
     vjp,
 )
 from .symmetry import balance, orbit_min_trace, rescale
+from .measure import Measurements, measure
 
 __version__ = "0.1.0"
 
@@ -75,6 +77,9 @@ __all__ = [
     "set_num_threads",
     "info",
     "sweep",
+    "plot",
+    "measure",
+    "Measurements",
     "PopulationEstimate",
     "population_loss",
     "teachers",

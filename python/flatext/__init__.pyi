@@ -19,7 +19,10 @@ from .interpolators import ntk_gram as ntk_gram
 from .interpolators import teacher_plus_memorizer as teacher_plus_memorizer
 from .interpolators import train as train
 from .interpolators import vjp as vjp
+from .measure import Measurements as Measurements
+from .measure import measure as measure
 from .paths import get_cmake_dir as get_cmake_dir
+from .sweeps.plot import plot as plot
 from .paths import get_include as get_include
 from .population import PopulationEstimate as PopulationEstimate
 from .population import population_loss as population_loss

@@ -126,49 +126,6 @@ class SearchResult:
                 f"reason={self.reason!r})")
 
 
-@dataclass(frozen=True)
-class TrainResult:
-    """Result of :func:`train`.
-
-    Attributes
-    ----------
-    W, a : ndarray
-        Final parameters (after the polish if ``polished``).
-    loss : float
-        Training loss ``(1/(2n)) sum r^2`` at the end of training (before the polish).
-    iterations : int
-        Gradient steps taken.
-    converged : bool
-        ``loss <= tol`` was reached.
-    message : str
-        Why training stopped (divergence is reported here, never as NaN output).
-    history : dict of ndarray
-        ``iteration`` and ``loss``, every ``record_every`` steps and at the end.
-    polished : bool
-        A Gauss-Newton polish (:func:`find_interpolator`) was applied and converged.
-    max_residual_before, max_residual_after : float
-        ``max_j |r_j|`` before and after the polish (equal if no polish).
-    """
-
-    W: np.ndarray
-    a: np.ndarray
-    loss: float
-    iterations: int
-    converged: bool
-    message: str
-    history: dict = field(repr=False)
-    polished: bool = False
-    max_residual_before: float = float("nan")
-    max_residual_after: float = float("nan")
-
-    def __repr__(self):
-        m, d = self.W.shape
-        return (f"TrainResult(m={m}, d={d}, loss={self.loss:.3g}, iterations={self.iterations}, "
-                f"converged={self.converged}, polished={self.polished}, "
-                f"max_residual_before={self.max_residual_before:.3g}, "
-                f"max_residual_after={self.max_residual_after:.3g}, message={self.message!r})")
-
-
 def jvp(W, a, X, VW, va, *, power=1.0, neg=0.0):
     """Jacobian-vector product of the outputs, ``J v`` with ``v = (VW, va)``.
 
@@ -471,46 +428,5 @@ def teacher_plus_memorizer(W_teacher, a_teacher, X, y, *, power=1.0, neg=0.0, ka
     return W, a
 
 
-def train(W0, a0, X, y, *, power=1.0, neg=0.0, method="gd", lr=0.1, rho=0.05, max_iter=10000, tol=1e-8,
-          record_every=10, polish=True, polish_tol=None):
-    """Full-batch training: gradient descent or sharpness-aware minimization.
-
-    ``gd``:  ``theta <- theta - lr grad L(theta)``.
-    ``sam``: ``eps = rho g / ||g||``, ``theta <- theta - lr grad L(theta + eps)``
-    with ``g = grad L(theta)`` (Foret et al. 2021; two gradients per step).
-    ``L = (1/(2n)) sum_j r_j^2``; the loop runs in C++ with the fused
-    :func:`flatext.loss_grad`.
-
-    Stopping rules: ``L <= tol`` (converged), ``max_iter`` steps, or divergence
-    (a non-finite loss, gradient or parameter: the last finite point is
-    returned, ``converged=False`` and ``message`` says so).
-
-    If ``polish`` and the loss reached ``tol``, a final :func:`find_interpolator`
-    (tolerance ``polish_tol``, default as there) finishes the last digits;
-    ``polished``, ``max_residual_before`` and ``max_residual_after`` report it.
-
-    Returns
-    -------
-    TrainResult
-    """
-    if method not in ("gd", "sam"):
-        raise ValueError(f"method must be 'gd' or 'sam'; got {method!r}")
-    r = _core.train(W0, a0, X, y, float(power), float(neg), method, float(lr), float(rho),
-                    _int_arg(max_iter, "max_iter"), float(tol),
-                    int(record_every))
-    W, a = r["W"], r["a"]
-    hist = {"iteration": np.asarray(r["history_iter"], dtype=np.int64), "loss": np.asarray(r["history_loss"])}
-    yv = np.asarray(y, dtype=W.dtype)
-    rb = float(np.max(np.abs(_core.forward(W, a, X, float(power), float(neg)) - yv)))
-    ra, polished, msg = rb, False, r["message"]
-    if polish and r["converged"]:
-        try:
-            p = find_interpolator(W, a, X, y, power=power, neg=neg, tol=polish_tol)
-        except ValueError as e:  # cannot interpolate: keep the trained point
-            msg += f"; polish failed: {e}"
-        else:
-            if p.converged:
-                W, a, ra, polished = p.W, p.a, p.max_residual, True
-            else:
-                msg += f"; polish did not converge (max|r| = {p.max_residual:.3g})"
-    return TrainResult(W, a, float(r["loss"]), int(r["iterations"]), bool(r["converged"]), msg, hist, polished, rb, ra)
+# train and TrainResult live in training.py (which uses find_interpolator from here: keep this line last)
+from .training import TrainResult, train  # noqa: E402

@@ -1,5 +1,5 @@
 // flatext/training.hpp: memorizing interpolators and full-batch training
-// (DESIGN.md section 5).
+// (docs/design.md section 5).
 //
 // Memorizer: one neuron per sample, w_k = kappa x_k / ||x_k||, output weights
 // from the n x n system S a = y, S_jk = sigma(w_k . x_j) (partial-pivot LU;

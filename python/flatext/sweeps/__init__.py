@@ -2,30 +2,48 @@
 
 A sweep file (TOML, see :mod:`flatext.sweeps.config` and ``docs/sweeps.md``)
 names a grid of cells; each cell draws data from a teacher, runs a method
-(gd, sam, project, flattest, memorize, random) and measures the result
-(train loss, Hessian trace, orbit-minimal trace, top eigenvalue, population
-loss, time). Rows are written to Parquet as cells finish, crash-safely, and a
-rerun resumes. Submodules: ``config`` (schema, validation, grid), ``cells``
-(one cell -> one row), ``executor`` (local processes or Dask), ``store``
-(Parquet parts), ``plot`` (figures).
+(gd, sam, project, flattest, memorize, random) and measures the result with
+:func:`flatext.measure`. Rows are written to Parquet as cells finish,
+crash-safely, and a rerun resumes. Submodules: ``config`` (schema, validation,
+grid), ``cells`` (one cell -> one row), ``executor`` (local processes or
+Dask), ``store`` (Parquet parts), ``progress`` (the bar), ``plot`` (figures).
 
 The package is named ``sweeps`` so that ``flatext.sweep`` can be the function.
 """
 from __future__ import annotations
 
+import csv
+import signal
 import sys
+import threading
 import time
-import warnings
+from collections import Counter
 
+from .cells import error_row, make_teacher
 from .config import SweepConfig, SweepConfigError, load_config
+from .executor import run_dask, run_local
+from .progress import Progress
+from .store import ResultStore
 
-__all__ = ["sweep", "load_config", "SweepConfig", "SweepConfigError", "add_parser"]
+__all__ = ["sweep", "load_config", "SweepConfig", "SweepConfigError", "SweepInterrupted", "add_parser"]
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a sweep; the finished cells are saved and a rerun resumes.
+
+    Attributes
+    ----------
+    saved, total : int
+        Cells with a finished row on disk, and cells in the grid.
+    """
+
+    def __init__(self, saved, total):
+        self.saved, self.total = saved, total
+        super().__init__(f"{saved}/{total} cells saved; rerun the same command to resume")
 
 
 def _check_teachers(cfg):
     """Build each distinct (teacher, d) once so a bad teacher fails before any work."""
-    from .cells import make_teacher
-
     seen = set()
     for c in cfg.cells:
         key = (repr(sorted(c["teacher"].items())), c["d"])
@@ -60,7 +78,8 @@ def sweep(config, *, out, scheduler=None, local_cluster=None, resume=True, progr
         Skip cells with a finished (``status == "ok"``) row in ``<out>.parts/``
         (default). ``False`` deletes earlier results and starts over.
     progress : bool
-        Show a progress bar (cells done, rate, ETA) when stderr is a terminal.
+        Show a progress bar (cells done, running and failed, rate, ETA) on a
+        terminal or in a notebook (``tqdm.auto``).
     workers : int, optional
         Local executor only: number of worker processes (default: all cores;
         0 runs the cells in this process).
@@ -71,55 +90,50 @@ def sweep(config, *, out, scheduler=None, local_cluster=None, resume=True, progr
     -------
     pandas.DataFrame
         One row per cell, in grid order: the cell's parameters, ``cell_id``,
-        ``seed``, the measurements, ``status``/``error``, ``flatext_version``,
-        ``time_method``/``time_total`` (seconds), ``hostname``, ``worker``.
+        ``seed``, what the method reports (``iterations``, ``converged``,
+        ``reason``, ...), the measurements, ``status``/``error``,
+        ``flatext_version``, ``time_*`` (seconds), ``hostname``, ``worker``.
+
+    Raises
+    ------
+    SweepInterrupted
+        On Ctrl-C (a ``KeyboardInterrupt``): the worker processes are stopped,
+        the finished cells are on disk, and rerunning the same call resumes.
     """
     if scheduler is not None and local_cluster is not None:
         raise ValueError("scheduler and local_cluster: give at most one")
     cfg = load_config(config)
     _check_teachers(cfg)
-    from .cells import error_row, method_available
-
-    for kind in sorted({c["method_kind"] for c in cfg.cells}):
-        ok, why = method_available(kind)
-        if not ok:
-            warnings.warn(f"sweep {cfg.name!r}: method {kind!r} is disabled ({why}); its cells get "
-                          f"status='error' rows and run again on resume", RuntimeWarning, stacklevel=2)
-    from .store import ResultStore
-
     store = ResultStore(out, resume=resume)
     done = store.finished_ids() if resume else set()
     todo = [c for c in cfg.cells if c["cell_id"] not in done]
 
-    bar = None
-    if progress and todo:
-        try:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(cfg.cells), initial=len(cfg.cells) - len(todo), unit="cell",
-                       desc=f"sweep {cfg.name}", disable=not sys.stderr.isatty(), smoothing=0.05)
-        except ImportError:  # pragma: no cover
-            bar = None
+    bar = Progress(len(cfg.cells), len(cfg.cells) - len(todo), f"sweep {cfg.name}", enabled=progress and bool(todo))
 
     def on_result(rows):
         store.write_part(rows)
-        if bar is not None:
-            bar.update(len(rows))
+        bar.finished(rows)
 
     t0 = time.perf_counter()
     try:
         if scheduler is not None or local_cluster is not None:
-            from .executor import run_dask
-
             run_dask(todo, on_result, scheduler=scheduler, local_cluster=local_cluster, chunk_size=chunk_size,
-                     error_row=error_row)
+                     error_row=error_row, on_running=bar.running)
         else:
-            from .executor import run_local
-
-            run_local(todo, on_result, workers=workers, chunk_size=chunk_size)
-    finally:
-        if bar is not None:
+            run_local(todo, on_result, workers=workers, chunk_size=chunk_size, on_running=bar.running)
+    except KeyboardInterrupt:
+        main = threading.current_thread() is threading.main_thread()
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # a second Ctrl-C: no traceback
+        try:
             bar.close()
+            ids = {c["cell_id"] for c in cfg.cells}
+            saved = len(store.finished_ids() & ids)
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, old)
+        raise SweepInterrupted(saved, len(cfg.cells)) from None
+    finally:
+        bar.close()
     df = store.consolidate([c["cell_id"] for c in cfg.cells])
     df.attrs["elapsed"] = time.perf_counter() - t0
     df.attrs["cells_run"] = len(todo)
@@ -130,27 +144,61 @@ def sweep(config, *, out, scheduler=None, local_cluster=None, resume=True, progr
 # CLI: flatext sweep CONFIG.toml --out results.parquet
 # ---------------------------------------------------------------------------
 
+# Columns of `--dry-run` (the cell parameters; method parameters as JSON).
+_DRY_COLUMNS = ("cell_id", "method", "method_kind", "teacher", "n", "d", "m", "noise", "inputs", "power", "neg",
+                "init_scale", "dtype", "seed", "params")
+
+
+def _dry_rows(cfg):
+    rows = []
+    for c in cfg.cells:
+        row = {k: c[k] for k in _DRY_COLUMNS if k in c}
+        t = c["teacher"]
+        row["teacher"] = t.get("name") or t["kind"]
+        row["params"] = " ".join(f"{k}={v}" for k, v in sorted(c["method_params"].items()))
+        rows.append(row)
+    return rows
+
+
+def _print_dry_run(cfg, fmt):
+    rows = _dry_rows(cfg)
+    if fmt == "csv":
+        w = csv.DictWriter(sys.stdout, fieldnames=_DRY_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        return
+    cols = ("#",) + _DRY_COLUMNS
+    text = [[str(i)] + ["" if r[k] is None else f"{r[k]:g}" if isinstance(r[k], float) else str(r[k])
+                        for k in _DRY_COLUMNS] for i, r in enumerate(rows)]
+    widths = [max(len(h), *(len(t[j]) for t in text)) for j, h in enumerate(cols)]
+    print("  ".join(h.ljust(wd) for h, wd in zip(cols, widths)).rstrip())
+    for t in text:
+        print("  ".join(v.ljust(wd) for v, wd in zip(t, widths)).rstrip())
+    counts = Counter(c["method"] for c in cfg.cells)
+    print(f"{cfg.source}: sweep {cfg.name!r}, {len(cfg)} cells ("
+          + ", ".join(f"{k}: {v}" for k, v in counts.items()) + ")")
+
 
 def _run_cli(args):
-    if args.dry_run:
-        try:
-            cfg = load_config(args.config)
-        except SweepConfigError as e:
-            print(f"flatext sweep: {e}", file=sys.stderr)
-            return 2
-        from collections import Counter
-
-        counts = Counter(c["method"] for c in cfg.cells)
-        print(f"{cfg.source}: sweep {cfg.name!r}, {len(cfg)} cells ("
-              + ", ".join(f"{k}: {v}" for k, v in counts.items()) + ")")
-        return 0
     try:
+        if args.dry_run:
+            _print_dry_run(load_config(args.config), args.format)
+            return 0
+        if not args.out:
+            print("flatext sweep: --out is required (unless --dry-run)", file=sys.stderr)
+            return 2
         df = sweep(args.config, out=args.out, scheduler=args.scheduler, local_cluster=args.local_cluster,
                    resume=not args.no_resume, progress=not args.no_progress, workers=args.workers,
                    chunk_size=args.chunk_size)
     except SweepConfigError as e:
         print(f"flatext sweep: {e}", file=sys.stderr)
         return 2
+    except SweepInterrupted as e:
+        print(f"flatext sweep: interrupted: {e}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # before any cell ran
+        print("flatext sweep: interrupted before any cell ran", file=sys.stderr)
+        return 130
     n_err = int((df["status"] != "ok").sum()) if "status" in df else 0
     el = df.attrs.get("elapsed", 0.0)
     ran = df.attrs.get("cells_run", 0)
@@ -162,9 +210,9 @@ def _run_cli(args):
 def add_parser(sub):
     p = sub.add_parser("sweep", help="run a parameter grid from a TOML sweep file into a Parquet table",
                        description="Run the grid of a TOML sweep file (see docs/sweeps.md); rows go to Parquet "
-                                   "as cells finish; rerunning resumes.")
+                                   "as cells finish; rerunning resumes; Ctrl-C stops cleanly.")
     p.add_argument("config", help="sweep file (TOML)")
-    p.add_argument("--out", required=True, help="results Parquet file (parts go to OUT.parts/)")
+    p.add_argument("--out", help="results Parquet file (parts go to OUT.parts/); required unless --dry-run")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT", help="run on a running Dask scheduler")
     g.add_argument("--local-cluster", type=int, default=None, metavar="N",
@@ -174,5 +222,7 @@ def add_parser(sub):
     p.add_argument("--chunk-size", type=int, default=None, help="cells per task (default: automatic)")
     p.add_argument("--no-resume", action="store_true", help="discard earlier results and start over")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--dry-run", action="store_true", help="validate the file, print the number of cells, run nothing")
+    p.add_argument("--dry-run", action="store_true", help="validate the file and list its cells; run nothing")
+    p.add_argument("--format", choices=("table", "csv"), default="table", help="--dry-run output format")
     p.set_defaults(func=_run_cli)
+    return p

@@ -49,6 +49,10 @@ import json
 import os
 import re
 
+from ..measure import MEASUREMENTS as _MEASURE_NAMES
+from ..teachers import INPUTS
+from ..teachers import LINKS as _LINKS
+
 
 def _toml():
     """tomllib (Python >= 3.11) or tomli, imported only when a file is read."""
@@ -89,17 +93,9 @@ class SweepConfigError(ValueError):
 # Schema
 # ---------------------------------------------------------------------------
 
-LINKS = ("relu", "relu2", "relu3", "abs", "he2", "he3", "he4", "tanh")
-INPUTS = ("gaussian", "sphere", "rademacher")
-MEASUREMENTS = (
-    "train_loss",
-    "max_residual",
-    "trace",
-    "orbit_min_trace",
-    "top_eigenvalue",
-    "population_loss",
-    "time",
-)
+# One list each: the teachers module's named links and input laws, flatext.measure's measurements.
+LINKS = tuple(_LINKS)
+MEASUREMENTS = (*_MEASURE_NAMES, "time")
 DEFAULT_MEASUREMENTS = ["train_loss", "max_residual", "trace", "orbit_min_trace", "population_loss", "time"]
 
 
@@ -196,12 +192,15 @@ def _width(v):
 # passed on: the flatext function's own default applies.
 METHODS = {
     "random": {},
-    "gd": {"lr": (_pos_num, None), "max_iter": (_pos_int, None), "tol": (_nonneg_num, None)},
+    "gd": {"lr": (_pos_num, None), "max_iter": (_pos_int, None), "tol": (_nonneg_num, None),
+           "polish_factor": (_pos_num, None), "polish_max_iter": (_pos_int, None)},
     "sam": {
         "lr": (_pos_num, None),
         "rho": (_pos_num, None),
         "max_iter": (_pos_int, None),
         "tol": (_nonneg_num, None),
+        "polish_factor": (_pos_num, None),
+        "polish_max_iter": (_pos_int, None),
     },
     "project": {"tol": (_pos_num, None), "max_iter": (_pos_int, None)},
     "flattest": {
@@ -227,6 +226,7 @@ _DATA_KEYS = {
     "d": (_pos_int, True),
     "noise": (_nonneg_num, True),
     "inputs": (_choice(INPUTS), True),
+    "spectrum": (None, False),  # a list of d variances (inputs = "anisotropic"), not a grid axis
 }
 _MODEL_KEYS = {
     "m": (_width, True),
@@ -402,6 +402,7 @@ class _Validator:
         ds = self.axis(data, "d", _pos_int, True, "data.", _REQUIRED)
         noises = self.axis(data, "noise", _nonneg_num, True, "data.", 0.0)
         inputs = self.axis(data, "inputs", _choice(INPUTS), True, "data.", "gaussian")
+        spectrum = self.spectrum(data.get("spectrum"), inputs, ds)
 
         model = self.table(raw, "model")
         self.check_keys(model, _MODEL_KEYS, "model.")
@@ -439,6 +440,13 @@ class _Validator:
                 init_scale = None
             else:
                 init_scale = float(init if init is not None else scale)
+            if inp == "gaussian":
+                cell_pop = pop_method
+            elif "method" in pop and pop_method == "exact":
+                self.err("population.method", f'"exact" needs inputs = "gaussian"; got inputs = "{inp}" '
+                                              '(leave it out: other input laws use "mc")')
+            else:
+                cell_pop = "mc"
             cell = {
                 "teacher": {k: v for k, v in teacher.items() if not k.startswith("_")},
                 "n": int(n),
@@ -455,9 +463,11 @@ class _Validator:
                 "method_kind": vkind,
                 "method_params": vparams,
                 "measurements": list(meas),
-                "population": {"method": pop_method, "n_samples": int(pop_samples)},
+                "population": {"method": cell_pop, "n_samples": int(pop_samples)},
                 "seed": int(seed),
             }
+            if inp == "anisotropic":  # only there, so that other cells' ids do not change
+                cell["spectrum"] = spectrum
             if m < 1:
                 self.err("model.m", f"{m_spec!r} gives m={m} < 1 for n={n}")
             cid = cell_id(cell)
@@ -467,6 +477,25 @@ class _Validator:
             cell["cell_id"] = cid
             cells.append(cell)
         return SweepConfig(self.source, name, cells, meas, raw)
+
+    def spectrum(self, spec, inputs, ds):
+        """The covariance diagonal of ``inputs = "anisotropic"`` (d variances), checked against every d."""
+        if spec is None:
+            if "anisotropic" in inputs:
+                self.err("data.spectrum", 'missing (required with inputs = "anisotropic"): a list of d variances')
+            return None
+        if "anisotropic" not in inputs:
+            self.err("data.spectrum", 'only used with inputs = "anisotropic"')
+        if not isinstance(spec, list) or not spec:
+            self.err("data.spectrum", f"expected a non-empty list of variances, got {spec!r}")
+        for v in spec:
+            msg = _nonneg_num(v)
+            if msg:
+                self.err("data.spectrum", msg)
+        for d in ds:
+            if len(spec) != d:
+                self.err("data.spectrum", f"expected d = {d} variances (one per input dimension), got {len(spec)}")
+        return [float(v) for v in spec]
 
     def teachers(self, spec):
         if spec is None:
@@ -499,7 +528,8 @@ class _Validator:
                 weights = s.get("weights", None)
                 if weights is not None:
                     if not isinstance(weights, list) or len(weights) != len(links):
-                        self.err(f"{key}.weights", f"expected a list of {len(links)} numbers (one per link), got {weights!r}")
+                        self.err(f"{key}.weights",
+                                 f"expected a list of {len(links)} numbers (one per link), got {weights!r}")
                     for w in weights:
                         msg = _finite_num(w)
                         if msg:
@@ -513,8 +543,8 @@ class _Validator:
                     self.err(f"{key}.r", msg)
                 link = s.get("link", None)
                 if link is None:
-                    self.err(f"{key}.link", "missing (required): a link name the teachers module accepts")
-                msg = _str(link)
+                    self.err(f"{key}.link", f"missing (required): one of {list(LINKS)}")
+                msg = _choice(LINKS)(link)
                 if msg:
                     self.err(f"{key}.link", msg)
                 base.update(r=int(r), link=link, _k=int(r))

@@ -24,10 +24,20 @@ Dask
 """
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
 import logging
 import math
+import multiprocessing as mp
 import os
+import signal
+import threading
+import uuid
+from concurrent.futures.process import BrokenProcessPool
+from urllib.parse import urlparse
+
+from .._native import _core
+from .cells import run_cells, set_threads
 
 __all__ = ["LARGE_CELL", "LOCAL_RESTARTS", "cell_cost", "cpu_count", "plan_local", "run_local", "run_dask", "chunked"]
 
@@ -98,51 +108,75 @@ def _env(values):
                 os.environ[k] = v
 
 
-def _init_worker(threads):
-    from .cells import _set_threads
+@contextlib.contextmanager
+def _children_ignore_sigint():
+    """Processes started in this block ignore SIGINT (the disposition survives exec).
 
-    _set_threads(threads)
+    Ctrl-C on a terminal signals the whole foreground process group: the
+    workers must not die with tracebacks of their own; the parent stops them.
+    (Only the main thread may set signal handlers; elsewhere this does nothing.)
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
-def run_local(cells, on_result, *, workers=None, chunk_size=None, cores=None):
+def _stop_pool(pool):
+    """Stop a process pool now: terminate its workers (running chunks are lost), then shut it down."""
+    # ProcessPoolExecutor has no public way to stop running workers before Python 3.14
+    # (terminate_workers); its process table is _processes.
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
+    for p in procs:
+        p.join(timeout=5)
+
+
+def run_local(cells, on_result, *, workers=None, chunk_size=None, cores=None, on_running=None):
     """Run ``cells`` on this machine; call ``on_result(rows)`` in this thread as each chunk finishes.
 
     ``workers=0`` runs everything in this process (no worker processes).
     ``cores`` caps the cores used (processes x kernel threads); default: all.
+    ``on_running(k)`` is told how many cells are being computed, when that changes.
+    On ``KeyboardInterrupt`` the worker processes are terminated before it propagates.
     """
-    import concurrent.futures as cf
-    import multiprocessing as mp
-    from concurrent.futures.process import BrokenProcessPool
-
-    from .cells import _set_threads, run_cells
-
     if not cells:
         return
+    running = on_running or (lambda k: None)
     if workers == 0:
-        import flatext
-
-        before = flatext.get_num_threads()
+        before = _core.get_num_threads()
         try:
             for cores_cells, _, threads, chunk in plan_local(cells, cores=cores, workers=1, chunk_size=chunk_size):
                 for ch in chunked(cores_cells, chunk):
+                    running(len(ch))
                     on_result(run_cells(ch, threads=threads))
         finally:
-            _set_threads(before)
+            set_threads(before)
         return
     ctx = mp.get_context("spawn")
     for phase_cells, procs, threads, chunk in plan_local(cells, cores=cores, workers=workers, chunk_size=chunk_size):
         env = dict(_CHILD_ENV, OMP_NUM_THREADS=str(threads))
         pending = chunked(phase_cells, chunk)
-        for attempt in range(LOCAL_RESTARTS + 1):
-            with _env(env):  # spawned children inherit it (they start during the submits below)
-                pool = cf.ProcessPoolExecutor(max_workers=procs, mp_context=ctx, initializer=_init_worker,
+        for _attempt in range(LOCAL_RESTARTS + 1):
+            # spawned children inherit the environment and the ignored SIGINT (they start during the submits)
+            with _env(env), _children_ignore_sigint():
+                pool = cf.ProcessPoolExecutor(max_workers=procs, mp_context=ctx, initializer=set_threads,
                                               initargs=(threads,))
                 try:
                     futs = {pool.submit(run_cells, ch): i for i, ch in enumerate(pending)}
                 except BaseException:
-                    pool.shutdown(wait=False, cancel_futures=True)
+                    _stop_pool(pool)
                     raise
             done = set()
+            left = sum(map(len, pending))
+            running(min(left, procs * chunk))
             try:
                 for fut in cf.as_completed(futs):
                     try:
@@ -151,8 +185,12 @@ def run_local(cells, on_result, *, workers=None, chunk_size=None, cores=None):
                         continue  # its chunk is run again by a fresh pool below
                     on_result(rows)
                     done.add(futs[fut])
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
+                    left -= len(rows)
+                    running(min(left, procs * chunk))
+            except BaseException:
+                _stop_pool(pool)
+                raise
+            pool.shutdown(wait=True, cancel_futures=True)
             pending = [ch for i, ch in enumerate(pending) if i not in done]
             if not pending:
                 break
@@ -172,26 +210,14 @@ def run_local(cells, on_result, *, workers=None, chunk_size=None, cores=None):
 
 def _dask_task(cells, host_threads):
     """Dask task: set kernel threads for this worker's host, run the cells."""
-    from urllib.parse import urlparse
+    from distributed import get_worker  # on a Dask worker: distributed is there
 
-    from .cells import run_cells
-
-    threads = 1
-    try:
-        from distributed import get_worker
-
-        w = get_worker()
-        host = urlparse(w.address).hostname
-        total = host_threads.get(host) or w.state.nthreads
-        threads = max(1, cpu_count() // max(1, total))
-    except Exception:  # pragma: no cover - not on a worker
-        pass
-    return run_cells(cells, threads=threads)
+    w = get_worker()
+    total = host_threads.get(urlparse(w.address).hostname) or w.state.nthreads
+    return run_cells(cells, threads=max(1, cpu_count() // max(1, total)))
 
 
 def _host_threads(client):
-    from urllib.parse import urlparse
-
     out = {}
     for addr, w in client.scheduler_info().get("workers", {}).items():
         h = urlparse(addr).hostname
@@ -199,8 +225,22 @@ def _host_threads(client):
     return out
 
 
+# Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536 (to hand memory
+# back to the OS). Setting it turns off glibc's dynamic mmap threshold: every
+# buffer above 128 KiB (the kernels' per-call tile buffers) is then mmap'ed and
+# unmapped on each call, with fresh page faults. Measured: flatext.train
+# (n=100, d=8, m=200, 3000 steps) 0.15 s CPU without it, 0.8 s with it (0.6 s
+# system time); the whole LocalCluster sweep ran about 2.5-5x slower than the
+# local pool. The LocalCluster is started without it; for a cluster you start
+# yourself, see docs/sweeps.md.
+# The workers' statistical profiler (a thread sampling every 10 ms) is off too:
+# nobody reads its profiles here.
+_DASK_LOCAL_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                      "distributed.worker.profile.enabled": False}
+
+
 def _quiet_dask():
-    import dask
+    import dask  # optional dependency, there when run_dask runs
 
     dask.config.set({"distributed.logging.distributed": "error", "distributed.admin.tick.limit": "1h"})
     for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.worker",
@@ -209,21 +249,24 @@ def _quiet_dask():
 
 
 def run_dask(cells, on_result, *, scheduler=None, local_cluster=None, chunk_size=None, retries=3,
-             error_row=None):
+             error_row=None, on_running=None):
     """Run ``cells`` as Dask tasks; call ``on_result(rows)`` as each task completes.
 
     Exactly one of ``scheduler`` (address of a running scheduler) and
     ``local_cluster`` (number of worker processes of a new LocalCluster).
     A task that still fails after its retries (or whose workers keep dying)
     gives error rows made by ``error_row(cell, message)``, so the sweep goes on
-    and a rerun retries those cells.
+    and a rerun retries those cells. ``on_running(k)``: about ``k`` cells are
+    being computed.
     """
-    try:
+    try:  # an optional dependency (flatext[sweep])
+        import dask
         from distributed import Client, LocalCluster, as_completed
     except ImportError as e:  # pragma: no cover
         raise ImportError("Dask executors need the 'distributed' package: pip install 'flatext[sweep]'") from e
     if not cells:
         return
+    running = on_running or (lambda k: None)
     _quiet_dask()
     cluster = None
     if local_cluster is not None:
@@ -231,9 +274,12 @@ def run_dask(cells, on_result, *, scheduler=None, local_cluster=None, chunk_size
         if n < 1:
             raise ValueError(f"local_cluster: expected a number of workers >= 1, got {local_cluster!r}")
         threads = max(1, cpu_count() // n)
-        with _env(dict(_CHILD_ENV, OMP_NUM_THREADS=str(threads))):
+        with _env(dict(_CHILD_ENV, OMP_NUM_THREADS=str(threads))), _children_ignore_sigint(), \
+                dask.config.set(_DASK_LOCAL_CONFIG):
+            # no dashboard; the scheduler's health/metrics HTTP server on a free port (by default it
+            # takes 8787 and warns on stderr when another cluster has it)
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                                   silence_logs=logging.ERROR)
+                                   scheduler_kwargs={"dashboard_address": ":0"}, silence_logs=logging.ERROR)
         client = Client(cluster)
     else:
         client = Client(scheduler, timeout="30s")
@@ -241,8 +287,6 @@ def run_dask(cells, on_result, *, scheduler=None, local_cluster=None, chunk_size
         host_threads = _host_threads(client)
         workers = max(1, sum(host_threads.values()))
         chunks = chunked(cells, chunk_size or _auto_chunk(len(cells), workers))
-        import uuid
-
         run_tag = uuid.uuid4().hex[:8]
         attempts = {}
 
@@ -254,7 +298,9 @@ def run_dask(cells, on_result, *, scheduler=None, local_cluster=None, chunk_size
             return f
 
         futs = {}
+        left = len(cells)
         ac = as_completed([submit(ch) for ch in chunks])
+        running(min(left, workers * len(chunks[0])))
         for fut in ac:
             ch = futs.pop(fut.key)[1]
             try:
@@ -270,6 +316,8 @@ def run_dask(cells, on_result, *, scheduler=None, local_cluster=None, chunk_size
                 rows = [error_row(c, f"dask task failed: {type(e).__name__}: {e}") for c in ch]
             on_result(rows)
             fut.release()
+            left -= len(rows)
+            running(min(left, workers * len(chunks[0])))
     finally:
         client.close()
         if cluster is not None:

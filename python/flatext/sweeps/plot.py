@@ -1,172 +1,298 @@
-"""Figures from sweep results: ``flatext plot results.parquet --x COL --y COL [--hue COL] --out fig.png``.
+"""Figures from sweep results: ``flatext.plot(df, x=..., y=...)`` and ``flatext plot results.parquet ...``.
 
 Two kinds (``kind="auto"`` picks one):
 
 ``line``
-    ``x`` is a grid parameter (n, noise, m, ...): for each hue value and x,
-    the mean over the other columns' rows (the seeds) is drawn as a line with
-    markers, and the spread across them as a band (``band="minmax"``: min to
-    max, ``"std"``: mean +- one standard deviation, ``"none"``).
+    ``x`` is a grid parameter (n, noise, m, ...): for each hue value and x, a
+    statistic over the rows sharing them (the seeds) is drawn as a line with
+    markers -- the median (default), the geometric mean or the mean -- with a
+    band for the spread (``"quantile"``: the 25 %-75 % quantiles by default;
+    ``"std"``: one standard deviation, taken in log space on a log y axis so
+    that it stays visible; ``"minmax"``; None), and optionally every row as a
+    small point.
 ``scatter``
     ``x`` is a measurement (e.g. population loss against orbit-minimal
     trace): one point per row, coloured by hue.
 
 ``auto`` chooses ``line`` when x has at most half as many distinct values as
 there are rows, else ``scatter``. Only rows with ``status == "ok"`` and finite
-x, y are drawn (and positive ones on a log axis).
+x, y are drawn (and positive ones on a log axis). Hue and facet values are
+ordered numerically when they are numbers (d = 8 before d = 16). Facets:
+``col`` and ``row`` name columns whose values get one panel each.
 """
 from __future__ import annotations
 
 import os
 import sys
 
-__all__ = ["plot", "add_parser"]
+import numpy as np
+
+__all__ = ["plot", "add_parser", "STATS", "BANDS"]
+
+STATS = ("median", "gmean", "mean")
+BANDS = ("quantile", "std", "minmax", "none")
 
 
 def _load(results):
-    import pandas as pd
+    """A DataFrame from a DataFrame, a Parquet path, or a list of paths (concatenated)."""
+    import pandas as pd  # optional dependency (flatext[sweep])
 
     if isinstance(results, pd.DataFrame):
         return results.copy()
-    path = os.fspath(results)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"results: no such file {path!r}")
-    return pd.read_parquet(path)
+    paths = [results] if isinstance(results, (str, os.PathLike)) else list(results)
+    if not paths:
+        raise ValueError("results: no file given")
+    frames = []
+    for p in paths:
+        if isinstance(p, pd.DataFrame):
+            frames.append(p)
+            continue
+        path = os.fspath(p)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"results: no such file {path!r}")
+        frames.append(pd.read_parquet(path))
+    return pd.concat(frames, ignore_index=True, sort=False) if len(frames) > 1 else frames[0].copy()
 
 
-def plot(results, *, x, y, hue=None, out, logx=False, logy=False, kind="auto", band="minmax", where=None,
-         title=None):
-    """Draw ``y`` against ``x`` from sweep results and save it to ``out`` (PNG, PDF, SVG by extension).
+def _ordered(values):
+    """Distinct values, numbers in numeric order, else as text; NaN/None last."""
+    vals = list(dict.fromkeys(values))
+
+    def key(v):
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return (2, 0.0, "")
+        if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)):
+            return (0, float(v), "")
+        return (1, 0.0, str(v))
+
+    return sorted(vals, key=key)
+
+
+def _fmt(v):
+    return f"{v:g}" if isinstance(v, (float, np.floating)) else str(v)
+
+
+def _center(v, stat):
+    if stat == "median":
+        return float(np.median(v))
+    if stat == "gmean":
+        return float(np.exp(np.mean(np.log(v))))
+    return float(np.mean(v))
+
+
+def _spread(v, band, center, logy, q):
+    """(low, high) of the band around ``center`` for the values ``v`` of one point."""
+    if band == "quantile":
+        return float(np.quantile(v, q[0])), float(np.quantile(v, q[1]))
+    if band == "minmax":
+        return float(np.min(v)), float(np.max(v))
+    if logy:  # std in log space: a multiplicative band, always positive
+        s = float(np.std(np.log(v)))
+        return center * np.exp(-s), center * np.exp(s)
+    s = float(np.std(v))
+    return center - s, center + s
+
+
+def plot(results, *, x, y, hue=None, col=None, row=None, stat="median", band="quantile", points=True,
+         quantiles=(0.25, 0.75), logx=False, logy=False, kind="auto", where=None, title=None, out=None):
+    """Draw ``y`` against ``x`` from sweep results (one panel per ``col`` x ``row`` value).
 
     Parameters
     ----------
-    results : str, path or pandas.DataFrame
-        A results Parquet file (from :func:`flatext.sweep`) or its DataFrame.
+    results : pandas.DataFrame, str, path, or list of them
+        Sweep results (:func:`flatext.sweep`'s DataFrame, its Parquet file, or
+        several files, concatenated).
     x, y : str
         Column names.
     hue : str, optional
-        Column whose values get one colour each (e.g. ``"method"``).
-    out : str or path
-        Figure file.
+        Column whose values get one colour each (e.g. ``"method"``, ``"d"``).
+    col, row : str, optional
+        Columns whose values get one panel column / row each (facets).
+    stat : {"median", "gmean", "mean"}
+        The line of a line plot: median (default), geometric mean (positive
+        values; the natural mean on a log axis), or arithmetic mean.
+    band : {"quantile", "std", "minmax", "none"} or None
+        The spread across the rows of each point: quantiles ``quantiles``;
+        one standard deviation (of ``log y`` on a log y axis, so the band
+        stays positive); min to max; none.
+    points : bool
+        Also draw every row (e.g. each seed) as a small point.
+    quantiles : (float, float)
+        The band's quantiles for ``band="quantile"``.
     logx, logy : bool
         Log axes.
     kind : {"auto", "line", "scatter"}
-    band : {"minmax", "std", "none"}
-        Spread across seeds in line plots.
     where : str, optional
         A :meth:`pandas.DataFrame.query` filter, e.g. ``"noise == 0"``.
     title : str, optional
+    out : str or path, optional
+        Save the figure there (PNG, PDF, SVG by extension).
 
     Returns
     -------
-    str
-        The path written.
+    matplotlib.figure.Figure
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # imported here, not at the top: importing pyplot picks a GUI backend, which
+    # `flatext plot` must first set to Agg (and `import flatext` stays light)
     import matplotlib.pyplot as plt
-    import numpy as np
     import pandas as pd
+    from matplotlib.ticker import LogFormatterSciNotation, NullLocator
 
-    df = _load(results)
-    for arg, col in (("x", x), ("y", y), ("hue", hue)):
-        if col is not None and col not in df.columns:
-            raise ValueError(f"{arg}: no column {col!r}; columns: {sorted(df.columns)}")
+    band = "none" if band is None else band
+    if stat not in STATS:
+        raise ValueError(f"stat: expected one of {list(STATS)}, got {stat!r}")
+    if band not in BANDS:
+        raise ValueError(f"band: expected one of {list(BANDS)} or None, got {band!r}")
     if kind not in ("auto", "line", "scatter"):
         raise ValueError(f"kind: expected 'auto', 'line' or 'scatter', got {kind!r}")
-    if band not in ("minmax", "std", "none"):
-        raise ValueError(f"band: expected 'minmax', 'std' or 'none', got {band!r}")
+    if not (len(quantiles) == 2 and 0 <= quantiles[0] < quantiles[1] <= 1):
+        raise ValueError(f"quantiles: expected (low, high) with 0 <= low < high <= 1, got {quantiles!r}")
+    df = _load(results)
+    for arg, c in (("x", x), ("y", y), ("hue", hue), ("col", col), ("row", row)):
+        if c is not None and c not in df.columns:
+            raise ValueError(f"{arg}: no column {c!r}; columns: {sorted(df.columns)}")
     if where:
         df = df.query(where)
     if "status" in df.columns:
         df = df[df["status"] == "ok"]
+    if not pd.api.types.is_numeric_dtype(df[y]) or pd.api.types.is_bool_dtype(df[y]):
+        raise ValueError(f"y: column {y!r} is not numeric")
     numeric_x = bool(pd.api.types.is_numeric_dtype(df[x])) and not pd.api.types.is_bool_dtype(df[x])
     df = df[np.isfinite(df[y].astype(float))]
     if numeric_x:
         df = df[np.isfinite(df[x].astype(float))]
     if logx and numeric_x:
         df = df[df[x] > 0]
-    if logy:
+    if logy or stat == "gmean":
         df = df[df[y] > 0]
+    if df.empty:
+        raise ValueError("nothing to plot: no 'ok' row with finite (and, on a log axis, positive) x and y"
+                         + (f" matching where={where!r}" if where else ""))
     if kind == "auto":
-        kind = "line" if (not numeric_x or df[x].nunique() * 2 <= max(len(df), 1)) else "scatter"
+        kind = "line" if (not numeric_x or df[x].nunique() * 2 <= len(df)) else "scatter"
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
-    groups = [(None, df)] if hue is None else sorted(df.groupby(hue, dropna=False), key=lambda kv: str(kv[0]))
+    cols = _ordered(df[col]) if col else [None]
+    rows = _ordered(df[row]) if row else [None]
+    hues = _ordered(df[hue]) if hue else [None]
+    cats = None if numeric_x else [str(v) for v in _ordered(df[x])]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    cats = sorted(df[x].astype(str).unique()) if not numeric_x else None
-    for i, (hv, g) in enumerate(groups):
-        c = colors[i % len(colors)]
-        label = None if hue is None else f"{hue}={hv}"
-        if kind == "scatter":
-            xs = g[x] if numeric_x else g[x].astype(str).map({k: j for j, k in enumerate(cats)})
-            ax.scatter(xs, g[y], s=18, alpha=0.8, color=c, label=label)
-            continue
-        agg = g.groupby(x)[y].agg(["mean", "min", "max", "std", "count"]).reset_index()
-        if numeric_x:
-            agg = agg.sort_values(x)
-            xs = agg[x].to_numpy(dtype=float)
-        else:
-            agg["_pos"] = agg[x].astype(str).map({k: j for j, k in enumerate(cats)})
-            agg = agg.sort_values("_pos")
-            xs = agg["_pos"].to_numpy(dtype=float)
-        mean = agg["mean"].to_numpy(dtype=float)
-        ax.plot(xs, mean, marker="o", ms=4, color=c, label=label)
-        if band != "none" and (agg["count"] > 1).any():
-            if band == "minmax":
-                lo, hi = agg["min"].to_numpy(dtype=float), agg["max"].to_numpy(dtype=float)
-            else:
-                sd = np.nan_to_num(agg["std"].to_numpy(dtype=float))
-                lo, hi = mean - sd, mean + sd
-                if logy:
-                    lo = np.where(lo > 0, lo, mean)  # keep the band on a log axis
-            ax.fill_between(xs, lo, hi, color=c, alpha=0.2, linewidth=0)
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(4.8 * len(cols) + 1.2, 3.6 * len(rows) + 0.6),
+                             dpi=120, squeeze=False, sharex=True, sharey=True)
+    for ri, rv in enumerate(rows):
+        for ci, cv in enumerate(cols):
+            ax = axes[ri][ci]
+            panel = df
+            if col:
+                panel = panel[panel[col] == cv] if cv == cv else panel[panel[col].isna()]
+            if row:
+                panel = panel[panel[row] == rv] if rv == rv else panel[panel[row].isna()]
+            for hi, hv in enumerate(hues):
+                g = panel if hue is None else (panel[panel[hue] == hv] if hv == hv else panel[panel[hue].isna()])
+                if g.empty:
+                    continue
+                c = colors[hi % len(colors)]
+                label = None if hue is None else _fmt(hv)
+                gx = g[x].to_numpy(dtype=float) if numeric_x else g[x].astype(str).map(
+                    {k: j for j, k in enumerate(cats)}).to_numpy(dtype=float)
+                gy = g[y].to_numpy(dtype=float)
+                if kind == "scatter":
+                    ax.scatter(gx, gy, s=16, alpha=0.8, color=c, label=label)
+                    continue
+                xs = np.unique(gx)
+                center, lo, hi_ = [], [], []
+                for xv in xs:
+                    v = gy[gx == xv]
+                    m = _center(v, stat)
+                    center.append(m)
+                    a, b = _spread(v, band, m, logy, quantiles) if band != "none" else (m, m)
+                    lo.append(a)
+                    hi_.append(b)
+                ax.plot(xs, center, marker="o", ms=4, color=c, label=label, zorder=3)
+                if band != "none" and len(gy) > len(xs):
+                    lo_a = np.asarray(lo)
+                    if logy:  # a mean - std below 0 is drawn down to the axis, not dropped
+                        lo_a = np.where(lo_a > 0, lo_a, np.min(gy) * 0.5)
+                    ax.fill_between(xs, lo_a, hi_, color=c, alpha=0.18, linewidth=0, zorder=1)
+                if points:
+                    ax.scatter(gx, gy, s=7, alpha=0.45, color=c, linewidths=0, zorder=2)
+            if logx and numeric_x:
+                ax.set_xscale("log")
+            if logy:
+                ax.set_yscale("log")
+                ax.yaxis.set_major_formatter(LogFormatterSciNotation())
+            if kind == "line" and numeric_x:
+                xv = np.unique(df[x].to_numpy(dtype=float))
+                if len(xv) <= 10:  # a grid parameter: tick its values, written plainly
+                    ax.set_xticks(xv, [_fmt(v) for v in xv])
+                    ax.xaxis.set_minor_locator(NullLocator())
+            ax.grid(True, alpha=0.3, which="both")
+            facet = [f"{col} = {_fmt(cv)}" if col else "", f"{row} = {_fmt(rv)}" if row else ""]
+            if col or row:
+                ax.set_title(", ".join(t for t in facet if t), fontsize=9)
+            if ri == len(rows) - 1:
+                ax.set_xlabel(x)
+            if ci == 0:
+                what = "" if kind == "scatter" else {"median": " (median", "gmean": " (geometric mean",
+                                                     "mean": " (mean"}[stat] + {
+                    "quantile": f", {quantiles[0]:.0%}-{quantiles[1]:.0%} band)", "std": " +- std)",
+                    "minmax": ", min-max band)", "none": ")"}[band]
+                ax.set_ylabel(y + what)
     if cats is not None:
-        ax.set_xticks(range(len(cats)))
-        ax.set_xticklabels(cats, rotation=30, ha="right")
-    if logx and numeric_x:
-        ax.set_xscale("log")
-    if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel(x)
-    ax.set_ylabel(y + ("" if kind == "scatter" else " (mean" + {"minmax": ", min-max band)", "std": " +- std)",
-                                                                 "none": ")"}[band]))
+        for ax in axes[-1]:
+            ax.set_xticks(range(len(cats)), cats, rotation=30, ha="right")
+    if hue is not None:
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        for ax in axes.ravel()[1:]:  # facets may lack some hue values: collect them all, in hue order
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                if lab not in labels:
+                    handles.append(h)
+                    labels.append(lab)
+        order = {_fmt(v): i for i, v in enumerate(hues)}
+        pairs = sorted(zip(handles, labels), key=lambda hl: order.get(hl[1], len(order)))
+        fig.legend([p[0] for p in pairs], [p[1] for p in pairs], title=hue, fontsize=8, frameon=False,
+                   loc="center left", bbox_to_anchor=(1.0, 0.5))
     if title:
-        ax.set_title(title)
-    if hue is not None and len(groups):
-        ax.legend(fontsize=8, frameon=False)
-    ax.grid(True, alpha=0.3, which="both")
+        fig.suptitle(title)
     fig.tight_layout()
-    out = os.fspath(out)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    if out is not None:
+        fig.savefig(os.fspath(out), bbox_inches="tight")
+    return fig
 
 
 def _run_cli(args):
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
     try:
-        path = plot(args.results, x=args.x, y=args.y, hue=args.hue, out=args.out, logx=args.logx, logy=args.logy,
-                    kind=args.kind, band=args.band, where=args.where, title=args.title)
+        fig = plot(args.results, x=args.x, y=args.y, hue=args.hue, col=args.col, row=args.row, stat=args.stat,
+                   band=args.band, points=not args.no_points, logx=args.logx, logy=args.logy, kind=args.kind,
+                   where=args.where, title=args.title, out=args.out)
     except (ValueError, FileNotFoundError) as e:
         print(f"flatext plot: {e}", file=sys.stderr)
         return 2
-    print(path)
+    plt.close(fig)
+    print(args.out)
     return 0
 
 
 def add_parser(sub):
-    p = sub.add_parser("plot", help="plot sweep results (a Parquet table) to a figure",
-                       description="Plot a column against another from sweep results, with the spread across "
-                                   "seeds, coloured by a third column.")
-    p.add_argument("results", help="results Parquet file from 'flatext sweep'")
+    p = sub.add_parser("plot", help="plot sweep results (Parquet tables) to a figure",
+                       description="Plot a column against another from sweep results: a median (or geometric "
+                                   "mean) over seeds with a quantile band, coloured by a column, in facets.")
+    p.add_argument("results", nargs="+", help="results Parquet file(s) from 'flatext sweep'")
     p.add_argument("--x", required=True, help="column on the x axis")
     p.add_argument("--y", required=True, help="column on the y axis")
-    p.add_argument("--hue", default=None, help="column to colour by (e.g. method)")
+    p.add_argument("--hue", default=None, help="column to colour by (e.g. method, d)")
+    p.add_argument("--col", default=None, help="column whose values get one panel column each")
+    p.add_argument("--row", default=None, help="column whose values get one panel row each")
+    p.add_argument("--stat", choices=STATS, default="median", help="line statistic over seeds (default median)")
+    p.add_argument("--band", choices=BANDS, default="quantile", help="spread over seeds (default 25-75%% quantiles)")
+    p.add_argument("--no-points", action="store_true", help="do not draw the individual rows (seeds)")
     p.add_argument("--logx", action="store_true")
     p.add_argument("--logy", action="store_true")
     p.add_argument("--kind", choices=("auto", "line", "scatter"), default="auto")
-    p.add_argument("--band", choices=("minmax", "std", "none"), default="minmax", help="spread across seeds")
     p.add_argument("--where", default=None, help="pandas query filter, e.g. \"noise == 0\"")
     p.add_argument("--title", default=None)
     p.add_argument("--out", required=True, help="figure file (.png, .pdf, .svg)")

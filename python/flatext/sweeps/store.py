@@ -24,6 +24,12 @@ import itertools
 import os
 import shutil
 import time
+import warnings
+
+import numpy as np
+
+# pandas and pyarrow (the `sweep` extra) are imported where used, so that
+# `import flatext` works without them.
 
 __all__ = ["ResultStore"]
 
@@ -87,7 +93,6 @@ def _normalize(df):
     ``object`` holding ``None``: make booleans nullable ``boolean`` and
     numbers ``float64`` (NaN for missing), whatever the partition.
     """
-    import numpy as np
     import pandas as pd
 
     global _STR_DTYPE
@@ -159,8 +164,6 @@ class ResultStore:
             try:
                 frames.append(pq.read_table(f).to_pandas())
             except Exception as e:  # cannot happen with atomic writes; do not lose the rest
-                import warnings
-
                 warnings.warn(f"skipping unreadable part {f}: {e}", RuntimeWarning, stacklevel=2)
         if not frames:
             return pd.DataFrame()

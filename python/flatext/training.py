@@ -1,0 +1,270 @@
+"""Full-batch training: gradient descent and sharpness-aware minimization (SAM).
+
+The loop runs in C++ (``flatext/training.hpp``, the fused loss gradient of
+``docs/design.md`` section 2); this module adds what a researcher needs around
+it: a Gauss-Newton polish of the last digits, a callback every ``k`` steps,
+the stop reason, and a warning when fixed-``rho`` SAM plateaus.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._native import _core
+from .curvature import _int_arg
+from .interpolators import find_interpolator
+
+__all__ = ["TrainResult", "train"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Result of :func:`train`.
+
+    Attributes
+    ----------
+    W, a : ndarray
+        The best point found: the polish's result when ``polished``, else the
+        last point of training.
+    loss : float
+        Training loss ``(1/(2n)) sum r^2`` at the end of training (before the polish).
+    iterations : int
+        Gradient steps taken.
+    converged : bool
+        Training itself reached ``loss <= tol``.
+    message : str
+        Why training stopped and what the polish did, in words (divergence is
+        reported here, never as NaN output).
+    history : dict of ndarray
+        ``iteration`` and ``loss``, every ``record_every`` steps and at the end.
+    polished : bool
+        ``W, a`` come from the Gauss-Newton polish (:func:`find_interpolator`),
+        which lowered the maximum residual (and, if ``polish_converged``,
+        reached its tolerance).
+    max_residual_before, max_residual_after : float
+        ``max_j |r_j|`` at the end of training and at the returned point
+        (equal when not polished).
+    reason : str
+        Why training stopped: ``"tol"`` (loss <= tol), ``"max_iter"``,
+        ``"diverged"``, ``"stationary"`` (zero gradient, SAM) or ``"callback"``.
+    polish : str
+        What the polish did: ``"off"`` (``polish=False``), ``"skipped"`` (the
+        loss was not within ``polish_factor * tol``), ``"converged"``,
+        ``"improved"`` (did not reach its tolerance within ``polish_max_iter``
+        but lowered max|r|: that point is returned), ``"no improvement"``
+        (the trained point is returned) or ``"failed"`` (an error, in ``message``).
+    """
+
+    W: np.ndarray
+    a: np.ndarray
+    loss: float
+    iterations: int
+    converged: bool
+    message: str
+    history: dict = field(repr=False)
+    polished: bool = False
+    max_residual_before: float = float("nan")
+    max_residual_after: float = float("nan")
+    reason: str = ""
+    polish: str = "off"
+
+    def __repr__(self):
+        m, d = self.W.shape
+        return (f"TrainResult(m={m}, d={d}, loss={self.loss:.3g}, iterations={self.iterations}, "
+                f"reason={self.reason!r}, polish={self.polish!r}, polished={self.polished}, "
+                f"max_residual_before={self.max_residual_before:.3g}, "
+                f"max_residual_after={self.max_residual_after:.3g})")
+
+
+def _reason(message):
+    """The short stop reason of the C++ loop's message."""
+    if message == "loss <= tol":
+        return "tol"
+    if message == "max_iter reached":
+        return "max_iter"
+    if message.startswith("diverged"):
+        return "diverged"
+    if message.startswith("stationary"):
+        return "stationary"
+    raise AssertionError(f"unknown training stop message {message!r}")  # pragma: no cover
+
+
+def _sam_plateaued(hist_loss, W, a, X, y, power, neg, rho):
+    """Fixed-rho SAM has stalled: over the last half of the run the loss fell by
+    less than half (least loss of the last quarter vs the second quarter), and
+    the SAM gradient is more than twice the loss gradient (the ascent step
+    ``rho g/||g||``, not the loss, sets the step: about ``rho * curvature``)."""
+    k = len(hist_loss)
+    if k < 8 or min(hist_loss[3 * k // 4:]) < 0.5 * min(hist_loss[k // 4:k // 2]):
+        return False
+    _, gW, ga = _core.loss_grad(W, a, X, y, power, neg)
+    g = math.sqrt(float(np.sum(gW * gW) + np.sum(ga * ga)))
+    if g == 0:
+        return False
+    _, hW, ha = _core.loss_grad(W + (rho / g) * gW, a + (rho / g) * ga, X, y, power, neg)
+    return math.sqrt(float(np.sum(hW * hW) + np.sum(ha * ha))) > 2 * g
+
+
+def train(W0, a0, X, y, *, power=1.0, neg=0.0, method="gd", lr=0.1, rho=0.05, max_iter=10000, tol=1e-8,
+          record_every=10, polish=True, polish_tol=None, polish_factor=100.0, polish_max_iter=200, callback=None,
+          callback_every=100):
+    """Full-batch training of ``(W, a)`` by gradient descent or SAM.
+
+    ``gd``:  ``theta <- theta - lr grad L(theta)``.
+    ``sam``: ``eps = rho g / ||g||``, ``theta <- theta - lr grad L(theta + eps)``
+    with ``g = grad L(theta)`` (Foret et al. 2021; two gradients per step).
+    ``L = (1/(2n)) sum_j r_j^2``; the loop runs in C++ on the fused
+    :func:`flatext.loss_grad`, ``callback_every`` steps at a time when a
+    callback is given (the steps are the same bits either way: neither method
+    keeps state between steps).
+
+    Stopping rules: ``L <= tol`` (reason ``"tol"``), ``max_iter`` steps
+    (``"max_iter"``), divergence (a non-finite loss, gradient or parameter:
+    the last finite point is returned, ``"diverged"``), a zero gradient in SAM
+    (``"stationary"``), or the callback returning True (``"callback"``).
+
+    Polish: if ``polish`` and the final loss is at most ``polish_factor * tol``
+    (so also a run that stopped just short of ``tol``), :func:`find_interpolator`
+    (Gauss-Newton, tolerance ``polish_tol``, at most ``polish_max_iter`` steps)
+    finishes the last digits. Its point is returned only if it lowers
+    ``max|r|``; ``polished``, ``polish`` and ``max_residual_before/after`` say
+    what happened.
+
+    SAM with a fixed ``rho`` converges to a point where ``grad L(theta + eps)``
+    vanishes, not ``grad L(theta)``: the loss stalls at a level that grows with
+    ``rho``. When SAM stops at ``max_iter`` above ``tol`` with the loss
+    lowered by less than half over the last half of the run while the SAM
+    gradient is more than twice the loss gradient (the ascent step, not the
+    loss, sets the step), a ``RuntimeWarning`` says so: lower ``rho``, or
+    let the polish finish (``polish_factor``).
+
+    Parameters
+    ----------
+    W0 : array_like, shape (m, d)
+        Initial input weights.
+    a0 : array_like, shape (m,)
+        Initial output weights.
+    X : array_like, shape (n, d)
+        Inputs.
+    y : array_like, shape (n,)
+        Labels.
+    power, neg : float
+        The activation ``max(z,0)^power + neg * max(-z,0)^power``.
+    method : {"gd", "sam"}
+    lr : float
+        Step size (> 0).
+    rho : float
+        SAM radius (> 0; ignored by ``gd``).
+    max_iter : int
+        Gradient steps at most.
+    tol : float
+        Loss tolerance (>= 0).
+    record_every : int
+        History stride (in steps).
+    polish : bool
+        Run the Gauss-Newton polish (rules above).
+    polish_tol : float, optional
+        Relative residual tolerance of the polish (default as in
+        :func:`find_interpolator`: 1e-10 float64, 1e-4 float32).
+    polish_factor : float
+        The polish runs when the final loss is ``<= polish_factor * tol``.
+    polish_max_iter : int
+        Gauss-Newton steps of the polish at most.
+    callback : callable, optional
+        ``callback(info)`` every ``callback_every`` steps and at the end of
+        training, ``info`` a dict with ``iteration``, ``loss``, ``W``, ``a``
+        (e.g. to log :func:`flatext.hessian_trace`); return True to stop.
+    callback_every : int
+        Steps between callbacks (>= 1).
+
+    Returns
+    -------
+    TrainResult
+        The best point found and how it was reached (``reason``, ``polish``,
+        ``polished``, ``max_residual_before``, ``max_residual_after``).
+
+    Raises
+    ------
+    ValueError
+        Bad input (shapes, dtypes, ``lr <= 0``, an unknown ``method``, ...).
+    """
+    if method not in ("gd", "sam"):
+        raise ValueError(f"method must be 'gd' or 'sam'; got {method!r}")
+    max_iter = _int_arg(max_iter, "max_iter")
+    record_every = _int_arg(record_every, "record_every")
+    polish_max_iter = _int_arg(polish_max_iter, "polish_max_iter")
+    if max_iter < 0:
+        raise ValueError(f"max_iter must be >= 0; got {max_iter}")
+    if record_every < 1:
+        raise ValueError(f"record_every must be >= 1; got {record_every}")
+    if polish_max_iter < 1:
+        raise ValueError(f"polish_max_iter must be >= 1; got {polish_max_iter}")
+    if not (math.isfinite(polish_factor) and polish_factor >= 1):
+        raise ValueError(f"polish_factor must be a finite number >= 1; got {polish_factor!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable; got {type(callback).__name__}")
+    every = max_iter if callback is None else _int_arg(callback_every, "callback_every")
+    if every < 1 and callback is not None:
+        raise ValueError(f"callback_every must be >= 1; got {callback_every}")
+    p, c = float(power), float(neg)
+
+    # the C++ loop, `every` steps per call; the history is recorded on the global step count
+    W, a = W0, a0
+    it, h_it, h_loss = 0, [], []
+    rec = record_every if callback is None else 1  # one segment: the C++ history is already on the grid
+    while True:
+        steps = min(every, max_iter - it)
+        r = _core.train(W, a, X, y, p, c, method, float(lr), float(rho), steps, float(tol), rec)
+        hi = np.asarray(r["history_iter"], dtype=np.int64) + it
+        hl = np.asarray(r["history_loss"], dtype=np.float64)
+        keep = (hi % record_every == 0) | (hi == it + r["iterations"])
+        if h_it and len(hi) and hi[0] == h_it[-1]:  # a segment's first point is the previous one's last
+            keep[0] = False
+        h_it.extend(hi[keep].tolist())
+        h_loss.extend(hl[keep].tolist())
+        W, a, it = r["W"], r["a"], it + int(r["iterations"])
+        reason, msg = _reason(r["message"]), r["message"]
+        done = reason != "max_iter" or it >= max_iter
+        if callback is not None:
+            stop = callback({"iteration": it, "loss": float(r["loss"]), "W": W, "a": a})
+            if stop and not done:
+                reason, msg, done = "callback", f"stopped by the callback at iteration {it}", True
+        if done:
+            break
+    # drop the points that are not on the record_every grid, except the end
+    keep = [j for j, i in enumerate(h_it) if i % record_every == 0 or j == len(h_it) - 1]
+    hist = {"iteration": np.asarray([h_it[j] for j in keep], dtype=np.int64),
+            "loss": np.asarray([h_loss[j] for j in keep])}
+    loss_end = float(r["loss"])
+    if method == "sam" and reason == "max_iter" and loss_end > tol and _sam_plateaued(
+            h_loss, W, a, np.asarray(X, dtype=W.dtype), np.asarray(y, dtype=W.dtype), p, c, float(rho)):
+        warnings.warn(f"train: SAM with a fixed rho = {rho:g} plateaued at loss {loss_end:.3g} > tol = {tol:g} "
+                      f"(it converges where grad L(theta + eps) = 0, not grad L(theta)); lower rho, or let the "
+                      f"Gauss-Newton polish finish (polish_factor * tol >= the loss)", RuntimeWarning, stacklevel=2)
+
+    yv = np.asarray(y, dtype=W.dtype)
+    rb = float(np.max(np.abs(_core.forward(W, a, X, p, c) - yv)))
+    ra, polished, status = rb, False, "off"
+    if polish:
+        status = "skipped"
+        if math.isfinite(loss_end) and loss_end <= polish_factor * tol:
+            try:
+                q = find_interpolator(W, a, X, y, power=p, neg=c, tol=polish_tol, max_iter=polish_max_iter)
+            except ValueError as e:  # cannot interpolate from here: keep the trained point
+                status = "failed"
+                msg += f"; polish failed: {e}"
+            else:
+                if q.max_residual < rb:
+                    W, a, ra, polished = q.W, q.a, q.max_residual, True
+                    status = "converged" if q.converged else "improved"
+                    if not q.converged:
+                        msg += (f"; polish did not reach its tolerance in {q.iterations} steps "
+                                f"(max|r| {rb:.3g} -> {q.max_residual:.3g}): returning the polished point")
+                else:
+                    status = "no improvement"
+                    msg += (f"; polish did not lower max|r| ({q.max_residual:.3g} >= {rb:.3g}): "
+                            "keeping the trained point")
+    return TrainResult(W, a, loss_end, it, reason == "tol", msg, hist, polished, rb, ra, reason, status)
