@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import flatext as fx
-from flatext.label_noise import label_noise_sgd
+from flatext.training import label_noise_sgd
 
 
 def _problem(seed=0, n=30, d=5, m=60):

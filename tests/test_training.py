@@ -19,10 +19,8 @@ def problem(seed=0, n=12, d=3, m=16):
     return W, a, X, y
 
 
-def test_reexported_from_interpolators_and_package():
-    from flatext import interpolators
-
-    assert interpolators.train is train is fx.train and interpolators.TrainResult is TrainResult
+def test_exported_and_documented():
+    assert train is fx.train and TrainResult is fx.TrainResult
     doc = fx.train.__doc__
     assert "Parameters\n    ----------" in doc and "Returns\n    -------" in doc
     for name in ("polish_factor", "polish_max_iter", "callback", "callback_every", "record_every"):

@@ -3,6 +3,8 @@
 ``f(x) = sum_i a_i sigma(w_i . x)`` with ``sigma(z) = max(z,0)^p + neg * max(-z,0)^p``
 and the loss ``L = (1/(2n)) sum_j (f(x_j) - y_j)^2``. See ``README.md``.
 """
+from importlib import metadata as _metadata
+
 from ._native import _core
 from .curvature import (
     TraceParts,
@@ -27,20 +29,19 @@ from .paths import get_cmake_dir, get_include
 from .interpolators import (
     InterpolationResult,
     SearchResult,
-    TrainResult,
     find_interpolator,
     flattest_interpolator,
     jvp,
     memorizing_interpolator,
     ntk_gram,
     teacher_plus_memorizer,
-    train,
     vjp,
 )
+from .training import TrainResult, label_noise_sgd, train
 from .symmetry import balance, orbit_min_trace, rescale
 from .measure import Measurements, measure
 
-__version__ = "0.1.0"
+__version__ = _metadata.version("flatext")
 
 
 def get_num_threads():
@@ -100,4 +101,5 @@ __all__ = [
     "memorizing_interpolator",
     "teacher_plus_memorizer",
     "train",
+    "label_noise_sgd",
 ]

@@ -26,7 +26,6 @@ from .curvature import _int_arg
 __all__ = [
     "InterpolationResult",
     "SearchResult",
-    "TrainResult",
     "jvp",
     "vjp",
     "ntk_gram",
@@ -34,7 +33,6 @@ __all__ = [
     "flattest_interpolator",
     "memorizing_interpolator",
     "teacher_plus_memorizer",
-    "train",
 ]
 
 
@@ -426,7 +424,3 @@ def teacher_plus_memorizer(W_teacher, a_teacher, X, y, *, power=1.0, neg=0.0, ka
     if return_info:
         return W, a, info
     return W, a
-
-
-# train and TrainResult live in training.py (which uses find_interpolator from here: keep this line last)
-from .training import TrainResult, train  # noqa: E402

@@ -8,9 +8,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..curvature import forward, hessian_trace
+from ..measure import measure
 from ..population import population_loss
-from ..symmetry import orbit_min_trace
 from ..teachers import SumOfSingleIndex, with_approximation_error
 from .config import TEACHERS, ReproduceConfig
 
@@ -63,11 +62,10 @@ def interpolates(r: Row) -> bool:
 def stopped_at_max_iter(res, max_iter: int) -> bool:
     """Did a trainer (``TrainResult``) stop because it ran out of steps?
 
-    The one place to switch to ``res.reason == "max_iter"`` once ``TrainResult``
-    carries a stop reason (helper "workflow"); searches report ``SearchResult.reason``
-    directly (see :func:`flatext.reproduce.methods.searched`).
+    Searches report ``SearchResult.reason`` directly (see
+    :func:`flatext.reproduce.methods.searched`).
     """
-    return (not res.converged) and res.iterations >= max_iter
+    return res.reason == "max_iter"
 
 
 class Problem:
@@ -148,28 +146,16 @@ class Problem:
 
 def measure_row(prob: Problem, claim: str, method: str, W, a, *, start: int = -1, seconds: float = 0.0,
                 stop: str = "", note: str = "") -> Row:
-    """Measure (W, a) on ``prob``: the one place that computes a row's numbers.
-
-    TODO(lead): switch to ``flatext.measure`` (helper "workflow") once it lands::
-
-        m = measure(W, a, prob.X, prob.y, prob.teacher, which=["train_loss", "max_residual", "trace",
-                    "orbit_min_trace", "population_loss"], **prob.kw)
-        # train_loss, max_residual, max_residual_rel -> rel_max_residual, trace, orbit_min_trace,
-        # population_loss -> pop_loss, null_loss, population_loss_rel -> rel_pop_loss
-    """
-    kw = prob.kw
-    r = np.asarray(forward(W, a, prob.X, **kw)) - prob.y
-    try:
-        omin = float(orbit_min_trace(W, a, prob.X, prob.y, **kw))
-    except ValueError:  # some B_i < 0 (away from interpolation): no orbit minimum
-        omin = float("nan")
-    pop = prob.pop(W, a)
-    rmax = float(np.max(np.abs(r)))
+    """Measure (W, a) on ``prob`` with :func:`flatext.measure`: a reproduction row and a
+    script's measurement agree by construction (the population loss is exact: Gaussian inputs)."""
+    m = measure(W, a, prob.X, prob.y, prob.teacher,
+                which=["train_loss", "max_residual", "trace", "orbit_min_trace", "population_loss"],
+                population="exact", **prob.kw)
     return Row(claim=claim, teacher=prob.name, d=prob.d, k=prob.k, n=prob.n, m=int(np.shape(W)[0]),
                noise=prob.noise, eps=prob.eps, approx_error=prob.approx_error, method=method, seed=prob.seed,
-               start=start, trace=float(hessian_trace(W, a, prob.X, prob.y, **kw)), orbit_min_trace=omin,
-               max_residual=rmax, rel_max_residual=rmax / prob.label_scale, train_loss=float(0.5 * np.mean(r ** 2)),
-               pop_loss=pop, null_loss=prob.null, rel_pop_loss=pop / prob.null, seconds=float(seconds), stop=stop,
+               start=start, trace=m.trace, orbit_min_trace=m.orbit_min_trace, max_residual=m.max_residual,
+               rel_max_residual=m.max_residual_rel, train_loss=m.train_loss, pop_loss=m.population_loss,
+               null_loss=m.null_loss, rel_pop_loss=m.population_loss_rel, seconds=float(seconds), stop=stop,
                note=note)
 
 
