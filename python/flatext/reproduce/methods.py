@@ -26,8 +26,8 @@ from typing import List
 
 from ..curvature import hessian_top_eigenvalues
 from ..interpolators import find_interpolator, flattest_interpolator, memorizing_interpolator, \
-    teacher_plus_memorizer, train
-from ..training import label_noise_sgd
+    teacher_plus_memorizer
+from ..training import label_noise_sgd, train
 from .problems import Problem, Row, measure_row, stopped_at_max_iter, timed
 
 __all__ = ["SEARCH", "START", "MEMORIZERS", "REFERENCE", "trained", "searched", "memorizers", "reference",
