@@ -35,6 +35,7 @@ from .interpolators import (
     vjp,
 )
 from .symmetry import balance, orbit_min_trace, rescale
+from .convex import ConvexResult, arrangement_patterns, certified_flattest
 
 __version__ = "0.1.0"
 
@@ -91,4 +92,7 @@ __all__ = [
     "memorizing_interpolator",
     "teacher_plus_memorizer",
     "train",
+    "ConvexResult",
+    "arrangement_patterns",
+    "certified_flattest",
 ]

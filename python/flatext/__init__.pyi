@@ -6,6 +6,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import teachers as teachers
+from .convex import ConvexResult as ConvexResult
+from .convex import arrangement_patterns as arrangement_patterns
+from .convex import certified_flattest as certified_flattest
 from .curvature import TraceParts as TraceParts
 from .interpolators import InterpolationResult as InterpolationResult
 from .interpolators import SearchResult as SearchResult

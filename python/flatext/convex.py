@@ -307,7 +307,7 @@ def _socp_blocks(Xr, y, pats, neg, groups, kappa, Ls, margin=0.0):
         dP = np.where(sg > 0, 1.0, -c)
         col0 = qi * nv
         nz = np.nonzero(dP)[0]
-        blk = g * dP[nz, None] * Xr[nz]
+        blk = g * (dP[nz] / xn[nz])[:, None] * Xr[nz]  # rows scaled by 1/||x_j|| (conditioning)
         eq_r.append(np.repeat(nz, r))
         eq_c.append(np.tile(col0 + dcol, nz.size))
         eq_v.append(blk.ravel())
@@ -337,7 +337,7 @@ def _socp_blocks(Xr, y, pats, neg, groups, kappa, Ls, margin=0.0):
     Vv = cat([cat(eq_v), cat(nn_v), cat(soc_v)])
     A = sp.csc_matrix((Vv, (R, Cc)), shape=(n + row_nn + row_soc, Q * nv))
     b = np.zeros(A.shape[0])
-    b[:n] = y
+    b[:n] = y / xn
     return q, A, b, (n, row_nn, soc_dims)
 
 
@@ -406,45 +406,160 @@ def _features(Xr, sg, neg):
     return np.where(sg > 0, 1.0, -float(neg))[:, None] * Xr
 
 
-def _polish(Xr, y, pats, groups, U, neg, rtol):
-    """Exact interpolation with the patterns fixed, by a size-weighted least-squares correction.
+def _active(contrib, bound):
+    """Indices of the groups of an interior-point solution that carry the optimum.
 
-    f is linear in the u's while every neuron keeps its pattern, so the
-    correction of the solver's residual (about ``tol``) is a least-squares
-    problem. Returns the corrected u's (Q, r), or None when a neuron leaves its
-    cell or the residual does not vanish.
+    Inactive groups are left at about the solver's tolerance, not at 0: cut at the
+    first drop by 1e3 below 1e-4 of the optimum (else at 1e-6 of it).
     """
+    order = np.argsort(-contrib)
+    c = contrib[order]
+    cut = int(np.sum(c > 1e-6 * bound))
+    for i in range(len(c) - 1):
+        if c[i + 1] < 1e-3 * c[i] and c[i + 1] < 1e-4 * bound:
+            cut = i + 1
+            break
+    return np.sort(order[:cut])
+
+
+def _onto_closed_cell(Xr, sg, u):
+    """u moved onto the closed cell {sg_j x_j.u >= 0} (the solver leaves ~tol violations).
+
+    Projects onto the null space of the violated (or tied) rows, a few rounds: the
+    violations are tiny, so this is the Euclidean projection to first order.
+    """
+    xn = np.linalg.norm(Xr, axis=1)
+    for _ in range(6):
+        z = sg * (Xr @ u)
+        bad = z < 1e-15 * xn * np.linalg.norm(u)
+        if not np.any(z < 0):
+            return u
+        A = Xr[bad]
+        u = u - np.linalg.pinv(A) @ (A @ u)
+    return u
+
+
+def _fewer_neurons(Xr, y, pats, groups, act, Ustar, contrib, neg):
+    """At most n neurons with the same outputs and no larger trace (Caratheodory, by an LP).
+
+    Scaling the optimum's neurons by alpha_q >= 0 keeps them in their cells and makes
+    outputs and trace linear in alpha: min sum alpha_q c_q s.t. sum alpha_q f_q = y
+    has alpha = 1 feasible (to the solver's tolerance) and a vertex solution with at
+    most n non-zero alphas (interior-point solvers return the centre of a tied
+    optimal face instead, with more neurons).
+    """
+    from scipy.optimize import linprog
+
+    n = Xr.shape[0]
+    if act.size <= n:
+        return act, Ustar
+    c = float(neg)
+    Fq = np.stack([g * np.where(pats.signs[P] > 0, 1.0, -c) * (Xr @ u)
+                   for (P, g), u in zip([groups[i] for i in act], Ustar)], axis=1)
+    cost = contrib[act]
+    try:
+        res = linprog(cost, A_eq=Fq, b_eq=Fq.sum(axis=1), bounds=(0, None), method="highs-ds")
+    except Exception:  # pragma: no cover - scipy without HiGHS
+        return act, Ustar
+    if res.status != 0 or res.fun > cost.sum() * (1 + 1e-9):
+        return act, Ustar
+    keep = res.x > 1e-12
+    return act[keep], Ustar[keep] * res.x[keep, None]
+
+
+def _interior_network(Xr, y, pats, groups, U, contrib, neg, rtol):
+    """An exactly interpolating network strictly inside its cells, near the optimum U.
+
+    With u*_q the optimum (closed cells), v_q = ||u*_q|| inner_q strictly inside,
+    the neurons (1 - theta) u*_q + theta v_q are strictly inside their cells for
+    theta > 0 and their trace exceeds the optimum by O(theta) (the objective is
+    convex). The outputs they miss (O(theta), plus the solver's residual) are fitted
+    exactly by neurons pointing along inner directions of a few cells (any real
+    coefficient beta is the neuron |beta| inner_P in the group of sign(beta)),
+    themselves strictly inside. theta grows from 1e-9 until every pre-activation
+    has its cell's sign with margin and the residual vanishes.
+
+    Returns (V (k, r), groups (k pairs (pattern, sign)), theta, number of the
+    optimum's own neurons among them).
+    """
+    import scipy.linalg as sla
+
     n, r = Xr.shape
-    if not groups:
-        return None
-    Phi = np.concatenate([g * _features(Xr, pats.signs[P], neg) for (P, g) in groups], axis=1)
+    bound = float(np.sum(contrib))
+    act = _active(contrib, bound)
+    act_groups = [groups[i] for i in act]
+    Ustar = np.array([_onto_closed_cell(Xr, pats.signs[groups[i][0]], U[i]) for i in act])
+    act, Ustar = _fewer_neurons(Xr, y, pats, groups, act, Ustar, contrib, neg)
+    act_groups = [groups[i] for i in act]
+    P_act = np.array([P for P, _ in act_groups], dtype=np.intp)
+    inner = pats.inner
+    Vin = np.linalg.norm(Ustar, axis=1)[:, None] * inner[P_act]
     xn = np.linalg.norm(Xr, axis=1)
     scale = max(1.0, float(np.max(np.abs(y))))
-    V = np.array(U, dtype=np.float64)
-    wcol = np.repeat(np.linalg.norm(V, axis=1), r)  # small neurons move little
-    for _ in range(3):
-        res = y - Phi @ V.ravel()
-        if np.max(np.abs(res)) <= 1e-14 * scale:
+    # candidate cells for the correction: the active ones, then by the solver's ranking
+    order = np.argsort(-contrib)
+    cand = []
+    seen = set()
+    for i in list(act) + order.tolist():
+        P = groups[i][0]
+        if P not in seen:
+            seen.add(P)
+            cand.append(P)
+        if len(cand) >= max(3 * n, 30):
             break
-        dv, *_ = np.linalg.lstsq(Phi * wcol, res, rcond=None)
-        V = V + (wcol * dv).reshape(V.shape)
-    marg = (V @ Xr.T) * pats.signs[[P for P, _ in groups]]
-    un = np.linalg.norm(V, axis=1)
-    if not np.all(marg > 1e-12 * un[:, None] * xn[None, :]):
-        return None
-    if np.max(np.abs(y - Phi @ V.ravel())) > rtol * scale:
-        return None
-    return V
+    cand_sets = [np.array(cand)]
+    if len(cand) < pats.signs.shape[0]:
+        cand_sets.append(np.arange(pats.signs.shape[0]))
+    c = float(neg)
+    for C in cand_sets:
+        F = np.where(pats.signs[C] > 0, 1.0, -c).T * (Xr @ inner[C].T)  # (n, K): outputs of inner_P
+        _, Rq, piv = sla.qr(F, mode="economic", pivoting=True)
+        dg = np.abs(np.diag(Rq))
+        k = int(np.sum(dg > 1e-10 * dg[0])) if dg.size else 0
+        sel = piv[:k]
+        Fs = F[:, sel]
+        for theta in (1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3):
+            W = (1 - theta) * Ustar + theta * Vin
+            out = np.zeros(n)
+            for (P, g), w in zip(act_groups, W):
+                out += g * np.where(pats.signs[P] > 0, 1.0, -c) * (Xr @ w)
+            beta, *_ = np.linalg.lstsq(Fs, y - out, rcond=None)
+            Vs, Gs = list(W), list(act_groups)
+            index = {gp: i for i, gp in enumerate(Gs)}
+            for P, bb in zip(C[sel], beta):
+                if bb == 0.0:
+                    continue
+                key = (int(P), 1.0 if bb > 0 else -1.0)
+                if key in index:
+                    Vs[index[key]] = Vs[index[key]] + abs(bb) * inner[P]
+                else:
+                    index[key] = len(Gs)
+                    Gs.append(key)
+                    Vs.append(abs(bb) * inner[P])
+            Vs = np.array(Vs)
+            sg = pats.signs[[P for P, _ in Gs]]
+            marg = (Vs @ Xr.T) * sg
+            un = np.linalg.norm(Vs, axis=1)
+            if not np.all(marg > 1e-11 * un[:, None] * xn[None, :]):
+                continue
+            f = np.zeros(n)
+            for (P, g), w in zip(Gs, Vs):
+                f += g * np.where(pats.signs[P] > 0, 1.0, -c) * (Xr @ w)
+            if np.max(np.abs(f - y)) <= rtol * scale:
+                return Vs, Gs, theta, len(act_groups)
+    raise RuntimeError("could not place the optimum's neurons strictly inside their cells while interpolating "
+                       "exactly (the solver's solution may be inaccurate: try a smaller tol)")
 
 
 def _check_status(solver, status, x):
-    if x is None or not np.all(np.isfinite(x)) or status.lower() not in ("solved", "optimal"):
+    # AlmostSolved: Clarabel met its reduced tolerances (reported in ConvexResult.status)
+    if x is None or not np.all(np.isfinite(x)) or status.lower() not in ("solved", "optimal", "almostsolved"):
         raise RuntimeError(f"the conic solver {solver!r} did not solve the program (status {status!r}); "
                            "y may not be interpolable with these patterns (use more patterns)")
 
 
 def certified_flattest(X, y, *, neg=0.0, m=None, patterns="auto", n_patterns=None, warm_start=None,
-                       solver="clarabel", seed=0, tol=1e-8, max_exact=200000, margin=1e-6, verbose=False):
+                       solver="clarabel", seed=0, tol=1e-8, max_exact=200000, verbose=False):
     """The flattest interpolator of a piecewise-linear two-layer network, by a cone program.
 
     Minimizes the orbit-minimal Hessian trace (``flatext.orbit_min_trace``)
@@ -482,9 +597,6 @@ def certified_flattest(X, y, *, neg=0.0, m=None, patterns="auto", n_patterns=Non
         interpolate to ``max|r| <= max(1e3 tol, 1e-8) * max(1, max|y|)``.
     max_exact : int
         Cell-count limit of ``patterns="auto"``.
-    margin : float
-        Relative margin of the second solve that places every neuron strictly
-        inside its cell (``docs/convex.md``); ``value - bound`` is of this order.
     verbose : bool
         The solver's log.
 
@@ -576,43 +688,24 @@ def certified_flattest(X, y, *, neg=0.0, m=None, patterns="auto", n_patterns=Non
     sizes = {"variables": A.shape[1], "rows": A.shape[0], "nnz": A.nnz, "groups": len(groups)}
 
     # The optimum usually has samples exactly on kinks (cone constraints active), where
-    # the trace's convention (sigma'(0) = 0) differs from its limit. Re-solve with a
-    # margin proportional to each neuron's size, on the groups that matter (all of
-    # them if that is infeasible): the neurons are then strictly inside their cells.
+    # the trace's convention (sigma'(0) = 0) differs from its limit: move it strictly
+    # inside its cells (_interior_network, docs/convex.md).
     t1 = time.perf_counter()
     rtol_i = max(1e3 * tol, 1e-8)
-    V = None
-    order = np.argsort(-contrib)
-    tol2 = min(tol, 1e-10)
-    for eps in (margin, 10 * margin, 100 * margin):
-        for keep in (order[: min(len(groups), max(4 * n, 50))], None):
-            sub = list(range(len(groups))) if keep is None else sorted(keep.tolist())
-            g2 = [groups[i] for i in sub]
-            q2, A2, b2, c2 = _socp_blocks(Xr, y, pats, neg, g2, kappa[sub], [Ls[i] for i in sub], margin=eps)
-            x2, st2, _ = solve(q2, A2, b2, c2, tol2, verbose)
-            # this solve only proposes a network; the network is checked on its own below
-            if x2 is None or not np.all(np.isfinite(x2)) or st2.lower() not in ("solved", "optimal", "almostsolved"):
-                continue
-            X2 = x2.reshape(-1, nv)
-            c2v = kappa[sub] * np.maximum(X2[:, r], 0.0)
-            tot = max(float(np.sum(c2v)), 1e-300)
-            # an interior-point solution leaves inactive groups at about tol, not at 0
-            for thr in (1e-9, 1e-8, 1e-7, 1e-6):
-                act = np.nonzero(c2v > thr * tot)[0]
-                act_groups = [g2[i] for i in act]
-                V = _polish(Xr, y, pats, act_groups, X2[act, :r], neg, rtol_i)
-                if V is not None:
-                    val = sum(kappa[sub[i]] * np.linalg.norm(Ls[sub[i]] @ v) for i, v in zip(act, V))
-                    if val <= bound * (1 + 100 * eps + 1e3 * tol):
-                        break
-                    V = None  # too far from the optimum: a larger subset or margin
-            if V is not None:
-                break
-        if V is not None:
-            break
-    if V is None:
-        raise RuntimeError("could not place the optimum's neurons strictly inside their cells while "
-                           "interpolating exactly (try a smaller tol)")
+    # Re-solve on the groups that matter, more accurately (a small program): the
+    # solver's residual becomes the correction neurons' size, i.e. value - bound.
+    U2, contrib2, g2idx = x.reshape(-1, nv)[:, :r], contrib, np.arange(len(groups))
+    keep = np.sort(np.argsort(-contrib)[: min(len(groups), max(4 * n, 60))])
+    if keep.size < len(groups):
+        q2, A2, b2, c2 = _socp_blocks(Xr, y, pats, neg, [groups[i] for i in keep], kappa[keep],
+                                      [Ls[i] for i in keep])
+        x2, st2, _ = solve(q2, A2, b2, c2, min(tol, 1e-11), verbose)
+        if x2 is not None and np.all(np.isfinite(x2)) and st2.lower() in ("solved", "optimal", "almostsolved"):
+            c2v = kappa[keep] * np.maximum(x2.reshape(-1, nv)[:, r], 0.0)
+            if float(np.sum(c2v)) <= bound * (1 + 10 * tol):
+                U2, contrib2, g2idx = x2.reshape(-1, nv)[:, :r], c2v, keep
+    g2 = [groups[i] for i in g2idx]
+    V, act_groups, theta, k_opt = _interior_network(Xr, y, pats, g2, U2, contrib2, neg, rtol_i)
     W = V @ Q.T
     a = np.array([g for _, g in act_groups])
     W, a = balance(W, a, X, y, neg=neg)
@@ -631,12 +724,11 @@ def certified_flattest(X, y, *, neg=0.0, m=None, patterns="auto", n_patterns=Non
         raise RuntimeError(f"the polished network does not interpolate: max|r| = {max_res:.3g}")
     value = float(orbit_min_trace(W, a, X, y, neg=neg))
     times["polish"] = time.perf_counter() - t1
-    slack = 1e3 * tol + 100 * eps
+    slack = 1e3 * tol + 1e3 * theta
     if value < bound * (1 - slack) or value > bound * (1 + slack):
         raise RuntimeError(f"orbit_min_trace of the network ({value:.10g}) does not match the cone program's "
                            f"optimum ({bound:.10g}) within {slack:.1g} (relative)")
-    info = {"times": times, **sizes, "margin": eps, "solver_objective": obj, "rank": r,
-            "interior_groups": len(g2)}
+    info = {"times": times, **sizes, "theta": theta, "optimum_neurons": k_opt, "solver_objective": obj, "rank": r}
     return ConvexResult(W=W, a=a, value=value, bound=bound, certificate="global" if exact else "upper_bound",
                         n_patterns=int(signs.shape[0]), active_neurons=k_act, solver=solver, status=status,
                         seconds=time.perf_counter() - t0, max_residual=max_res, info=info)
