@@ -126,7 +126,7 @@ def solvers(args):
     print("|---|---|---|---|---|---|")
     for d, n in _pairs(args.specs):
         X, y, _ = problem(n, d, 2000 + n)
-        for solver in ("clarabel", "cvxpy", "scs"):
+        for solver in ("clarabel", "ecos", "scs", "cvxpy"):
             t0 = time.perf_counter()
             try:
                 r = fx.certified_flattest(X, y, solver=solver, tol=1e-8)

@@ -30,7 +30,7 @@ import numpy as np
 
 __all__ = ["ConvexResult", "arrangement_patterns", "certified_flattest", "arrangement_cell_count"]
 
-_SOLVERS = ("clarabel", "scs", "cvxpy")
+_SOLVERS = ("clarabel", "scs", "ecos", "cvxpy")
 
 
 @dataclass(frozen=True)
@@ -378,6 +378,21 @@ def _solve_scs(q, A, b, cones, tol, verbose=False):
     return np.asarray(sol["x"]), status, float(sol["info"]["pobj"])
 
 
+def _solve_ecos(q, A, b, cones, tol, verbose=False):
+    try:
+        import ecos
+    except ImportError:
+        raise ImportError("solver='ecos' needs the ecos package: pip install ecos") from None
+    n0, n1, socs = cones
+    A = A.tocsr()
+    Aeq, G = A[:n0].tocsc(), A[n0:].tocsc()
+    sol = ecos.solve(q, G, b[n0:], {"l": n1, "q": list(socs)}, Aeq, b[:n0], verbose=verbose,
+                     abstol=tol, reltol=tol, feastol=tol, max_iters=200)
+    info = sol["info"]
+    status = {0: "Solved", 10: "AlmostSolved"}.get(info["exitFlag"], f"exitFlag {info['exitFlag']}")
+    return np.asarray(sol["x"]), status, float(info["pcost"])
+
+
 def _solve_cvxpy(q, A, b, cones, tol, verbose=False):
     try:
         import cvxpy as cp
@@ -406,19 +421,15 @@ def _features(Xr, sg, neg):
     return np.where(sg > 0, 1.0, -float(neg))[:, None] * Xr
 
 
-def _active(contrib, bound):
-    """Indices of the groups of an interior-point solution that carry the optimum.
+def _active(contrib, bound, n):
+    """Indices of the groups of an interior-point solution worth keeping.
 
-    Inactive groups are left at about the solver's tolerance, not at 0: cut at the
-    first drop by 1e3 below 1e-4 of the optimum (else at 1e-6 of it).
+    Inactive groups are left at about the solver's tolerance, not at 0; a tied
+    optimum is spread over many groups. Keep everything above 1e-12 of the optimum
+    (at most 2e7 / n of them): the LP of :func:`_fewer_neurons` then picks a vertex.
     """
     order = np.argsort(-contrib)
-    c = contrib[order]
-    cut = int(np.sum(c > 1e-6 * bound))
-    for i in range(len(c) - 1):
-        if c[i + 1] < 1e-3 * c[i] and c[i + 1] < 1e-4 * bound:
-            cut = i + 1
-            break
+    cut = min(int(np.sum(contrib > 1e-14 * bound)), max(20 * n, 20_000_000 // max(n, 1)))
     return np.sort(order[:cut])
 
 
@@ -456,99 +467,168 @@ def _fewer_neurons(Xr, y, pats, groups, act, Ustar, contrib, neg):
     c = float(neg)
     Fq = np.stack([g * np.where(pats.signs[P] > 0, 1.0, -c) * (Xr @ u)
                    for (P, g), u in zip([groups[i] for i in act], Ustar)], axis=1)
-    cost = contrib[act]
+    # the trace of each neuron as it is (the solver's t_q can differ from ||M u_q||)
+    s2 = np.einsum("ij,ij->i", Xr, Xr)
+    cost = np.empty(act.size)
+    for k, (i, u) in enumerate(zip(act, Ustar)):
+        w = np.where(pats.signs[groups[i][0]] > 0, 1.0, c * c)
+        cost[k] = 2.0 / n * math.sqrt(w @ s2) * math.sqrt(w @ (Xr @ u) ** 2)
+    # in units where every column and the target have size 1 (HiGHS' tolerances are absolute)
+    fn = np.maximum(np.linalg.norm(Fq, axis=0), 1e-300)
+    tgt = Fq.sum(axis=1)
+    tn = max(float(np.linalg.norm(tgt)), 1e-300)
     try:
-        res = linprog(cost, A_eq=Fq, b_eq=Fq.sum(axis=1), bounds=(0, None), method="highs-ds")
+        res = linprog(cost / fn, A_eq=Fq / fn, b_eq=tgt / tn, bounds=(0, None), method="highs-ds")
     except Exception:  # pragma: no cover - scipy without HiGHS
         return act, Ustar
-    if res.status != 0 or res.fun > cost.sum() * (1 + 1e-9):
+    if res.status != 0:
         return act, Ustar
-    keep = res.x > 1e-12
-    return act[keep], Ustar[keep] * res.x[keep, None]
+    alpha_all = res.x * tn / fn
+    if cost @ alpha_all > cost.sum() * (1 + 1e-9):
+        return act, Ustar
+    keep = alpha_all > 1e-12
+    alpha = alpha_all[keep]
+    # the vertex's alphas again, exactly (HiGHS meets the equalities to ~1e-7), for y itself
+    exact, *_ = np.linalg.lstsq(Fq[:, keep], y, rcond=None)
+    if (np.all(exact > 0) and np.max(np.abs(Fq[:, keep] @ exact - y)) < np.max(np.abs(Fq[:, keep] @ alpha - y))
+            and cost[keep] @ exact <= (cost[keep] @ alpha) * (1 + 1e-8)):
+        alpha = exact
+    return act[keep], Ustar[keep] * alpha[:, None]
+
+
+def _alpha_fix(F, y):
+    """alpha >= 1/2 with F alpha = y nearest to 1 (bounded least squares), or ones if worse."""
+    from scipy.optimize import lsq_linear
+
+    r0 = y - F.sum(axis=1)
+    res = lsq_linear(F, r0, bounds=(-0.5, np.inf), method="bvls", tol=1e-14)
+    if np.max(np.abs(F @ res.x - r0)) < np.max(np.abs(r0)):
+        return 1.0 + res.x
+    return np.ones(F.shape[1])
+
+
+def _cheapest_fit(F, cost, target):
+    """beta of least sum cost_k |beta_k| with F beta = target exactly, or None.
+
+    An LP (HiGHS, on the target scaled to unit size) picks the support, at most n
+    columns; the values are then solved for exactly on that support.
+    """
+    from scipy.optimize import linprog
+
+    n, K = F.shape
+    tn = float(np.max(np.abs(target)))
+    res = linprog(np.concatenate([cost, cost]), A_eq=np.hstack([F, -F]), b_eq=target / tn, bounds=(0, None),
+                  method="highs-ds")
+    if res.status != 0:
+        return None
+    beta = (res.x[:K] - res.x[K:]) * tn
+    sup = np.nonzero(np.abs(beta) > 1e-12 * np.max(np.abs(beta)))[0]
+    exact, *_ = np.linalg.lstsq(F[:, sup], target, rcond=None)
+    if np.all(np.sign(exact) == np.sign(beta[sup])) and cost[sup] @ np.abs(exact) <= 1.01 * (cost @ np.abs(beta)):
+        beta = np.zeros(K)
+        beta[sup] = exact
+    return beta
 
 
 def _interior_network(Xr, y, pats, groups, U, contrib, neg, rtol):
-    """An exactly interpolating network strictly inside its cells, near the optimum U.
+    """An interpolating network strictly inside its cells, at the optimum up to ~1e-9.
 
-    With u*_q the optimum (closed cells), v_q = ||u*_q|| inner_q strictly inside,
-    the neurons (1 - theta) u*_q + theta v_q are strictly inside their cells for
-    theta > 0 and their trace exceeds the optimum by O(theta) (the objective is
-    convex). The outputs they miss (O(theta), plus the solver's residual) are fitted
-    exactly by neurons pointing along inner directions of a few cells (any real
-    coefficient beta is the neuron |beta| inner_P in the group of sign(beta)),
-    themselves strictly inside. theta grows from 1e-9 until every pre-activation
-    has its cell's sign with margin and the residual vanishes.
+    1. keep the groups above 1e-14 of the optimum, each moved onto its closed cell
+       (the solver leaves violations of about its tolerance);
+    2. rescale them, u_q <- alpha_q u_q with alpha_q > 0 (cells kept exactly, f
+       linear in alpha): a min-norm alpha correction removes the solver's residual,
+       and an LP vertex keeps at most n of them (:func:`_fewer_neurons`);
+    3. mix each with a direction strictly inside its cell, (1 - theta) u_q +
+       theta ||u_q|| inner_q: strictly inside for theta > 0, trace and outputs
+       moved by O(theta). theta grows from 1e-12 until every pre-activation has
+       its cell's sign with margin and max|r| <= rtol (then one least-squares
+       step on the patterns, kept if the cells hold).
 
-    Returns (V (k, r), groups (k pairs (pattern, sign)), theta, number of the
-    optimum's own neurons among them).
+    Returns (V (k, r), groups (k pairs (pattern, sign)), theta, k).
     """
-    import scipy.linalg as sla
-
     n, r = Xr.shape
+    c = float(neg)
     bound = float(np.sum(contrib))
-    act = _active(contrib, bound)
-    act_groups = [groups[i] for i in act]
+    act = _active(contrib, bound, n)
     Ustar = np.array([_onto_closed_cell(Xr, pats.signs[groups[i][0]], U[i]) for i in act])
+    # a solver value far outside its cell projects to ~0 (or not at all): drop it
+    xn = np.linalg.norm(Xr, axis=1)
+    un = np.linalg.norm(Ustar, axis=1)
+    relm = np.min((Ustar @ Xr.T) * pats.signs[[groups[i][0] for i in act]], axis=1) / np.maximum(un * xn.max(), 1e-300)
+    ok = (relm >= -1e-14) & (un > 1e-6 * np.linalg.norm(U[act], axis=1))
+    act, Ustar = act[ok], Ustar[ok]
+    dP = {}
+
+    def feats(P):
+        if P not in dP:
+            dP[P] = np.where(pats.signs[P] > 0, 1.0, -c)
+        return dP[P]
+
+    def outputs(gs, us):
+        return np.stack([g * feats(P) * (Xr @ u) for (P, g), u in zip(gs, us)], axis=1)
+
+    # 2a. alpha correction over all kept groups (many columns: tiny, positive changes)
+    Fq = outputs([groups[i] for i in act], Ustar)
+    Ustar = Ustar * _alpha_fix(Fq, y)[:, None]
+    # 2b. LP vertex: at most n neurons, same outputs, trace not larger
     act, Ustar = _fewer_neurons(Xr, y, pats, groups, act, Ustar, contrib, neg)
     act_groups = [groups[i] for i in act]
-    P_act = np.array([P for P, _ in act_groups], dtype=np.intp)
-    inner = pats.inner
-    Vin = np.linalg.norm(Ustar, axis=1)[:, None] * inner[P_act]
+    Ustar = Ustar * _alpha_fix(outputs(act_groups, Ustar), y)[:, None]
+    P_act = [P for P, _ in act_groups]
+    Vin = np.linalg.norm(Ustar, axis=1)[:, None] * pats.inner[P_act]
     xn = np.linalg.norm(Xr, axis=1)
     scale = max(1.0, float(np.max(np.abs(y))))
-    # candidate cells for the correction: the active ones, then by the solver's ranking
+    Phi = np.concatenate([g * feats(P)[:, None] * Xr for P, g in act_groups], axis=1)
+    # correction neurons: beta_P inner_P for candidate cells P (active cells first, then the
+    # solver's ranking), strictly inside whatever their size; the cheapest fit by an LP
     order = np.argsort(-contrib)
-    cand = []
-    seen = set()
-    for i in list(act) + order.tolist():
-        P = groups[i][0]
+    cand, seen = [], set()
+    for P in P_act + [groups[i][0] for i in order[: 10 * n]]:
         if P not in seen:
             seen.add(P)
             cand.append(P)
-        if len(cand) >= max(3 * n, 30):
-            break
-    cand_sets = [np.array(cand)]
-    if len(cand) < pats.signs.shape[0]:
-        cand_sets.append(np.arange(pats.signs.shape[0]))
-    c = float(neg)
-    for C in cand_sets:
-        F = np.where(pats.signs[C] > 0, 1.0, -c).T * (Xr @ inner[C].T)  # (n, K): outputs of inner_P
-        _, Rq, piv = sla.qr(F, mode="economic", pivoting=True)
-        dg = np.abs(np.diag(Rq))
-        k = int(np.sum(dg > 1e-10 * dg[0])) if dg.size else 0
-        sel = piv[:k]
-        Fs = F[:, sel]
-        for theta in (1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3):
-            W = (1 - theta) * Ustar + theta * Vin
-            out = np.zeros(n)
-            for (P, g), w in zip(act_groups, W):
-                out += g * np.where(pats.signs[P] > 0, 1.0, -c) * (Xr @ w)
-            beta, *_ = np.linalg.lstsq(Fs, y - out, rcond=None)
-            Vs, Gs = list(W), list(act_groups)
-            index = {gp: i for i, gp in enumerate(Gs)}
-            for P, bb in zip(C[sel], beta):
-                if bb == 0.0:
-                    continue
-                key = (int(P), 1.0 if bb > 0 else -1.0)
-                if key in index:
-                    Vs[index[key]] = Vs[index[key]] + abs(bb) * inner[P]
-                else:
-                    index[key] = len(Gs)
-                    Gs.append(key)
-                    Vs.append(abs(bb) * inner[P])
-            Vs = np.array(Vs)
-            sg = pats.signs[[P for P, _ in Gs]]
-            marg = (Vs @ Xr.T) * sg
-            un = np.linalg.norm(Vs, axis=1)
-            if not np.all(marg > 1e-11 * un[:, None] * xn[None, :]):
+    C0 = np.array(cand[: max(3 * n, len(P_act))])
+    # r + 1 directions strictly inside each candidate cell (inner_P and inner_P + m_P e_k / 2,
+    # m_P its margin), so that the correction can reach the cell's whole output space
+    inn = pats.inner[C0]
+    mP = np.min((inn @ Xr.T) * pats.signs[C0] / xn[None, :], axis=1)
+    dirs = [inn] + [inn + 0.5 * mP[:, None] * np.eye(r)[k][None, :] for k in range(r)]
+    Dir = np.concatenate(dirs)
+    C = np.tile(C0, r + 1)
+    F = np.where(pats.signs[C] > 0, 1.0, -c).T * (Xr @ Dir.T)  # (n, K(r+1))
+    wgt = np.where(pats.signs[C] > 0, 1.0, c * c)
+    Z = Dir @ Xr.T
+    unit_cost = 2.0 / n * np.sqrt(wgt @ (xn * xn)) * np.sqrt(np.sum(wgt * Z * Z, axis=1))
+    index0 = {gp: i for i, gp in enumerate(act_groups)}
+    for theta in (1e-12, 1e-11, 1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5):
+        V = (1 - theta) * Ustar + theta * Vin
+        res = y - Phi @ V.ravel()
+        if np.max(np.abs(res)) > 1e-15 * scale:
+            beta = _cheapest_fit(F, unit_cost, res)
+            if beta is None:
                 continue
-            f = np.zeros(n)
-            for (P, g), w in zip(Gs, Vs):
-                f += g * np.where(pats.signs[P] > 0, 1.0, -c) * (Xr @ w)
-            if np.max(np.abs(f - y)) <= rtol * scale:
-                return Vs, Gs, theta, len(act_groups)
+        else:
+            beta = np.zeros(len(C))
+        Vs, Gs, index = list(V), list(act_groups), dict(index0)
+        for P, dvec, bb in zip(C, Dir, beta):
+            if bb == 0.0:
+                continue
+            key = (int(P), 1.0 if bb > 0 else -1.0)
+            if key in index:
+                Vs[index[key]] = Vs[index[key]] + abs(bb) * dvec
+            else:
+                index[key] = len(Gs)
+                Gs.append(key)
+                Vs.append(abs(bb) * dvec)
+        Vs = np.array(Vs)
+        sgs = pats.signs[[P for P, _ in Gs]]
+        if not np.all((Vs @ Xr.T) * sgs > 1e-13 * np.linalg.norm(Vs, axis=1)[:, None] * xn[None, :]):
+            continue
+        f = sum(g * feats(P) * (Xr @ w) for (P, g), w in zip(Gs, Vs))
+        if np.max(np.abs(f - y)) <= rtol * scale:
+            return Vs, Gs, theta, len(act_groups)
     raise RuntimeError("could not place the optimum's neurons strictly inside their cells while interpolating "
-                       "exactly (the solver's solution may be inaccurate: try a smaller tol)")
+                       "(the solver's solution may be inaccurate: try a smaller tol)")
 
 
 def _check_status(solver, status, x):
@@ -587,14 +667,15 @@ def certified_flattest(X, y, *, neg=0.0, m=None, patterns="auto", n_patterns=Non
         Random directions for ``"sampled"`` (default ``max(200, 10 n)``).
     warm_start : sequence of (W, a), optional
         Networks (e.g. a local search's result) whose neurons' patterns are added.
-    solver : {"clarabel", "scs", "cvxpy"}
-        Conic solver: Clarabel's own API (default, fastest here), SCS, or cvxpy
-        with Clarabel (slow modelling; for cross-checks).
+    solver : {"clarabel", "scs", "ecos", "cvxpy"}
+        Conic solver: Clarabel's own API (default, fastest here: see
+        ``docs/convex.md``), SCS, ECOS, or cvxpy with Clarabel (slow modelling;
+        for cross-checks).
     seed : int
         Seed of the sampled directions.
     tol : float
         Solver tolerance (gap and feasibility); the returned network must
-        interpolate to ``max|r| <= max(1e3 tol, 1e-8) * max(1, max|y|)``.
+        interpolate to ``max|r| <= 1e-9 max(1, max|y|)``.
     max_exact : int
         Cell-count limit of ``patterns="auto"``.
     verbose : bool
@@ -678,7 +759,7 @@ def certified_flattest(X, y, *, neg=0.0, m=None, patterns="auto", n_patterns=Non
     qv, A, b, cones = _socp_blocks(Xr, y, pats, neg, groups, kappa, Ls)
     times["assemble"] = time.perf_counter() - t1
     t1 = time.perf_counter()
-    solve = {"clarabel": _solve_clarabel, "scs": _solve_scs, "cvxpy": _solve_cvxpy}[solver]
+    solve = {"clarabel": _solve_clarabel, "scs": _solve_scs, "ecos": _solve_ecos, "cvxpy": _solve_cvxpy}[solver]
     x, status, obj = solve(qv, A, b, cones, tol, verbose)
     times["solve"] = time.perf_counter() - t1
     _check_status(solver, status, x)
@@ -691,7 +772,7 @@ def certified_flattest(X, y, *, neg=0.0, m=None, patterns="auto", n_patterns=Non
     # the trace's convention (sigma'(0) = 0) differs from its limit: move it strictly
     # inside its cells (_interior_network, docs/convex.md).
     t1 = time.perf_counter()
-    rtol_i = max(1e3 * tol, 1e-8)
+    rtol_i = 1e-9  # the returned network: max|r| <= 1e-9 max(1, max|y|)
     # Re-solve on the groups that matter, more accurately (a small program): the
     # solver's residual becomes the correction neurons' size, i.e. value - bound.
     U2, contrib2, g2idx = x.reshape(-1, nv)[:, :r], contrib, np.arange(len(groups))
@@ -702,7 +783,9 @@ def certified_flattest(X, y, *, neg=0.0, m=None, patterns="auto", n_patterns=Non
         x2, st2, _ = solve(q2, A2, b2, c2, min(tol, 1e-11), verbose)
         if x2 is not None and np.all(np.isfinite(x2)) and st2.lower() in ("solved", "optimal", "almostsolved"):
             c2v = kappa[keep] * np.maximum(x2.reshape(-1, nv)[:, r], 0.0)
-            if float(np.sum(c2v)) <= bound * (1 + 10 * tol):
+            # the main solve meets its equalities only to ~1e-6 (Clarabel's feasibility test is
+            # relative to ||x||): its objective can sit a little below the refined one
+            if float(np.sum(c2v)) <= bound * (1 + 1e3 * tol):
                 U2, contrib2, g2idx = x2.reshape(-1, nv)[:, :r], c2v, keep
     g2 = [groups[i] for i in g2idx]
     V, act_groups, theta, k_opt = _interior_network(Xr, y, pats, g2, U2, contrib2, neg, rtol_i)
@@ -724,7 +807,9 @@ def certified_flattest(X, y, *, neg=0.0, m=None, patterns="auto", n_patterns=Non
         raise RuntimeError(f"the polished network does not interpolate: max|r| = {max_res:.3g}")
     value = float(orbit_min_trace(W, a, X, y, neg=neg))
     times["polish"] = time.perf_counter() - t1
-    slack = 1e3 * tol + 1e3 * theta
+    # value - bound: the interior mix (O(theta)) and the solver's accuracy (its cone and
+    # equality residuals, ~1e-6 relative, become the correction neurons)
+    slack = max(1e4 * tol, 1e-4) + 1e3 * theta
     if value < bound * (1 - slack) or value > bound * (1 + slack):
         raise RuntimeError(f"orbit_min_trace of the network ({value:.10g}) does not match the cone program's "
                            f"optimum ({bound:.10g}) within {slack:.1g} (relative)")
