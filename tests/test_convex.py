@@ -1,11 +1,14 @@
 """Certified flattest interpolator (flatext.convex), checked against independent computations."""
 import math
 
+import flatext as fx
 import numpy as np
 import pytest
-
-import flatext as fx
-from flatext.convex import arrangement_cell_count, arrangement_patterns, certified_flattest
+from flatext.convex import (
+    arrangement_cell_count,
+    arrangement_patterns,
+    certified_flattest,
+)
 
 pytest.importorskip("clarabel")
 

@@ -24,11 +24,10 @@ import itertools
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
-__all__ = ["ConvexResult", "arrangement_patterns", "certified_flattest", "arrangement_cell_count"]
+__all__ = ["ConvexResult", "arrangement_cell_count", "arrangement_patterns", "certified_flattest"]
 
 _SOLVERS = ("clarabel", "scs", "ecos", "cvxpy")
 
@@ -233,7 +232,7 @@ class _Patterns:
 
 def _sampled_patterns(Xr, n_patterns, rng, warm_dirs):
     """Sign vectors of random Gaussian directions plus warm-start directions, de-duplicated."""
-    n, r = Xr.shape
+    r = Xr.shape[1]
     dirs = [rng.standard_normal((n_patterns, r))]
     if warm_dirs is not None and len(warm_dirs):
         dirs.insert(0, warm_dirs)
@@ -256,7 +255,7 @@ def _groups(Xr, pats, neg):
     (Q,) the trace weights (2/n) sqrt(sum_+ s_j + c^2 sum_- s_j), factors a list
     of k x r matrices Lt with ||Lt u|| = ||M_P u||.
     """
-    n, r = Xr.shape
+    n = Xr.shape[0]
     c = float(neg)
     s2 = np.einsum("ij,ij->i", Xr, Xr)  # s_j = ||x_j||^2 (the row space keeps the norms)
     groups, kappa, Ls = [], [], []
@@ -279,12 +278,12 @@ def _groups(Xr, pats, neg):
     return groups, np.array(kappa), Ls
 
 
-def _socp_blocks(Xr, y, pats, neg, groups, kappa, Ls, margin=0.0):
+def _socp_blocks(Xr, y, pats, neg, groups, kappa, Ls):
     """Assemble min q.x s.t. A x + s = b, s in (zero^n x R+^k x SOC...) as scipy.sparse CSC.
 
-    Variables per (pattern, sign) group: u (r) and t (1). The cone rows of a
-    group read ``sigma_j x_j.u / ||x_j|| >= margin * t / sqrt(sum_+ s_j + c^2 sum_- s_j)`` (a
-    margin proportional to the neuron's size keeps it strictly inside its cell).
+    Variables per (pattern, sign) group: u (r) and t (1); rows: the n equalities
+    (scaled by 1/||x_j||), the cone rows ``sigma_j x_j.u / ||x_j|| >= 0`` of the
+    cell's possible facets, and ``(t, Lt u)`` in a second-order cone.
     Returns (q, A, b, cones) with cones = (n_zero, n_nonneg, [soc dims]).
     """
     import scipy.sparse as sp
@@ -316,10 +315,6 @@ def _socp_blocks(Xr, y, pats, neg, groups, kappa, Ls, margin=0.0):
         nn_r.append(np.repeat(row_nn + np.arange(rows.size), r))
         nn_c.append(np.tile(col0 + dcol, rows.size))
         nn_v.append(blk.ravel())
-        if margin > 0:
-            nn_r.append(row_nn + np.arange(rows.size))
-            nn_c.append(np.full(rows.size, col0 + r))
-            nn_v.append(np.full(rows.size, margin * 2.0 / (n * kappa[qi])))
         row_nn += rows.size
         Lt = Ls[qi]
         k = Lt.shape[0]
@@ -416,11 +411,6 @@ def _solve_cvxpy(q, A, b, cones, tol, verbose=False):
 
 
 # --------------------------------------------------------------------------- the network
-def _features(Xr, sg, neg):
-    """n x r matrix D_P X: the outputs sigma(X u) = D_P X u of any u in the closed cell."""
-    return np.where(sg > 0, 1.0, -float(neg))[:, None] * Xr
-
-
 def _active(contrib, bound, n):
     """Indices of the groups of an interior-point solution worth keeping.
 
@@ -479,7 +469,7 @@ def _fewer_neurons(Xr, y, pats, groups, act, Ustar, contrib, neg):
     tn = max(float(np.linalg.norm(tgt)), 1e-300)
     try:
         res = linprog(cost / fn, A_eq=Fq / fn, b_eq=tgt / tn, bounds=(0, None), method="highs-ds")
-    except Exception:  # pragma: no cover - scipy without HiGHS
+    except (ValueError, ImportError):  # pragma: no cover - scipy without HiGHS
         return act, Ustar
     if res.status != 0:
         return act, Ustar
@@ -515,7 +505,7 @@ def _cheapest_fit(F, cost, target):
     """
     from scipy.optimize import linprog
 
-    n, K = F.shape
+    K = F.shape[1]
     tn = float(np.max(np.abs(target)))
     res = linprog(np.concatenate([cost, cost]), A_eq=np.hstack([F, -F]), b_eq=target / tn, bounds=(0, None),
                   method="highs-ds")
@@ -686,8 +676,8 @@ def certified_flattest(X, y, *, neg=0.0, m=None, patterns="auto", n_patterns=Non
     ConvexResult
     """
     t0 = time.perf_counter()
-    from .symmetry import balance, orbit_min_trace
     from .curvature import forward
+    from .symmetry import balance, orbit_min_trace
 
     X = _check_X(X)
     n, d = X.shape
@@ -709,9 +699,8 @@ def certified_flattest(X, y, *, neg=0.0, m=None, patterns="auto", n_patterns=Non
         raise ValueError(f"patterns must be 'auto', 'exact' or 'sampled'; got {patterns!r}")
     if solver not in _SOLVERS:
         raise ValueError(f"solver must be one of {_SOLVERS}; got {solver!r}")
-    if m is not None:
-        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
-            raise ValueError(f"m must be a positive int or None; got {m!r}")
+    if m is not None and (isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1):
+        raise ValueError(f"m must be a positive int or None; got {m!r}")
     if not (isinstance(tol, (int, float)) and 0 < tol < 1e-2):
         raise ValueError(f"tol must be a float in (0, 1e-2); got {tol!r}")
     if np.any(np.linalg.norm(X, axis=1) == 0):
@@ -723,7 +712,7 @@ def certified_flattest(X, y, *, neg=0.0, m=None, patterns="auto", n_patterns=Non
     warm_dirs = []
     for k, net in enumerate(warm_start or []):
         try:
-            Wk, ak = net
+            Wk, _ = net
         except (TypeError, ValueError):
             raise TypeError(f"warm_start[{k}] must be a pair (W, a)") from None
         Wk = np.asarray(Wk, dtype=np.float64)
