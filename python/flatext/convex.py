@@ -525,14 +525,18 @@ def _interior_network(Xr, y, pats, groups, U, contrib, neg, rtol):
 
     1. keep the groups above 1e-14 of the optimum, each moved onto its closed cell
        (the solver leaves violations of about its tolerance);
-    2. rescale them, u_q <- alpha_q u_q with alpha_q > 0 (cells kept exactly, f
-       linear in alpha): a min-norm alpha correction removes the solver's residual,
-       and an LP vertex keeps at most n of them (:func:`_fewer_neurons`);
+    2. rescale them, u_q <- alpha_q u_q with alpha_q >= 1/2 (cells kept exactly,
+       f linear in alpha): a bounded least-squares alpha removes most of the
+       solver's residual, and an LP vertex keeps at most n of them
+       (:func:`_fewer_neurons`);
     3. mix each with a direction strictly inside its cell, (1 - theta) u_q +
        theta ||u_q|| inner_q: strictly inside for theta > 0, trace and outputs
-       moved by O(theta). theta grows from 1e-12 until every pre-activation has
-       its cell's sign with margin and max|r| <= rtol (then one least-squares
-       step on the patterns, kept if the cells hold).
+       moved by O(theta);
+    4. fit the outputs still missing exactly with correction neurons |beta| d
+       along r + 1 directions d strictly inside each of a few cells (the LP of
+       :func:`_cheapest_fit`: least added trace, at most n of them). theta
+       grows from 1e-12 until every pre-activation has its cell's sign with
+       margin and max|r| <= rtol.
 
     Returns (V (k, r), groups (k pairs (pattern, sign)), theta, k).
     """
