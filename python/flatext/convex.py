@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,7 +49,9 @@ class ConvexResult:
         The optimum of the cone program over the patterns used (its primal
         objective). With ``certificate == "global"`` it is the infimum of the
         orbit-minimal trace over all interpolators (any width, no sample on a
-        kink); ``value`` exceeds it only by the interior nudge (``docs/convex.md``).
+        kink); ``value`` exceeds it by the solver's accuracy (typically 1e-9 to
+        1e-5 relative; a RuntimeWarning above ``max(1e4 tol, 1e-4)``;
+        ``docs/convex.md``).
     certificate : str
         ``"global"`` (every cell of the arrangement was a candidate) or
         ``"upper_bound"`` (sampled patterns: ``bound`` and ``value`` are upper
@@ -801,11 +804,17 @@ def certified_flattest(X, y, *, neg=0.0, m=None, patterns="auto", n_patterns=Non
     value = float(orbit_min_trace(W, a, X, y, neg=neg))
     times["polish"] = time.perf_counter() - t1
     # value - bound: the interior mix (O(theta)) and the solver's accuracy (its cone and
-    # equality residuals, ~1e-6 relative, become the correction neurons)
+    # equality residuals, ~1e-6 relative, become the correction neurons). Below the bound
+    # would contradict the certificate: an error. Far above it: the network is still an
+    # exact in-cell interpolator, the bound still holds; say so.
     slack = max(1e4 * tol, 1e-4) + 1e3 * theta
-    if value < bound * (1 - slack) or value > bound * (1 + slack):
-        raise RuntimeError(f"orbit_min_trace of the network ({value:.10g}) does not match the cone program's "
-                           f"optimum ({bound:.10g}) within {slack:.1g} (relative)")
+    if value < bound * (1 - slack):
+        raise RuntimeError(f"orbit_min_trace of the network ({value:.10g}) is below the cone program's optimum "
+                           f"({bound:.10g}) by more than {slack:.1g} (relative): the solve is not accurate")
+    if value > bound * (1 + slack):
+        warnings.warn(f"the network's orbit_min_trace ({value:.10g}) exceeds the certified optimum ({bound:.10g}) "
+                      f"by {value / bound - 1:.2g} (relative; the solver's accuracy on this program)",
+                      RuntimeWarning, stacklevel=2)
     info = {"times": times, **sizes, "theta": theta, "optimum_neurons": k_opt, "solver_objective": obj, "rank": r}
     return ConvexResult(W=W, a=a, value=value, bound=bound, certificate="global" if exact else "upper_bound",
                         n_patterns=int(signs.shape[0]), active_neurons=k_act, solver=solver, status=status,
