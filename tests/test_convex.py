@@ -261,3 +261,18 @@ def test_width_too_small_says_so():
     res = certified_flattest(X, y)
     with pytest.raises(ValueError, match="lower bound"):
         certified_flattest(X, y, m=res.active_neurons - 1)
+
+
+def test_sampled_mode_handles_data_not_in_general_position():
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((8, 3))
+    X[5] = 2.0 * X[1]  # parallel samples: exact enumeration refuses
+    W = rng.standard_normal((5, 3))
+    a = rng.standard_normal(5)
+    y = fx.forward(W, a, X)
+    res = certified_flattest(X, y, patterns="sampled", n_patterns=300, warm_start=[(W, a)])
+    assert res.certificate == "upper_bound"
+    assert res.max_residual <= 1e-9 * max(1.0, np.max(np.abs(y)))
+    assert res.value <= fx.orbit_min_trace(*fx.balance(W, a, X, y), X, y) * (1 + 1e-6)
+    with pytest.raises(TypeError, match="warm_start"):
+        certified_flattest(X, y, patterns="sampled", warm_start=[W])
