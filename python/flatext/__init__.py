@@ -40,6 +40,7 @@ from .interpolators import (
 from .training import TrainResult, label_noise_sgd, train
 from .symmetry import balance, orbit_min_trace, rescale
 from .measure import Measurements, measure
+from .convex import ConvexResult, arrangement_patterns, certified_flattest
 
 __version__ = _metadata.version("flatext")
 
@@ -102,4 +103,7 @@ __all__ = [
     "teacher_plus_memorizer",
     "train",
     "label_noise_sgd",
+    "ConvexResult",
+    "arrangement_patterns",
+    "certified_flattest",
 ]

@@ -1,0 +1,278 @@
+"""Certified flattest interpolator (flatext.convex), checked against independent computations."""
+import math
+
+import flatext as fx
+import numpy as np
+import pytest
+from flatext.convex import (
+    arrangement_cell_count,
+    arrangement_patterns,
+    certified_flattest,
+)
+
+pytest.importorskip("clarabel")
+
+NEGS = [0.0, 0.25, 1.0]
+
+
+def _problem(n, d, seed, links=("relu", "relu")):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    t = fx.SumOfSingleIndex.random(d, list(links)[:d], seed=seed + 100)
+    return X, t(X)
+
+
+def _sigma(z, c):
+    return np.maximum(z, 0) + c * np.maximum(-z, 0)
+
+
+# ----------------------------------------------------------------------------- enumeration
+@pytest.mark.parametrize("n,d", [(1, 2), (5, 1), (7, 2), (9, 3), (12, 3), (7, 4), (9, 4)])
+def test_cell_count_and_dense_sampling(n, d):
+    rng = np.random.default_rng(n * 10 + d)
+    X = rng.standard_normal((n, d))
+    S, inner = arrangement_patterns(X, return_interior=True)
+    assert S.shape == (arrangement_cell_count(n, d), n)
+    assert len({r.tobytes() for r in S}) == S.shape[0]  # no duplicates
+    assert np.array_equal(np.where(inner @ X.T > 0, 1, -1), S)  # every cell is realised
+    # dense random sampling finds only enumerated cells, and (d <= 3: thin cells are rare) all of them
+    U = rng.standard_normal((400000, d))
+    Ss = np.unique(np.where(U @ X.T > 0, 1, -1).astype(np.int8), axis=0)
+    enum = {r.tobytes() for r in S}
+    samp = {r.tobytes() for r in Ss}
+    assert samp <= enum
+    if d <= 3 and n <= 9:
+        assert samp == enum
+
+
+def test_cell_count_formula_small_values():
+    # regions of n lines through the origin in R^2: 2n; planes in R^3: n(n-1)+2
+    for n in range(1, 8):
+        assert arrangement_cell_count(n, 2) == 2 * n
+        assert arrangement_cell_count(n, 3) == n * (n - 1) + 2
+    assert arrangement_cell_count(3, 5) == 2 ** 3  # n <= d: every orthant
+
+
+def test_interior_directions_realise_their_cells():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((11, 3))
+    S, U = arrangement_patterns(X, return_interior=True)
+    assert np.array_equal(np.where(U @ X.T > 0, 1, -1), S)
+
+
+def test_rank_deficient_X_enumerates_in_its_row_space():
+    rng = np.random.default_rng(4)
+    B = rng.standard_normal((2, 4))
+    X = rng.standard_normal((8, 2)) @ B  # rank 2 in R^4
+    S = arrangement_patterns(X)
+    assert S.shape[0] == arrangement_cell_count(8, 2)
+
+
+def test_not_general_position_raises():
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((6, 3))
+    X[3] = 2.0 * X[1]  # parallel samples
+    with pytest.raises(ValueError, match="general position"):
+        arrangement_patterns(X)
+    with pytest.raises(ValueError, match="general position"):
+        certified_flattest(X, np.ones(6), patterns="exact")
+
+
+# ----------------------------------------------------------------------------- the formula
+@pytest.mark.parametrize("neg", NEGS)
+def test_orbit_min_trace_is_the_weighted_norm_of_u(neg):
+    rng = np.random.default_rng(7)
+    n, d, m = 15, 3, 6
+    X = rng.standard_normal((n, d))
+    W = rng.standard_normal((m, d))
+    a = rng.standard_normal(m)
+    y = fx.forward(W, a, X, neg=neg)  # an interpolator: r = 0
+    parts = fx.hessian_trace_parts(W, a, X, y, neg=neg)
+    s = np.sum(X * X, axis=1)
+    Z = X @ W.T
+    pos, negm = Z > 0, Z < 0
+    A = ((Z * Z) * (pos + neg**2 * negm)).sum(0) / n
+    B = a**2 * ((s[:, None]) * (pos + neg**2 * negm)).sum(0) / n
+    np.testing.assert_allclose(parts.per_neuron_a, A, rtol=1e-12)
+    np.testing.assert_allclose(parts.per_neuron_w, B, rtol=1e-12)
+    U = np.abs(a)[:, None] * W
+    val = 0.0
+    for i in range(m):
+        wgt = pos[:, i] + neg**2 * negm[:, i]
+        kappa = 2.0 / n * math.sqrt(np.dot(wgt, s))
+        val += kappa * math.sqrt(np.dot(wgt, (X @ U[i]) ** 2))
+    np.testing.assert_allclose(fx.orbit_min_trace(W, a, X, y, neg=neg), val, rtol=1e-12)
+    np.testing.assert_allclose(val, np.sum(2 * np.sqrt(A * B)), rtol=1e-12)
+    # the output is linear in u with the pattern fixed: sum_i sign(a_i) D_P X u_i
+    D = pos - neg * negm
+    f = sum(np.sign(a[i]) * D[:, i] * (X @ U[i]) for i in range(m))
+    np.testing.assert_allclose(f, y, rtol=1e-12, atol=1e-12)
+
+
+def test_zero_neurons_contribute_nothing():
+    X, y = _problem(10, 3, 0)
+    W = np.random.default_rng(0).standard_normal((4, 3))
+    a = np.array([1.0, -0.5, 0.0, 2.0])
+    W0 = np.vstack([W, np.zeros((3, 3))])
+    a0 = np.concatenate([a, np.zeros(3)])
+    y = fx.forward(W, a, X)
+    assert fx.orbit_min_trace(W0, a0, X, y) == pytest.approx(fx.orbit_min_trace(W, a, X, y), rel=1e-14)
+
+
+# ----------------------------------------------------------------------------- the optimum
+def _independent_optimum(X, y, neg, n_dirs=200000, seed=0):
+    """The same program written independently: cvxpy, patterns from dense sampling, all n cone rows."""
+    cp = pytest.importorskip("cvxpy")
+    n, d = X.shape
+    rng = np.random.default_rng(seed)
+    U = rng.standard_normal((n_dirs, d))
+    S = np.unique(np.where(U @ X.T > 0, 1, -1), axis=0)
+    s = np.sum(X * X, axis=1)
+    cons, obj, f = [], 0, 0
+    for sg in S:
+        wgt = np.where(sg > 0, 1.0, neg**2)
+        if wgt @ s == 0:
+            continue
+        M = np.sqrt(wgt)[:, None] * X
+        D = np.where(sg > 0, 1.0, -neg)[:, None] * X
+        for g in (1, -1):
+            u = cp.Variable(d)
+            cons.append(cp.multiply(sg, X @ u) >= 0)
+            obj = obj + 2.0 / n * math.sqrt(wgt @ s) * cp.norm(M @ u)
+            f = f + g * (D @ u)
+    prob = cp.Problem(cp.Minimize(obj), cons + [f == y])
+    prob.solve(solver=cp.CLARABEL)
+    return prob.value, S.shape[0]
+
+
+@pytest.mark.parametrize("neg", NEGS)
+def test_certified_matches_independent_program_d2(neg):
+    X, y = _problem(8, 2, 1)
+    res = certified_flattest(X, y, neg=neg)
+    assert res.certificate == "global"
+    ref, count = _independent_optimum(X, y, neg)
+    assert count == arrangement_cell_count(8, 2)  # sampling found every cell
+    assert res.bound == pytest.approx(ref, rel=1e-6)
+    assert res.value == pytest.approx(res.bound, rel=1e-4)
+
+
+@pytest.mark.parametrize("neg", NEGS)
+def test_network_interpolates_and_value_is_its_orbit_min_trace(neg):
+    X, y = _problem(14, 3, 2)
+    res = certified_flattest(X, y, neg=neg, m=40)
+    assert res.W.shape == (40, 3) and res.a.shape == (40,)
+    r = fx.forward(res.W, res.a, X, neg=neg) - y
+    assert np.max(np.abs(r)) == pytest.approx(res.max_residual, abs=1e-15)
+    assert res.max_residual <= 1e-8 * max(1.0, np.max(np.abs(y)))
+    assert fx.orbit_min_trace(res.W, res.a, X, y, neg=neg) == pytest.approx(res.value, rel=1e-12)
+    # balanced: the Hessian trace itself is already the orbit minimum
+    assert fx.hessian_trace(res.W, res.a, X, y, neg=neg) == pytest.approx(res.value, rel=1e-8)
+    assert res.active_neurons <= 40 and np.all(res.W[res.active_neurons:] == 0)
+    # the optimum itself has at most n neurons (an LP vertex); the in-cell correction adds at most n
+    assert res.info["optimum_neurons"] <= X.shape[0]
+    assert res.active_neurons <= 2 * X.shape[0]
+    # every active neuron strictly inside a cell: no sample on a kink
+    Z = X @ res.W[: res.active_neurons].T
+    assert np.all(np.abs(Z) > 0)
+
+
+@pytest.mark.parametrize("neg", NEGS)
+def test_sampled_patterns_never_beat_the_certified_optimum(neg):
+    X, y = _problem(10, 3, 3)
+    exact = certified_flattest(X, y, neg=neg, patterns="exact")
+    for seed in range(3):
+        samp = certified_flattest(X, y, neg=neg, patterns="sampled", n_patterns=60, seed=seed)
+        assert samp.certificate == "upper_bound"
+        assert samp.bound >= exact.bound * (1 - 1e-7)
+        assert samp.value >= exact.bound * (1 - 1e-7)
+
+
+@pytest.mark.parametrize("neg", NEGS)
+def test_random_interpolators_and_search_never_beat_it(neg):
+    n, d, m = 10, 3, 20  # (|z| in d = 2: the search's projection fails from most random starts)
+    X, y = _problem(n, d, 4)
+    cert = certified_flattest(X, y, neg=neg)
+    floor = cert.bound * (1 - 1e-7)
+    rng = np.random.default_rng(0)
+    searched = 0
+    for seed in range(5):
+        W0 = rng.standard_normal((m, d))
+        a0 = rng.standard_normal(m) / math.sqrt(m)
+        try:
+            sr = fx.flattest_interpolator(W0, a0, X, y, neg=neg, max_iter=150)
+        except ValueError:  # the start could not be projected onto the interpolators
+            sr = None
+        if sr is not None and sr.max_residual <= 1e-6:
+            searched += 1
+            assert sr.orbit_min_trace >= floor
+        # random interpolators: solve for the output weights with W fixed
+        W = rng.standard_normal((3 * n, d))
+        S = _sigma(X @ W.T, neg)
+        a, *_ = np.linalg.lstsq(S, y, rcond=None)
+        if np.max(np.abs(S @ a - y)) < 1e-9:
+            assert fx.orbit_min_trace(W, a, X, y, neg=neg) >= floor
+    assert searched >= 2
+
+
+def test_warm_start_patterns_give_an_upper_bound_at_most_the_warm_start():
+    X, y = _problem(12, 3, 5)
+    m = 24
+    rng = np.random.default_rng(1)
+    sr = fx.flattest_interpolator(rng.standard_normal((m, 3)), rng.standard_normal(m) / 5, X, y, max_iter=50)
+    res = certified_flattest(X, y, patterns="sampled", n_patterns=1, warm_start=[(sr.W, sr.a)])
+    assert res.value <= sr.orbit_min_trace * (1 + 1e-6)
+    exact = certified_flattest(X, y)
+    assert res.value >= exact.bound * (1 - 1e-7)
+
+
+def test_solvers_agree():
+    X, y = _problem(9, 3, 6)
+    ref = certified_flattest(X, y, solver="clarabel")
+    pytest.importorskip("scs")
+    scs = certified_flattest(X, y, solver="scs", tol=1e-9)
+    assert scs.bound == pytest.approx(ref.bound, rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- errors
+def test_bad_inputs_raise():
+    X, y = _problem(8, 2, 7)
+    with pytest.raises(ValueError, match="neg"):
+        certified_flattest(X, y, neg=1.5)
+    with pytest.raises(TypeError, match="neg"):
+        certified_flattest(X, y, neg="x")
+    with pytest.raises(ValueError, match="patterns"):
+        certified_flattest(X, y, patterns="all")
+    with pytest.raises(ValueError, match="solver"):
+        certified_flattest(X, y, solver="gurobi")
+    with pytest.raises(ValueError, match="y must have shape"):
+        certified_flattest(X, y[:-1])
+    with pytest.raises(ValueError, match="NaN"):
+        certified_flattest(X, np.full(8, np.nan))
+    with pytest.raises(ValueError, match="m must"):
+        certified_flattest(X, y, m=0)
+    with pytest.raises(ValueError, match="zero row"):
+        X0 = X.copy()
+        X0[0] = 0
+        certified_flattest(X0, y)
+
+
+def test_width_too_small_says_so():
+    X, y = _problem(10, 2, 8)
+    res = certified_flattest(X, y)
+    with pytest.raises(ValueError, match="lower bound"):
+        certified_flattest(X, y, m=res.active_neurons - 1)
+
+
+def test_sampled_mode_handles_data_not_in_general_position():
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((8, 3))
+    X[5] = 2.0 * X[1]  # parallel samples: exact enumeration refuses
+    W = rng.standard_normal((5, 3))
+    a = rng.standard_normal(5)
+    y = fx.forward(W, a, X)
+    res = certified_flattest(X, y, patterns="sampled", n_patterns=300, warm_start=[(W, a)])
+    assert res.certificate == "upper_bound"
+    assert res.max_residual <= 1e-9 * max(1.0, np.max(np.abs(y)))
+    assert res.value <= fx.orbit_min_trace(*fx.balance(W, a, X, y), X, y) * (1 + 1e-6)
+    with pytest.raises(TypeError, match="warm_start"):
+        certified_flattest(X, y, patterns="sampled", warm_start=[W])
