@@ -70,11 +70,11 @@ def test_stop_at_tol_and_callback():
     W0, a0, X, y = _problem()
     r = label_noise_sgd(W0, a0, X, y, noise=0.0, batch=30, lr=0.05, max_iter=100000, tol=1e-3, seed=0,
                         stop_at_tol=True, record_every=10)
-    assert r.message == "loss <= tol [tol]" and r.iterations < 100000 and r.loss <= 1e-3
+    assert r.message == "loss <= tol" and r.reason == "tol" and r.iterations < 100000 and r.loss <= 1e-3
     seen = []
     r = label_noise_sgd(W0, a0, X, y, noise=0.5, batch=5, lr=0.05, max_iter=1000, seed=0, callback_every=50,
                         callback=lambda info: seen.append(info["iteration"]) or info["iteration"] >= 200)
-    assert seen == [50, 100, 150, 200] and r.iterations == 200 and r.message == "callback [callback]"
+    assert seen == [50, 100, 150, 200] and r.iterations == 200 and r.message == "callback" and r.reason == "callback"
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

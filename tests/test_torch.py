@@ -146,13 +146,6 @@ def test_regularized_loss_gauss_newton_matches_autograd(p, c):
     assert _rel(torch.cat([Wg.grad.reshape(-1), ag.grad]), g) < 1e-10
 
 
-def test_gauss_newton_without_core_objective_says_so(monkeypatch):
-    monkeypatch.delattr(fx, "objective", raising=False)
-    W, a, X, y = _problem()
-    with pytest.raises(NotImplementedError, match="flatext.objective"):
-        fxt.regularized_loss(W, a, X, y, 0.1, which="gauss_newton")
-
-
 @pytest.mark.parametrize("p,c", [(2.0, 0.0), (1.0, -0.2)])
 def test_regularized_trace_matches_autograd(p, c):
     W, a, X, y = _problem(seed=13)
@@ -366,35 +359,6 @@ def test_training_with_the_regularizer_lowers_the_trace():
     L1, T1 = run(0.003)
     assert T1 < 0.8 * T0, (T0, T1)  # measured: 13.5 -> 8.3
     assert L0 < 0.01 and L1 < 0.01, (L0, L1)  # both still fit (label variance / 2 is 0.49)
-
-
-def test_objective_wiring_passes_the_core_contract(monkeypatch):
-    # flatext.objective(W, a, X, y, lam, *, which, power, neg) -> (value, loss, regularizer, gW, ga), and it
-    # refuses lam != 0 with which="loss": a stand-in with that contract, built from the existing kernels
-    calls = []
-
-    def fake(W, a, X, y, lam=0.0, *, which="loss", power=1.0, neg=0.0):
-        calls.append((which, lam))
-        if which == "loss" and lam != 0:
-            raise ValueError("lam must be 0")
-        lo, gW, ga = fx.loss_grad(W, a, X, y, power=power, neg=neg)
-        tr, tW, ta = fx.hessian_trace_grad(W, a, X, y, power=power, neg=neg)
-        k = 0.0 * tr if which == "loss" else tr
-        return lo + lam * k, lo, k, gW + lam * tW * (which != "loss"), ga + lam * ta * (which != "loss")
-
-    monkeypatch.setattr(fx, "objective", fake, raising=False)
-    W, a, X, y = _problem(seed=2)
-    Wg = W.clone().requires_grad_(True)
-    v = fxt.regularized_loss(Wg, a, X, y, 0.5, which="loss", power=2.0)
-    v.backward()
-    assert calls[-1] == ("loss", 0.0)
-    assert float(v) == pytest.approx(float(fx.loss(W.numpy(), a.numpy(), X.numpy(), y.numpy(), power=2.0)))
-    v, lo, reg = fxt.regularized_loss(W, a, X, y, 0.5, which="trace", power=2.0, return_parts=True)
-    assert calls[-1] == ("trace", 0.5) and float(v) == pytest.approx(float(lo) + 0.5 * float(reg))
-    with pytest.raises(ValueError, match="which"):
-        fxt.regularized_loss(W, a, X, y, 0.5, which="hessian")
-    with pytest.raises(ValueError, match="lam"):
-        fxt.regularized_loss(W, a, X, y, float("nan"))
 
 
 def test_orbit_min_trace_refuses_negative_w_blocks():
