@@ -31,7 +31,7 @@ from ..training import label_noise_sgd, train
 from .problems import Problem, Row, measure_row, stopped_at_max_iter, timed
 
 __all__ = ["SEARCH", "START", "MEMORIZERS", "REFERENCE", "trained", "searched", "memorizers", "reference",
-           "competitors_of", "certified_flattest_rows"]
+           "competitors_of"]
 
 SEARCH = "flattest search"
 START = "GN projection of random init (search start)"
@@ -129,16 +129,6 @@ def reference(prob: Problem, claim: str) -> List[Row]:
     if net is None or prob.noise > 0 or prob.eps > 0:
         return []
     return [measure_row(prob, claim, REFERENCE, net[0], net[1], note="pop loss 0 by construction")]
-
-
-def certified_flattest_rows(prob: Problem, claim: str) -> List[Row]:
-    """The certified global optimum of the orbit-minimal trace (ReLU, small d).
-
-    TODO(lead): wire ``flatext.certified_flattest(X, y, neg=..., m=...)`` (helper "convex")
-    here: one row labelled ``"certified flattest"``; claim 2a then also checks the
-    search against it. Returns no row until it lands.
-    """
-    return []
 
 
 def competitors_of(rows: List[Row]) -> List[Row]:

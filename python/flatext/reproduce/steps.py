@@ -54,7 +54,6 @@ def claim2_rows(cfg: ReproduceConfig, teacher: str, seed: int) -> List[Row]:
     rows += methods.trained(prob, "2")
     rows += methods.memorizers(prob, "2")
     rows += methods.searched(prob, "2", cfg.starts)
-    rows += methods.certified_flattest_rows(prob, "2")
     return rows
 
 
