@@ -5,12 +5,11 @@ The certified optimum (tests/relu_certify.py) is computed here, with cvxpy, from
 convex program over every activation pattern of the arrangement (enumerated exactly
 for d = 2, 3); nothing is hard-coded.
 """
+import flatext as fx
 import numpy as np
 import pytest
-
-import flatext as fx
-from flatext._native import _core
 import reference as ref
+from flatext._native import _core
 from relu_certify import arrangement_patterns, certified_relu_optimum
 
 
