@@ -19,6 +19,8 @@ Usage::
     python benchmarks/bench_search.py            # sizes 256/1024/2048, p = 2
     python benchmarks/bench_search.py --quick    # sizes 128/512, few repeats
     python benchmarks/bench_search.py --power 1  # ReLU
+    python benchmarks/bench_search.py --scale --sizes 1000 2000 4000 8000   # issue 11: d=20, m=2n, ReLU,
+                                                 # Cholesky vs CG per iteration, whole search up to --whole-max
 
 Timings on a shared machine are noisy: compare ratios, not absolute numbers.
 """
@@ -283,11 +285,10 @@ def run(n, d, m, iters, repeats, p, c, do_torch):
     # start point shared by both one-iteration timings: projected and balanced by flatext
     start = fx.find_interpolator(W0, a0, X, y, power=p, neg=c, tol=tol)
     Ws, as_ = fx.balance(start.W, start.a, X, y, power=p, neg=c)
-    step_args = (X, y, p, c, tol, 1e-10, 1e-4, 0.0, True, 30, 6)
-    s0 = _core.search_step(Ws, as_, *step_args)
+    kw = dict(X=X, y=y, power=p, neg=c, tol=tol, gtol=1e-4, solver="cholesky")
+    s0 = _core.search_step(Ws, as_, **kw)
     eta = s0["eta"]
-    args = (X, y, p, c, tol, 1e-10, 1e-4, eta, True, 30, 6)
-    t_step = median_time(lambda: _core.search_step(Ws, as_, *args), repeats)
+    t_step = median_time(lambda: _core.search_step(Ws, as_, eta=eta, **kw), repeats)
     t0 = time.perf_counter()
     res = fx.flattest_interpolator(W0, a0, X, y, power=p, neg=c, tol=tol, max_iter=iters)
     t_search = time.perf_counter() - t0
@@ -306,7 +307,71 @@ def run(n, d, m, iters, repeats, p, c, do_torch):
     return row
 
 
+# ---------------------------------------------------------------- scale (issue 11)
+def scale_problem(n, d, seed=0):
+    """Gaussian inputs, labels from a sum of three ReLU single-index teachers; start N(0, 1/d), N(0, 1/m)."""
+    from flatext import teachers
+
+    t = teachers.SumOfSingleIndex.random(d, ["relu", "relu", "relu"], seed=seed)
+    X, y = t.sample(n, seed=seed + 1)
+    rng = np.random.default_rng(seed + 2)
+    m = 2 * n
+    return X, y, rng.standard_normal((m, d)) / np.sqrt(d), rng.standard_normal(m) / np.sqrt(m)
+
+
+def run_scale(n, d, solver, steps, whole, max_iter):
+    """Per-iteration time (median over ``steps`` chained search steps from a projected, balanced start)
+    and optionally the whole search's time (random start -> projection -> flattest, its own stopping rule)."""
+    X, y, W0, a0 = scale_problem(n, d)
+    Wn = W0
+    gemm = median_time(lambda: X @ Wn.T, 9, warmup=2)
+    t0 = time.perf_counter()
+    start = fx.find_interpolator(W0, a0, X, y, solver=solver)
+    t_proj = time.perf_counter() - t0
+    W, a = fx.balance(start.W, start.a, X, y)
+    ts, eta, u, kry = [], 0.0, None, []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        s = _core.search_step(W, a, X, y, 1.0, 0.0, eta=2 * eta, gtol=1e-4, solver=solver, u0=u)
+        ts.append(time.perf_counter() - t0)
+        kry.append(s["krylov_iters"])
+        if not s["accepted"]:
+            break
+        W, a, u, eta = s["W"], s["a"], s["u"], s["eta"]
+    row = dict(n=n, d=d, m=2 * n, solver=solver, gemm_ms=1e3 * gemm, proj_s=t_proj, step_s=statistics.median(ts),
+               step_gemm=statistics.median(ts) / gemm, cg_iters=statistics.median(kry))
+    if whole:
+        t0 = time.perf_counter()
+        res = fx.flattest_interpolator(W0, a0, X, y, solver=solver, max_iter=max_iter)
+        row.update(search_s=time.perf_counter() - t0, iters=res.iterations, reason=res.reason,
+                   trace=res.orbit_min_trace, grad_ratio=res.grad_ratio)
+    return row
+
+
+def main_scale(args):
+    print(f"flatext {fx.__version__}, threads {fx.get_num_threads()}, float64, ReLU, d={args.d}, m=2n; "
+          "NOISY shared machine (load average ~12 on 2 cores): medians")
+    for n in args.sizes:
+        for solver in args.solvers:
+            if solver == "cholesky" and n > 4096:
+                continue
+            r = run_scale(n, args.d, solver, args.steps, n <= args.whole_max, args.max_iter)
+            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()), flush=True)
+
+
 def main():
+    import sys
+
+    if "--scale" in sys.argv:
+        ap = argparse.ArgumentParser(description="search scaling (issue 11): per-iteration and whole-search time")
+        ap.add_argument("--scale", action="store_true")
+        ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000, 4000, 8000])
+        ap.add_argument("--d", type=int, default=20)
+        ap.add_argument("--solvers", nargs="+", default=["cholesky", "cg"])
+        ap.add_argument("--steps", type=int, default=3)
+        ap.add_argument("--whole-max", type=int, default=2000, help="whole searches up to this n")
+        ap.add_argument("--max-iter", type=int, default=500)
+        return main_scale(ap.parse_args())
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, few repeats")
     ap.add_argument("--iters", type=int, default=10, help="search iterations of the whole-search timing")

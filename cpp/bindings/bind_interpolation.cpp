@@ -21,6 +21,31 @@ void check_params(const Net& net) {
                               std::to_string(net.m * (net.d + 1)) + " (W has shape " + shape_str(net.W.arr) + ")");
 }
 
+flatext::SolverKind parse_solver(const std::string& s) {
+    if (s == "auto") return flatext::SolverKind::Auto;
+    if (s == "cholesky") return flatext::SolverKind::Cholesky;
+    if (s == "cg") return flatext::SolverKind::CG;
+    throw py::value_error("solver must be 'auto', 'cholesky' or 'cg'; got '" + s + "'");
+}
+
+void check_cg(double rtol, int max_iter, const char* rname) {
+    check_positive(rtol, rname);
+    if (max_iter < 1) throw py::value_error("cg_max_iter must be >= 1; got " + std::to_string(max_iter));
+}
+
+/// An optional float64 vector of length n (None: empty).
+flatext::Vec<double> optional_vec(py::handle v, Index n, const char* name) {
+    if (v.is_none()) return {};
+    Arg va = to_arg(v, name, 1);
+    if (va.dim(0) != n)
+        throw py::value_error(std::string(name) + " must have shape (n,) = (" + std::to_string(n) + ",); got " +
+                              shape_str(va.arr));
+    check_finite(va);
+    flatext::Vec<double> out(n);
+    for (Index j = 0; j < n; ++j) out[j] = va.f32 ? double(va.data<float>()[j]) : va.data<double>()[j];
+    return out;
+}
+
 }  // namespace
 
 void bind_interpolation(py::module_& m) {
@@ -69,18 +94,70 @@ void bind_interpolation(py::module_& m) {
         });
     });
 
+    m.def("gram_diag", [](py::handle W, py::handle a, py::handle X, double power, double neg) {
+        const Net net = check_net(W, a, X, py::none(), false);
+        const auto act = make_activation(power, neg);
+        return dispatch(net.f32(), [&](auto tag) -> py::object {
+            using T = decltype(tag);
+            Vec<double> D = without_gil([&] { return flatext::gram_diag<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), act); });
+            require_finite(D, "gram_diag");
+            return py::cast(std::move(D));
+        });
+    }, py::arg("W"), py::arg("a"), py::arg("X"), py::arg("power"), py::arg("neg"));
+
+    m.def("gram_solve", [](py::handle W, py::handle a, py::handle X, py::handle b, double power, double neg,
+                           double lambda_, const std::string& solver, double rtol, int cg_max_iter, py::handle x0) {
+        const Net net = check_net(W, a, X, py::none(), false);
+        const auto act = make_activation(power, neg);
+        const auto kind = parse_solver(solver);
+        check_cg(rtol, cg_max_iter, "rtol");
+        if (!(lambda_ >= 0) || !std::isfinite(lambda_)) throw py::value_error("lambda_ must be finite and >= 0");
+        const Vec<double> bv = optional_vec(b, net.n, "b");
+        if (bv.size() != net.n) throw py::type_error("b must be an array");
+        const Vec<double> xv = optional_vec(x0, net.n, "x0");
+        return dispatch(net.f32(), [&](auto tag) -> py::object {
+            using T = decltype(tag);
+            KrylovInfo ki;
+            bool cg = false;
+            Vec<double> x = without_gil([&] {
+                GramSolver<T> s(net.Wm<T>(), net.av<T>(), net.Xm<T>(), act, kind);
+                cg = !s.cholesky();
+                if (!s.set_lambda(lambda_)) throw std::domain_error("gram_solve: K + lambda I is not positive definite");
+                return s.solve(bv, rtol, cg_max_iter, xv, ki);
+            });
+            py::dict d;
+            d["x"] = std::move(x);
+            d["iterations"] = ki.iterations;
+            d["rel_residual"] = ki.rel_residual;
+            d["converged"] = ki.converged;
+            d["solver"] = cg ? "cg" : "cholesky";
+            return d;
+        });
+    }, py::arg("W"), py::arg("a"), py::arg("X"), py::arg("b"), py::arg("power"), py::arg("neg"),
+       py::arg("lambda_") = 0.0, py::arg("solver") = "auto", py::arg("rtol") = 1e-10,
+       py::arg("cg_max_iter") = InterpolationOptions{}.cg_max_iter, py::arg("x0") = py::none());
+
+    m.def("choose_solver", [](long long n, long long d) {
+        return choose_solver(SolverKind::Auto, Index(n), Index(d)) == SolverKind::CG ? "cg" : "cholesky";
+    }, py::arg("n"), py::arg("d"));
+
     m.def("find_interpolator", [](py::handle W, py::handle a, py::handle X, py::handle y, double power, double neg,
-                                  double tol, int max_iter, double lambda_init) {
+                                  double tol, int max_iter, double lambda_init, const std::string& solver,
+                                  double cg_rtol, int cg_max_iter) {
         const Net net = check_net(W, a, X, y, true);
         const auto act = make_activation(power, neg);
         check_params(net);
         check_positive(tol, "tol");
         check_positive(lambda_init, "lambda_init");
+        check_cg(cg_rtol, cg_max_iter, "cg_rtol");
         if (max_iter < 0) throw py::value_error("max_iter must be >= 0");
         InterpolationOptions o;
         o.tol = tol;
         o.max_iter = max_iter;
         o.lambda_init = lambda_init;
+        o.solver = parse_solver(solver);
+        o.cg_rtol = cg_rtol;
+        o.cg_max_iter = cg_max_iter;
         return dispatch(net.f32(), [&](auto tag) -> py::object {
             using T = decltype(tag);
             auto r = without_gil([&] {
@@ -94,20 +171,31 @@ void bind_interpolation(py::module_& m) {
             d["lambda"] = r.lambda;
             d["iterations"] = r.iterations;
             d["gram_builds"] = r.gram_builds;
+            d["krylov_iters"] = r.krylov_iters;
+            d["krylov_failures"] = r.krylov_failures;
+            d["solver"] = r.used_cg ? "cg" : "cholesky";
             d["converged"] = r.converged;
             d["history"] = r.history;
             return d;
         });
-    });
+    }, py::arg("W"), py::arg("a"), py::arg("X"), py::arg("y"), py::arg("power"), py::arg("neg"),
+       py::arg("tol") = InterpolationOptions{}.tol, py::arg("max_iter") = InterpolationOptions{}.max_iter,
+       py::arg("lambda_init") = InterpolationOptions{}.lambda_init, py::arg("solver") = "auto",
+       py::arg("cg_rtol") = InterpolationOptions{}.cg_rtol, py::arg("cg_max_iter") = InterpolationOptions{}.cg_max_iter);
 
     m.def("search_step", [](py::handle W, py::handle a, py::handle X, py::handle y, double power, double neg,
                             double tol, double lambda_rel, double gtol, double eta, bool balance, int max_backtrack,
-                            int retract_iter, bool a_correction) {
+                            int retract_iter, bool a_correction, const std::string& solver, double cg_rtol,
+                            double retract_rtol, int cg_max_iter, py::handle u0) {
         const Net net = check_net(W, a, X, y, true);
         const auto act = make_activation(power, neg);
         check_positive(tol, "tol");
         check_positive(lambda_rel, "lambda_rel");
+        check_cg(cg_rtol, cg_max_iter, "cg_rtol");
+        check_positive(retract_rtol, "retract_rtol");
         if (!(gtol >= 0)) throw py::value_error("gtol must be >= 0");
+        if (max_backtrack < 0) throw py::value_error("max_backtrack must be >= 0");
+        if (retract_iter < 0) throw py::value_error("retract_iter must be >= 0");
         SearchOptions o;
         o.tol = tol;
         o.lambda_rel = lambda_rel;
@@ -117,13 +205,20 @@ void bind_interpolation(py::module_& m) {
         o.max_backtrack = max_backtrack;
         o.retract_iter = retract_iter;
         o.a_correction = a_correction;
+        o.solver = parse_solver(solver);
+        o.cg_rtol = cg_rtol;
+        o.retract_rtol = retract_rtol;
+        o.cg_max_iter = cg_max_iter;
+        const Vec<double> uw = optional_vec(u0, net.n, "u0");
         return dispatch(net.f32(), [&](auto tag) -> py::object {
             using T = decltype(tag);
-            auto s = without_gil(
-                [&] { return flatext::search_step<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), net.yv<T>(), act, o); });
+            auto s = without_gil([&] {
+                return flatext::search_step<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), net.yv<T>(), act, o, uw);
+            });
             py::dict d;
             d["W"] = std::move(s.W);
             d["a"] = std::move(s.a);
+            d["u"] = std::move(s.u);
             d["trace_before"] = s.trace_before;
             d["trace"] = s.trace;
             d["orbit_min_trace"] = s.orbit_min;
@@ -135,11 +230,22 @@ void bind_interpolation(py::module_& m) {
             d["retract_iters"] = s.retract_iters;
             d["gn_iters"] = s.gn_iters;
             d["gram_builds"] = s.gram_builds;
+            d["krylov_iters"] = s.krylov_iters;
+            d["krylov_residual"] = s.krylov_residual;
+            d["krylov_converged"] = s.krylov_converged;
+            d["solver"] = s.used_cg ? "cg" : "cholesky";
             d["accepted"] = s.accepted;
             d["small_gradient"] = s.small_gradient;
             return d;
         });
-    });
+    }, py::arg("W"), py::arg("a"), py::arg("X"), py::arg("y"), py::arg("power"), py::arg("neg"),
+       py::arg("tol") = SearchOptions{}.tol, py::arg("lambda_rel") = SearchOptions{}.lambda_rel,
+       py::arg("gtol") = SearchOptions{}.gtol, py::arg("eta") = SearchOptions{}.eta,
+       py::arg("balance") = SearchOptions{}.balance, py::arg("max_backtrack") = SearchOptions{}.max_backtrack,
+       py::arg("retract_iter") = SearchOptions{}.retract_iter, py::arg("a_correction") = SearchOptions{}.a_correction,
+       py::arg("solver") = "auto", py::arg("cg_rtol") = SearchOptions{}.cg_rtol,
+       py::arg("retract_rtol") = SearchOptions{}.retract_rtol, py::arg("cg_max_iter") = SearchOptions{}.cg_max_iter,
+       py::arg("u0") = py::none());
 
     m.def("orbit_min_trace_clipped", [](py::handle W, py::handle a, py::handle X, py::handle y, double power,
                                         double neg) {

@@ -17,6 +17,7 @@ scale, ``max_j |r_j| <= tol * max(1, max_j |y_j|)``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -59,7 +60,13 @@ class InterpolationResult:
     history : ndarray
         ``max |r|`` at the start and after each accepted step.
     gram_builds : int
-        Gram matrices built (one per accepted step).
+        Explicit n x n Gram matrices built (Cholesky path: one per accepted step).
+    solver : str
+        ``"cholesky"`` or ``"cg"`` (matrix-free), as chosen.
+    krylov_iters, krylov_failures : int
+        CG iterations in all, and CG solves that stopped at ``cg_max_iter``
+        above ``cg_rtol`` (their inexact step was still used only if it lowered
+        the loss).
     """
 
     W: np.ndarray
@@ -69,11 +76,14 @@ class InterpolationResult:
     converged: bool
     history: np.ndarray = field(repr=False)
     gram_builds: int = 0
+    solver: str = "cholesky"
+    krylov_iters: int = 0
+    krylov_failures: int = 0
 
     def __repr__(self):
         m, d = self.W.shape
         return (f"InterpolationResult(m={m}, d={d}, max_residual={self.max_residual:.3g}, "
-                f"iterations={self.iterations}, converged={self.converged})")
+                f"iterations={self.iterations}, converged={self.converged}, solver={self.solver!r})")
 
 
 @dataclass(frozen=True)
@@ -93,10 +103,11 @@ class SearchResult:
     iterations : int
         Search iterations run (accepted steps).
     converged : bool
-        Stopped by ``gtol`` or ``ftol`` (not by ``max_iter``, a failed line
-        search or the callback).
+        Stopped at a first-order point: ``||g_t|| <= gtol ||g||`` (reason
+        ``"gtol"``). A stall (``"ftol_stall"``, ``"line_search_failed"``) is
+        never reported as convergence.
     reason : str
-        Why the search stopped.
+        Why the search stopped (see :func:`flattest_interpolator`).
     history : dict of ndarray
         Per iteration (entry 0 is the start point, after the initial projection
         and balance): ``trace``, ``orbit_min_trace``, ``max_residual``, ``eta``
@@ -104,7 +115,14 @@ class SearchResult:
         step started from), ``backtracks`` (line-search halvings),
         ``retract_iters`` (chord iterations of the accepted trial) and
         ``gram_builds`` (n x n Gram matrices built in the step: 1 for the
-        tangent projection plus the retractions' ``S S^T`` and Gauss-Newton ``K``).
+        tangent projection plus the retractions' ``S S^T`` and Gauss-Newton ``K``;
+        0 on the matrix-free path) and ``krylov_iters`` (CG iterations in the step).
+    grad_ratio : float
+        ``||g_t|| / ||g||`` measured last (at the returned point unless the
+        search stopped by ``max_iter``, ``ftol_stall`` or the callback, where
+        it is that of the last step's start).
+    solver : str
+        ``"cholesky"`` or ``"cg"``.
     """
 
     W: np.ndarray
@@ -116,12 +134,14 @@ class SearchResult:
     converged: bool
     reason: str
     history: dict = field(repr=False)
+    grad_ratio: float = float("nan")
+    solver: str = "cholesky"
 
     def __repr__(self):
         m, d = self.W.shape
         return (f"SearchResult(m={m}, d={d}, trace={self.trace:.6g}, orbit_min_trace={self.orbit_min_trace:.6g}, "
                 f"max_residual={self.max_residual:.3g}, iterations={self.iterations}, converged={self.converged}, "
-                f"reason={self.reason!r})")
+                f"reason={self.reason!r}, grad_ratio={self.grad_ratio:.3g})")
 
 
 def jvp(W, a, X, VW, va, *, power=1.0, neg=0.0):
@@ -164,7 +184,23 @@ def ntk_gram(W, a, X, *, power=1.0, neg=0.0):
     return _core.gram(W, a, X, float(power), float(neg))
 
 
-def find_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, tol=None, max_iter=100, lambda_init=1e-3):
+#: Initial dampings (relative to trace(K)/n) of :func:`find_interpolator`'s retries.
+_RETRY_DAMPING = (1e-3, 1e-1)
+
+
+def _options(**kw):
+    """The keyword arguments that were given (None: the C++ default applies)."""
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+def _solver_arg(solver):
+    if solver not in ("auto", "cholesky", "cg"):
+        raise ValueError(f"solver must be 'auto', 'cholesky' or 'cg'; got {solver!r}")
+    return solver
+
+
+def find_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, tol=None, max_iter=100, lambda_init=None,
+                      solver="auto", cg_rtol=None, cg_max_iter=None):
     """Project ``(W0, a0)`` onto the interpolation set by damped Gauss-Newton steps.
 
     Method: minimum-norm Gauss-Newton steps with Levenberg-Marquardt damping,
@@ -172,9 +208,18 @@ def find_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, tol=None, max_iter=10
         theta <- theta - J^T (K + lambda I)^{-1} r,
 
     ``lambda`` starting at ``lambda_init * trace(K)/n``. A trial step is
-    accepted only if it lowers ``||r||`` (the loss); then ``lambda /= 10``
-    (floor ``1e-12 trace(K)/n``), else ``lambda *= 10`` and the step is retried
-    with the same ``K``.
+    accepted only if it lowers ``||r||``; the damping follows Nielsen's rule on
+    the gain ratio (actual over predicted decrease of ``||r||^2``): divided by
+    up to 3 after a good step, multiplied by 2, 4, 8, ... after rejections
+    (floor ``1e-15 trace(K)/n``).
+
+    Solves: ``solver="cholesky"`` builds ``K = J J^T`` (n x n) and factors it;
+    ``"cg"`` is matrix-free: preconditioned conjugate gradients with ``K``
+    applied as ``J (J^T c)`` (the fused :func:`vjp` and :func:`jvp`, four
+    GEMM-equivalents per iteration, no n x n matrix), Jacobi preconditioner
+    ``diag(K)`` (one tiled pass), each Gauss-Newton system solved to relative
+    accuracy ``cg_rtol`` (inexact Gauss-Newton). ``"auto"``: Cholesky for
+    ``n <= min(1500, 40 d)`` or ``n <= 300``, CG above.
 
     Stopping rules: success when ``max_j |r_j| <= tol * max(1, max_j |y_j|)``;
     ``converged=False`` after ``max_iter`` accepted steps.
@@ -189,7 +234,12 @@ def find_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, tol=None, max_iter=10
     tol : float, optional
         Relative residual tolerance (default 1e-10 for float64, 1e-4 for float32).
     max_iter : int
-    lambda_init : float
+    lambda_init : float, optional
+        Initial damping relative to ``trace(K)/n`` (default 1e-6: nearly
+        undamped; the damping rises by itself where the model is poor).
+    solver : {"auto", "cholesky", "cg"}
+    cg_rtol, cg_max_iter : optional
+        Accuracy and iteration cap of each CG solve (defaults 1e-4, 500).
 
     Raises
     ------
@@ -197,64 +247,124 @@ def find_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, tol=None, max_iter=10
         Bad input; ``n > m (d+1)`` (more equations than parameters); a dead
         network (a sample with a zero Jacobian row but nonzero residual); or no
         damped step lowers the loss (``lambda`` beyond ``1e8 trace(K)/n``: a
-        non-interpolating stationary point, or ``tol`` below the dtype's precision).
+        non-interpolating stationary point, or ``tol`` below the dtype's
+        precision); the message gives the residual reached.
 
     Returns
     -------
     InterpolationResult
     """
     tol = _default_tol(W0, tol)
-    r = _core.find_interpolator(W0, a0, X, y, float(power), float(neg), tol, _int_arg(max_iter, "max_iter"),
-                                float(lambda_init))
+    kw = _options(cg_rtol=None if cg_rtol is None else float(cg_rtol),
+                  cg_max_iter=None if cg_max_iter is None else _int_arg(cg_max_iter, "cg_max_iter"))
+    max_iter = _int_arg(max_iter, "max_iter")
+    solver = _solver_arg(solver)
+    # With the default damping, a run that ends at a non-interpolating point is
+    # retried from the start with stronger initial damping (ReLU projections from
+    # random starts reach different basins; measured on d = 3, n = 20-40 ReLU
+    # problems each of lambda_init 1e-6, 1e-3, 1e-1 failed on some starts where
+    # another succeeded).
+    tries = [None, _RETRY_DAMPING[0], _RETRY_DAMPING[1]] if lambda_init is None else [float(lambda_init)]
+    errors, r = [], None
+    for li in tries:
+        opt = dict(kw) if li is None else dict(kw, lambda_init=li)
+        try:
+            t = _core.find_interpolator(W0, a0, X, y, float(power), float(neg), tol=tol, max_iter=max_iter,
+                                        solver=solver, **opt)
+        except ValueError as e:
+            if "no damped Gauss-Newton step" not in str(e):
+                raise
+            errors.append(str(e))
+            continue
+        if r is None or t["max_residual"] < r["max_residual"]:
+            r = t
+        if r["converged"]:
+            break
+    if r is None:
+        raise ValueError(errors[0] if len(errors) == 1 else
+                         f"{errors[0]}; the retries with initial damping {', '.join(map(str, tries[1:]))} "
+                         "failed the same way")
     return InterpolationResult(r["W"], r["a"], float(r["max_residual"]), int(r["iterations"]), bool(r["converged"]),
-                               np.asarray(r["history"]), int(r["gram_builds"]))
+                               np.asarray(r["history"]), int(r["gram_builds"]), r["solver"], int(r["krylov_iters"]),
+                               int(r["krylov_failures"]))
 
 
 _HIST_KEYS = ("trace", "orbit_min_trace", "max_residual", "eta", "gt_ratio", "backtracks", "retract_iters",
-              "gram_builds")
+              "gram_builds", "krylov_iters")
+
+#: Stopping reasons of :func:`flattest_interpolator` that are a first-order stop (``converged=True``).
+CONVERGED_REASONS = ("gtol",)
 
 
-def flattest_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, max_iter=200, balance=True, tol=None, gtol=1e-4,
-                          ftol=1e-6, patience=5, lambda_rel=1e-10, retract_iter=6, a_correction=False,
-                          callback=None):
+def flattest_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, max_iter=500, balance=True, tol=None, gtol=1e-4,
+                          ftol=1e-9, patience=10, lambda_rel=None, retract_iter=None, a_correction=None,
+                          solver="auto", cg_rtol=None, cg_max_iter=None, callback=None):
     """Search the interpolation set for the interpolator of least Hessian trace.
 
     Projected gradient on ``M = {r = 0}``, one C++ step per iteration
     (``_core.search_step``, GIL released):
 
     1. ``g = grad T(theta)`` (exact, :func:`flatext.hessian_trace_grad`);
-    2. tangent part ``g_t = g - J^T (K + lambda I)^{-1} J g`` with
-       ``lambda = lambda_rel * trace(K)/n`` (a tiny regularization: ``K`` is
-       full rank on an overparameterized problem, ``lambda`` only guards round-off);
-    3. ``theta' = theta - eta g_t`` with a backtracking (halving) Armijo line
-       search on ``T`` of the *retracted* point: accept when
-       ``T(R(theta')) <= T(theta) - 1e-4 eta ||g_t||^2``. The first trial
-       ``eta`` is twice the last accepted one (initially
-       ``min(0.1 T / ||g_t||^2, 0.05 ||theta|| / ||g_t||)``);
-    4. retraction ``R``: chord Gauss-Newton iterations
-       ``theta' <- theta' - J(theta)^T (K + lambda I)^{-1} r(theta')`` reusing the
-       factor of step 2 while each lowers ``||r||`` by at least 30 % (at most
-       ``retract_iter``); then (if ``a_correction``), since f is linear in
-       ``a``, the exact minimum-norm correction of ``a`` alone,
-       ``a <- a - S^T (S S^T)^{-1} r`` (``S = sigma(X W^T)``; one ``S S^T``,
-       about half a ``K``); then :func:`find_interpolator` with damping from
-       ``1e-9 trace(K)/n``. Target ``max|r| <= tol * max(1, max|y|)``; a trial
-       whose retraction fails counts as a failed trial (``eta`` halves);
-    5. if ``balance``: every neuron moved to its rescaling-orbit minimum
-       (exact; it keeps every prediction, so the point stays on ``M``).
+    2. tangent part ``g_t = g - J^T u`` with ``(K + lambda I) u = J g``,
+       ``lambda = lambda_rel * trace(K)/n`` (default ``1e-10``: ``K`` is full
+       rank on an overparameterized problem, ``lambda`` only guards round-off).
+       ``u`` are the Lagrange multipliers of the constraints ``r = 0``; the CG
+       path warm-starts them from the previous iteration;
+    3. ``theta' = theta - eta g_t``, retracted to ``M`` and (``balance``)
+       balanced; backtracking (halving) Armijo line search on the trace of
+       that final point: accept when
+       ``T(theta_new) <= T(theta) - 1e-4 eta ||g_t||^2`` and
+       ``max|r(theta_new)|`` is within ``tol``. The recorded trace is therefore
+       non-increasing. The first trial ``eta`` is twice the last accepted one
+       (initially ``min(0.1 T / ||g_t||^2, 0.05 ||theta|| / ||g_t||)``);
+    4. retraction: chord Gauss-Newton iterations
+       ``theta' <- theta' - J(theta)^T (K + lambda I)^{-1} r(theta')`` with the
+       solver of step 2 while each lowers ``||r||`` by at least 30 % (at most
+       ``retract_iter``, default 6); then (``a_correction``, Cholesky path)
+       the exact minimum-norm correction of ``a`` alone; then
+       :func:`find_interpolator`. A trial whose retraction fails is a failed trial;
+    5. ``balance``: every neuron moved to its rescaling-orbit minimum (exact;
+       it keeps every prediction, so the point stays on ``M``).
 
     The start ``(W0, a0)`` is first projected by :func:`find_interpolator` if it
     does not interpolate to ``tol``, then balanced.
 
-    Stopping rules: ``||g_t|| <= gtol ||g||`` (converged, reason ``"gtol"``);
-    relative decrease of ``T`` over the last ``patience`` iterations below
-    ``ftol`` (converged, ``"ftol"``); no acceptable step in the line search
-    (``"line search failed"``, not converged); ``max_iter`` iterations
-    (``"max_iter"``); ``callback(info)`` returning True (``"callback"``).
+    Solves (``solver``): ``"cholesky"`` builds ``K = J J^T`` (n x n) once per
+    iteration and factors it; ``"cg"`` never forms it (preconditioned CG with
+    ``J (J^T u)`` by the fused kernels, Jacobi preconditioner ``diag(K)``,
+    the projection solved to ``cg_rtol`` (default 1e-8), the chord solves to
+    1e-3); ``"auto"`` chooses as :func:`find_interpolator`.
 
-    Cost per iteration: one Gram matrix ``K`` (``n^2 (m + d)`` multiply-adds),
-    one ``n^3/3`` Cholesky, about 7 GEMM-equivalents (``X W^T``-sized) plus 4
-    per line-search trial and 3 per chord iteration.
+    Stopping rules and ``reason``:
+
+    - ``"gtol"``: ``||g_t|| <= gtol ||g||``, a first-order stationary point on
+      ``M`` (``converged=True``; the only converged reason);
+    - ``"ftol_stall"``: the trace fell by at most ``ftol |T|`` over the last
+      ``patience`` iterations while ``||g_t|| / ||g||`` stayed above
+      ``gtol``: a stall (for ReLU typically at a kink, where ``T`` jumps as a
+      sample crosses a hyperplane), ``converged=False``;
+    - ``"line_search_failed"``: no acceptable trial in 30 halvings (a stall);
+    - ``"krylov_not_converged"``: the CG solve of the projection missed
+      ``cg_rtol`` within ``cg_max_iter`` iterations (no step taken);
+    - ``"max_iter"``; ``"callback"``: ``callback(info)`` returned True.
+
+    ``grad_ratio`` is the last measured ``||g_t|| / ||g||``.
+
+    The trace depends on the width for ``p > 1`` (``docs/interpolators.md``):
+    at an interpolator the orbit minimum of a neuron scales like
+    ``(|a_i| ||w_i||^p)^(2p/(p+1))`` times a factor of its direction only, so
+    splitting a neuron into ``k`` copies with output weights ``a_i / k`` keeps
+    ``f`` and multiplies its contribution by ``k^((1-p)/(1+p))``
+    (``k^(-1/3)`` at ``p = 2``). The flattest width-m interpolator therefore
+    spreads over all ``m`` neurons, and the infimum over widths is 0: compare
+    traces only at equal width. The search works at the width it is given
+    (it never splits neurons itself: that would change the problem).
+
+    Cost per iteration (Cholesky): one Gram matrix (``n^2 (m + d)``
+    multiply-adds), one ``n^3/3`` Cholesky, about 7 GEMM-equivalents
+    (``X W^T``-sized) plus about 6 per line-search trial and 3 per chord
+    iteration. CG: 4 GEMM-equivalents per CG iteration instead of ``K`` and
+    its factor.
 
     Parameters
     ----------
@@ -263,20 +373,22 @@ def flattest_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, max_iter=200, bal
     max_iter : int
         Search iterations at most.
     balance : bool
-        Balance after each accepted step.
+        Balance each trial point (before its line-search test).
     tol : float, optional
         Relative residual tolerance of the retraction (default 1e-10 float64,
         1e-4 float32).
     gtol, ftol, patience
         Stopping rules above.
-    lambda_rel : float
+    lambda_rel : float, optional
         Projection regularization relative to ``trace(K)/n``.
-    retract_iter : int
+    retract_iter : int, optional
         Chord iterations before the fallbacks.
-    a_correction : bool
+    a_correction : bool, optional
         Try the exact correction of ``a`` alone before the Gauss-Newton
-        fallback. Cheaper per step, but with ReLU it can land on points of
-        higher trace and stall the line search early (off by default).
+        fallback of the retraction (Cholesky path only; default off).
+    solver : {"auto", "cholesky", "cg"}
+    cg_rtol, cg_max_iter : optional
+        Accuracy and iteration cap of the projection's CG solve.
     callback : callable, optional
         ``callback(info)`` after every iteration, ``info`` a dict with
         ``iteration``, ``W``, ``a`` and the history fields of that iteration;
@@ -287,59 +399,73 @@ def flattest_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, max_iter=200, bal
     SearchResult
     """
     tol = _default_tol(W0, tol)
-    if _int_arg(max_iter, "max_iter") < 0:
+    max_iter = _int_arg(max_iter, "max_iter")
+    if max_iter < 0:
         raise ValueError(f"max_iter must be >= 0; got {max_iter}")
     for name, v in (("gtol", gtol), ("ftol", ftol)):
         if not np.isfinite(v) or v < 0:
             raise ValueError(f"{name} must be finite and >= 0; got {v}")
-    if int(patience) < 1:
+    if _int_arg(patience, "patience") < 1:
         raise ValueError(f"patience must be >= 1; got {patience}")
     p, c = float(power), float(neg)
-    start = find_interpolator(W0, a0, X, y, power=p, neg=c, tol=tol, max_iter=200)
+    solver = _solver_arg(solver)
+    kw = _options(lambda_rel=None if lambda_rel is None else float(lambda_rel),
+                  retract_iter=None if retract_iter is None else _int_arg(retract_iter, "retract_iter"),
+                  a_correction=None if a_correction is None else bool(a_correction),
+                  cg_rtol=None if cg_rtol is None else float(cg_rtol),
+                  cg_max_iter=None if cg_max_iter is None else _int_arg(cg_max_iter, "cg_max_iter"))
+    start = find_interpolator(W0, a0, X, y, power=p, neg=c, tol=tol, max_iter=200, solver=solver)
     if not start.converged:
         raise ValueError(f"flattest_interpolator: could not project the start point onto the interpolation set "
                          f"(max|r| = {start.max_residual:.3g} after {start.iterations} Gauss-Newton steps)")
     W, a = start.W, start.a
     X = np.ascontiguousarray(X, dtype=W.dtype)
     y = np.ascontiguousarray(y, dtype=W.dtype)
+    step = partial(_core.search_step, X=X, y=y, power=p, neg=c, tol=tol, balance=bool(balance), solver=solver, **kw)
     # balance the start point (a search step with gtol = inf does only that)
-    s = _core.search_step(W, a, X, y, p, c, tol, float(lambda_rel), np.inf, 0.0, bool(balance), 30,
-                          int(retract_iter), bool(a_correction))
-    W, a = s["W"], s["a"]
+    s = step(W, a, gtol=np.inf)
+    W, a, u = s["W"], s["a"], s["u"]
     hist = {k: [] for k in _HIST_KEYS}
 
-    def record(s, eta, ratio, bt, ri, gb):
+    def record(s, eta, ratio):
         hist["trace"].append(s["trace"])
         hist["orbit_min_trace"].append(s["orbit_min_trace"])
         hist["max_residual"].append(s["max_residual"])
         hist["eta"].append(eta)
         hist["gt_ratio"].append(ratio)
-        hist["backtracks"].append(bt)
-        hist["retract_iters"].append(ri)
-        hist["gram_builds"].append(gb)
+        for k in ("backtracks", "retract_iters", "gram_builds", "krylov_iters"):
+            hist[k].append(s[k] if eta > 0 else 0)
 
-    record(s, 0.0, s["gt_norm"] / s["g_norm"] if s["g_norm"] > 0 else 0.0, 0, 0, 0)
+    def ratio_of(s):
+        return s["gt_norm"] / s["g_norm"] if s["g_norm"] > 0 else 0.0
+
+    ratio = ratio_of(s)
+    record(s, 0.0, ratio)
     trace, omin, rmax = s["trace"], s["orbit_min_trace"], s["max_residual"]
     eta_prev = 0.0
     it = 0
-    reason, converged = "max_iter", False
-    while it < _int_arg(max_iter, "max_iter"):
-        s = _core.search_step(W, a, X, y, p, c, tol, float(lambda_rel), float(gtol),
-                              2.0 * eta_prev, bool(balance), 30, int(retract_iter), bool(a_correction))
-        ratio = s["gt_norm"] / s["g_norm"] if s["g_norm"] > 0 else 0.0
+    reason = "max_iter"
+    while it < max_iter:
+        s = step(W, a, gtol=float(gtol), eta=2.0 * eta_prev, u0=u)
+        ratio = ratio_of(s)
+        if not s["krylov_converged"]:
+            hist["gt_ratio"][-1] = ratio
+            reason = "krylov_not_converged"
+            break
+        u = s["u"]
         if s["small_gradient"]:
             hist["gt_ratio"][-1] = ratio
-            reason, converged = "gtol", True
+            reason = "gtol"
             break
         if not s["accepted"]:
             hist["gt_ratio"][-1] = ratio
-            reason = "line search failed"
+            reason = "line_search_failed"
             break
         it += 1
         W, a = s["W"], s["a"]
         trace, omin, rmax = s["trace"], s["orbit_min_trace"], s["max_residual"]
         eta_prev = s["eta"]
-        record(s, s["eta"], ratio, s["backtracks"], s["retract_iters"], s["gram_builds"])
+        record(s, s["eta"], ratio)
         if callback is not None:
             info = {"iteration": it, "W": W, "a": a}
             info.update({k: v[-1] for k, v in hist.items()})
@@ -347,13 +473,12 @@ def flattest_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, max_iter=200, bal
                 reason = "callback"
                 break
         tr = hist["trace"]
-        if len(tr) > patience:
-            old = tr[-1 - patience]
-            if old - tr[-1] <= ftol * abs(tr[-1]):
-                reason, converged = "ftol", True
-                break
+        if len(tr) > patience and tr[-1 - patience] - tr[-1] <= ftol * abs(tr[-1]):
+            reason = "ftol_stall"
+            break
     history = {k: np.asarray(v) for k, v in hist.items()}
-    return SearchResult(W, a, float(trace), float(omin), float(rmax), it, converged, reason, history)
+    return SearchResult(W, a, float(trace), float(omin), float(rmax), it, reason in CONVERGED_REASONS, reason,
+                        history, float(ratio), s["solver"])
 
 
 def memorizing_interpolator(X, y, *, power=1.0, neg=0.0, kappa=1.0, m=None, return_info=False):

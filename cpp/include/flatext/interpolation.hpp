@@ -125,6 +125,108 @@ std::pair<Mat<T>, Vec<T>> vjp(const MatRef<T>& W, const VecRef<T>& a, const MatR
     return {detail::reduce_grad_chunks(gacc, plan.chunks, m, d, 1.0), ga};
 }
 
+/// diag(K)_j = ||grad_theta f(x_j)||^2 = sum_i sigma(z_ij)^2 + |x_j|^2 sum_i a_i^2 sigma'(z_ij)^2, in
+/// one tiled pass (one GEMM per tile; every row is written by one task: thread-count independent). The
+/// Jacobi preconditioner of the matrix-free solves.
+template <class T>
+Vec<double> gram_diag(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const Activation& act) {
+    act.validate();
+    detail::check_network(W, a, X);
+    const Index n = X.rows(), m = W.rows();
+    Vec<double> out(n);
+    TilePlan plan(n, m, 0, sizeof(T));
+    dispatch_sigma<T>(act, [&](auto sig) {
+        parallel_chunks(plan, [&](Index c) {
+            std::vector<T> Z(std::size_t(plan.tile * m));
+            detail::walk_tiles<T>(plan, c, X, W, Z, [&](Index r0, Index rows, const T* Zt) {
+                const auto sl = sig;
+                for (Index j = 0; j < rows; ++j) {
+                    const T* z = Zt + j * m;
+                    T s0 = T(0), s1 = T(0);
+#pragma omp simd reduction(+ : s0, s1)
+                    for (Index i = 0; i < m; ++i) {
+                        const auto s = sl.template eval<1>(z[i]);
+                        const T q = a[i] * s.v1;
+                        s0 += s.v0 * s.v0;
+                        s1 += q * q;
+                    }
+                    out[r0 + j] = double(s0) + X.row(r0 + j).template cast<double>().squaredNorm() * double(s1);
+                }
+            });
+        }, detail::gemm_work(X, W));
+    });
+    return out;
+}
+
+/// How the systems (K + lambda I) c = b are solved.
+enum class SolverKind { Auto, Cholesky, CG };
+
+/// The automatic choice: Cholesky of the explicit K while K fits in 128 MB
+/// (n <= 4096), matrix-free CG above. One K costs n^2 (m + d) multiply-adds
+/// (+ n^3/3 for its factor) and is reused by every chord step of the
+/// retraction; one CG iteration costs 4 n m d (J^T u and J v, two GEMMs
+/// each), and with the Jacobi preconditioner a search step needed hundreds of
+/// them (measured: ~300-500 at n = 300, d = 10, m = 600: K's condition number
+/// is ~5e4 with a few large outlying eigenvalues), so CG pays only where K
+/// itself cannot be held.
+inline SolverKind choose_solver(SolverKind k, Index n, Index /*d*/) {
+    if (k != SolverKind::Auto) return k;
+    return n <= 4096 ? SolverKind::Cholesky : SolverKind::CG;
+}
+
+/// Outcome of a Krylov solve.
+struct KrylovInfo {
+    int iterations = 0;        ///< CG iterations (0 for Cholesky)
+    double rel_residual = 0;   ///< ||b - (K + lambda I) x|| / ||b|| (recurrence)
+    bool converged = true;     ///< rel_residual <= rtol within the iteration cap
+};
+
+/// Preconditioned conjugate gradients on (K + lambda I) x = b with K = J J^T
+/// applied as J (J^T v) (vjp then jvp: four GEMM-equivalents, never an n x n
+/// matrix), Jacobi preconditioner diag(K) + lambda, warm start x0 (empty: 0).
+/// All vector arithmetic is sequential double: the bits do not depend on the
+/// thread count.
+template <class T>
+Vec<double> pcg_gram(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const Activation& act,
+                     double lambda, const Vec<double>& diag, const Vec<double>& b, const Vec<double>& x0,
+                     double rtol, int max_iter, KrylovInfo& info) {
+    const Index n = X.rows();
+    auto apply = [&](const Vec<double>& v) {
+        const Vec<T> vt = v.template cast<T>();
+        const auto g = vjp<T>(W, a, X, vt, act);
+        const Vec<T> Jv = jvp<T>(W, a, X, g.first, g.second, act);
+        return Vec<double>(Jv.template cast<double>() + lambda * v);
+    };
+    info = KrylovInfo{};
+    const double bn = b.norm();
+    Vec<double> x = x0.size() == n ? x0 : Vec<double>(Vec<double>::Zero(n));
+    if (bn == 0) {
+        info.rel_residual = 0;
+        return Vec<double>::Zero(n);
+    }
+    Vec<double> r = x0.size() == n && x0.squaredNorm() > 0 ? Vec<double>(b - apply(x)) : b;
+    const Vec<double> minv = (diag.array() + lambda).max(1e-300).inverse().matrix();
+    Vec<double> z = minv.cwiseProduct(r), p = z;
+    double rz = r.dot(z), rn = r.norm();
+    while (rn > rtol * bn && info.iterations < max_iter) {
+        const Vec<double> Ap = apply(p);
+        const double pAp = p.dot(Ap);
+        if (!(pAp > 0) || !std::isfinite(pAp)) break;  // round-off breakdown: keep the current iterate
+        const double alpha = rz / pAp;
+        x += alpha * p;
+        r -= alpha * Ap;
+        ++info.iterations;
+        rn = r.norm();
+        z = minv.cwiseProduct(r);
+        const double rz2 = r.dot(z);
+        p = z + (rz2 / rz) * p;
+        rz = rz2;
+    }
+    info.rel_residual = rn / bn;
+    info.converged = rn <= rtol * bn;
+    return x;
+}
+
 /// The Gram matrix K = J J^T (n x n, the empirical NTK), built in row-tile blocks (see the top of this file).
 /// With features_only, the first term alone: S S^T (the Gram matrix of the a-block of J).
 template <class T>
@@ -251,13 +353,66 @@ void step_back(const MatRef<T>& Wb, const VecRef<T>& ab, const MatRef<T>& X, con
 
 }  // namespace detail
 
+/// (K + lambda I) c = b at a fixed point (W, a): Cholesky of the explicit K
+/// (float64, LDLT fallback) or matrix-free PCG (pcg_gram), chosen by
+/// choose_solver. The point's arrays must outlive the solver.
+template <class T>
+class GramSolver {
+  public:
+    GramSolver(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const Activation& act, SolverKind kind)
+        : W_(W), a_(a), X_(X), act_(act), kind_(choose_solver(kind, X.rows(), X.cols())) {
+        if (kind_ == SolverKind::Cholesky) {
+            K_ = gram<T>(W, a, X, act).template cast<double>();
+            diag_ = K_.diagonal();
+        } else {
+            diag_ = gram_diag<T>(W, a, X, act);
+        }
+        mu_ = diag_.size() ? diag_.sum() / double(diag_.size()) : 0.0;
+    }
+    bool cholesky() const { return kind_ == SolverKind::Cholesky; }
+    double mu() const { return mu_; }        ///< trace(K) / n
+    const Vec<double>& diag() const { return diag_; }
+    double lambda() const { return lambda_; }
+    int gram_builds() const { return kind_ == SolverKind::Cholesky ? 1 : 0; }
+    /// Sets the shift; a Cholesky solver factors K + lambda I. False if that is not positive definite.
+    bool set_lambda(double lambda) {
+        lambda_ = lambda;
+        if (kind_ != SolverKind::Cholesky) return ok_ = true;
+        return ok_ = chol_.factor(K_, lambda);
+    }
+    /// Solves (K + lambda I) x = b; CG to ||residual|| <= rtol ||b|| (at most max_iter iterations) from x0.
+    Vec<double> solve(const Vec<double>& b, double rtol, int max_iter, const Vec<double>& x0, KrylovInfo& info) const {
+        if (!ok_) throw std::logic_error("GramSolver::solve before a successful set_lambda()");
+        if (kind_ == SolverKind::Cholesky) {
+            info = KrylovInfo{};
+            return chol_.solve(b);
+        }
+        return pcg_gram<T>(W_, a_, X_, act_, lambda_, diag_, b, x0, rtol, max_iter, info);
+    }
+
+  private:
+    MatRef<T> W_;
+    VecRef<T> a_;
+    MatRef<T> X_;
+    Activation act_;
+    SolverKind kind_;
+    Eigen::MatrixXd K_;
+    Vec<double> diag_;
+    ShiftedSolver chol_;
+    double mu_ = 0, lambda_ = 0;
+    bool ok_ = false;
+};
+
 /// Options of find_interpolator. lambda's are relative to mu = trace(K)/n.
 struct InterpolationOptions {
     double tol = 1e-10;             ///< stop when max_j |r_j| <= tol * max(1, max_j |y_j|)
     int max_iter = 100;             ///< outer (Gauss-Newton) iterations
-    double lambda_init = 1e-3;      ///< initial damping / mu
-    double lambda_min = 1e-12;      ///< damping floor / mu
+    double lambda_init = 1e-6;      ///< initial damping / mu
+    double lambda_min = 1e-15;      ///< damping floor / mu
     double lambda_max = 1e8;        ///< damping ceiling / mu: beyond it, std::domain_error
+    SolverKind solver = SolverKind::Auto;
+    double cg_rtol = 1e-4;          ///< relative accuracy of each (inexact) Gauss-Newton solve by CG
+    int cg_max_iter = 500;          ///< CG iterations per solve
 };
 
 template <class T>
@@ -268,21 +423,28 @@ struct InterpolationResult {
     double scale = 1;         ///< max(1, max_j |y_j|); the target is tol * scale
     double lambda = 0;        ///< last damping (absolute)
     int iterations = 0;       ///< accepted Gauss-Newton steps
-    int gram_builds = 0;      ///< Gram matrices built
+    int gram_builds = 0;      ///< explicit n x n Gram matrices built (Cholesky path)
+    int krylov_iters = 0;     ///< CG iterations in all (CG path)
+    int krylov_failures = 0;  ///< CG solves that stopped at cg_max_iter above cg_rtol
+    bool used_cg = false;     ///< the matrix-free path was used
     bool converged = false;
     std::vector<double> history;  ///< max |r| after each accepted step (entry 0: start)
 };
 
 /// Levenberg-Marquardt damped minimum-norm Gauss-Newton projection onto M:
 ///   theta <- theta - J^T (K + lambda I)^{-1} r.
-/// A trial step is accepted only if it lowers ||r|| (the loss); then lambda /= 10
-/// (not below lambda_min mu), otherwise lambda *= 10 and the step is retried
-/// with the same K. Stops when max_j |r_j| <= tol * max(1, max|y|)
-/// (converged), or after max_iter steps (converged = false). Throws
-/// std::domain_error when n > m (d+1) (more equations than parameters), when
-/// K has a zero row at a sample that is not fitted (no neuron sees it: a dead
+/// A trial step is accepted if it lowers ||r||. The damping follows Nielsen's
+/// rule on the gain ratio rho = actual / predicted decrease of ||r||^2
+/// (predicted: ||r||^2 - lambda^2 ||c||^2 for (K + lambda I) c = r): on
+/// acceptance lambda *= max(1/3, 1 - (2 rho - 1)^3) (floor lambda_min mu), on
+/// rejection lambda *= nu, nu *= 2 (nu = 2 after an acceptance); the
+/// Cholesky path reuses K for the retries, the CG path re-solves.
+/// Stops when max_j |r_j| <= tol * max(1, max|y|) (converged), or after
+/// max_iter steps (converged = false). Throws std::domain_error when
+/// n > m (d+1), when K has a zero row at a sample that is not fitted (a dead
 /// network), or when lambda exceeds lambda_max mu (no step lowers the loss: a
-/// non-interpolating stationary point, or tol below the float precision).
+/// non-interpolating stationary point, or tol below the float precision); the
+/// message gives the residual reached.
 template <class T>
 InterpolationResult<T> find_interpolator(const MatRef<T>& W0, const VecRef<T>& a0, const MatRef<T>& X,
                                          const VecRef<T>& y, const Activation& act,
@@ -299,21 +461,22 @@ InterpolationResult<T> find_interpolator(const MatRef<T>& W0, const VecRef<T>& a
     res.W = W0;
     res.a = a0;
     res.scale = std::max(1.0, double(y.cwiseAbs().maxCoeff()));
+    res.used_cg = choose_solver(opt.solver, n, d) == SolverKind::CG;
     const double target = opt.tol * res.scale;
     Vec<double> r = detail::residual<T>(res.W, res.a, X, y, act);
     double rmax = detail::max_abs(r), rn2 = r.squaredNorm();
     res.history.push_back(rmax);
-    double lam = -1;
-    ShiftedSolver solver;
+    double lam = -1, nu = 2;
+    Vec<double> c_prev;
     while (rmax > target && res.iterations < opt.max_iter) {
-        const Eigen::MatrixXd K = gram<T>(res.W, res.a, X, act).template cast<double>();
-        ++res.gram_builds;
-        const double mu = K.trace() / double(n);
+        GramSolver<T> solver(res.W, res.a, X, act, opt.solver);
+        res.gram_builds += solver.gram_builds();
+        const double mu = solver.mu();
         if (!(mu > 0) || !std::isfinite(mu))
             throw std::domain_error("cannot interpolate: the Jacobian is zero (trace(K) = " + std::to_string(mu * n) +
                                     "); the network is dead on all samples");
         for (Index j = 0; j < n; ++j)
-            if (K(j, j) <= 0 && std::abs(r[j]) > target)
+            if (solver.diag()[j] <= 0 && std::abs(r[j]) > target)
                 throw std::domain_error("cannot interpolate: sample " + std::to_string(j) +
                                         " has a zero Jacobian row (no neuron is active on it, K_jj = 0) but residual " +
                                         std::to_string(r[j]) + "; the network is dead there");
@@ -324,29 +487,37 @@ InterpolationResult<T> find_interpolator(const MatRef<T>& W0, const VecRef<T>& a
                 throw std::domain_error(
                     "cannot interpolate: no damped Gauss-Newton step lowers the loss (lambda = " + std::to_string(lam) +
                     " > lambda_max * trace(K)/n) at max|r| = " + std::to_string(rmax) + " (target " +
-                    std::to_string(target) +
-                    "); a non-interpolating stationary point (e.g. dead or too few active neurons), or tol below the "
-                    "precision of the dtype");
-            if (!solver.factor(K, lam)) {
+                    std::to_string(target) + ", after " + std::to_string(res.iterations) +
+                    " steps); a non-interpolating stationary point (e.g. dead or too few active neurons), or tol below "
+                    "the precision of the dtype");
+            if (!solver.set_lambda(lam)) {
                 lam *= 10;
                 continue;
             }
-            const Vec<double> c = solver.solve(r);
+            KrylovInfo ki;
+            const Vec<double> c = solver.solve(r, opt.cg_rtol, opt.cg_max_iter, Vec<double>(), ki);
+            res.krylov_iters += ki.iterations;
+            if (!ki.converged) ++res.krylov_failures;
             Mat<T> Wn = res.W;
             Vec<T> an = res.a;
             detail::step_back<T>(res.W, res.a, X, c, act, Wn, an);
             Vec<double> rn;
             if (Wn.allFinite() && an.allFinite()) rn = detail::residual<T>(Wn, an, X, y, act);
+            const double pred = rn2 - lam * lam * c.squaredNorm();
             if (rn.size() && rn.allFinite() && rn.squaredNorm() < rn2) {
+                const double rho = pred > 0 ? (rn2 - rn.squaredNorm()) / pred : 1.0;
                 res.W = std::move(Wn);
                 res.a = std::move(an);
                 r = std::move(rn);
                 rn2 = r.squaredNorm();
                 rmax = detail::max_abs(r);
-                lam = std::max(lam / 10, opt.lambda_min * mu);
+                const double q = 2 * std::min(rho, 1.0) - 1;
+                lam = std::max(lam * std::max(1.0 / 3, 1 - q * q * q), opt.lambda_min * mu);
+                nu = 2;
                 accepted = true;
             } else {
-                lam *= 10;
+                lam *= nu;
+                nu *= 2;
             }
         }
         ++res.iterations;

@@ -1,25 +1,27 @@
 // flatext/search.hpp: the flattest-interpolator search, projected gradient on
-// M = {theta : r(theta) = 0} (DESIGN.md section 5).
+// M = {theta : r(theta) = 0} (docs/design.md section 5, docs/interpolators.md).
 //
 // One step from an interpolator theta (search_step):
 //   1. g = grad T(theta)                          (hessian_trace_grad, 2 GEMMs)
-//   2. g_t = g - J^T (K + lambda I)^{-1} J g      (gram, Cholesky, jvp + vjp; lambda =
-//                                                  lambda_rel * trace(K)/n, default 1e-10)
-//   3. trial theta' = theta - eta g_t; retract theta' to M; accept if
-//      T(retracted) <= T(theta) - c1 eta ||g_t||^2 (Armijo), else eta /= 2.
+//   2. g_t = g - J^T u, (K + lambda I) u = J g    (GramSolver: Cholesky of K, or
+//      matrix-free PCG warm-started from the previous u; lambda =
+//      lambda_rel * trace(K)/n, default 1e-10). A CG solve that misses cg_rtol
+//      is reported (krylov_converged = false) and no step is taken.
+//   3. trial theta' = theta - eta g_t; retract theta' to M; balance; accept if
+//      T(final) <= T(theta) - c1 eta ||g_t||^2 (Armijo on the point that is
+//      returned, whose residual is checked again), else eta /= 2.
 //      Retraction: chord (simplified Gauss-Newton) iterations in the normal
 //      space at theta, theta' <- theta' - J(theta)^T (K + lambda I)^{-1} r(theta'),
-//      reusing theta's factor (3 GEMMs each, no new K); when they stall, the
-//      exact minimum-norm correction of a alone (f is linear in a:
-//      a <- a - S^T (S S^T)^{-1} r, one S S^T, about half a K), and only if that
-//      fails (S S^T singular: m < n or dead neurons) the full damped
-//      Gauss-Newton projection (find_interpolator).
-//   4. optionally balance: every neuron moved to its orbit minimum (exact,
+//      reusing theta's solver (3 GEMMs each plus the solve); when they stall,
+//      optionally (Cholesky path) the exact minimum-norm correction of a alone
+//      (f is linear in a: a <- a - S^T (S S^T)^{-1} r, one S S^T), then the
+//      damped Gauss-Newton projection (find_interpolator, same solver kind).
+//   4. balance (default): every neuron moved to its orbit minimum (exact,
 //      keeps every prediction, so theta stays on M). Negative B_i, which on M
 //      are residual-level round-off (r_j a_i sigma'' terms), are clipped to 0.
-// Cost per step: one K (n^2 (m + d) multiply-adds, about n (m + d) / (m d)
-// GEMM-equivalents of X W^T), one n^3/3 Cholesky, about 7 GEMMs plus 4 per
-// line-search trial and 3 per chord iteration.
+// Cost per step (Cholesky): one K (n^2 (m + d) multiply-adds), one n^3/3
+// Cholesky, about 7 GEMMs plus about 6 per line-search trial and 3 per chord
+// iteration. CG: 4 GEMM-equivalents per CG iteration instead of K.
 #pragma once
 
 #include <limits>
@@ -36,19 +38,21 @@ struct SearchOptions {
     double c1 = 1e-4;          ///< Armijo constant
     int max_backtrack = 30;    ///< line-search halvings
     int retract_iter = 6;      ///< chord iterations before the fallback
-    /// Fallback 1 (off by default): the exact minimum-norm correction of a alone.
-    /// Cheaper than a Gauss-Newton projection, but it can land on points of
-    /// higher trace; with ReLU it made the line search stall early (measured:
-    /// orbit-minimal trace 5.6-6.0 instead of 4.96 on the quick reproduction).
+    /// Fallback 1 (Cholesky path only): the exact minimum-norm correction of a alone.
     bool a_correction = false;
-    bool balance = true;       ///< balance after each accepted step
+    bool balance = true;       ///< balance each trial before its Armijo test
     double eta = 0;            ///< first trial step (<= 0: automatic)
+    SolverKind solver = SolverKind::Auto;
+    double cg_rtol = 1e-8;     ///< CG accuracy of the tangent projection (relative to ||J g||)
+    double retract_rtol = 1e-3; ///< CG accuracy of each chord solve of the retraction
+    int cg_max_iter = 2000;    ///< CG iterations per solve
 };
 
 template <class T>
 struct SearchStep {
     Mat<T> W;
     Vec<T> a;
+    Vec<double> u;             ///< multipliers of the tangent projection: K u = J g (warm start of the next step)
     double trace_before = 0;   ///< T at the start point
     double trace = 0;          ///< T at the new point (after balance)
     double orbit_min = 0;      ///< orbit-minimal T at the new point
@@ -59,7 +63,11 @@ struct SearchStep {
     int backtracks = 0;        ///< halvings of eta
     int retract_iters = 0;     ///< chord iterations of the accepted trial
     int gn_iters = 0;          ///< S S^T / Gram matrices built by the retraction of the accepted trial
-    int gram_builds = 0;       ///< Gram matrices built in this step (all trials)
+    int gram_builds = 0;       ///< explicit Gram matrices built in this step (all trials)
+    int krylov_iters = 0;      ///< CG iterations in this step (all solves)
+    double krylov_residual = 0; ///< relative residual of the tangent-projection solve
+    bool krylov_converged = true; ///< the tangent-projection solve reached cg_rtol
+    bool used_cg = false;      ///< the matrix-free path was used
     bool accepted = false;     ///< a step was taken
     bool small_gradient = false;  ///< ||g_t|| <= gtol ||g||: no step tried
 };
@@ -99,22 +107,26 @@ double orbit_min_trace_clipped(const MatRef<T>& W, const VecRef<T>& a, const Mat
     return detail::balance_clipped<T>(W, a, X, y, act, false, W2, a2);
 }
 
-/// Retracts (W, a) to M: chord iterations with the factor and Jacobian of the
-/// base point (Wb, ab), then the full projection if they stall. Returns false
-/// if it cannot reach the target.
+/// Retracts (W, a) to M: chord iterations with the solver (factor or CG
+/// operator) of the base point, then (Cholesky path, a_correction) the exact
+/// correction of a alone, then the full projection (find_interpolator) if they
+/// stall. Returns false if it cannot reach the target.
 template <class T>
-bool retract(const MatRef<T>& Wb, const VecRef<T>& ab, const MatRef<T>& X, const VecRef<T>& y,
-             const Activation& act, const ShiftedSolver& solver, double target, double tol_rel, int chord_iter,
-             Mat<T>& W, Vec<T>& a, int& iters, int& gn_iters, bool a_correction) {
+bool retract(const GramSolver<T>& solver, const MatRef<T>& Wb, const VecRef<T>& ab, const MatRef<T>& X,
+             const VecRef<T>& y, const Activation& act, double target, const SearchOptions& opt, Mat<T>& W,
+             Vec<T>& a, int& iters, int& gn_iters, int& krylov_iters) {
     Vec<double> r = detail::residual<T>(W, a, X, y, act);
     double rmax = detail::max_abs(r), rn = r.norm();
     iters = 0;
     gn_iters = 0;
-    while (rmax > target && iters < chord_iter && std::isfinite(rmax)) {
+    while (rmax > target && iters < opt.retract_iter && std::isfinite(rmax)) {
         ++iters;
         Mat<T> Wn = W;
         Vec<T> an = a;
-        detail::step_back<T>(Wb, ab, X, solver.solve(r), act, Wn, an);
+        KrylovInfo ki;
+        const Vec<double> c = solver.solve(r, opt.retract_rtol, opt.cg_max_iter, Vec<double>(), ki);
+        krylov_iters += ki.iterations;
+        detail::step_back<T>(Wb, ab, X, c, act, Wn, an);
         Vec<double> r2 = detail::residual<T>(Wn, an, X, y, act);
         const double rn2 = r2.norm();
         if (!(rn2 < 0.7 * rn)) break;  // stalled or diverging: leave it to Gauss-Newton
@@ -129,7 +141,7 @@ bool retract(const MatRef<T>& Wb, const VecRef<T>& ab, const MatRef<T>& X, const
     // f is linear in a: the exact minimum-norm correction of a alone,
     // a <- a - S^T (S S^T + lambda I)^{-1} r with S = sigma(X W^T) at the current W
     // (one S S^T, about half a K); repeated (refinement) at most 3 times.
-    if (a_correction) {
+    if (opt.a_correction && solver.cholesky()) {
         const Eigen::MatrixXd SS = gram<T>(W, a, X, act, true).template cast<double>();
         ++gn_iters;
         const double mu = SS.trace() / double(X.rows());
@@ -150,11 +162,14 @@ bool retract(const MatRef<T>& Wb, const VecRef<T>& ab, const MatRef<T>& X, const
     }
     try {
         InterpolationOptions o;
-        o.tol = tol_rel;
+        o.tol = opt.tol;
         o.max_iter = 20;
         o.lambda_init = 1e-9;  // close to M: (nearly) undamped steps converge fast
+        o.solver = solver.cholesky() ? SolverKind::Cholesky : SolverKind::CG;
+        o.cg_max_iter = opt.cg_max_iter;
         auto p = find_interpolator<T>(W, a, X, y, act, o);
-        gn_iters += p.gram_builds;
+        gn_iters += p.gram_builds + p.iterations * (p.used_cg ? 1 : 0);
+        krylov_iters += p.krylov_iters;
         if (!p.converged) return false;
         W = std::move(p.W);
         a = std::move(p.a);
@@ -165,14 +180,15 @@ bool retract(const MatRef<T>& Wb, const VecRef<T>& ab, const MatRef<T>& X, const
 }
 
 /// One projected-gradient step of the flattest-interpolator search from an
-/// interpolator (W, a) (see the top of this file).
+/// interpolator (W, a) (see the top of this file). u0: warm start of the
+/// projection's multipliers (empty: zero).
 template <class T>
 SearchStep<T> search_step(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const VecRef<T>& y,
-                          const Activation& act, const SearchOptions& opt = {}) {
+                          const Activation& act, const SearchOptions& opt = {},
+                          const Vec<double>& u0 = Vec<double>()) {
     act.validate();
     detail::check_network(W, a, X);
     detail::check_labels(X, y);
-    const Index n = X.rows();
     SearchStep<T> st;
     st.W = W;
     st.a = a;
@@ -182,43 +198,60 @@ SearchStep<T> search_step(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T
     const auto tg = hessian_trace_grad<T>(W, a, X, y, act);
     const double T0 = double(tg.value);
     st.trace_before = T0;
-    const Eigen::MatrixXd K = gram<T>(W, a, X, act).template cast<double>();
-    st.gram_builds = 1;
-    const double mu = K.trace() / double(n);
+    GramSolver<T> solver(W, a, X, act, opt.solver);
+    st.used_cg = !solver.cholesky();
+    st.gram_builds = solver.gram_builds();
+    const double mu = solver.mu();
     if (!(mu > 0)) throw std::domain_error("search_step: the Jacobian is zero (dead network)");
-    ShiftedSolver solver;
     double lam = opt.lambda_rel * mu;
-    while (!solver.factor(K, lam)) {
+    while (!solver.set_lambda(lam)) {
         lam *= 10;
         if (lam > 1e-2 * mu) throw std::domain_error("search_step: K + lambda I is not positive definite");
     }
     const Vec<T> Jg = jvp<T>(W, a, X, tg.W, tg.a, act);
+    KrylovInfo ki;
+    st.u = solver.solve(Jg.template cast<double>(), opt.cg_rtol, opt.cg_max_iter, u0, ki);
+    st.krylov_iters = ki.iterations;
+    st.krylov_residual = ki.rel_residual;
+    st.krylov_converged = ki.converged;
     Mat<T> gtW = tg.W;
     Vec<T> gta = tg.a;
-    detail::step_back<T>(W, a, X, solver.solve(Jg.template cast<double>()), act, gtW, gta);
+    detail::step_back<T>(W, a, X, st.u, act, gtW, gta);
     st.g_norm = std::sqrt(detail::sq_norm(tg.W, tg.a));
     const double gt2 = detail::sq_norm(gtW, gta);
     st.gt_norm = std::sqrt(gt2);
 
-    auto finish = [&](const Mat<T>& Wc, const Vec<T>& ac) {
-        Mat<T> Wb;
-        Vec<T> ab;
+    auto balanced = [&](const Mat<T>& Wc, const Vec<T>& ac, Mat<T>& Wb, Vec<T>& ab) {
         if (opt.balance) {
             detail::balance_clipped<T>(Wc, ac, X, y, act, true, Wb, ab);
         } else {
             Wb = Wc;
             ab = ac;
         }
+    };
+    auto finish = [&](Mat<T> Wb, Vec<T> ab, double trace, double rmax) {
         st.W = std::move(Wb);
         st.a = std::move(ab);
-        st.trace = double(hessian_trace<T>(st.W, st.a, X, y, act));
+        st.trace = trace;
         st.orbit_min = orbit_min_trace_clipped<T>(st.W, st.a, X, y, act);
-        st.max_residual = detail::max_abs(detail::residual<T>(st.W, st.a, X, y, act));
+        st.max_residual = rmax;
+    };
+    auto stay = [&]() {
+        Mat<T> Wb;
+        Vec<T> ab;
+        balanced(st.W, st.a, Wb, ab);
+        const double tr = double(hessian_trace<T>(Wb, ab, X, y, act));
+        const double rmax = detail::max_abs(detail::residual<T>(Wb, ab, X, y, act));
+        finish(std::move(Wb), std::move(ab), tr, rmax);
     };
 
+    if (!ki.converged) {  // an inaccurate projection: no step (the caller reports it)
+        stay();
+        return st;
+    }
     if (!(st.gt_norm > opt.gtol * st.g_norm) || gt2 == 0) {
         st.small_gradient = true;
-        finish(st.W, st.a);
+        stay();
         return st;
     }
     double eta = opt.eta;
@@ -232,26 +265,29 @@ SearchStep<T> search_step(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T
         Vec<T> at = a - T(eta) * gta;
         int it = 0, gi = 0;
         if (!Wt.allFinite() || !at.allFinite()) continue;
-        const bool ok = retract<T>(W, a, X, y, act, solver, target, opt.tol, opt.retract_iter, Wt, at, it, gi,
-                                     opt.a_correction);
+        const bool ok = retract<T>(solver, W, a, X, y, act, target, opt, Wt, at, it, gi, st.krylov_iters);
         st.gram_builds += gi;
-        if (!ok) {
-            st.backtracks = bt + 1;
-            continue;
-        }
-        const double Tn = double(hessian_trace<T>(Wt, at, X, y, act));
-        if (std::isfinite(Tn) && Tn <= T0 - opt.c1 * eta * gt2) {
-            st.accepted = true;
-            st.eta = eta;
-            st.backtracks = bt;
-            st.retract_iters = it;
-            st.gn_iters = gi;
-            finish(Wt, at);
-            return st;
-        }
         st.backtracks = bt + 1;
+        if (!ok) continue;
+        // The Armijo test is made at the point that is returned: after the
+        // balance, whose round-off could otherwise move a sample across a kink
+        // unseen; its residual is checked again for the same reason.
+        Mat<T> Wb;
+        Vec<T> ab;
+        balanced(Wt, at, Wb, ab);
+        const double Tn = double(hessian_trace<T>(Wb, ab, X, y, act));
+        if (!(std::isfinite(Tn) && Tn <= T0 - opt.c1 * eta * gt2)) continue;
+        const double rmax = detail::max_abs(detail::residual<T>(Wb, ab, X, y, act));
+        if (!(rmax <= target)) continue;
+        st.accepted = true;
+        st.eta = eta;
+        st.backtracks = bt;
+        st.retract_iters = it;
+        st.gn_iters = gi;
+        finish(std::move(Wb), std::move(ab), Tn, rmax);
+        return st;
     }
-    finish(st.W, st.a);  // no acceptable step: stay
+    stay();  // no acceptable step: stay
     return st;
 }
 
