@@ -134,7 +134,7 @@ def _m_flattest(cell, data, p):
     res = flattest_interpolator(data["W0"], data["a0"], data["X"], data["y"], power=cell["power"], neg=cell["neg"],
                                 **_given(p, ("max_iter", "balance", "tol")))
     # the final projected-gradient ratio ||g_t|| / ||g||
-    grad_ratio = float(res.history["gt_ratio"][-1])
+    grad_ratio = float(res.grad_ratio)
     return res.W, res.a, {"iterations": res.iterations, "converged": res.converged, "reason": res.reason,
                           "grad_ratio": grad_ratio}
 
