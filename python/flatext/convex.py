@@ -26,7 +26,13 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
+import clarabel
 import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import linprog, lsq_linear
+
+from .curvature import forward
+from .symmetry import balance, orbit_min_trace
 
 __all__ = ["ConvexResult", "arrangement_cell_count", "arrangement_patterns", "certified_flattest"]
 
@@ -289,7 +295,6 @@ def _socp_blocks(Xr, y, pats, neg, groups, kappa, Ls):
     cell's possible facets, and ``(t, Lt u)`` in a second-order cone.
     Returns (q, A, b, cones) with cones = (n_zero, n_nonneg, [soc dims]).
     """
-    import scipy.sparse as sp
 
     n, r = Xr.shape
     c = float(neg)
@@ -340,11 +345,6 @@ def _socp_blocks(Xr, y, pats, neg, groups, kappa, Ls):
 
 
 def _solve_clarabel(q, A, b, cones, tol, verbose=False):
-    try:
-        import clarabel
-    except ImportError:
-        raise ImportError("solver='clarabel' needs the clarabel package: pip install flatext[convex]") from None
-    import scipy.sparse as sp
 
     n0, n1, socs = cones
     K = [clarabel.ZeroConeT(n0)]
@@ -452,7 +452,6 @@ def _fewer_neurons(Xr, y, pats, groups, act, Ustar, contrib, neg):
     most n non-zero alphas (interior-point solvers return the centre of a tied
     optimal face instead, with more neurons).
     """
-    from scipy.optimize import linprog
 
     n = Xr.shape[0]
     if act.size <= n:
@@ -491,7 +490,6 @@ def _fewer_neurons(Xr, y, pats, groups, act, Ustar, contrib, neg):
 
 def _alpha_fix(F, y):
     """alpha >= 1/2 with F alpha = y nearest to 1 (bounded least squares), or ones if worse."""
-    from scipy.optimize import lsq_linear
 
     r0 = y - F.sum(axis=1)
     res = lsq_linear(F, r0, bounds=(-0.5, np.inf), method="bvls", tol=1e-14)
@@ -506,7 +504,6 @@ def _cheapest_fit(F, cost, target):
     An LP (HiGHS, on the target scaled to unit size) picks the support, at most n
     columns; the values are then solved for exactly on that support.
     """
-    from scipy.optimize import linprog
 
     K = F.shape[1]
     tn = float(np.max(np.abs(target)))
@@ -683,8 +680,6 @@ def certified_flattest(X, y, *, neg=0.0, m=None, patterns="auto", n_patterns=Non
     ConvexResult
     """
     t0 = time.perf_counter()
-    from .curvature import forward
-    from .symmetry import balance, orbit_min_trace
 
     X = _check_X(X)
     n, d = X.shape
