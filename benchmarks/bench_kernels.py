@@ -226,6 +226,76 @@ def run_memory(args, kernels, dtypes):
     return rows
 
 
+DISPATCH_KERNELS = ["hessian_trace", "hessian_trace_grad", "hvp"]
+DISPATCH_SHAPES = [(2048, 128, 512), (8192, 256, 1024)]
+
+
+def bench_dispatch(threads, dtypes, repeats, power, neg, shapes=DISPATCH_SHAPES):
+    """Every built variant of the extension (flatext._native) loaded in this process, the
+    kernels timed with each in interleaved rounds: time relative to the `native` variant
+    (the -march=native build, if built) or else to the best variant."""
+    from flatext import _native
+
+    names = list(_native.RUNNABLE)
+    mods = {v: _native.load_variant(v) for v in names}
+    ref = "native" if "native" in mods else names[0]
+    auto = next((v for v in names if v != "native"), names[0])  # what a default build picks here
+    rows = []
+    for (n, d, m) in shapes:
+        for dtype in dtypes:
+            W, a, X, y, VW, va = make_problem(n, d, m, dtype)
+            calls = {}
+            for v, mod in mods.items():
+                calls[("hessian_trace", v)] = lambda mod=mod: mod.hessian_trace(W, a, X, y, power, neg)
+                calls[("hessian_trace_grad", v)] = lambda mod=mod: mod.hessian_trace_grad(W, a, X, y, power, neg)
+                calls[("hvp", v)] = lambda mod=mod: mod.hvp(W, a, X, y, VW, va, power, neg)
+            for k in threads:
+                for mod in mods.values():
+                    mod.set_num_threads(k)
+                times = {key: [] for key in calls}
+                for fn in calls.values():
+                    fn()
+                for _ in range(repeats):
+                    for key, fn in calls.items():
+                        t0 = time.perf_counter()
+                        fn()
+                        times[key].append(time.perf_counter() - t0)
+                med = {key: _common.median(ts) for key, ts in times.items()}
+                for kern in DISPATCH_KERNELS:
+                    rows.append(dict(n=n, d=d, m=m, dtype=dtype, threads=k, kernel=kern, ref=ref, auto=auto,
+                                     times={v: med[(kern, v)] for v in names}))
+                print(f"  dispatch ({n},{d},{m}) {dtype} {k} thr: " + "  ".join(
+                    f"{r['kernel']}: " + " ".join(f"{v}={r['times'][v] / r['times'][ref]:.2f}" for v in names)
+                    for r in rows[-len(DISPATCH_KERNELS):]), flush=True)
+    for mod in mods.values():
+        mod.set_num_threads(0)
+    return names, rows
+
+
+def render_dispatch(names, rows):
+    ref, auto = rows[0]["ref"], rows[0]["auto"]
+    header = ["n", "d", "m", "dtype", "thr", "kernel", f"{ref} time"]
+    for v in names:
+        if v != ref:
+            header.append(f"{v} / {ref}" + (" (default, <= 1.05x)" if v == auto else ""))
+    out, misses = [], []
+    for r in rows:
+        cells = [r["n"], r["d"], r["m"], r["dtype"], r["threads"], r["kernel"], _common.fmt_time(r["times"][ref])]
+        for v in names:
+            if v == ref:
+                continue
+            x = r["times"][v] / r["times"][ref]
+            c = f"{x:.2f}x"
+            if v == auto and auto != ref:
+                c += " pass" if x <= 1.05 else " MISS"
+                if x > 1.05:
+                    misses.append(f"default ({auto}) vs {ref}: {r['kernel']} at ({r['n']},{r['d']},{r['m']}) "
+                                  f"{r['dtype']} {r['threads']} thr: {x:.2f}x > 1.05x")
+            cells.append(c)
+        out.append(cells)
+    return header, out, misses
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     g = ap.add_mutually_exclusive_group()
@@ -246,6 +316,9 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs",
                                                   "performance.md"))
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--dispatch", action="store_true",
+                    help="also compare the built CPU-dispatch variants (baseline/avx2/avx512/native) in one process")
+    ap.add_argument("--dispatch-only", action="store_true", help="only the variant comparison (implies --no-memory)")
     ap.add_argument("--keep-openblas-env", action="store_true",
                     help="keep OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (default: removed for this run)")
     args = ap.parse_args(argv)
@@ -268,6 +341,13 @@ def main(argv=None):
 
     bad = []
     results = []
+    disp = None
+    if args.dispatch or args.dispatch_only:
+        print("CPU-dispatch variants, each kernel's time relative to the reference variant:", flush=True)
+        disp = render_dispatch(*bench_dispatch(threads, dtypes, repeats, args.power, args.neg))
+        print(_common.text_table(disp[0], disp[1]))
+        if args.dispatch_only:
+            shapes, args.no_memory = [], True
     for (n, d, m) in shapes:
         for dtype in dtypes:
             err = sanity(flatext, *make_problem(min(n, 512), d, m, dtype)[:4], args.power, args.neg)
@@ -334,21 +414,28 @@ def main(argv=None):
     if mem_rows:
         print()
         print(_common.text_table(mem_header, mem_rows))
+    if disp is not None:
+        misses += disp[2]
     print()
     print("target misses:" if misses else "all targets met", *misses, sep="\n  ")
     if bad:
         print("RESULT MISMATCH:", *bad, sep="\n  ", file=sys.stderr)
 
     if not args.no_write:
-        doc = render_doc(args, mode, started, repeats, header, rows, mem_header, mem_rows, misses)
+        doc = render_doc(args, mode, started, repeats, header, rows, mem_header, mem_rows, misses, disp)
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        # keep the section that benchmarks/bench_interop.py writes after its marker
+        marker = "<!-- bench_interop -->"
+        old = open(args.out).read() if os.path.exists(args.out) else ""
+        if marker in old:
+            doc = doc.rstrip("\n") + "\n\n" + marker + old.split(marker, 1)[1]
         with open(args.out, "w") as fh:
             fh.write(doc)
         print(f"wrote {os.path.relpath(args.out)}")
     return 1 if bad else 0
 
 
-def render_doc(args, mode, started, repeats, header, rows, mem_header, mem_rows, misses):
+def render_doc(args, mode, started, repeats, header, rows, mem_header, mem_rows, misses, disp=None):
     n, d, m = args.mem_shape
     parts = [
         "# Kernel performance",
@@ -389,6 +476,18 @@ def render_doc(args, mode, started, repeats, header, rows, mem_header, mem_rows,
             "also pays the one-time set-up of the thread pool and OpenBLAS's buffers.",
             "",
             _common.md_table(mem_header, mem_rows),
+            "",
+        ]
+    if disp is not None:
+        parts += [
+            "## Run-time CPU dispatch: the variants of the extension",
+            "",
+            "Every built variant (flatext/_native.py) loaded in one process, the kernels timed with each in "
+            f"interleaved rounds ({args.stat} of {repeats}); time relative to the reference variant (`native`, "
+            "the `-march=native` build, when the build has it: `FLATEXT_DISPATCH_VARIANTS` includes `native`). "
+            "Target (issue 12): the default choice within 5% of `-march=native`.",
+            "",
+            _common.md_table(disp[0], disp[1]),
             "",
         ]
     parts += ["## Misses", ""]
