@@ -503,7 +503,43 @@ NOTES = """## Notes
 - The GEMM floor is numpy's OpenBLAS; flatext's kernels run their own GEMMs through the `scipy-openblas32`
   OpenBLAS, single-threaded inside fixed row tiles, with OpenMP over the tiles (see `cpp/include/flatext/gemm.hpp`,
   `tiling.hpp`). `hessian_trace` needs one GEMM-equivalent, `hessian_trace_grad` and `loss_grad` two, `hvp`
-  three; the elementwise passes between them are the rest."""
+  three; the elementwise passes between them are the rest.
+
+## Run-time CPU dispatch: how and why
+
+OpenBLAS picks its GEMM kernels at run time by itself; the compiler flags decide only the elementwise
+passes between the GEMMs (the activation and its derivatives, the per-row and per-neuron sums). A
+portable build used to compile them for SSE2 only. The build now compiles the whole extension module
+once per x86-64 level and installs each copy as `flatext/_isa/<variant>/_core*.so`:
+
+| variant | flags | CPUs |
+|---|---|---|
+| `baseline` | none (SSE2) | every x86-64 CPU, and the only variant on other architectures |
+| `avx2` | `-march=x86-64-v3` (AVX2, FMA, BMI1/2, F16C, LZCNT, MOVBE) | Haswell, Zen 1 and later |
+| `avx512` | `-march=x86-64-v4` (v3 + AVX-512 F/BW/CD/DQ/VL) | Skylake-SP, Ice Lake, Zen 4 and later |
+| `native` | `-march=native` | the build machine (`FLATEXT_NATIVE=ON` builds only this one) |
+
+At `import flatext`, `flatext/_native.py` asks a tiny library (`_isa/lib_flatext_cpu.so`:
+libgcc's `__builtin_cpu_supports("x86-64-v4")`, which also checks that the operating system saves
+the AVX-512 registers) which level the CPU has, and imports the best variant it can run as
+`flatext._core`. `FLATEXT_DISPATCH=baseline|avx2|avx512|native` forces one (ImportError if it is not
+built or the CPU cannot run it: it would die with an illegal instruction); `flatext.info()` reports
+`dispatch`, `dispatch_available`, `dispatch_runnable` and `cpu_level`. `-DFLATEXT_DISPATCH_VARIANTS=...`
+chooses the variants at build time (`tools/sanitize.sh` builds `baseline` only).
+
+Why copies of the whole module rather than function multiversioning or per-ISA translation units:
+the elementwise passes are Eigen expressions and templates of the header-only core, instantiated
+inline all over the kernels. Compiling some translation units with `-mavx2` and others without
+gives the same (inline, weak) template instances two bodies, and the linker keeps one of them:
+an AVX2 body can then be called on a CPU without AVX2 (an ODR violation that shows as SIGILL on old
+CPUs only). `target_clones` multiversioning applies to one function, not to the templates it
+instantiates. A SIMD library (Highway, xsimd) would mean rewriting the passes. Whole-module copies
+need no change in the core, cannot mix ISAs (each copy is self-contained, with hidden symbols,
+loaded alone), and every variant is tested against the baseline (`tests/test_dispatch.py`: 1e-12
+relative on every kernel, bit-identical for 1 and 2 threads within a variant). All variants are
+built with `-ffp-contract=off`: no FMA contraction, so the variants round the same operations the
+same way and differ only where Eigen's packet reductions sum in another order. The cost is build
+time and size: three copies of the module."""
 
 
 if __name__ == "__main__":

@@ -20,11 +20,18 @@ What flatext does by itself: when its extension loads before any libgomp,
 ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``), so its own threads never spin after
 a call. It cannot change numpy's OpenBLAS after numpy has loaded, nor libgomp
 after PyTorch loaded it: for those, set the environment before the process
-starts (or at the very top of the script, before ``import numpy`` / ``torch``)::
+starts, or at the very top of the script, before numpy, PyTorch or flatext
+is imported (``import flatext.threads`` would already load them)::
 
-    import flatext.threads   # imports neither numpy nor the extension
-    flatext.threads.set_process_env()
+    import os
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     import numpy, torch, flatext
+
+(:data:`PROCESS_ENV` holds these two; :func:`set_process_env` applies them,
+e.g. to the environment of child processes.) A neighbourly context manager
+cannot do this part: the spinning is decided when the libraries load.
+:func:`thread_limits` limits all pools for a block of code.
 
 ``flatext``'s own command line, sweeps and reproduction do this for their
 processes. :func:`report` (part of :func:`flatext.info`) says which pools are
@@ -65,6 +72,33 @@ def set_process_env(environ=None):
             env[k] = v
             done[k] = v
     return done
+
+
+_REEXEC_MARK = "FLATEXT_PROCESS_ENV_SET"
+
+
+def reexec_with_process_env():
+    """Restart this command with :data:`PROCESS_ENV` in its environment, if missing.
+
+    For flatext's own command line (``flatext ...``, ``python -m flatext ...``),
+    whose process has loaded numpy (and its OpenBLAS) before ``main`` runs: the
+    variables only take effect in a fresh process, so the command re-executes
+    itself once (``os.execv``; POSIX, Python >= 3.10 for ``sys.orig_argv``).
+    Does nothing when everything is set already, after one re-execution, or
+    where it cannot re-execute. Never returns when it re-executes.
+    """
+    import sys
+
+    env = dict(os.environ)
+    if not set_process_env(env) or os.environ.get(_REEXEC_MARK) or os.name != "posix":
+        return
+    argv = getattr(sys, "orig_argv", None)
+    if not argv:
+        return
+    env[_REEXEC_MARK] = "1"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable] + list(argv[1:]), env)
 
 
 def _wait_note(lib, native_state):
