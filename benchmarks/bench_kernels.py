@@ -421,6 +421,11 @@ def main(argv=None):
     if bad:
         print("RESULT MISMATCH:", *bad, sep="\n  ", file=sys.stderr)
 
+    if args.dispatch_only:
+        if not args.no_write:
+            write_dispatch_only(args.out, dispatch_section(args, repeats, disp))
+            print(f"wrote the dispatch section of {os.path.relpath(args.out)}")
+        return 1 if bad else 0
     if not args.no_write:
         doc = render_doc(args, mode, started, repeats, header, rows, mem_header, mem_rows, misses, disp)
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
@@ -479,8 +484,24 @@ def render_doc(args, mode, started, repeats, header, rows, mem_header, mem_rows,
             "",
         ]
     if disp is not None:
-        parts += [
-            "## Run-time CPU dispatch: the variants of the extension",
+        parts += dispatch_section(args, repeats, disp)
+    parts += ["## Misses", ""]
+    parts += [f"- {x}" for x in misses] if misses else ["None."]
+    parts += ["", NOTES, ""]
+    return "\n".join(parts)
+
+
+DISPATCH_BEGIN, DISPATCH_END = "<!-- dispatch:begin -->", "<!-- dispatch:end -->"
+
+
+def dispatch_section(args, repeats, disp):
+    return [
+            DISPATCH_BEGIN,
+            "## Run-time CPU dispatch",
+            "",
+            DISPATCH_DESIGN,
+            "",
+            "### The variants measured",
             "",
             "Every built variant (flatext/_native.py) loaded in one process, the kernels timed with each in "
             f"interleaved rounds ({args.stat} of {repeats}); time relative to the reference variant (`native`, "
@@ -489,25 +510,30 @@ def render_doc(args, mode, started, repeats, header, rows, mem_header, mem_rows,
             "",
             _common.md_table(disp[0], disp[1]),
             "",
+            "Misses: " + ("; ".join(disp[2]) if disp[2] else "none") + ".",
+            f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {_common.loadavg()}.",
+            DISPATCH_END,
+            "",
         ]
-    parts += ["## Misses", ""]
-    parts += [f"- {x}" for x in misses] if misses else ["None."]
-    parts += ["", NOTES, ""]
-    return "\n".join(parts)
 
 
-NOTES = """## Notes
+def write_dispatch_only(path, section):
+    """Put the dispatch section into an existing performance doc (replacing an older one)."""
+    old = open(path).read() if os.path.exists(path) else ""
+    text = "\n".join(section)
+    if DISPATCH_BEGIN in old and DISPATCH_END in old:
+        head, rest = old.split(DISPATCH_BEGIN, 1)
+        new = head + text.rstrip("\n") + rest.split(DISPATCH_END, 1)[1]
+    elif "## Misses" in old:
+        head, rest = old.split("## Misses", 1)
+        new = head + text + "\n## Misses" + rest
+    else:
+        new = old + "\n" + text
+    with open(path, "w") as fh:
+        fh.write(new)
 
-- Timings on a shared 2-core VM drift by tens of percent between runs; compare ratios measured in the
-  same process, and re-run on a quiet machine before drawing conclusions from a single miss.
-- The GEMM floor is numpy's OpenBLAS; flatext's kernels run their own GEMMs through the `scipy-openblas32`
-  OpenBLAS, single-threaded inside fixed row tiles, with OpenMP over the tiles (see `cpp/include/flatext/gemm.hpp`,
-  `tiling.hpp`). `hessian_trace` needs one GEMM-equivalent, `hessian_trace_grad` and `loss_grad` two, `hvp`
-  three; the elementwise passes between them are the rest.
 
-## Run-time CPU dispatch: how and why
-
-OpenBLAS picks its GEMM kernels at run time by itself; the compiler flags decide only the elementwise
+DISPATCH_DESIGN = """OpenBLAS picks its GEMM kernels at run time by itself; the compiler flags decide only the elementwise
 passes between the GEMMs (the activation and its derivatives, the per-row and per-neuron sums). A
 portable build used to compile them for SSE2 only. The build now compiles the whole extension module
 once per x86-64 level and installs each copy as `flatext/_isa/<variant>/_core*.so`:
@@ -540,6 +566,16 @@ relative on every kernel, bit-identical for 1 and 2 threads within a variant). A
 built with `-ffp-contract=off`: no FMA contraction, so the variants round the same operations the
 same way and differ only where Eigen's packet reductions sum in another order. The cost is build
 time and size: three copies of the module."""
+
+NOTES = """## Notes
+
+- Timings on a shared 2-core VM drift by tens of percent between runs; compare ratios measured in the
+  same process, and re-run on a quiet machine before drawing conclusions from a single miss.
+- The GEMM floor is numpy's OpenBLAS; flatext's kernels run their own GEMMs through the `scipy-openblas32`
+  OpenBLAS, single-threaded inside fixed row tiles, with OpenMP over the tiles (see `cpp/include/flatext/gemm.hpp`,
+  `tiling.hpp`). `hessian_trace` needs one GEMM-equivalent, `hessian_trace_grad` and `loss_grad` two, `hvp`
+  three; the elementwise passes between them are the rest.
+"""
 
 
 if __name__ == "__main__":
