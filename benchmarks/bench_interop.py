@@ -172,10 +172,11 @@ def child_busy(args):
     import flatext as fx
 
     W, a, X, y, _, _ = _problem(*args["shape"], "float64")
-    Ws, as_, Xs, ys, _, _ = _problem(256, 16, 128, "float64", seed=1)
+    # GD at a size above the kernels' one-thread threshold (~2M multiply-adds per GEMM)
+    Ws, as_, Xs, ys, _, _ = _problem(2048, 32, 256, "float64", seed=1)
     calls = {
         "hessian_trace_grad": lambda: fx.hessian_trace_grad(W, a, X, y),
-        "GD, 50 steps (256,16,128)": lambda: fx.train(Ws, as_, Xs, ys, method="gd", lr=0.05, max_iter=50,
+        "GD, 20 steps (2048,32,256)": lambda: fx.train(Ws, as_, Xs, ys, method="gd", lr=0.05, max_iter=20,
                                                        tol=0.0, polish=False),
         "hessian_trace_grad (2048,128,512)": None,
     }
@@ -188,8 +189,8 @@ def child_busy(args):
         for k in t:
             fx.set_num_threads(k)
             fn()
-        for _ in range(args["rounds"]):
-            for k in t:
+        for i in range(args["rounds"]):
+            for k in (list(t) if i % 2 == 0 else list(t)[::-1]):  # alternate the order
                 fx.set_num_threads(k)
                 t[k].append(_t(fn))
         res[name] = {"one": statistics.median(t[1]), "default": statistics.median(t[default]),

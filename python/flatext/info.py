@@ -30,7 +30,10 @@ def info():
 
     w = _native.WAIT_POLICY
     if w["libgomp_loaded_before_flatext"]:
-        wait = "libgomp was loaded before flatext: its policy was fixed then (see flatext.threads)"
+        env = f"OMP_WAIT_POLICY={w['OMP_WAIT_POLICY']}, GOMP_SPINCOUNT={w['GOMP_SPINCOUNT']}"
+        spins = str(w["OMP_WAIT_POLICY"]).upper() != "PASSIVE" and w["GOMP_SPINCOUNT"] in (None, "")
+        wait = (f"libgomp was loaded before flatext ({env} then, if unchanged): "
+                + ("its threads spin after each region (see flatext.threads)" if spins else "as set"))
     elif w["set_by_flatext"]:
         wait = "PASSIVE (set by flatext)"
     else:

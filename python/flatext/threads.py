@@ -107,10 +107,10 @@ def _wait_note(lib, native_state):
         pol = native_state.get("OMP_WAIT_POLICY")
         spin = native_state.get("GOMP_SPINCOUNT")
         if native_state.get("libgomp_loaded_before_flatext"):
-            now = os.environ.get("OMP_WAIT_POLICY")
             return (
                 "loaded before flatext: waits as the environment said then "
-                f"(now OMP_WAIT_POLICY={now}); spins after each region unless that was PASSIVE"
+                f"(OMP_WAIT_POLICY={pol}, GOMP_SPINCOUNT={spin} when flatext loaded); "
+                "spins after each region unless PASSIVE"
             )
         if native_state.get("set_by_flatext"):
             return "passive (OMP_WAIT_POLICY=PASSIVE set by flatext before libgomp loaded)"
