@@ -161,8 +161,15 @@ def child_torch(args):
             r["k_after_gemm"].append(_t(k))
             r["gemm_after_k"].append(_t(gemm))
     out = {key: statistics.median(v) for key, v in r.items()}
-    inf = fx.info()
-    out["info"] = {"dispatch": inf.get("dispatch"), "omp_wait_policy": inf.get("omp_wait_policy")}
+    w = fx._native.WAIT_POLICY
+    first = "torch" if w["libgomp_loaded_before_flatext"] else "flatext"
+    if str(w["OMP_WAIT_POLICY"]).upper() == "PASSIVE" or w["set_by_flatext"]:
+        how = "passive"
+    elif w["GOMP_SPINCOUNT"]:
+        how = f"spins {w['GOMP_SPINCOUNT']}"
+    else:
+        how = "spins (libgomp default)"
+    out["info"] = {"omp_wait_policy": f"loaded by {first}: {how}"}
     return out
 
 
@@ -258,7 +265,7 @@ def section_torch(results):
                      fr(v["k_after_torch"] / v["k_alone"], 1.2), fr(v["k_after_gemm"] / v["k_alone"], 1.2),
                      ms(v["torch_alone"]), fr(v["torch_after_k"] / v["torch_alone"], 1.1),
                      fr(v["gemm_after_k"] / v["gemm_alone"], 1.1)])
-    return table(["env", "flatext's OpenMP wait", "trace alone", "trace after torch step",
+    return table(["env", "libgomp", "trace alone", "trace after torch step",
                   "trace after GEMM", "torch step alone", "torch step after trace", "GEMM after trace"], rows)
 
 
