@@ -413,11 +413,13 @@ std::pair<Mat<T>, Vec<T>> hvp(const MatRef<T>& W, const VecRef<T>& a, const MatR
                     T* z = Zt + j * m;
                     const T* u = U.data() + j * m;
                     T f = T(0), jv = T(0);
+                    const T* __restrict ap = a.data();
+                    const T* __restrict vap = va.data();
 #pragma omp simd reduction(+ : f, jv)
                     for (Index i = 0; i < m; ++i) {
                         const auto s = sl.template eval<1>(z[i]);
-                        f += a[i] * s.v0;
-                        jv += va[i] * s.v0 + a[i] * s.v1 * u[i];
+                        f += ap[i] * s.v0;
+                        jv += vap[i] * s.v0 + ap[i] * s.v1 * u[i];
                     }
                     const T r = f - y[r0 + j];
                     if (linear) {
