@@ -124,9 +124,8 @@ def child_numpy(args):
 
 
 def child_torch(args):
-    import torch  # first, as in a PyTorch user's script: it loads libgomp
-
     import flatext as fx
+    import torch  # first, as in a PyTorch user's script: it loads libgomp
 
     n, d, m = args["shape"]
     W, a, X, y, _, _ = _problem(n, d, m, "float64")
@@ -174,9 +173,8 @@ def child_torch(args):
 
 
 def child_busy(args):
-    import numpy as np  # noqa: F401
-
     import flatext as fx
+    import numpy as np  # noqa: F401
 
     W, a, X, y, _, _ = _problem(*args["shape"], "float64")
     # GD at a size above the kernels' one-thread threshold (~2M multiply-adds per GEMM)

@@ -15,10 +15,9 @@ import os
 import subprocess
 import sys
 
+import flatext as fx
 import numpy as np
 import pytest
-
-import flatext as fx
 from flatext import _native
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -4,9 +4,8 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 import flatext as fx
+import pytest
 from flatext import threads
 
 CLEAN = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT", "FLATEXT_PROCESS_ENV_SET")

@@ -131,7 +131,7 @@ def _load(path):
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
     spec.loader.exec_module(mod)
-    setattr(sys.modules[__package__], "_core", mod)
+    sys.modules[__package__]._core = mod  # as an ordinary submodule import would
     return mod
 
 
