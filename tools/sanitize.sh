@@ -26,7 +26,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # test dependencies (the `test` extra) only if missing: resolving them is slow
 "$VENV/bin/python" -c "import pytest, hypothesis, scipy" 2>/dev/null || "$VENV/bin/python" -m pip install -q ".[test]"
 "$VENV/bin/python" -m pip install -q --no-build-isolation --no-deps --force-reinstall \
-  -Ccmake.define.FLATEXT_SANITIZE=ON -Cbuild-dir=build/asan .
+  -Ccmake.define.FLATEXT_SANITIZE=ON -Ccmake.define.FLATEXT_DISPATCH_VARIANTS=baseline -Cbuild-dir=build/asan .
 built=$(date +%s)
 
 ASAN_LIB=$("$CXX_BIN" -print-file-name=libasan.so)
@@ -34,9 +34,9 @@ UBSAN_LIB=$("$CXX_BIN" -print-file-name=libubsan.so)
 for lib in "$ASAN_LIB" "$UBSAN_LIB"; do
   [ -f "$lib" ] || { echo "sanitize.sh: runtime $lib not found (is $CXX_BIN the compiler that built _core?)" >&2; exit 2; }
 done
-# the installed module really is instrumented
+# the installed module really is instrumented (one CPU-dispatch variant only: baseline)
 CORE=$("$VENV/bin/python" -c 'import glob, os, importlib.util as u
-print(glob.glob(os.path.join(os.path.dirname(u.find_spec("flatext").origin), "_core*.so"))[0])')
+print(glob.glob(os.path.join(os.path.dirname(u.find_spec("flatext").origin), "_isa", "*", "_core*.so"))[0])')
 # (grep reads all of nm's output: with `grep -q` and pipefail, nm's SIGPIPE would fail the check)
 nm -D "$CORE" | grep __asan_ > /dev/null || { echo "sanitize.sh: _core is not built with ASan" >&2; exit 2; }
 

@@ -28,6 +28,10 @@ def build_parser():
 
 
 def main(argv=None):
+    if argv is None:  # the real command line: keep the thread pools from spinning (flatext.threads)
+        from .threads import reexec_with_process_env
+
+        reexec_with_process_env()
     args = build_parser().parse_args(argv)
     return args.func(args) or 0
 

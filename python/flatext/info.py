@@ -1,25 +1,68 @@
-"""``flatext info``: what this build of flatext is (version, threads, GEMM backend)."""
+"""``flatext info``: what this build of flatext is and how it runs here.
+
+Version, OpenMP, thread count, GEMM backend, the instruction-set variant of
+the extension that was loaded (run-time CPU dispatch, ``flatext._native``)
+and the thread pools in the process (``flatext.threads.report``).
+"""
 from __future__ import annotations
 
 
 def info():
-    """A dict describing the build: version, OpenMP, thread count, GEMM backend."""
-    from . import __version__
-    from ._native import _core
+    """Describe the build and the process.
 
+    Returns
+    -------
+    dict
+        ``version``, ``openmp`` (bool), ``num_threads``, ``blas_backend``;
+        ``dispatch``: the extension variant in use (``baseline``, ``avx2``,
+        ``avx512`` or ``native``; ``single`` for a development copy without
+        variants); ``dispatch_available``: the variants this build holds;
+        ``dispatch_runnable``: those this CPU can run, best first;
+        ``dispatch_forced``: the value of ``FLATEXT_DISPATCH`` (None if unset);
+        ``cpu_level``: the x86-64 micro-architecture level of this CPU (0: not
+        x86-64); ``omp_wait_policy``: how flatext's OpenMP threads wait
+        (``flatext.threads``); ``thread_pools``: the pools loaded in the
+        process and how their idle threads wait (needs ``threadpoolctl``).
+    """
+    from . import __version__, _native
+    from ._native import _core
+    from .threads import report
+
+    w = _native.WAIT_POLICY
+    if w["libgomp_loaded_before_flatext"]:
+        env = f"OMP_WAIT_POLICY={w['OMP_WAIT_POLICY']}, GOMP_SPINCOUNT={w['GOMP_SPINCOUNT']}"
+        spins = str(w["OMP_WAIT_POLICY"]).upper() != "PASSIVE" and w["GOMP_SPINCOUNT"] in (None, "")
+        wait = (f"libgomp was loaded before flatext ({env} then, if unchanged): "
+                + ("its threads spin after each region (see flatext.threads)" if spins else "as set"))
+    elif w["set_by_flatext"]:
+        wait = "PASSIVE (set by flatext)"
+    else:
+        wait = f"OMP_WAIT_POLICY={w['OMP_WAIT_POLICY']}, GOMP_SPINCOUNT={w['GOMP_SPINCOUNT']} (user)"
     return {
         "version": __version__,
         "openmp": bool(_core.openmp_enabled),
         "num_threads": _core.get_num_threads(),
         "blas_backend": _core.blas_backend,
+        "dispatch": _native.PATH,
+        "dispatch_available": sorted(_native.AVAILABLE),
+        "dispatch_runnable": list(_native.RUNNABLE),
+        "dispatch_forced": _native.FORCED or None,
+        "cpu_level": _native.CPU_LEVEL,
+        "omp_wait_policy": wait,
+        "thread_pools": report(),
     }
 
 
 def _run(args):
     for k, v in info().items():
-        print(f"{k}: {v}")
+        if k == "thread_pools":
+            print("thread_pools:")
+            for p in v:
+                print(f"  {p['api']} {p['library']} ({p['num_threads']} threads): {p['waits']}")
+        else:
+            print(f"{k}: {v}")
 
 
 def add_parser(sub):
-    p = sub.add_parser("info", help="print the build's version, threads and GEMM backend")
+    p = sub.add_parser("info", help="print the build, the CPU dispatch variant in use and the thread pools")
     p.set_defaults(func=_run)
