@@ -519,7 +519,7 @@ def flattest_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, max_iter=500, bal
     history = {k: np.asarray(v) for k, v in hist.items()}
     res = SearchResult(W, a, float(trace), float(omin), float(rmax), it, reason in CONVERGED_REASONS, reason,
                        history, float(ratio), s["solver"], search_orbit_min_trace=float(omin))
-    if polish == "convex" or (polish == "auto" and p == 1.0 and X.shape[0] <= 400):
+    if polish == "convex" or (polish == "auto" and p == 1.0 and 0.0 <= c <= 1.0 and X.shape[0] <= 400):
         res = _convex_polish(res, X, y, c, tol, polish_rounds, seed)
     return res
 
