@@ -4,6 +4,7 @@ Import this module and call :func:`prepare_env` before numpy, torch or flatext
 are imported: it fixes the environment that the BLAS and OpenMP runtimes read
 when they load.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,7 +49,7 @@ def prepare_env(argv=None):
 def removed_openblas_env():
     """The OpenBLAS variables that prepare_env removed (name -> old value)."""
     pre = "FLATEXT_BENCH_REMOVED_"
-    return {k[len(pre):]: v for k, v in os.environ.items() if k.startswith(pre)}
+    return {k[len(pre) :]: v for k, v in os.environ.items() if k.startswith(pre)}
 
 
 def cpu_model():
@@ -141,9 +142,7 @@ def machine_lines(extra=()):
     lines.append("- environment: " + ", ".join(f"{k}={v}" for k, v in env.items() if v is not None))
     rem = removed_openblas_env()
     if rem:
-        lines.append(
-            "- removed for this run (prepare_env): " + ", ".join(f"{k}={v}" for k, v in rem.items())
-        )
+        lines.append("- removed for this run (prepare_env): " + ", ".join(f"{k}={v}" for k, v in rem.items()))
     for b in blas_info():
         lines.append(f"- loaded: {b}")
     lines.append(f"- load average at the end of the run: {loadavg()}")

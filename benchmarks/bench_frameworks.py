@@ -24,6 +24,7 @@ call of ``flatext.torch.hessian_trace`` forward + backward minus that of
 Usage: ``python benchmarks/bench_frameworks.py [--quick] [--probes K] [--out docs/frameworks.md]``
 (prints a markdown table; ``--out`` replaces the block between the markers in that file).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,11 +37,10 @@ import _common  # noqa: E402
 
 _common.prepare_env()
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
 import flatext as fx  # noqa: E402
 import flatext.torch as fxt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 BEGIN, END = "<!-- bench_frameworks:begin -->", "<!-- bench_frameworks:end -->"
 
@@ -48,7 +48,7 @@ BEGIN, END = "<!-- bench_frameworks:begin -->", "<!-- bench_frameworks:end -->"
 def problem(n, d, m, seed=0):
     g = torch.Generator().manual_seed(seed)
     X = torch.randn(n, d, generator=g, dtype=torch.float64)
-    W = torch.randn(m, d, generator=g, dtype=torch.float64) / d ** 0.5
+    W = torch.randn(m, d, generator=g, dtype=torch.float64) / d**0.5
     a = torch.randn(m, generator=g, dtype=torch.float64) / m
     y = torch.randn(n, generator=g, dtype=torch.float64)
     return W, a, X, y
@@ -149,9 +149,13 @@ def main(argv=None):
     Ws, as_, Xs, ys = problem(ns, ds, ms, seed=3)
     trs, sW, sa = exact_double_backward_trace(Ws, as_, Xs, ys, lam)
     _, ftr, fsW, fsa = flatext_step(Ws, as_, Xs, ys, lam)
-    small_err = max(abs(trs - float(ftr)) / abs(float(ftr)),
-                    float(torch.linalg.norm(torch.cat([sW.reshape(-1), sa]) - torch.cat([fsW.reshape(-1), fsa]))
-                          / torch.linalg.norm(torch.cat([fsW.reshape(-1), fsa]))))
+    small_err = max(
+        abs(trs - float(ftr)) / abs(float(ftr)),
+        float(
+            torch.linalg.norm(torch.cat([sW.reshape(-1), sa]) - torch.cat([fsW.reshape(-1), fsa]))
+            / torch.linalg.norm(torch.cat([fsW.reshape(-1), fsa]))
+        ),
+    )
     t_exact_small = med(lambda: exact_double_backward_trace(Ws, as_, Xs, ys, lam), 1, warmup=0)
     t_fxt_small = med(lambda: flatext_step(Ws, as_, Xs, ys, lam), args.reps * 3)
     t_exact_extrap = t_hut * P / K
@@ -193,10 +197,22 @@ def main(argv=None):
     rows.append(("numpy `X @ W.T` (unit)", ms_(t_gemm), "1.0x", "exact"))
     rows.append(("flatext.torch `regularized_loss` + backward", ms_(t_fxt), f"{t_fxt / t_gemm:.1f}x", "exact"))
     rows.append(("flatext numpy `loss_grad` + `hessian_trace_grad`", ms_(t_np), f"{t_np / t_gemm:.1f}x", "exact"))
-    rows.append((f"PyTorch Hutchinson-{K} + gradient (double backward)", ms_(t_hut), f"{t_hut / t_gemm:.0f}x",
-                 f"T {100 * err_val:.1f}% off, grad of T {100 * err_grad:.0f}% off"))
-    rows.append((f"PyTorch exact trace by double backward (P = {P} HVPs; extrapolated P/{K} x Hutchinson-{K})",
-                 f"~{t_exact_extrap / 3600:.1f} h", f"~{t_exact_extrap / t_gemm:.1e}x", "exact"))
+    rows.append(
+        (
+            f"PyTorch Hutchinson-{K} + gradient (double backward)",
+            ms_(t_hut),
+            f"{t_hut / t_gemm:.0f}x",
+            f"T {100 * err_val:.1f}% off, grad of T {100 * err_grad:.0f}% off",
+        )
+    )
+    rows.append(
+        (
+            f"PyTorch exact trace by double backward (P = {P} HVPs; extrapolated P/{K} x Hutchinson-{K})",
+            f"~{t_exact_extrap / 3600:.1f} h",
+            f"~{t_exact_extrap / t_gemm:.1e}x",
+            "exact",
+        )
+    )
     lines = [
         f"One regularized step (L, T and both gradients), ReLU^2, float64, (n, d, m) = ({n}, {d}, {m}), "
         f"P = {P} parameters; medians of {args.reps} runs (Hutchinson: best of 2), one process, torch "

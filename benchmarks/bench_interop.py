@@ -38,6 +38,7 @@ Usage::
 Writes the section after ``<!-- bench_interop -->`` in docs/performance.md
 (``--out``; bench_kernels.py keeps that section when it rewrites the file).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,8 +59,15 @@ ENVS = {
     "timeout": {"OPENBLAS_THREAD_TIMEOUT": "4"},
     "process_env": {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"},
 }
-CLEAR = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT", "OMP_NUM_THREADS",
-         "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+CLEAR = (
+    "OMP_WAIT_POLICY",
+    "GOMP_SPINCOUNT",
+    "OPENBLAS_THREAD_TIMEOUT",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+)
 TARGETS = {"hessian_trace": 1.3, "hessian_trace_grad": 2.6, "hvp": 4.0}
 PAUSE = 0.2  # s: longer than OpenBLAS's spin (~0.1 s) and libgomp's
 
@@ -115,8 +123,10 @@ def child_numpy(args):
                     alt_k.append(_t(k))
             md = statistics.median
             out[f"{name}/{dtype}"] = {
-                "gemm_alone": md(alone_g), "kernel_alone": md(alone_k),
-                "gemm_alt": md(alt_g), "kernel_alt": md(alt_k),
+                "gemm_alone": md(alone_g),
+                "kernel_alone": md(alone_k),
+                "gemm_alt": md(alt_g),
+                "kernel_alt": md(alt_k),
             }
     inf = fx.info()
     out["info"] = {"dispatch": inf.get("dispatch"), "omp_wait_policy": inf.get("omp_wait_policy")}
@@ -147,8 +157,18 @@ def child_torch(args):
     k = lambda: fx.hessian_trace(W, a, X, y)  # noqa: E731
     for _ in range(3):
         step(), k(), gemm()
-    r = {key: [] for key in ("k_alone", "k_after_torch", "k_after_gemm", "torch_alone", "torch_after_k",
-                             "gemm_alone", "gemm_after_k")}
+    r = {
+        key: []
+        for key in (
+            "k_alone",
+            "k_after_torch",
+            "k_after_gemm",
+            "torch_alone",
+            "torch_after_k",
+            "gemm_alone",
+            "gemm_after_k",
+        )
+    }
     for _ in range(args["rounds"]):
         time.sleep(PAUSE)
         r["k_alone"].append(_t(k))
@@ -186,8 +206,9 @@ def child_busy(args):
     Ws, as_, Xs, ys, _, _ = _problem(2048, 32, 256, "float64", seed=1)
     calls = {
         "hessian_trace_grad": lambda: fx.hessian_trace_grad(W, a, X, y),
-        "GD, 20 steps (2048,32,256)": lambda: fx.train(Ws, as_, Xs, ys, method="gd", lr=0.05, max_iter=20,
-                                                       tol=0.0, polish=False),
+        "GD, 20 steps (2048,32,256)": lambda: fx.train(
+            Ws, as_, Xs, ys, method="gd", lr=0.05, max_iter=20, tol=0.0, polish=False
+        ),
         "hessian_trace_grad (2048,128,512)": None,
     }
     W2, a2, X2, y2, _, _ = _problem(2048, 128, 512, "float64", seed=2)
@@ -200,11 +221,14 @@ def child_busy(args):
             fx.set_num_threads(k)
             fn()
         for i in range(args["rounds"]):
-            for k in (list(t) if i % 2 == 0 else list(t)[::-1]):  # alternate the order
+            for k in list(t) if i % 2 == 0 else list(t)[::-1]:  # alternate the order
                 fx.set_num_threads(k)
                 t[k].append(_t(fn))
-        res[name] = {"one": statistics.median(t[1]), "default": statistics.median(t[default]),
-                     "default_threads": default}
+        res[name] = {
+            "one": statistics.median(t[1]),
+            "default": statistics.median(t[default]),
+            "default_threads": default,
+        }
     fx.set_num_threads(0)
     return res
 
@@ -252,32 +276,70 @@ def section_numpy(results):
             if key == "info":
                 continue
             name, dtype = key.split("/")
-            rows.append([env_name, name, dtype, ms(v["gemm_alone"]), ms(v["kernel_alone"]),
-                         fr(v["kernel_alone"] / v["gemm_alone"]),
-                         fr(v["kernel_alt"] / v["gemm_alt"], TARGETS[name]),
-                         fr(v["kernel_alt"] / v["kernel_alone"]),
-                         fr(v["gemm_alt"] / v["gemm_alone"], 1.1)])
-    return table(["env", "kernel", "dtype", "GEMM alone", "kernel alone", "kernel/GEMM alone",
-                  "kernel/GEMM alternating", "kernel alt/alone", "GEMM after kernel/alone"], rows)
+            rows.append(
+                [
+                    env_name,
+                    name,
+                    dtype,
+                    ms(v["gemm_alone"]),
+                    ms(v["kernel_alone"]),
+                    fr(v["kernel_alone"] / v["gemm_alone"]),
+                    fr(v["kernel_alt"] / v["gemm_alt"], TARGETS[name]),
+                    fr(v["kernel_alt"] / v["kernel_alone"]),
+                    fr(v["gemm_alt"] / v["gemm_alone"], 1.1),
+                ]
+            )
+    return table(
+        [
+            "env",
+            "kernel",
+            "dtype",
+            "GEMM alone",
+            "kernel alone",
+            "kernel/GEMM alone",
+            "kernel/GEMM alternating",
+            "kernel alt/alone",
+            "GEMM after kernel/alone",
+        ],
+        rows,
+    )
 
 
 def section_torch(results):
     rows = []
     for env_name, v in results.items():  # env_name: "<env>, <who> imported first"
-        rows.append([env_name, v["info"]["omp_wait_policy"], ms(v["k_alone"]),
-                     fr(v["k_after_torch"] / v["k_alone"], 1.2), fr(v["k_after_gemm"] / v["k_alone"], 1.2),
-                     ms(v["torch_alone"]), fr(v["torch_after_k"] / v["torch_alone"], 1.1),
-                     fr(v["gemm_after_k"] / v["gemm_alone"], 1.1)])
-    return table(["env", "libgomp", "trace alone", "trace after torch step",
-                  "trace after GEMM", "torch step alone", "torch step after trace", "GEMM after trace"], rows)
+        rows.append(
+            [
+                env_name,
+                v["info"]["omp_wait_policy"],
+                ms(v["k_alone"]),
+                fr(v["k_after_torch"] / v["k_alone"], 1.2),
+                fr(v["k_after_gemm"] / v["k_alone"], 1.2),
+                ms(v["torch_alone"]),
+                fr(v["torch_after_k"] / v["torch_alone"], 1.1),
+                fr(v["gemm_after_k"] / v["gemm_alone"], 1.1),
+            ]
+        )
+    return table(
+        [
+            "env",
+            "libgomp",
+            "trace alone",
+            "trace after torch step",
+            "trace after GEMM",
+            "torch step alone",
+            "torch step after trace",
+            "GEMM after trace",
+        ],
+        rows,
+    )
 
 
 def section_busy(results):
     rows = []
     for env_name, res in results.items():
         for name, v in res.items():
-            rows.append([env_name, name, ms(v["one"]), ms(v["default"]),
-                         fr(v["default"] / v["one"], 1.0)])
+            rows.append([env_name, name, ms(v["one"]), ms(v["default"]), fr(v["default"] / v["one"], 1.0)])
     return table(["env", "call", "1 thread", "default threads (2)", "default / 1 thread"], rows)
 
 
@@ -324,28 +386,44 @@ def main(argv=None):
     import _common
 
     envs = a.envs.split(",")
-    parts = [MARKER, "", "## Good neighbours: flatext beside numpy, PyTorch and other processes", "",
-             f"Generated by `python benchmarks/bench_interop.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-             f" ({a.rounds} rounds, medians; load average at the start: {_common.loadavg()}). Environments: "
-             + "; ".join(f"`{k}` = {v or 'as the user has it'}" for k, v in ENVS.items() if k in envs) + ". "
-             "With a load average above the core count, other processes dominate the times and even the "
-             "ratios (a GEMM 'alone' can take 2x its quiet time): re-run on a quiet machine before reading "
-             "a single row; the busy-machine table is the one such load does not spoil.", "",
-             EXPLAIN, ""]
+    parts = [
+        MARKER,
+        "",
+        "## Good neighbours: flatext beside numpy, PyTorch and other processes",
+        "",
+        f"Generated by `python benchmarks/bench_interop.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        f" ({a.rounds} rounds, medians; load average at the start: {_common.loadavg()}). Environments: "
+        + "; ".join(f"`{k}` = {v or 'as the user has it'}" for k, v in ENVS.items() if k in envs)
+        + ". "
+        "With a load average above the core count, other processes dominate the times and even the "
+        "ratios (a GEMM 'alone' can take 2x its quiet time): re-run on a quiet machine before reading "
+        "a single row; the busy-machine table is the one such load does not spoil.",
+        "",
+        EXPLAIN,
+        "",
+    ]
     for sc in a.scenario.split(","):
         if sc == "numpy":
             args = {"shape": [8192, 256, 1024], "dtypes": a.dtypes.split(","), "rounds": a.rounds}
             res = {e: run_child("numpy", e, args) for e in envs}
-            parts += ["### numpy GEMM and flatext alternating, (8192, 256, 1024), 2 threads", "",
-                      section_numpy(res), ""]
+            parts += [
+                "### numpy GEMM and flatext alternating, (8192, 256, 1024), 2 threads",
+                "",
+                section_numpy(res),
+                "",
+            ]
         elif sc == "torch":
             res = {}
             for e in envs:
                 for tf in (True, False):
                     args = {"shape": [2048, 128, 512], "rounds": a.rounds, "torch_first": tf}
                     res[f"{e}, {'torch' if tf else 'flatext'} imported first"] = run_child("torch", e, args)
-            parts += ["### PyTorch forward/backward and flatext's hessian_trace alternating, (2048, 128, 512), "
-                      "float64", "", section_torch(res), ""]
+            parts += [
+                "### PyTorch forward/backward and flatext's hessian_trace alternating, (2048, 128, 512), float64",
+                "",
+                section_torch(res),
+                "",
+            ]
         elif sc == "busy":
             args = {"shape": [8192, 256, 1024], "rounds": a.rounds}
             res = {}

@@ -30,6 +30,7 @@ Writes ``docs/performance.md`` (``--out``; ``--no-write`` to skip). Exits 1 if
 a kernel's result disagrees with numpy (a sanity check, not a test), never for
 a missed timing target (timings on a shared machine are noisy).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,8 +55,7 @@ MEM_TARGET_MB = 100.0
 SHAPES = {
     "quick": [(1024, 64, 256), (2048, 128, 512)],
     "default": [(1024, 64, 256), (2048, 128, 512), (4096, 256, 1024), (8192, 256, 1024)],
-    "full": [(256, 32, 64), (1024, 64, 256), (2048, 128, 512), (4096, 256, 1024), (8192, 256, 1024),
-             (65536, 32, 2048)],
+    "full": [(256, 32, 64), (1024, 64, 256), (2048, 128, 512), (4096, 256, 1024), (8192, 256, 1024), (65536, 32, 2048)],
 }
 REPEATS = {"quick": 5, "default": 7, "full": 11}
 
@@ -123,8 +123,8 @@ def sanity(flatext, W, a, X, y, power, neg):
     s0, s1, s2 = (sig(Z, power, neg, k) for k in range(3))
     f = s0 @ a64
     r = f - ys
-    s = (Xs ** 2).sum(1)
-    T = np.mean((s0 ** 2).sum(1) + (s1 ** 2 * a64 ** 2).sum(1) * s + r * (s2 @ a64) * s)
+    s = (Xs**2).sum(1)
+    T = np.mean((s0**2).sum(1) + (s1**2 * a64**2).sum(1) * s + r * (s2 @ a64) * s)
     f_fx = flatext.forward(W, a, X[:512], power=power, neg=neg).astype(np.float64)
     T_fx = float(flatext.hessian_trace(W, a, X[:512], y[:512], power=power, neg=neg))
     return max(np.max(np.abs(f_fx - f)) / max(np.max(np.abs(f)), 1e-300), abs(T_fx - T) / abs(T))
@@ -151,8 +151,17 @@ def bench_shape(flatext, n, d, m, dtype, threads, repeats, power, neg, ctls, sta
                 times[name].append(time.perf_counter() - t0)
         agg = min if stat == "min" else _common.median
         med = {name: agg(ts) for name, ts in times.items()}
-        rows.append(dict(n=n, d=d, m=m, dtype=np.dtype(dtype).name, threads=k, times=med,
-                         gflops=2.0 * n * d * m / med["gemm"] / 1e9))
+        rows.append(
+            dict(
+                n=n,
+                d=d,
+                m=m,
+                dtype=np.dtype(dtype).name,
+                threads=k,
+                times=med,
+                gflops=2.0 * n * d * m / med["gemm"] / 1e9,
+            )
+        )
     return rows
 
 
@@ -209,9 +218,24 @@ def run_memory(args, kernels, dtypes):
     n, d, m = args.mem_shape
     for dtype in dtypes:
         for kern in kernels:
-            cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", kern, "--mem-shape", str(n), str(d),
-                   str(m), "--mem-dtype", dtype, "--mem-threads", str(args.mem_threads), "--power", str(args.power),
-                   "--neg", str(args.neg)]
+            cmd = [
+                sys.executable,
+                os.path.abspath(__file__),
+                "--memory-child",
+                kern,
+                "--mem-shape",
+                str(n),
+                str(d),
+                str(m),
+                "--mem-dtype",
+                dtype,
+                "--mem-threads",
+                str(args.mem_threads),
+                "--power",
+                str(args.power),
+                "--neg",
+                str(args.neg),
+            ]
             p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
             if p.returncode != 0:
                 print(f"memory run of {kern} ({dtype}) failed:\n{p.stderr}", file=sys.stderr)
@@ -220,9 +244,12 @@ def run_memory(args, kernels, dtypes):
             r = json.loads(p.stdout.strip().splitlines()[-1])
             r["dtype"] = dtype
             rows.append(r)
-            print(f"  memory {kern:18s} {dtype}: first call +{r['cold'] / 2**20:.1f} MB, second call "
-                  f"+{r['warm'] / 2**20:.1f} MB beyond {r['rss_before'] / 2**20:.0f} MB resident "
-                  f"({r['seconds']:.2f} s)", flush=True)
+            print(
+                f"  memory {kern:18s} {dtype}: first call +{r['cold'] / 2**20:.1f} MB, second call "
+                f"+{r['warm'] / 2**20:.1f} MB beyond {r['rss_before'] / 2**20:.0f} MB resident "
+                f"({r['seconds']:.2f} s)",
+                flush=True,
+            )
     return rows
 
 
@@ -241,7 +268,7 @@ def bench_dispatch(threads, dtypes, repeats, power, neg, shapes=DISPATCH_SHAPES)
     ref = "native" if "native" in mods else names[0]
     auto = next((v for v in names if v != "native"), names[0])  # what a default build picks here
     rows = []
-    for (n, d, m) in shapes:
+    for n, d, m in shapes:
         for dtype in dtypes:
             W, a, X, y, VW, va = make_problem(n, d, m, dtype)
             calls = {}
@@ -262,11 +289,27 @@ def bench_dispatch(threads, dtypes, repeats, power, neg, shapes=DISPATCH_SHAPES)
                         times[key].append(time.perf_counter() - t0)
                 med = {key: _common.median(ts) for key, ts in times.items()}
                 for kern in DISPATCH_KERNELS:
-                    rows.append(dict(n=n, d=d, m=m, dtype=dtype, threads=k, kernel=kern, ref=ref, auto=auto,
-                                     times={v: med[(kern, v)] for v in names}))
-                print(f"  dispatch ({n},{d},{m}) {dtype} {k} thr: " + "  ".join(
-                    f"{r['kernel']}: " + " ".join(f"{v}={r['times'][v] / r['times'][ref]:.2f}" for v in names)
-                    for r in rows[-len(DISPATCH_KERNELS):]), flush=True)
+                    rows.append(
+                        dict(
+                            n=n,
+                            d=d,
+                            m=m,
+                            dtype=dtype,
+                            threads=k,
+                            kernel=kern,
+                            ref=ref,
+                            auto=auto,
+                            times={v: med[(kern, v)] for v in names},
+                        )
+                    )
+                print(
+                    f"  dispatch ({n},{d},{m}) {dtype} {k} thr: "
+                    + "  ".join(
+                        f"{r['kernel']}: " + " ".join(f"{v}={r['times'][v] / r['times'][ref]:.2f}" for v in names)
+                        for r in rows[-len(DISPATCH_KERNELS) :]
+                    ),
+                    flush=True,
+                )
     for mod in mods.values():
         mod.set_num_threads(0)
     return names, rows
@@ -289,8 +332,10 @@ def render_dispatch(names, rows):
             if v == auto and auto != ref:
                 c += " pass" if x <= 1.05 else " MISS"
                 if x > 1.05:
-                    misses.append(f"default ({auto}) vs {ref}: {r['kernel']} at ({r['n']},{r['d']},{r['m']}) "
-                                  f"{r['dtype']} {r['threads']} thr: {x:.2f}x > 1.05x")
+                    misses.append(
+                        f"default ({auto}) vs {ref}: {r['kernel']} at ({r['n']},{r['d']},{r['m']}) "
+                        f"{r['dtype']} {r['threads']} thr: {x:.2f}x > 1.05x"
+                    )
             cells.append(c)
         out.append(cells)
     return header, out, misses
@@ -304,8 +349,12 @@ def main(argv=None):
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     ap.add_argument("--dtypes", default="float64,float32")
     ap.add_argument("--repeats", type=int, default=None, help="timed rounds per shape (median)")
-    ap.add_argument("--stat", choices=["median", "min"], default="median",
-                    help="statistic over the rounds (min is steadier on a loaded machine)")
+    ap.add_argument(
+        "--stat",
+        choices=["median", "min"],
+        default="median",
+        help="statistic over the rounds (min is steadier on a loaded machine)",
+    )
     ap.add_argument("--power", type=float, default=1.0)
     ap.add_argument("--neg", type=float, default=0.0)
     ap.add_argument("--no-memory", action="store_true")
@@ -313,14 +362,21 @@ def main(argv=None):
     ap.add_argument("--mem-threads", type=int, default=2)
     ap.add_argument("--mem-dtype", default="float64", help=argparse.SUPPRESS)
     ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs",
-                                                  "performance.md"))
+    ap.add_argument(
+        "--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "performance.md")
+    )
     ap.add_argument("--no-write", action="store_true")
-    ap.add_argument("--dispatch", action="store_true",
-                    help="also compare the built CPU-dispatch variants (baseline/avx2/avx512/native) in one process")
+    ap.add_argument(
+        "--dispatch",
+        action="store_true",
+        help="also compare the built CPU-dispatch variants (baseline/avx2/avx512/native) in one process",
+    )
     ap.add_argument("--dispatch-only", action="store_true", help="only the variant comparison (implies --no-memory)")
-    ap.add_argument("--keep-openblas-env", action="store_true",
-                    help="keep OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (default: removed for this run)")
+    ap.add_argument(
+        "--keep-openblas-env",
+        action="store_true",
+        help="keep OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (default: removed for this run)",
+    )
     args = ap.parse_args(argv)
     if args.memory_child:
         return memory_child(args)
@@ -336,8 +392,11 @@ def main(argv=None):
     if ctls is None:
         print("threadpoolctl is not installed: numpy's GEMM runs with its default threads", file=sys.stderr)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    print(f"flatext kernels vs numpy X @ W.T ({mode}; {args.stat} of {repeats} interleaved rounds; threads {threads}; "
-          f"power={args.power:g} neg={args.neg:g})", flush=True)
+    print(
+        f"flatext kernels vs numpy X @ W.T ({mode}; {args.stat} of {repeats} interleaved rounds; threads {threads}; "
+        f"power={args.power:g} neg={args.neg:g})",
+        flush=True,
+    )
 
     bad = []
     results = []
@@ -348,14 +407,13 @@ def main(argv=None):
         print(_common.text_table(disp[0], disp[1]))
         if args.dispatch_only:
             shapes, args.no_memory = [], True
-    for (n, d, m) in shapes:
+    for n, d, m in shapes:
         for dtype in dtypes:
             err = sanity(flatext, *make_problem(min(n, 512), d, m, dtype)[:4], args.power, args.neg)
             tol = 1e-10 if dtype == "float64" else 1e-3
             if not err <= tol:
                 bad.append(f"({n},{d},{m}) {dtype}: relative error {err:.2e} vs numpy > {tol}")
-            shape_rows = bench_shape(flatext, n, d, m, dtype, threads, repeats, args.power, args.neg, ctls,
-                                     args.stat)
+            shape_rows = bench_shape(flatext, n, d, m, dtype, threads, repeats, args.power, args.neg, ctls, args.stat)
             for r in shape_rows:
                 # the floor for k threads: numpy's fastest GEMM with at most k threads (on a loaded
                 # machine a 2-thread OpenBLAS GEMM can be far slower than a 1-thread one; the kernels
@@ -364,28 +422,43 @@ def main(argv=None):
                 r["gflops"] = 2.0 * n * d * m / r["floor"] / 1e9
                 results.append(r)
                 t = r["times"]
-                print(f"  n={n:6d} d={d:4d} m={m:5d} {dtype:8s} {r['threads']} thr: gemm {_common.fmt_time(t['gemm'])}, "
-                      f"floor {_common.fmt_time(r['floor'])} ({r['gflops']:.0f} GFLOP/s)  " + "  ".join(
-                          f"{k}={t[k] / r['floor']:.2f}x" for k in KERNELS), flush=True)
+                print(
+                    f"  n={n:6d} d={d:4d} m={m:5d} {dtype:8s} {r['threads']} thr: gemm {_common.fmt_time(t['gemm'])}, "
+                    f"floor {_common.fmt_time(r['floor'])} ({r['gflops']:.0f} GFLOP/s)  "
+                    + "  ".join(f"{k}={t[k] / r['floor']:.2f}x" for k in KERNELS),
+                    flush=True,
+                )
     set_threads(flatext, 0, None)
 
     mem = []
     if not args.quick and not args.no_memory:
         n, d, m = args.mem_shape
-        print(f"peak memory beyond the inputs, n={n} d={d} m={m}, {args.mem_threads} threads "
-              f"(pre-activations would take {n * m * 8 / 2**30:.1f} GiB in float64)", flush=True)
-        mem = run_memory(args, KERNELS if args.full else list(TARGETS), ["float64", "float32"] if args.full
-                         else ["float64"])
+        print(
+            f"peak memory beyond the inputs, n={n} d={d} m={m}, {args.mem_threads} threads "
+            f"(pre-activations would take {n * m * 8 / 2**30:.1f} GiB in float64)",
+            flush=True,
+        )
+        mem = run_memory(
+            args, KERNELS if args.full else list(TARGETS), ["float64", "float32"] if args.full else ["float64"]
+        )
 
     header = ["n", "d", "m", "dtype", "thr", "GEMM", "floor", "GEMM (out=)"] + [
-        k + (f" (<= {TARGETS[k]:g}x)" if k in TARGETS else "") for k in KERNELS]
+        k + (f" (<= {TARGETS[k]:g}x)" if k in TARGETS else "") for k in KERNELS
+    ]
     rows = []
     misses = []
     for r in results:
         t = r["times"]
-        cells = [r["n"], r["d"], r["m"], r["dtype"], r["threads"], _common.fmt_time(t["gemm"]),
-                 f"{_common.fmt_time(r['floor'])} ({r['gflops']:.0f} GF/s)",
-                 f"{t['gemm_out'] / t['gemm']:.2f}x"]
+        cells = [
+            r["n"],
+            r["d"],
+            r["m"],
+            r["dtype"],
+            r["threads"],
+            _common.fmt_time(t["gemm"]),
+            f"{_common.fmt_time(r['floor'])} ({r['gflops']:.0f} GF/s)",
+            f"{t['gemm_out'] / t['gemm']:.2f}x",
+        ]
         for k in KERNELS:
             x = t[k] / r["floor"]
             c = f"{x:.2f}x"
@@ -393,8 +466,10 @@ def main(argv=None):
                 ok = x <= TARGETS[k]
                 c += " pass" if ok else " MISS"
                 if not ok:
-                    misses.append(f"{k} at ({r['n']},{r['d']},{r['m']}) {r['dtype']} {r['threads']} thr: "
-                                  f"{x:.2f}x > {TARGETS[k]:g}x")
+                    misses.append(
+                        f"{k} at ({r['n']},{r['d']},{r['m']}) {r['dtype']} {r['threads']} thr: "
+                        f"{x:.2f}x > {TARGETS[k]:g}x"
+                    )
             cells.append(c)
         rows.append(cells)
     print()
@@ -403,14 +478,30 @@ def main(argv=None):
     for r in mem:
         extra = r.get("extra", float("nan")) / 2**20
         ok = extra < MEM_TARGET_MB
-        mem_rows.append([r["kernel"], r["dtype"], f"{r.get('cold', float('nan')) / 2**20:.1f} MB",
-                         f"{r.get('warm', float('nan')) / 2**20:.1f} MB", "pass" if ok else "MISS",
-                         f"{r.get('inputs', 0) / 2**20:.0f} MB", f"{r.get('output', 0) / 2**20:.1f} MB",
-                         _common.fmt_time(r.get("seconds", float("nan")))])
+        mem_rows.append(
+            [
+                r["kernel"],
+                r["dtype"],
+                f"{r.get('cold', float('nan')) / 2**20:.1f} MB",
+                f"{r.get('warm', float('nan')) / 2**20:.1f} MB",
+                "pass" if ok else "MISS",
+                f"{r.get('inputs', 0) / 2**20:.0f} MB",
+                f"{r.get('output', 0) / 2**20:.1f} MB",
+                _common.fmt_time(r.get("seconds", float("nan"))),
+            ]
+        )
         if not ok:
             misses.append(f"memory of {r['kernel']} ({r['dtype']}): {extra:.1f} MB >= {MEM_TARGET_MB:g} MB")
-    mem_header = ["kernel", "dtype", "first call", "second call", f"both < {MEM_TARGET_MB:g} MB", "inputs",
-                  "output", "time (2nd call)"]
+    mem_header = [
+        "kernel",
+        "dtype",
+        "first call",
+        "second call",
+        f"both < {MEM_TARGET_MB:g} MB",
+        "inputs",
+        "output",
+        "time (2nd call)",
+    ]
     if mem_rows:
         print()
         print(_common.text_table(mem_header, mem_rows))
@@ -447,7 +538,8 @@ def render_doc(args, mode, started, repeats, header, rows, mem_header, mem_rows,
         "",
         "Generated by `python benchmarks/bench_kernels.py"
         + {"quick": " --quick", "full": " --full", "default": ""}[mode]
-        + ("" if args.stat == "median" else " --stat min") + f"` on {started}. "
+        + ("" if args.stat == "median" else " --stat min")
+        + f"` on {started}. "
         f"Each kernel's {args.stat} time divided by the {args.stat} time of numpy's `X @ W.T` on the same "
         "arrays, in the same process, with numpy's BLAS and flatext limited to the same thread count "
         f"(`thr`); {repeats} interleaved rounds after warm-up; activation power={args.power:g}, "
@@ -496,25 +588,25 @@ DISPATCH_BEGIN, DISPATCH_END = "<!-- dispatch:begin -->", "<!-- dispatch:end -->
 
 def dispatch_section(args, repeats, disp):
     return [
-            DISPATCH_BEGIN,
-            "## Run-time CPU dispatch",
-            "",
-            DISPATCH_DESIGN,
-            "",
-            "### The variants measured",
-            "",
-            "Every built variant (flatext/_native.py) loaded in one process, the kernels timed with each in "
-            f"interleaved rounds ({args.stat} of {repeats}); time relative to the reference variant (`native`, "
-            "the `-march=native` build, when the build has it: `FLATEXT_DISPATCH_VARIANTS` includes `native`). "
-            "Target (issue 12): the default choice within 5% of `-march=native`.",
-            "",
-            _common.md_table(disp[0], disp[1]),
-            "",
-            "Misses: " + ("; ".join(disp[2]) if disp[2] else "none") + ".",
-            f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {_common.loadavg()}.",
-            DISPATCH_END,
-            "",
-        ]
+        DISPATCH_BEGIN,
+        "## Run-time CPU dispatch",
+        "",
+        DISPATCH_DESIGN,
+        "",
+        "### The variants measured",
+        "",
+        "Every built variant (flatext/_native.py) loaded in one process, the kernels timed with each in "
+        f"interleaved rounds ({args.stat} of {repeats}); time relative to the reference variant (`native`, "
+        "the `-march=native` build, when the build has it: `FLATEXT_DISPATCH_VARIANTS` includes `native`). "
+        "Target (issue 12): the default choice within 5% of `-march=native`.",
+        "",
+        _common.md_table(disp[0], disp[1]),
+        "",
+        "Misses: " + ("; ".join(disp[2]) if disp[2] else "none") + ".",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {_common.loadavg()}.",
+        DISPATCH_END,
+        "",
+    ]
 
 
 def write_dispatch_only(path, section):

@@ -24,6 +24,7 @@ Usage::
 
 Timings on a shared machine are noisy: compare ratios, not absolute numbers.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,9 +34,8 @@ import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
-import numpy as np  # noqa: E402
-
 import flatext as fx  # noqa: E402
+import numpy as np  # noqa: E402
 from flatext._native import _core  # noqa: E402
 
 
@@ -90,8 +90,8 @@ class TorchSearch:
         negm = z < 0
         zp = torch.where(pos, z, torch.ones_like(z))
         zm = torch.where(negm, -z, torch.ones_like(z))
-        out = torch.where(pos, zp ** e, torch.zeros_like(z))
-        out = out + ((-1) ** k) * c * torch.where(negm, zm ** e, torch.zeros_like(z))
+        out = torch.where(pos, zp**e, torch.zeros_like(z))
+        out = out + ((-1) ** k) * c * torch.where(negm, zm**e, torch.zeros_like(z))
         return coef * out
 
     def f(self, W, a):
@@ -104,7 +104,7 @@ class TorchSearch:
         Z = self.X @ W.T
         S0, S1, S2 = self.sig(Z, 0), self.sig(Z, 1), self.sig(Z, 2)
         r = S0 @ a - self.y
-        return ((S0 ** 2).sum() + ((S1 ** 2) @ (a ** 2) * self.s).sum() + (r * self.s * (S2 @ a)).sum()) / self.n
+        return ((S0**2).sum() + ((S1**2) @ (a**2) * self.s).sum() + (r * self.s * (S2 @ a)).sum()) / self.n
 
     def trace_grad(self, W, a):
         W = W.detach().requires_grad_(True)
@@ -203,13 +203,17 @@ class TorchSearch:
         Z = self.X @ W.T
         S0, S1, S2 = self.sig(Z, 0), self.sig(Z, 1), self.sig(Z, 2)
         r = S0 @ a - self.y
-        A = (S0 ** 2).mean(0)
-        B = (a ** 2) * ((S1 ** 2) * self.s[:, None]).mean(0) + a * ((r * self.s) @ S2) / self.n
+        A = (S0**2).mean(0)
+        B = (a**2) * ((S1**2) * self.s[:, None]).mean(0) + a * ((r * self.s) @ S2) / self.n
         B = B.clamp(min=0)
         p = self.p
         ok = (A > 0) & (B > 0)
-        t = torch.where(ok, (torch.where(ok, B, torch.ones_like(B)) / (p * torch.where(ok, A, torch.ones_like(A))))
-                        ** (1 / (2 * p + 2)), torch.ones_like(A))
+        t = torch.where(
+            ok,
+            (torch.where(ok, B, torch.ones_like(B)) / (p * torch.where(ok, A, torch.ones_like(A))))
+            ** (1 / (2 * p + 2)),
+            torch.ones_like(A),
+        )
         W2 = W * t[:, None]
         a2 = a * t ** (-p)
         W2 = torch.where((a == 0)[:, None], torch.zeros_like(W2), W2)
@@ -228,13 +232,13 @@ class TorchSearch:
             L = self.factor(K, lam)
         cW, ca = self.vjp(W, a, self.solve(L, self.jvp(W, a, gW, ga)))
         gtW, gta = gW - cW, ga - ca
-        gt2 = float((gtW ** 2).sum() + (gta ** 2).sum())
-        g_norm = float(torch.sqrt((gW ** 2).sum() + (ga ** 2).sum()))
+        gt2 = float((gtW**2).sum() + (gta**2).sum())
+        g_norm = float(torch.sqrt((gW**2).sum() + (ga**2).sum()))
         if not np.sqrt(gt2) > gtol * g_norm:
             return W, a, T0, 0.0, False
         eta = 2 * eta_prev
         if not eta > 0:
-            th = float(torch.sqrt((W ** 2).sum() + (a ** 2).sum()))
+            th = float(torch.sqrt((W**2).sum() + (a**2).sum()))
             eta = min(0.1 * abs(T0) / gt2, 0.05 * th / np.sqrt(gt2))
         for _ in range(31):
             Wt, at = W - eta * gtW, a - eta * gta
@@ -292,8 +296,18 @@ def run(n, d, m, iters, repeats, p, c, do_torch):
     t0 = time.perf_counter()
     res = fx.flattest_interpolator(W0, a0, X, y, power=p, neg=c, tol=tol, max_iter=iters)
     t_search = time.perf_counter() - t0
-    row = dict(n=n, d=d, m=m, gemm_ms=1e3 * gemm, gemm_min_ms=1e3 * gemm_min, fx_step_ms=1e3 * t_step, fx_step_gemm=t_step / gemm,
-               fx_search_s=t_search, fx_iters=res.iterations, fx_trace=res.trace)
+    row = dict(
+        n=n,
+        d=d,
+        m=m,
+        gemm_ms=1e3 * gemm,
+        gemm_min_ms=1e3 * gemm_min,
+        fx_step_ms=1e3 * t_step,
+        fx_step_gemm=t_step / gemm,
+        fx_search_s=t_search,
+        fx_iters=res.iterations,
+        fx_trace=res.trace,
+    )
     if do_torch:
         ts = TorchSearch(X, y, p, c, tol=tol)
         Wt, at = torch.from_numpy(Ws.copy()), torch.from_numpy(as_.copy())
@@ -301,9 +315,15 @@ def run(n, d, m, iters, repeats, p, c, do_torch):
         t0 = time.perf_counter()
         _, _, traces = ts.search(W0, a0, iters)
         t_tsearch = time.perf_counter() - t0
-        row.update(torch_step_ms=1e3 * t_tstep, torch_search_s=t_tsearch, torch_iters=len(traces) - 1,
-                   torch_trace=traces[-1], step_ratio=t_tstep / t_step, search_ratio=t_tsearch / t_search,
-                   trace_rel_diff=abs(traces[-1] - res.trace) / res.trace)
+        row.update(
+            torch_step_ms=1e3 * t_tstep,
+            torch_search_s=t_tsearch,
+            torch_iters=len(traces) - 1,
+            torch_trace=traces[-1],
+            step_ratio=t_tstep / t_step,
+            search_ratio=t_tsearch / t_search,
+            trace_rel_diff=abs(traces[-1] - res.trace) / res.trace,
+        )
     return row
 
 
@@ -338,19 +358,35 @@ def run_scale(n, d, solver, steps, whole, max_iter):
         if not s["accepted"]:
             break
         W, a, u, eta = s["W"], s["a"], s["u"], s["eta"]
-    row = dict(n=n, d=d, m=2 * n, solver=solver, gemm_ms=1e3 * gemm, proj_s=t_proj, step_s=statistics.median(ts),
-               step_gemm=statistics.median(ts) / gemm, cg_iters=statistics.median(kry))
+    row = dict(
+        n=n,
+        d=d,
+        m=2 * n,
+        solver=solver,
+        gemm_ms=1e3 * gemm,
+        proj_s=t_proj,
+        step_s=statistics.median(ts),
+        step_gemm=statistics.median(ts) / gemm,
+        cg_iters=statistics.median(kry),
+    )
     if whole:
         t0 = time.perf_counter()
         res = fx.flattest_interpolator(W0, a0, X, y, solver=solver, max_iter=max_iter)
-        row.update(search_s=time.perf_counter() - t0, iters=res.iterations, reason=res.reason,
-                   trace=res.orbit_min_trace, grad_ratio=res.grad_ratio)
+        row.update(
+            search_s=time.perf_counter() - t0,
+            iters=res.iterations,
+            reason=res.reason,
+            trace=res.orbit_min_trace,
+            grad_ratio=res.grad_ratio,
+        )
     return row
 
 
 def main_scale(args):
-    print(f"flatext {fx.__version__}, threads {fx.get_num_threads()}, float64, ReLU, d={args.d}, m=2n; "
-          "NOISY shared machine (load average ~12 on 2 cores): medians")
+    print(
+        f"flatext {fx.__version__}, threads {fx.get_num_threads()}, float64, ReLU, d={args.d}, m=2n; "
+        "NOISY shared machine (load average ~12 on 2 cores): medians"
+    )
     for n in args.sizes:
         for solver in args.solvers:
             if solver == "cholesky" and n > 4096:
@@ -376,9 +412,13 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small sizes, few repeats")
     ap.add_argument("--iters", type=int, default=10, help="search iterations of the whole-search timing")
     ap.add_argument("--iters-large", type=int, default=3, help="the same for the largest size")
-    ap.add_argument("--power", type=float, default=2.0,
-                    help="activation degree (default 2: smooth, so both codes follow the same path; with ReLU "
-                         "the kinks of T make the two trajectories part after round-off-level differences)")
+    ap.add_argument(
+        "--power",
+        type=float,
+        default=2.0,
+        help="activation degree (default 2: smooth, so both codes follow the same path; with ReLU "
+        "the kinks of T make the two trajectories part after round-off-level differences)",
+    )
     ap.add_argument("--neg", type=float, default=0.0)
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--threads", type=int, default=0, help="threads for flatext and torch (0: default)")
@@ -393,22 +433,28 @@ def main():
         sizes, repeats = [(128, 16, 128), (512, 32, 512)], 3
     else:
         sizes, repeats = [(256, 32, 256), (1024, 64, 1024), (2048, 64, 2048)], 5
-    print(f"flatext {fx.__version__} ({_core.blas_backend}), torch {torch.__version__}, threads "
-          f"{fx.get_num_threads()}, float64, activation p={args.power} neg={args.neg}; NOISY shared machine")
-    hdr = (f"{'n':>5} {'d':>4} {'m':>5} | {'GEMM ms':>8} {'(min)':>6} | {'fx step ms':>10} {'(GEMM-eq)':>9} | "
-           f"{'torch step ms':>13} {'ratio':>6} | {'fx search s':>11} {'it':>3} {'torch search s':>14} {'it':>3} "
-           f"{'ratio':>6} | {'fx trace':>10} {'torch trace':>11} {'rel diff':>8}")
+    print(
+        f"flatext {fx.__version__} ({_core.blas_backend}), torch {torch.__version__}, threads "
+        f"{fx.get_num_threads()}, float64, activation p={args.power} neg={args.neg}; NOISY shared machine"
+    )
+    hdr = (
+        f"{'n':>5} {'d':>4} {'m':>5} | {'GEMM ms':>8} {'(min)':>6} | {'fx step ms':>10} {'(GEMM-eq)':>9} | "
+        f"{'torch step ms':>13} {'ratio':>6} | {'fx search s':>11} {'it':>3} {'torch search s':>14} {'it':>3} "
+        f"{'ratio':>6} | {'fx trace':>10} {'torch trace':>11} {'rel diff':>8}"
+    )
     print(hdr)
     print("-" * len(hdr))
     for k, (n, d, m) in enumerate(sizes):
         iters = args.iters_large if (k == len(sizes) - 1 and not args.quick) else args.iters
         r = run(n, d, m, iters, repeats if k < 2 else 2, args.power, args.neg, not args.no_torch)
-        line = (f"{n:>5} {d:>4} {m:>5} | {r['gemm_ms']:>8.2f} {r['gemm_min_ms']:>6.2f} | {r['fx_step_ms']:>10.1f} {r['fx_step_gemm']:>9.1f} | ")
+        line = f"{n:>5} {d:>4} {m:>5} | {r['gemm_ms']:>8.2f} {r['gemm_min_ms']:>6.2f} | {r['fx_step_ms']:>10.1f} {r['fx_step_gemm']:>9.1f} | "
         if "torch_step_ms" in r:
-            line += (f"{r['torch_step_ms']:>13.1f} {r['step_ratio']:>6.1f} | {r['fx_search_s']:>11.2f} "
-                     f"{r['fx_iters']:>3} {r['torch_search_s']:>14.2f} {r['torch_iters']:>3} "
-                     f"{r['search_ratio']:>6.1f} | {r['fx_trace']:>10.5g} {r['torch_trace']:>11.5g} "
-                     f"{r['trace_rel_diff']:>8.1e}")
+            line += (
+                f"{r['torch_step_ms']:>13.1f} {r['step_ratio']:>6.1f} | {r['fx_search_s']:>11.2f} "
+                f"{r['fx_iters']:>3} {r['torch_search_s']:>14.2f} {r['torch_iters']:>3} "
+                f"{r['search_ratio']:>6.1f} | {r['fx_trace']:>10.5g} {r['torch_trace']:>11.5g} "
+                f"{r['trace_rel_diff']:>8.1e}"
+            )
         else:
             line += f"{'-':>13} {'-':>6} | {r['fx_search_s']:>11.2f} {r['fx_iters']:>3} | {r['fx_trace']:>10.5g}"
         print(line, flush=True)

@@ -23,6 +23,7 @@ Measures
 
 Timings on a shared machine are noisy: compare ratios, and rerun.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,9 +34,8 @@ import tempfile
 import time
 import timeit
 
-import numpy as np
-
 import flatext
+import numpy as np
 from flatext.sweeps import executor as ex
 from flatext.sweeps.config import load_config
 from flatext.sweeps.store import ResultStore
@@ -45,8 +45,11 @@ def grid(cells, method="gd", steps=200):
     seeds = max(1, cells // 2)
     methods = {"gd": {"lr": 0.05, "max_iter": steps, "tol": 0.0}} if method == "gd" else {"random": {}}
     return {
-        "sweep": {"name": f"bench-{method}", "seeds": seeds,
-                  "measurements": ["train_loss", "trace", "orbit_min_trace", "time"]},
+        "sweep": {
+            "name": f"bench-{method}",
+            "seeds": seeds,
+            "measurements": ["train_loss", "trace", "orbit_min_trace", "time"],
+        },
         "teacher": {"links": ["relu", "abs"], "weights": [1.0, 0.5]},
         "data": {"n": 64, "d": 8, "noise": [0.0, 0.1]},
         "model": {"m": 32, "init_scale": 1.0},
@@ -120,8 +123,11 @@ def overhead(repeat=15, number=2000):
 def dask_vs_local(n_cells, steps=2000, repeats=2):
     """Wall time and summed cell CPU of one GD sweep: local pool, LocalCluster, LocalCluster with Dask's defaults."""
     raw = {
-        "sweep": {"name": "bench-dask", "seeds": max(1, n_cells // 2),
-                  "measurements": ["train_loss", "trace", "orbit_min_trace", "time"]},
+        "sweep": {
+            "name": "bench-dask",
+            "seeds": max(1, n_cells // 2),
+            "measurements": ["train_loss", "trace", "orbit_min_trace", "time"],
+        },
         "teacher": {"links": ["relu", "abs"], "weights": [1.0, 0.5]},
         "data": {"n": 100, "d": 8, "noise": [0.0, 0.1]},
         "model": {"m": 200, "init_scale": 1.0},
@@ -157,15 +163,19 @@ def main(argv=None):
     if args.dask:
         n = args.cells or (16 if args.quick else 40)
         res = dask_vs_local(n)
-        print(f"GD sweep, {n} cells (n=100, d=8, m=200, 2000 steps), {ex.cpu_count()} cores; "
-              "wall includes starting the workers")
+        print(
+            f"GD sweep, {n} cells (n=100, d=8, m=200, 2000 steps), {ex.cpu_count()} cores; "
+            "wall includes starting the workers"
+        )
         print("| executor | wall (s), each run | median wall (s) | cell CPU, summed (s) | throughput vs local pool |")
         print("|---|---|---|---|---|")
         base = statistics.median(w for w, _, _ in res["local pool"])
         for name, runs in res.items():
             med = statistics.median(w for w, _, _ in runs)
-            print(f"| {name} | {', '.join(f'{w:.1f}' for w, _, _ in runs)} | {med:.1f} "
-                  f"| {statistics.median(c for _, c, _ in runs):.1f} | {base / med:.2f}x |")
+            print(
+                f"| {name} | {', '.join(f'{w:.1f}' for w, _, _ in runs)} | {med:.1f} "
+                f"| {statistics.median(c for _, c, _ in runs):.1f} | {base / med:.2f}x |"
+            )
         try:
             print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         except OSError:  # pragma: no cover
@@ -181,18 +191,24 @@ def main(argv=None):
         for w in (1, 2):
             wall, startup, n, steady, df = run(grid(n_cells, steps=args.steps), w, tmp)
             res[w] = (wall, startup, n, steady, float(df["time_total"].median()), float(df["time_cpu"].median()))
-        print("| cores = workers | wall (s) | start-up (s) | cells/s (wall) | cells/s (steady) | median cell wall (ms) "
-              "| median cell CPU (ms) |")
+        print(
+            "| cores = workers | wall (s) | start-up (s) | cells/s (wall) | cells/s (steady) | median cell wall (ms) "
+            "| median cell CPU (ms) |"
+        )
         print("|---|---|---|---|---|---|---|")
         for w, (wall, startup, n, steady, med, cpu) in res.items():
-            print(f"| {w} | {wall:.2f} | {startup:.2f} | {n / wall:.0f} | {steady:.0f} | {med * 1e3:.2f} "
-                  f"| {cpu * 1e3:.2f} |")
+            print(
+                f"| {w} | {wall:.2f} | {startup:.2f} | {n / wall:.0f} | {steady:.0f} | {med * 1e3:.2f} "
+                f"| {cpu * 1e3:.2f} |"
+            )
         s_wall = res[1][0] / res[2][0]
         s_steady = res[2][3] / res[1][3]
         print(f"\nspeed-up 2 vs 1 cores: {s_wall:.2f}x wall, {s_steady:.2f}x steady (target >= 1.8x)")
         ms = machine_speedup()
-        print(f"the machine's own speed-up for 2 busy processes right now: {ms:.2f}x "
-              f"(sweep efficiency {s_steady / ms:.0%} of it)")
+        print(
+            f"the machine's own speed-up for 2 busy processes right now: {ms:.2f}x "
+            f"(sweep efficiency {s_steady / ms:.0%} of it)"
+        )
         print("(a cell's wall time well above its CPU time means the cores were busy with other work)")
         try:
             print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
@@ -204,8 +220,10 @@ def main(argv=None):
         t0 = time.perf_counter()
         ex.run_local(cfg.cells, store.write_part, workers=0)
         dt = time.perf_counter() - t0
-        print(f"sweep machinery, 'random' cells in-process (data + 3 measurements + row + Parquet part): "
-              f"{dt / len(cfg.cells) * 1e6:.0f} us/cell")
+        print(
+            f"sweep machinery, 'random' cells in-process (data + 3 measurements + row + Parquet part): "
+            f"{dt / len(cfg.cells) * 1e6:.0f} us/cell"
+        )
 
     print("\nper-call overhead on tiny inputs (n=4, d=2, m=2), median of timeit repeats:")
     for name, us in overhead().items():

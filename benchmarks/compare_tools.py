@@ -38,6 +38,7 @@ Usage::
     python benchmarks/compare_tools.py --quick  # small shapes only
     python benchmarks/compare_tools.py --full   # up to n=8192, d=256, m=1024 (long: 1000-probe runs)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,14 +74,20 @@ TOOLS = {}
 
 def probe_tools():
     """Imports the optional anchors; a missing one is reported and skipped."""
-    for name, mod in [("torch", "torch"), ("backpack", "backpack"), ("pyhessian", "pyhessian"),
-                      ("curvlinops", "curvlinops")]:
+    for name, mod in [
+        ("torch", "torch"),
+        ("backpack", "backpack"),
+        ("pyhessian", "pyhessian"),
+        ("curvlinops", "curvlinops"),
+    ]:
         try:
             TOOLS[name] = __import__(mod)
         except Exception as exc:  # ImportError, or a broken install
             TOOLS[name] = None
-            print(f"note: {name} is not installed or failed to import ({type(exc).__name__}: {exc}); skipping it",
-                  file=sys.stderr)
+            print(
+                f"note: {name} is not installed or failed to import ({type(exc).__name__}: {exc}); skipping it",
+                file=sys.stderr,
+            )
     if TOOLS["torch"] is None:
         for k in ("backpack", "pyhessian", "curvlinops"):
             TOOLS[k] = None
@@ -90,8 +97,12 @@ def version(name):
     try:
         import importlib.metadata as md
 
-        dist = {"torch": "torch", "backpack": "backpack-for-pytorch", "pyhessian": "pyhessian",
-                "curvlinops": "curvlinops-for-pytorch"}[name]
+        dist = {
+            "torch": "torch",
+            "backpack": "backpack-for-pytorch",
+            "pyhessian": "pyhessian",
+            "curvlinops": "curvlinops-for-pytorch",
+        }[name]
         return md.version(dist)
     except Exception:
         return "?"
@@ -107,6 +118,7 @@ def make_problem(n, d, m, seed=0):
 
 
 # --------------------------------------------------------------------------- torch twin
+
 
 def torch_twin(W, a, power, neg):
     """nn.Sequential(Linear(d, m), activation, Linear(m, 1)) holding flatext's (W, a)."""
@@ -156,7 +168,7 @@ def torch_loss_fn(X, y, power, neg, m, d):
 
     def L(theta):
         Wt = theta[: m * d].reshape(m, d)
-        at = theta[m * d:]
+        at = theta[m * d :]
         r = sig(X @ Wt.T) @ at - y
         return 0.5 * (r * r).mean()
 
@@ -165,9 +177,22 @@ def torch_loss_fn(X, y, power, neg, m, d):
 
 # --------------------------------------------------------------------------- rows
 
+
 class Row:
-    def __init__(self, tool, method, probes="", time=float("nan"), runs=0, value=None, err=None, bound=None,
-                 ok=True, note="", kind="trace"):
+    def __init__(
+        self,
+        tool,
+        method,
+        probes="",
+        time=float("nan"),
+        runs=0,
+        value=None,
+        err=None,
+        bound=None,
+        ok=True,
+        note="",
+        kind="trace",
+    ):
         self.__dict__.update(locals())
         del self.__dict__["self"]
 
@@ -253,10 +278,11 @@ class ChunkedOperator:
 
         if M.ndim == 1:
             return self.op @ M
-        return torch.cat([self.op @ M[:, k:k + self.chunk] for k in range(0, M.shape[1], self.chunk)], dim=1)
+        return torch.cat([self.op @ M[:, k : k + self.chunk] for k in range(0, M.shape[1], self.chunk)], dim=1)
 
 
 # --------------------------------------------------------------------------- one shape
+
 
 def run_case(n, d, m, power, neg, args, mode, flatext, log):
     import torch
@@ -326,19 +352,33 @@ def run_case(n, d, m, power, neg, args, mode, flatext, log):
         if P * n * m <= 3e7:
             from torch.func import jacfwd, jacrev
 
-            add_exact("torch.func", "jacfwd(jacrev) full Hessian, trace",
-                      lambda: float(torch.trace(jacfwd(jacrev(Lfun))(theta0))), 3)
+            add_exact(
+                "torch.func",
+                "jacfwd(jacrev) full Hessian, trace",
+                lambda: float(torch.trace(jacfwd(jacrev(Lfun))(theta0))),
+                3,
+            )
     else:
-        rows.append(Row("torch.func", "exact (HVPs against all basis vectors)",
-                        note=f"skipped: P={P} HVPs too costly here (--exact-limit)"))
+        rows.append(
+            Row(
+                "torch.func",
+                "exact (HVPs against all basis vectors)",
+                note=f"skipped: P={P} HVPs too costly here (--exact-limit)",
+            )
+        )
 
     # BackPACK
     bp = TOOLS["backpack"]
     if bp is None:
         rows.append(Row("BackPACK", "DiagHessian / DiagGGNExact", note="not installed: skipped"))
     elif not backpack_supported(power, neg):
-        rows.append(Row("BackPACK", "DiagHessian / DiagGGNExact",
-                        note=f"no BackPACK extension for max(z,0)^{power:g}: no exact method (see autograd rows)"))
+        rows.append(
+            Row(
+                "BackPACK",
+                "DiagHessian / DiagGGNExact",
+                note=f"no BackPACK extension for max(z,0)^{power:g}: no exact method (see autograd rows)",
+            )
+        )
     else:
         from backpack import backpack, extend
         from backpack.extensions import DiagGGNExact, DiagHessian
@@ -353,10 +393,20 @@ def run_case(n, d, m, power, neg, args, mode, flatext, log):
                 loss.backward()
             return 0.5 * float(sum(getattr(p, attr).sum() for p in bmodel.parameters()))
 
-        add_exact("BackPACK", "DiagHessian, summed", lambda: bp_trace(DiagHessian, "diag_h"), args.repeats,
-                  note="MSELoss is 2L: halved")
-        add_exact("BackPACK", "DiagGGNExact, summed", lambda: bp_trace(DiagGGNExact, "diag_ggn_exact"),
-                  args.repeats, note="= trace for ReLU (sigma''=0)")
+        add_exact(
+            "BackPACK",
+            "DiagHessian, summed",
+            lambda: bp_trace(DiagHessian, "diag_h"),
+            args.repeats,
+            note="MSELoss is 2L: halved",
+        )
+        add_exact(
+            "BackPACK",
+            "DiagGGNExact, summed",
+            lambda: bp_trace(DiagGGNExact, "diag_ggn_exact"),
+            args.repeats,
+            note="= trace for ReLU (sigma''=0)",
+        )
 
     # Hutchinson through autograd (own loop): one pass of max(probes) probes gives
     # the values for every prefix; the timings come from runs of exactly k probes.
@@ -369,12 +419,17 @@ def run_case(n, d, m, power, neg, args, mode, flatext, log):
     for k in probes:
         proj = per_probe * k
         if proj > budget:
-            rows.append(Row("autograd", "Hutchinson (Rademacher, HVP loop)", str(k),
-                            note=f"skipped: projected {proj:.0f} s > budget {budget:.0f} s (--budget)"))
+            rows.append(
+                Row(
+                    "autograd",
+                    "Hutchinson (Rademacher, HVP loop)",
+                    str(k),
+                    note=f"skipped: projected {proj:.0f} s > budget {budget:.0f} s (--budget)",
+                )
+            )
             continue
         reps = 3 if proj * 3 <= budget / 3 else 1
-        t, r, vals = _common.timeit(lambda k=k: hutchinson_values(model, Xt, y2, k, 12345),
-                                    repeats=reps, warmup=0)
+        t, r, vals = _common.timeit(lambda k=k: hutchinson_values(model, Xt, y2, k, 12345), repeats=reps, warmup=0)
         if vals_all is None or len(vals) > len(vals_all):
             vals_all = vals
         se = vals.std(ddof=1) / math.sqrt(k)
@@ -401,19 +456,28 @@ def run_case(n, d, m, power, neg, args, mode, flatext, log):
             model.zero_grad(set_to_none=True)
             return vals
 
-        for max_iter, tol, label in ((100, 0.0, "trace(maxIter=100, tol=0)"),
-                                     (100, 1e-3, "trace() defaults: maxIter=100, tol=1e-3")):
+        for max_iter, tol, label in (
+            (100, 0.0, "trace(maxIter=100, tol=0)"),
+            (100, 1e-3, "trace() defaults: maxIter=100, tol=1e-3"),
+        ):
             if per_probe * max_iter > budget:
-                rows.append(Row("PyHessian", label, str(max_iter),
-                                note=f"skipped: projected {per_probe * max_iter:.0f} s > budget"))
+                rows.append(
+                    Row(
+                        "PyHessian",
+                        label,
+                        str(max_iter),
+                        note=f"skipped: projected {per_probe * max_iter:.0f} s > budget",
+                    )
+                )
                 continue
             torch.manual_seed(7)
             reps = 3 if per_probe * max_iter * 3 <= budget / 3 else 1
             t, r, vals = _common.timeit(lambda: ph_trace(max_iter, tol), repeats=reps, warmup=0)
             k = len(vals)
             se = vals.std(ddof=1) / math.sqrt(k) if k > 1 else None
-            row = estimate_row("PyHessian", label, str(k), t, r, vals.mean(), T, se,
-                               note="adaptive stop" if tol > 0 else "")
+            row = estimate_row(
+                "PyHessian", label, str(k), t, r, vals.mean(), T, se, note="adaptive stop" if tol > 0 else ""
+            )
             rows.append(row)
             if not row.ok:
                 problems.append(f"PyHessian {label}: rel. error {row.err:.2e} > {N_SIGMA:g} SE")
@@ -434,40 +498,69 @@ def run_case(n, d, m, power, neg, args, mode, flatext, log):
                 continue
             proj = per_probe * mv * 1.2
             if proj > budget:
-                rows.append(Row("curvlinops", "Hutch++ (HessianLinearOperator)", str(mv),
-                                note=f"skipped: projected {proj:.0f} s > budget"))
+                rows.append(
+                    Row(
+                        "curvlinops",
+                        "Hutch++ (HessianLinearOperator)",
+                        str(mv),
+                        note=f"skipped: projected {proj:.0f} s > budget",
+                    )
+                )
                 continue
 
             def hpp(mv=mv):
                 torch.manual_seed(11)
-                op = HessianLinearOperator(model, torch.nn.MSELoss(), params, [(Xt, y2)],
-                                           check_deterministic=False, num_data=n)
+                op = HessianLinearOperator(
+                    model, torch.nn.MSELoss(), params, [(Xt, y2)], check_deterministic=False, num_data=n
+                )
                 return 0.5 * float(hutchpp_trace(ChunkedOperator(op, col_chunk), mv))
 
             reps = 3 if proj * 3 <= budget / 3 else 1
             try:
                 t, r, v = _common.timeit(hpp, repeats=reps, warmup=0)
             except Exception as exc:
-                rows.append(Row("curvlinops", "Hutch++", str(mv), note=f"failed: {type(exc).__name__}: {exc}",
-                                ok=False))
+                rows.append(
+                    Row("curvlinops", "Hutch++", str(mv), note=f"failed: {type(exc).__name__}: {exc}", ok=False)
+                )
                 problems.append(f"curvlinops Hutch++ failed: {exc}")
                 continue
             # Hutch++'s deflated Hutchinson part uses mv/3 probes of a matrix with
             # no larger Frobenius norm: bound by plain Hutchinson's SE at mv/3 probes.
             se = std_probe / math.sqrt(mv // 3) if std_probe is not None else None
-            row = estimate_row("curvlinops", "Hutch++ (HessianLinearOperator)", str(mv), t, r, v, T, se,
-                               note="bound: Hutchinson SE at matvecs/3 probes")
+            row = estimate_row(
+                "curvlinops",
+                "Hutch++ (HessianLinearOperator)",
+                str(mv),
+                t,
+                r,
+                v,
+                T,
+                se,
+                note="bound: Hutchinson SE at matvecs/3 probes",
+            )
             rows.append(row)
             if not row.ok:
                 problems.append(f"curvlinops Hutch++ {mv}: rel. error {row.err:.2e} > bound {row.bound:.2e}")
 
     # ---- gradient of the trace
-    t_fg, r_fg, (Tg, gW, ga) = _common.timeit(lambda: flatext.hessian_trace_grad(W, a, X, y, **kw),
-                                              repeats=args.repeats, warmup=2)
+    t_fg, r_fg, (Tg, gW, ga) = _common.timeit(
+        lambda: flatext.hessian_trace_grad(W, a, X, y, **kw), repeats=args.repeats, warmup=2
+    )
     gflat = np.concatenate([gW.ravel(), ga])
     gnorm = float(np.linalg.norm(gflat))
-    rows.append(Row("flatext", "hessian_trace_grad", "exact", t_fg, r_fg, float(np.linalg.norm(gflat)), 0.0,
-                    kind="grad", note=f"value = ||grad T||; trace agrees to {rel(Tg, T):.0e}"))
+    rows.append(
+        Row(
+            "flatext",
+            "hessian_trace_grad",
+            "exact",
+            t_fg,
+            r_fg,
+            float(np.linalg.norm(gflat)),
+            0.0,
+            kind="grad",
+            note=f"value = ||grad T||; trace agrees to {rel(Tg, T):.0e}",
+        )
+    )
     if rel(Tg, T) > EXACT_RTOL:
         problems.append(f"hessian_trace_grad's trace differs from hessian_trace: {rel(Tg, T):.2e}")
     if work * 3 <= args.exact_limit and P <= 5000:
@@ -493,8 +586,18 @@ def run_case(n, d, m, power, neg, args, mode, flatext, log):
         try:
             t, r, g = _common.timeit(tg, repeats=3, warmup=1, budget=budget)
             e = float(np.linalg.norm(g - gflat)) / gnorm
-            row = Row("torch.func", "grad of trace over all basis HVPs", "exact", t, r, float(np.linalg.norm(g)),
-                      e, EXACT_RTOL, e <= EXACT_RTOL, kind="grad")
+            row = Row(
+                "torch.func",
+                "grad of trace over all basis HVPs",
+                "exact",
+                t,
+                r,
+                float(np.linalg.norm(g)),
+                e,
+                EXACT_RTOL,
+                e <= EXACT_RTOL,
+                kind="grad",
+            )
             rows.append(row)
             if not row.ok:
                 problems.append(f"torch.func trace gradient: rel. error {e:.2e}")
@@ -502,24 +605,46 @@ def run_case(n, d, m, power, neg, args, mode, flatext, log):
             rows.append(Row("torch.func", "grad of trace", note=f"failed: {exc}", ok=False, kind="grad"))
             problems.append(f"torch.func trace gradient failed: {exc}")
     else:
-        rows.append(Row("torch.func", "exact trace gradient", kind="grad",
-                        note=f"skipped: P={P} third-order passes too costly here"))
+        rows.append(
+            Row(
+                "torch.func",
+                "exact trace gradient",
+                kind="grad",
+                note=f"skipped: P={P} third-order passes too costly here",
+            )
+        )
     rows.append(Row("BackPACK", "trace gradient", kind="grad", note="no BackPACK method: see autograd rows"))
     g10, _, _ = _common.timeit(lambda: hutchinson_grad(model, Xt, y2, 2, 1), repeats=1, warmup=0)
     per_gprobe = g10 / 2
     for k in probes:
         proj = per_gprobe * k
         if proj > budget:
-            rows.append(Row("autograd", "double-backward grad of Hutchinson", str(k), kind="grad",
-                            note=f"skipped: projected {proj:.0f} s > budget"))
+            rows.append(
+                Row(
+                    "autograd",
+                    "double-backward grad of Hutchinson",
+                    str(k),
+                    kind="grad",
+                    note=f"skipped: projected {proj:.0f} s > budget",
+                )
+            )
             continue
         reps = 3 if proj * 3 <= budget / 3 else 1
-        t, r, (gm, var_sum) = _common.timeit(lambda k=k: hutchinson_grad(model, Xt, y2, k, 777), repeats=reps,
-                                             warmup=0)
+        t, r, (gm, var_sum) = _common.timeit(lambda k=k: hutchinson_grad(model, Xt, y2, k, 777), repeats=reps, warmup=0)
         e = float(np.linalg.norm(gm - gflat)) / gnorm
         bound = N_SIGMA * math.sqrt(var_sum) / gnorm
-        row = Row("autograd", "double-backward grad of Hutchinson", str(k), t, r, float(np.linalg.norm(gm)), e,
-                  bound, e <= bound + 1e-10, kind="grad")
+        row = Row(
+            "autograd",
+            "double-backward grad of Hutchinson",
+            str(k),
+            t,
+            r,
+            float(np.linalg.norm(gm)),
+            e,
+            bound,
+            e <= bound + 1e-10,
+            kind="grad",
+        )
         rows.append(row)
         if not row.ok:
             problems.append(f"Hutchinson gradient {k} probes: rel. error {e:.2e} > {bound:.2e}")
@@ -528,14 +653,39 @@ def run_case(n, d, m, power, neg, args, mode, flatext, log):
         base = t_fg if row.kind == "grad" else t_fx
         row.ratio = row.time / base if row.time == row.time else float("nan")
         row.gemm = row.time / t_gemm if row.time == row.time else float("nan")
-    return dict(n=n, d=d, m=m, P=P, power=power, neg=neg, T=T, gnorm=gnorm, t_gemm=t_gemm, t_fx=t_fx,
-                t_fg=t_fg, rows=rows, problems=problems)
+    return dict(
+        n=n,
+        d=d,
+        m=m,
+        P=P,
+        power=power,
+        neg=neg,
+        T=T,
+        gnorm=gnorm,
+        t_gemm=t_gemm,
+        t_fx=t_fx,
+        t_fg=t_fg,
+        rows=rows,
+        problems=problems,
+    )
 
 
 # --------------------------------------------------------------------------- output
 
-HEADER = ["tool", "method", "probes", "time", "runs", "x flatext", "x GEMM", "value", "rel. error",
-          "allowed", "check", "note"]
+HEADER = [
+    "tool",
+    "method",
+    "probes",
+    "time",
+    "runs",
+    "x flatext",
+    "x GEMM",
+    "value",
+    "rel. error",
+    "allowed",
+    "check",
+    "note",
+]
 
 
 def table_rows(case):
@@ -543,11 +693,22 @@ def table_rows(case):
     for r in case["rows"]:
         if r.time != r.time and not r.note:
             continue
-        out.append([r.tool, r.method, r.probes, _common.fmt_time(r.time), r.runs or "",
-                    _common.fmt_ratio(r.ratio), _common.fmt_ratio(r.gemm),
-                    "" if r.value is None else f"{r.value:.10g}", _common.fmt_err(r.err),
-                    "" if r.bound is None else ("<= " + _common.fmt_err(r.bound)),
-                    "" if r.value is None else ("ok" if r.ok else "FAIL"), r.note])
+        out.append(
+            [
+                r.tool,
+                r.method,
+                r.probes,
+                _common.fmt_time(r.time),
+                r.runs or "",
+                _common.fmt_ratio(r.ratio),
+                _common.fmt_ratio(r.gemm),
+                "" if r.value is None else f"{r.value:.10g}",
+                _common.fmt_err(r.err),
+                "" if r.bound is None else ("<= " + _common.fmt_err(r.bound)),
+                "" if r.value is None else ("ok" if r.ok else "FAIL"),
+                r.note,
+            ]
+        )
     return out
 
 
@@ -567,8 +728,11 @@ def headline(cases):
         if ggn and ggn.time == ggn.time:
             parts.append(f"{ggn.ratio:.1f}x faster than BackPACK DiagGGNExact")
         if parts:
-            lines.append(f"n={sh[0]}, d={sh[1]}, m={sh[2]} (ReLU): flatext's exact trace is " + ", ".join(parts)
-                         + f"; it took {c['t_fx'] / c['t_gemm']:.2f}x numpy's GEMM.")
+            lines.append(
+                f"n={sh[0]}, d={sh[1]}, m={sh[2]} (ReLU): flatext's exact trace is "
+                + ", ".join(parts)
+                + f"; it took {c['t_fx'] / c['t_gemm']:.2f}x numpy's GEMM."
+            )
         if sh in SPEED_TARGETS:
             th, tb = SPEED_TARGETS[sh]
             for label, row, tgt in (("100-probe Hutchinson", h100, th), ("BackPACK DiagGGNExact", ggn, tb)):
@@ -577,11 +741,14 @@ def headline(cases):
                 else:
                     ok = row.ratio >= tgt
                     msg = f"{sh}: vs {label}: {row.ratio:.1f}x (target >= {tgt:g}x) " + (
-                        "met" if ok else f"MISSED by {tgt / row.ratio:.2f}x")
+                        "met" if ok else f"MISSED by {tgt / row.ratio:.2f}x"
+                    )
                     fx_gemm = c["t_fx"] / c["t_gemm"]
                     if not ok and fx_gemm > 1.3:
-                        msg += (f"; flatext's trace took {fx_gemm:.2f}x the GEMM here against its own target of "
-                                f"1.3x (issue 2): at 1.3x this ratio would be {row.ratio * fx_gemm / 1.3:.0f}x")
+                        msg += (
+                            f"; flatext's trace took {fx_gemm:.2f}x the GEMM here against its own target of "
+                            f"1.3x (issue 2): at 1.3x this ratio would be {row.ratio * fx_gemm / 1.3:.0f}x"
+                        )
                     target_lines.append(msg)
     return lines, target_lines
 
@@ -593,8 +760,8 @@ def render(cases, mode, started, threads, args, headlines, targets, all_problems
     parts = [
         "# flatext against PyHessian, BackPACK, curvlinops and torch.func",
         "",
-        "Generated by `python benchmarks/compare_tools.py" + {"quick": " --quick", "full": " --full",
-                                                              "default": ""}[mode]
+        "Generated by `python benchmarks/compare_tools.py"
+        + {"quick": " --quick", "full": " --full", "default": ""}[mode]
         + ("" if args.stat == "median" else " --stat min")
         + f"` on {started}. Float64 throughout. Times are {args.stat}s over `runs` runs after a warm-up "
         "(estimators that take long run once). `x flatext` divides by flatext's `hessian_trace` "
@@ -626,9 +793,14 @@ def render(cases, mode, started, threads, args, headlines, targets, all_problems
     if targets:
         parts += ["", "Issue 5 targets (ReLU, float64):", ""] + [f"- {t}" for t in targets]
     for c in cases:
-        parts += ["", f"## n={c['n']}, d={c['d']}, m={c['m']} (P={c['P']}), power={c['power']:g}, neg={c['neg']:g}",
-                  "", f"Exact trace {c['T']:.12g}; ||grad T|| {c['gnorm']:.6g}.", "",
-                  _common.md_table(HEADER, table_rows(c))]
+        parts += [
+            "",
+            f"## n={c['n']}, d={c['d']}, m={c['m']} (P={c['P']}), power={c['power']:g}, neg={c['neg']:g}",
+            "",
+            f"Exact trace {c['T']:.12g}; ||grad T|| {c['gnorm']:.6g}.",
+            "",
+            _common.md_table(HEADER, table_rows(c)),
+        ]
     parts += ["", "## Problems", ""]
     parts += [f"- {p}" for p in all_problems] if all_problems else ["None: every tool agreed with flatext."]
     parts += ["", NOTES]
@@ -661,17 +833,26 @@ def main(argv=None):
     g.add_argument("--full", action="store_true", help="all shapes up to n=8192, d=256, m=1024 (long)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--stat", choices=["median", "min"], default="median",
-                    help="statistic over the timed runs (min is steadier on a loaded machine)")
+    ap.add_argument(
+        "--stat",
+        choices=["median", "min"],
+        default="median",
+        help="statistic over the timed runs (min is steadier on a loaded machine)",
+    )
     ap.add_argument("--powers", default=None, help="comma-separated activation powers (default by mode)")
     ap.add_argument("--neg", type=float, default=0.0)
     ap.add_argument("--probes", default=None, help="comma-separated probe counts (default 10,100[,1000])")
     ap.add_argument("--budget", type=float, default=None, help="seconds allowed per estimator run")
-    ap.add_argument("--exact-limit", type=float, default=None,
-                    help="max P*n*m*d for the exact torch.func routes (default 5e9, --full 1e11)")
+    ap.add_argument(
+        "--exact-limit",
+        type=float,
+        default=None,
+        help="max P*n*m*d for the exact torch.func routes (default 5e9, --full 1e11)",
+    )
     ap.add_argument("--shapes", default=None, help="e.g. 256x16x32,2048x128x512 (n x d x m)")
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs",
-                                                  "benchmarks.md"))
+    ap.add_argument(
+        "--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "benchmarks.md")
+    )
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--keep-openblas-env", action="store_true")
     args = ap.parse_args(argv)
@@ -684,8 +865,10 @@ def main(argv=None):
 
     probe_tools()
     if TOOLS["torch"] is None:
-        print("torch is not installed: nothing to compare (pip install .[bench], see benchmarks/README.md)",
-              file=sys.stderr)
+        print(
+            "torch is not installed: nothing to compare (pip install .[bench], see benchmarks/README.md)",
+            file=sys.stderr,
+        )
         return 2
     import warnings
 
@@ -707,14 +890,15 @@ def main(argv=None):
     except ImportError:
         print("note: threadpoolctl not installed; numpy's BLAS keeps its default threads", file=sys.stderr)
 
-    shapes = SHAPES[mode] if args.shapes is None else [tuple(int(v) for v in s.split("x"))
-                                                        for s in args.shapes.split(",")]
+    shapes = (
+        SHAPES[mode] if args.shapes is None else [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
+    )
     powers = POWERS[mode] if args.powers is None else [float(p) for p in args.powers.split(",")]
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(f"compare_tools ({mode}): shapes {shapes}, powers {powers}, {args.threads} threads", flush=True)
 
     cases, problems = [], []
-    for (n, d, m) in shapes:
+    for n, d, m in shapes:
         for p in powers:
             print(f"\n== n={n} d={d} m={m} power={p:g} neg={args.neg:g}", flush=True)
             t0 = time.perf_counter()

@@ -16,6 +16,7 @@ Usage::
 
 Runs in well under a minute on a laptop core.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,11 +24,10 @@ import argparse
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
 import flatext as fx  # noqa: E402
 import flatext.torch as fxt  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
 
 
 def train(X, y, teacher, lam, steps, m, seed, every):
@@ -71,8 +71,10 @@ def main(argv=None):
     for lam in (0.0, args.lam):
         _, hist = train(X, y, teacher, lam, args.steps, args.m, args.seed + 2, every)
         runs[lam] = hist
-        print(f"lam={lam:g}: loss {hist['loss'][-1]:.4g}, trace {hist['trace'][-1]:.4g}, "
-              f"population loss {hist['population'][-1]:.4g}")
+        print(
+            f"lam={lam:g}: loss {hist['loss'][-1]:.4g}, trace {hist['trace'][-1]:.4g}, "
+            f"population loss {hist['population'][-1]:.4g}"
+        )
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for lam, hist in runs.items():
@@ -84,8 +86,9 @@ def main(argv=None):
         ax.set_xlabel("Adam step")
         ax.set_yscale("log")
     axes[0].legend()
-    fig.suptitle(f"ReLU student (m={args.m}) on a planted ReLU teacher, n={args.n}, d={args.d}, "
-                 f"label noise {args.noise:g}")
+    fig.suptitle(
+        f"ReLU student (m={args.m}) on a planted ReLU teacher, n={args.n}, d={args.d}, label noise {args.noise:g}"
+    )
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
     print(f"wrote {args.out}")

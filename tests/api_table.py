@@ -7,14 +7,14 @@ generic tests in ``test_inputs.py``, ``test_properties.py`` and
 interpolator, a population loss, ...) is one more ``Api(...)`` entry here,
 plus, for the property test, a float64 reference in ``REFERENCES`` there.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Tuple
 
-import numpy as np
-
 import flatext as fx
+import numpy as np
 
 # shapes of the arrays, in terms of the problem dimensions
 SHAPES = {

@@ -4,10 +4,20 @@ Everything here is the textbook definition: outputs by a dense forward pass,
 gradients by the chain rule on the dense pre-activation matrix, Hessians by
 central differences of that gradient.
 """
+
 import numpy as np
 
-ACTIVATIONS = [(1.0, 0.0), (1.0, -0.2), (1.0, 1.0), (2.0, 0.0), (2.0, 0.5), (3.0, -0.3), (2.5, 0.0), (1.5, 0.7),
-               (4.0, 0.0)]
+ACTIVATIONS = [
+    (1.0, 0.0),
+    (1.0, -0.2),
+    (1.0, 1.0),
+    (2.0, 0.0),
+    (2.0, 0.5),
+    (3.0, -0.3),
+    (2.5, 0.0),
+    (1.5, 0.7),
+    (4.0, 0.0),
+]
 
 
 def sig(z, p, c, k=0):
@@ -18,8 +28,8 @@ def sig(z, p, c, k=0):
         coef *= p - j
     e = p - k
     with np.errstate(divide="ignore", invalid="ignore"):
-        pos = np.where(z > 0, zp ** e, 0.0)
-        neg = np.where(z < 0, zm ** e, 0.0)
+        pos = np.where(z > 0, zp**e, 0.0)
+        neg = np.where(z < 0, zm**e, 0.0)
     return coef * (pos + (-1) ** k * c * neg)
 
 
@@ -29,7 +39,7 @@ def forward(W, a, X, p, c):
 
 def loss(W, a, X, y, p, c):
     r = forward(W, a, X, p, c) - y
-    return 0.5 * np.mean(r ** 2)
+    return 0.5 * np.mean(r**2)
 
 
 def loss_grad(W, a, X, y, p, c):
@@ -46,7 +56,7 @@ def flat(W, a):
 
 
 def unflat(theta, m, d):
-    return theta[: m * d].reshape(m, d), theta[m * d:]
+    return theta[: m * d].reshape(m, d), theta[m * d :]
 
 
 def fd_hessian(W, a, X, y, p, c, h=1e-5):

@@ -14,6 +14,7 @@ Patterns are enumerated exactly for inputs in general position: every cell of
 a central arrangement in R^d has a vertex ray where d - 1 hyperplanes meet, so
 the 2^(d-1) perturbations around both signs of every such ray reach every cell.
 """
+
 from itertools import combinations, product
 
 import numpy as np

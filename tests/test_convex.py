@@ -1,4 +1,5 @@
 """Certified flattest interpolator (flatext.convex), checked against independent computations."""
+
 import math
 
 import flatext as fx
@@ -50,7 +51,7 @@ def test_cell_count_formula_small_values():
     for n in range(1, 8):
         assert arrangement_cell_count(n, 2) == 2 * n
         assert arrangement_cell_count(n, 3) == n * (n - 1) + 2
-    assert arrangement_cell_count(3, 5) == 2 ** 3  # n <= d: every orthant
+    assert arrangement_cell_count(3, 5) == 2**3  # n <= d: every orthant
 
 
 def test_interior_directions_realise_their_cells():
@@ -167,7 +168,7 @@ def test_network_interpolates_and_value_is_its_orbit_min_trace(neg):
     assert fx.orbit_min_trace(res.W, res.a, X, y, neg=neg) == pytest.approx(res.value, rel=1e-12)
     # balanced: the Hessian trace itself is already the orbit minimum
     assert fx.hessian_trace(res.W, res.a, X, y, neg=neg) == pytest.approx(res.value, rel=1e-8)
-    assert res.active_neurons <= 40 and np.all(res.W[res.active_neurons:] == 0)
+    assert res.active_neurons <= 40 and np.all(res.W[res.active_neurons :] == 0)
     # the optimum itself has at most n neurons (an LP vertex); the in-cell correction adds at most n
     assert res.info["optimum_neurons"] <= X.shape[0]
     assert res.active_neurons <= 2 * X.shape[0]

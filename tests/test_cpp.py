@@ -10,6 +10,7 @@ build's speed (that one at -O3).
 The two projects are compiled at -O1 and in parallel to keep this file fast
 (the core's templates dominate the build time; -O1 runs them fast enough).
 """
+
 import os
 import re
 import shutil
@@ -17,10 +18,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import flatext as fx
 import numpy as np
 import pytest
-
-import flatext as fx
 import reference as ref
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,9 +56,18 @@ needs_toolchain = pytest.mark.skipif(
 
 
 def _configure(src, build, *extra):
-    cmd = [CMAKE, "-S", str(src), "-B", str(build), f"-Dflatext_DIR={fx.get_cmake_dir()}",
-           f"-DCMAKE_CXX_COMPILER={CXX}", "-DCMAKE_BUILD_TYPE=Release", "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG",
-           *extra]
+    cmd = [
+        CMAKE,
+        "-S",
+        str(src),
+        "-B",
+        str(build),
+        f"-Dflatext_DIR={fx.get_cmake_dir()}",
+        f"-DCMAKE_CXX_COMPILER={CXX}",
+        "-DCMAKE_BUILD_TYPE=Release",
+        "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG",
+        *extra,
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, f"cmake configure of {src} failed:\n{r.stdout}\n{r.stderr}"
     return r.stdout + r.stderr
@@ -72,8 +81,10 @@ def builds(tmp_path_factory):
     out = {}
     for name, src in projects.items():
         out[name] = (base / name, _configure(src, base / name))
-    procs = {name: subprocess.Popen([CMAKE, "--build", str(b)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    text=True) for name, (b, _) in out.items()}
+    procs = {
+        name: subprocess.Popen([CMAKE, "--build", str(b)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for name, (b, _) in out.items()
+    }
     for name, p in procs.items():
         log, _ = p.communicate(timeout=600)
         assert p.returncode == 0, f"building {name} failed:\n{log}"
@@ -116,10 +127,15 @@ def test_find_package_config_backends(tmp_path):
     assert "OpenBLAS::OpenBLAS" not in log and "FLATEXT_USE_OPENBLAS" not in log.split("PROBE")[1]
     # a version the package cannot satisfy is refused
     (src / "CMakeLists.txt").write_text(
-        "cmake_minimum_required(VERSION 3.18)\nproject(probe LANGUAGES CXX)\nfind_package(flatext 7.0 CONFIG REQUIRED)\n"
+        "cmake_minimum_required(VERSION 3.18)\nproject(probe LANGUAGES CXX)\n"
+        "find_package(flatext 7.0 CONFIG REQUIRED)\n"
     )
-    r = subprocess.run([CMAKE, "-S", str(src), "-B", str(tmp_path / "b3"), f"-Dflatext_DIR={fx.get_cmake_dir()}"],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [CMAKE, "-S", str(src), "-B", str(tmp_path / "b3"), f"-Dflatext_DIR={fx.get_cmake_dir()}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode != 0 and "flatext" in r.stderr
 
 
@@ -137,7 +153,9 @@ def test_cpp_core_tests_pass(builds):
     # the same through ctest
     ctest = os.path.join(os.path.dirname(CMAKE), "ctest")
     ctest = ctest if os.path.exists(ctest) else (shutil.which("ctest") or "ctest")
-    r = subprocess.run([ctest, "--test-dir", str(build), "--output-on-failure"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [ctest, "--test-dir", str(build), "--output-on-failure"], capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0 and "100% tests passed" in r.stdout, r.stdout + r.stderr
     # the runner reports an unknown filter instead of passing vacuously
     r = subprocess.run([str(build / "flatext_test_core"), "no_such_test"], capture_output=True, text=True, timeout=60)
@@ -154,7 +172,7 @@ def _splitmix_uniform(state, k):
         z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M
         z ^= z >> 31
-        out[i] = (z >> 11) * 2.0 ** -53 * 2.0 - 1.0
+        out[i] = (z >> 11) * 2.0**-53 * 2.0 - 1.0
     return state, out
 
 
@@ -162,8 +180,12 @@ def _splitmix_uniform(state, k):
 def test_example_program_lowers_the_trace(builds):
     build, log = builds["example"]
     n, d, m, steps = 60, 5, 16, 6
-    r = subprocess.run([str(build / "flatness_descent"), str(n), str(d), str(m), str(steps)], capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run(
+        [str(build / "flatness_descent"), str(n), str(d), str(m), str(steps)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     rows = re.findall(r"^(\S+)\s+loss (\S+) trace (\S+)$", r.stdout, re.M)
     labels = [lab for lab, _, _ in rows]
@@ -183,9 +205,9 @@ def test_example_program_lowers_the_trace(builds):
     X, Wt, W, a = X.reshape(n, d), Wt.reshape(3, d), W.reshape(m, d), a * (1.0 / m)
     y = ref.forward(Wt, at, X, 1.0, 0.0)
     Z = X @ W.T
-    sq = np.sum(X ** 2, axis=1)
+    sq = np.sum(X**2, axis=1)
     A = np.mean(np.maximum(Z, 0) ** 2, axis=0)  # Hessian diagonal entries of a_i
-    B = a ** 2 * np.mean((Z > 0) * sq[:, None], axis=0)  # traces of the w_i blocks (r sigma'' = 0 for ReLU)
+    B = a**2 * np.mean((Z > 0) * sq[:, None], axis=0)  # traces of the w_i blocks (r sigma'' = 0 for ReLU)
     assert L[0] == pytest.approx(ref.loss(W, a, X, y, 1.0, 0.0), rel=1e-12)
     assert T[0] == pytest.approx(np.sum(A + B), rel=1e-12)
     # balanced: each neuron at the minimum of t^2 A_i + t^-2 B_i, i.e. 2 sqrt(A_i B_i)
@@ -222,19 +244,32 @@ def test_relocated_config_without_python_falls_back_to_eigen(tmp_path):
         "find_package(flatext CONFIG REQUIRED)\n"
         'message(STATUS "PROBE backend=${flatext_BLAS_BACKEND} include=${flatext_INCLUDE_DIR}")\n'
     )
-    cmd = [CMAKE, "-S", str(src), f"-Dflatext_DIR={site / 'flatext' / 'share' / 'cmake' / 'flatext'}",
-           f"-DFLATEXT_PYTHON_EXECUTABLE={nosite}"]
+    cmd = [
+        CMAKE,
+        "-S",
+        str(src),
+        f"-Dflatext_DIR={site / 'flatext' / 'share' / 'cmake' / 'flatext'}",
+        f"-DFLATEXT_PYTHON_EXECUTABLE={nosite}",
+    ]
     eigen_dir = subprocess.run(
-        [sys.executable, "-c", "import sys, os, glob; print(next(iter(glob.glob(os.path.join(p, 'cmeel.prefix', "
-         "'share', 'eigen3', 'cmake')) for p in sys.path if glob.glob(os.path.join(p, 'cmeel.prefix', 'share', "
-         "'eigen3', 'cmake'))), [''])[0])"], capture_output=True, text=True).stdout.strip()
+        [
+            sys.executable,
+            "-c",
+            "import sys, os, glob; print(next(iter(glob.glob(os.path.join(p, 'cmeel.prefix', "
+            "'share', 'eigen3', 'cmake')) for p in sys.path if glob.glob(os.path.join(p, 'cmeel.prefix', 'share', "
+            "'eigen3', 'cmake'))), [''])[0])",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     r = subprocess.run(cmd + ["-B", str(tmp_path / "b0")], capture_output=True, text=True, timeout=300)
     if r.returncode != 0:  # no system Eigen either: the message must say what to do
         assert "flatext needs Eigen" in r.stderr and "cmeel-eigen" in r.stderr, r.stderr
     if not eigen_dir:
         pytest.skip("cmeel-eigen not installed: cannot point Eigen3_DIR at it")
-    r = subprocess.run(cmd + ["-B", str(tmp_path / "b1"), f"-DEigen3_DIR={eigen_dir}"], capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run(
+        cmd + ["-B", str(tmp_path / "b1"), f"-DEigen3_DIR={eigen_dir}"], capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"PROBE backend=eigen include={site / 'flatext' / 'include'}" in r.stdout
     assert "OpenBLAS from the scipy-openblas32 wheel not found" in r.stderr
@@ -271,13 +306,21 @@ def _example_data(n, d, m, power):
 def test_lbfgs_example_converges(builds, tmp_path):
     build, _ = builds["example"]
     n, d, m, lam = 120, 6, 16, 0.01
-    r = subprocess.run([str(build / "lbfgs_flatness"), str(n), str(d), str(m), str(lam), str(lam), str(tmp_path / "th")],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [str(build / "lbfgs_flatness"), str(n), str(d), str(m), str(lam), str(lam), str(tmp_path / "th")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     for name, power in [("trace", 1.0), ("gn", 2.0)]:
         start = float(re.search(rf"^{name} start (\S+)$", r.stdout, re.M).group(1))
-        mt = re.search(rf"^{name} iterations (\S+) value (\S+) loss (\S+) reg (\S+) gnorm (\S+) xnorm (\S+) "
-                       rf"stationary (\d) converged (\d)$", r.stdout, re.M)
+        mt = re.search(
+            rf"^{name} iterations (\S+) value (\S+) loss (\S+) reg (\S+) gnorm (\S+) xnorm (\S+) "
+            rf"stationary (\d) converged (\d)$",
+            r.stdout,
+            re.M,
+        )
         assert mt, r.stdout
         it, val, lo, reg, gnorm, xnorm, stat, conv = mt.groups()
         assert conv == "1" and int(it) > 0, r.stdout
@@ -286,14 +329,14 @@ def test_lbfgs_example_converges(builds, tmp_path):
         assert float(val) < 0.2 * start
         # the printed values, recomputed by the Python package at the saved point
         th = np.loadtxt(tmp_path / f"th_{name}.txt")
-        W, a = th[: m * d].reshape(m, d), th[m * d:]
+        W, a = th[: m * d].reshape(m, d), th[m * d :]
         X, y = _example_data(n, d, m, power)
         L = fx.loss(W, a, X, y, power=power)
         parts = fx.hessian_trace_parts(W, a, X, y, power=power)
         K = parts.gauss_newton if name == "gn" else parts.total
         assert float(lo) == pytest.approx(L, rel=1e-9) and float(reg) == pytest.approx(K, rel=1e-9)
         assert float(val) == pytest.approx(L + lam * K, rel=1e-9)
-        assert L < 0.25 * np.mean(y ** 2)  # under half the zero network's loss: it still fits the teacher
+        assert L < 0.25 * np.mean(y**2)  # under half the zero network's loss: it still fits the teacher
 
 
 _TIMING_SRC = r"""
@@ -329,14 +372,28 @@ def test_documented_compile_line_matches_cmake_speed(tmp_path):
         "cmake_minimum_required(VERSION 3.18)\nproject(timing LANGUAGES CXX)\nfind_package(flatext CONFIG REQUIRED)\n"
         "add_executable(timing main.cpp)\ntarget_link_libraries(timing PRIVATE flatext::flatext)\n"
     )
-    cmd = [CMAKE, "-S", str(src), "-B", str(tmp_path / "b"), f"-Dflatext_DIR={fx.get_cmake_dir()}",
-           f"-DCMAKE_CXX_COMPILER={CXX}", "-DCMAKE_BUILD_TYPE=Release", "-DCMAKE_CXX_FLAGS=-fno-trapping-math"]
+    cmd = [
+        CMAKE,
+        "-S",
+        str(src),
+        "-B",
+        str(tmp_path / "b"),
+        f"-Dflatext_DIR={fx.get_cmake_dir()}",
+        f"-DCMAKE_CXX_COMPILER={CXX}",
+        "-DCMAKE_BUILD_TYPE=Release",
+        "-DCMAKE_CXX_FLAGS=-fno-trapping-math",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    p1 = subprocess.Popen([CMAKE, "--build", str(tmp_path / "b")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True)
-    p2 = subprocess.Popen([CXX, str(src / "main.cpp"), *compile_flags(), "-o", str(tmp_path / "plain")],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    p1 = subprocess.Popen(
+        [CMAKE, "--build", str(tmp_path / "b")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    p2 = subprocess.Popen(
+        [CXX, str(src / "main.cpp"), *compile_flags(), "-o", str(tmp_path / "plain")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     for p, what in ((p1, "cmake build"), (p2, "documented compile line")):
         log, _ = p.communicate(timeout=600)
         assert p.returncode == 0, f"{what} failed:\n{log}"

@@ -10,6 +10,7 @@ computes the same results.
 - flatext.info() reports the variant in use, and the choice logic picks the
   best variant the CPU supports and refuses (ImportError) one it cannot run.
 """
+
 import json
 import os
 import subprocess
@@ -70,8 +71,9 @@ print(json.dumps({"dispatch": fx.info()["dispatch"], "n": len(one)}))
 def _run_variant(variant, tmp_path):
     out = tmp_path / f"{variant}.npz"
     env = dict(os.environ, FLATEXT_DISPATCH=variant)
-    p = subprocess.run([sys.executable, "-c", CHILD, HERE, str(out)], env=env, capture_output=True, text=True,
-                       timeout=600)
+    p = subprocess.run(
+        [sys.executable, "-c", CHILD, HERE, str(out)], env=env, capture_output=True, text=True, timeout=600
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     meta = json.loads(p.stdout.strip().splitlines()[-1])
     assert meta["dispatch"] == variant

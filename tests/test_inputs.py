@@ -7,12 +7,12 @@ ValueError or TypeError whose message names the argument. Valid input in other
 layouts (Fortran order, strided, negative strides, unaligned, byte-swapped,
 lists) gives bit-identical results to C-contiguous arrays.
 """
+
 import re
 
+import flatext as fx
 import numpy as np
 import pytest
-
-import flatext as fx
 from api_table import API, SHAPES, results
 
 DIMS = {"n": 7, "m": 3, "d": 2}

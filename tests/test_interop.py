@@ -1,10 +1,10 @@
 """Inputs that numpy.asarray converts: lists, objects with __array__, PyTorch CPU tensors,
 Fortran-ordered and strided arrays. Each must give the same bits as the equivalent
 C-contiguous numpy array (which is used without a copy)."""
-import numpy as np
-import pytest
 
 import flatext as fx
+import numpy as np
+import pytest
 import reference as ref
 
 P, C = 2.0, 0.3

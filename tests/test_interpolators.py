@@ -4,10 +4,10 @@ Jacobian products and the Gram matrix against a dense numpy Jacobian (and
 finite differences of the dense forward pass); interpolation checked by a
 dense numpy forward pass; tangent gradients by a dense numpy projection.
 """
-import numpy as np
-import pytest
 
 import flatext as fx
+import numpy as np
+import pytest
 import reference as ref
 
 SEARCH_ACTS = [(1.0, 0.0), (1.0, -0.2), (2.0, 0.0), (2.5, 0.0)]
@@ -45,8 +45,7 @@ def test_jvp_vjp_gram_match_dense_jacobian(p, c):
     rng = np.random.default_rng(8)
     VW, va, u = rng.standard_normal(W.shape), rng.standard_normal(a.shape), rng.standard_normal(X.shape[0])
     J = dense_jacobian(W, a, X, p, c)
-    np.testing.assert_allclose(fx.jvp(W, a, X, VW, va, power=p, neg=c), J @ ref.flat(VW, va), rtol=1e-11,
-                               atol=1e-11)
+    np.testing.assert_allclose(fx.jvp(W, a, X, VW, va, power=p, neg=c), J @ ref.flat(VW, va), rtol=1e-11, atol=1e-11)
     gW, ga = fx.vjp(W, a, X, u, power=p, neg=c)
     np.testing.assert_allclose(ref.flat(gW, ga), J.T @ u, rtol=1e-11, atol=1e-11)
     K = fx.ntk_gram(W, a, X, power=p, neg=c)
@@ -58,8 +57,12 @@ def test_jvp_vjp_gram_match_dense_jacobian(p, c):
 def test_dense_jacobian_matches_finite_differences(p, c):
     # validates the reference itself: J by central differences of the dense forward pass
     W, a, X, _ = ref.problem(n=6, d=3, m=4, seed=9)
-    Jfd = np.stack([ref.flat(*ref.fd_grad(lambda W_, a_: ref.forward(W_, a_, X[j:j + 1], p, c)[0], W, a))
-                    for j in range(X.shape[0])])
+    Jfd = np.stack(
+        [
+            ref.flat(*ref.fd_grad(lambda W_, a_: ref.forward(W_, a_, X[j : j + 1], p, c)[0], W, a))
+            for j in range(X.shape[0])
+        ]
+    )
     np.testing.assert_allclose(dense_jacobian(W, a, X, p, c), Jfd, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(fx.ntk_gram(W, a, X, power=p, neg=c), Jfd @ Jfd.T, rtol=1e-6, atol=1e-8)
 
@@ -99,11 +102,19 @@ def test_find_interpolator_reaches_tolerance(p, c):
 def test_find_interpolator_float32():
     X, y = single_index(30, 5, seed=13)
     W, a = init(60, 5, seed=14)
-    r = fx.find_interpolator(W.astype(np.float32), a.astype(np.float32), X.astype(np.float32),
-                             y.astype(np.float32))
+    r = fx.find_interpolator(W.astype(np.float32), a.astype(np.float32), X.astype(np.float32), y.astype(np.float32))
     assert r.W.dtype == np.float32 and r.converged
-    assert max_res(r.W.astype(float), r.a.astype(float), X.astype(np.float32).astype(float),
-                   y.astype(np.float32).astype(float), 1.0, 0.0) <= 2e-4
+    assert (
+        max_res(
+            r.W.astype(float),
+            r.a.astype(float),
+            X.astype(np.float32).astype(float),
+            y.astype(np.float32).astype(float),
+            1.0,
+            0.0,
+        )
+        <= 2e-4
+    )
 
 
 def test_find_interpolator_max_iter_is_not_an_error():
@@ -205,8 +216,9 @@ def test_memorizing_interpolator_interpolates(p, c):
     W, a, info = fx.memorizing_interpolator(X, y, power=p, neg=c, kappa=2.0, return_info=True)
     assert W.shape == (40, 6)
     np.testing.assert_allclose(np.linalg.norm(W, axis=1), 2.0, rtol=1e-12)
-    np.testing.assert_allclose(W / np.linalg.norm(W, axis=1)[:, None], X / np.linalg.norm(X, axis=1)[:, None],
-                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        W / np.linalg.norm(W, axis=1)[:, None], X / np.linalg.norm(X, axis=1)[:, None], rtol=1e-12, atol=1e-14
+    )
     assert max_res(W, a, X, y, p, c) <= 1e-9 and not info["least_squares"]
     W2, a2 = fx.memorizing_interpolator(X, y, power=p, neg=c, kappa=2.0, m=55)
     assert W2.shape == (55, 6) and np.all(W2[40:] == 0) and np.all(a2[40:] == 0)

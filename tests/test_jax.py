@@ -1,13 +1,13 @@
 """flatext.jax against JAX's own autodiff on tiny networks (float64 via jax_enable_x64)."""
+
 import numpy as np
 import pytest
 
 jax = pytest.importorskip("jax")
 jax.config.update("jax_enable_x64", True)
-import jax.numpy as jnp  # noqa: E402
-
 import flatext as fx  # noqa: E402
 import flatext.jax as fxj  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 
 ACTS = [(2.0, 0.0), (1.0, -0.2), (2.0, 0.5), (3.0, 0.0)]
 
@@ -24,7 +24,7 @@ def _sig(z, p, c):
 
 
 def _jax_loss(theta, X, y, p, c, m, d):
-    W, a = theta[: m * d].reshape(m, d), theta[m * d:]
+    W, a = theta[: m * d].reshape(m, d), theta[m * d :]
     return 0.5 * jnp.mean((_sig(X @ W.T, p, c) @ a - y) ** 2)
 
 
@@ -67,9 +67,10 @@ def test_loss_and_hvp_match_jax(p, c):
     assert _rel(jnp.concatenate([HW.ravel(), ha]), H @ jnp.concatenate([VW.ravel(), va])) < 1e-12
     # VJP in the direction: H^T u
     u = jnp.asarray(rng.standard_normal(m * d + m))
-    gV = jax.grad(lambda VW, va: jnp.dot(jnp.concatenate([x.ravel() for x in fxj.hvp(W, a, X, y, VW, va, power=p,
-                                                                                    neg=c)]), u),
-                  argnums=(0, 1))(VW, va)
+    gV = jax.grad(
+        lambda VW, va: jnp.dot(jnp.concatenate([x.ravel() for x in fxj.hvp(W, a, X, y, VW, va, power=p, neg=c)]), u),
+        argnums=(0, 1),
+    )(VW, va)
     assert _rel(jnp.concatenate([gV[0].ravel(), gV[1]]), H.T @ u) < 1e-12
 
 
@@ -94,8 +95,9 @@ def test_float32_vmap_and_errors():
         jax.hessian(lambda W: fxj.loss(W, a64, X64, y64))(W64)
 
 
-@pytest.mark.parametrize("which,p,c", [("trace", 2.0, 0.0), ("trace", 1.0, -0.2), ("gauss_newton", 2.0, 0.0),
-                                       ("gauss_newton", 1.0, -0.2)])
+@pytest.mark.parametrize(
+    "which,p,c", [("trace", 2.0, 0.0), ("trace", 1.0, -0.2), ("gauss_newton", 2.0, 0.0), ("gauss_newton", 1.0, -0.2)]
+)
 def test_regularized_loss_matches_jax(which, p, c):
     W, a, X, y = _problem(seed=9)
     m, d = W.shape
@@ -106,10 +108,12 @@ def test_regularized_loss_matches_jax(which, p, c):
         if which == "trace":
             K = jnp.trace(jax.hessian(_jax_loss)(theta, X, y, p, c, m, d))
         else:  # G = (1/n) sum_j ||grad_theta f(x_j)||^2 by per-sample gradients
+
             def f1(th, x):
-                return _sig(x @ th[: m * d].reshape(m, d).T, p, c) @ th[m * d:]
+                return _sig(x @ th[: m * d].reshape(m, d).T, p, c) @ th[m * d :]
+
             J = jax.vmap(jax.grad(f1), in_axes=(None, 0))(theta, X)
-            K = jnp.mean(jnp.sum(J ** 2, axis=1))
+            K = jnp.mean(jnp.sum(J**2, axis=1))
         return L + lam * K
 
     theta = jnp.concatenate([W.ravel(), a])
@@ -117,8 +121,11 @@ def test_regularized_loss_matches_jax(which, p, c):
     parts = fx.hessian_trace_parts(*(np.asarray(v) for v in (W, a, X, y)), power=p, neg=c)
     K = parts.gauss_newton if which == "gauss_newton" else parts.total
     assert float(glam_ref) == pytest.approx(float(K), rel=1e-12)  # the reference's K, against the parts kernel
-    fn = jax.jit(jax.value_and_grad(lambda W, a, lam: fxj.regularized_loss(W, a, X, y, lam, which=which, power=p,
-                                                                              neg=c), argnums=(0, 1, 2)))
+    fn = jax.jit(
+        jax.value_and_grad(
+            lambda W, a, lam: fxj.regularized_loss(W, a, X, y, lam, which=which, power=p, neg=c), argnums=(0, 1, 2)
+        )
+    )
     v, (gW, ga, glam) = fn(W, a, lam)
     assert float(v) == pytest.approx(float(v_ref), rel=1e-12)
     assert _rel(jnp.concatenate([gW.ravel(), ga]), g_ref) < 1e-10

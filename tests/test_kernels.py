@@ -1,8 +1,8 @@
 """Kernels against independent float64 computations (tests/reference.py)."""
-import numpy as np
-import pytest
 
 import flatext as fx
+import numpy as np
+import pytest
 import reference as ref
 
 ACTS = ref.ACTIVATIONS
@@ -11,8 +11,7 @@ ACTS = ref.ACTIVATIONS
 @pytest.mark.parametrize("p,c", ACTS)
 def test_forward_and_loss_match_dense_numpy(p, c):
     W, a, X, y = ref.problem(n=50, d=7, m=9, seed=1)
-    np.testing.assert_allclose(fx.forward(W, a, X, power=p, neg=c), ref.forward(W, a, X, p, c), rtol=1e-12,
-                               atol=1e-12)
+    np.testing.assert_allclose(fx.forward(W, a, X, power=p, neg=c), ref.forward(W, a, X, p, c), rtol=1e-12, atol=1e-12)
     assert fx.loss(W, a, X, y, power=p, neg=c) == pytest.approx(ref.loss(W, a, X, y, p, c), rel=1e-12)
 
 
@@ -43,13 +42,17 @@ def test_hessian_trace_equals_trace_of_explicit_hessian(p, c):
     np.testing.assert_allclose(parts.per_neuron, parts.per_neuron_a + parts.per_neuron_w, rtol=1e-12)
     # per-neuron blocks of the explicit Hessian: a_i diagonal entry and w_i block trace
     m, d = W.shape
-    np.testing.assert_allclose(parts.per_neuron_a, np.diag(H)[m * d:], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(parts.per_neuron_a, np.diag(H)[m * d :], rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(parts.per_neuron_w, np.diag(H)[: m * d].reshape(m, d).sum(1), rtol=1e-6, atol=1e-9)
     assert parts.loss == pytest.approx(ref.loss(W, a, X, y, p, c), rel=1e-12)
     # Gauss-Newton part = trace of J^T J / n with J by finite differences of f
-    J = np.stack([ref.flat(*ref.fd_grad(lambda W_, a_: ref.forward(W_, a_, X[j:j + 1], p, c)[0], W, a))
-                  for j in range(X.shape[0])])
-    assert parts.gauss_newton == pytest.approx(np.sum(J ** 2) / X.shape[0], rel=1e-7)
+    J = np.stack(
+        [
+            ref.flat(*ref.fd_grad(lambda W_, a_: ref.forward(W_, a_, X[j : j + 1], p, c)[0], W, a))
+            for j in range(X.shape[0])
+        ]
+    )
+    assert parts.gauss_newton == pytest.approx(np.sum(J**2) / X.shape[0], rel=1e-7)
     if p == 1.0:
         assert parts.residual == 0.0
 
@@ -113,10 +116,12 @@ def test_many_tiles_and_chunks_agree_with_dense_reference():
     W, a, X, y = ref.problem(n=5000, d=9, m=700, seed=9)
     p, c = 2.0, 0.25
     Z = X @ W.T
-    s = np.sum(X ** 2, 1)
+    s = np.sum(X**2, 1)
     r = ref.sig(Z, p, c) @ a - y
-    T_ref = np.mean(np.sum(ref.sig(Z, p, c) ** 2 + (a ** 2) * ref.sig(Z, p, c, 1) ** 2 * s[:, None], 1)
-                    + r * (ref.sig(Z, p, c, 2) @ a) * s)
+    T_ref = np.mean(
+        np.sum(ref.sig(Z, p, c) ** 2 + (a**2) * ref.sig(Z, p, c, 1) ** 2 * s[:, None], 1)
+        + r * (ref.sig(Z, p, c, 2) @ a) * s
+    )
     assert fx.hessian_trace(W, a, X, y, power=p, neg=c) == pytest.approx(T_ref, rel=1e-11)
     L, gW, ga = fx.loss_grad(W, a, X, y, power=p, neg=c)
     _, rW, ra = ref.loss_grad(W, a, X, y, p, c)
@@ -139,7 +144,7 @@ def _gauss_newton(W, a, X, p, c):
 def _trace(W, a, X, y, p, c):
     """T = G + (1/n) sum_j r_j sum_i a_i sigma''(z_ij) s_j, dense numpy."""
     r = ref.forward(W, a, X, p, c) - y
-    s = np.sum(X ** 2, axis=1)
+    s = np.sum(X**2, axis=1)
     R = np.mean(r * s * (ref.sig(X @ W.T, p, c, 2) @ a))
     return _gauss_newton(W, a, X, p, c) + R
 
@@ -156,8 +161,10 @@ def test_objective_matches_independent_references(p, c, seed):
     G, T = _gauss_newton(W, a, X, p, c), _trace(W, a, X, y, p, c)
     if seed == 0:  # the dense trace formula itself against the explicit Hessian
         assert T == pytest.approx(np.trace(ref.fd_hessian(W, a, X, y, p, c)), rel=1e-6)
-    refs = {"gauss_newton": lambda W_, a_: ref.loss(W_, a_, X, y, p, c) + lam * _gauss_newton(W_, a_, X, p, c),
-            "trace": lambda W_, a_: ref.loss(W_, a_, X, y, p, c) + lam * _trace(W_, a_, X, y, p, c)}
+    refs = {
+        "gauss_newton": lambda W_, a_: ref.loss(W_, a_, X, y, p, c) + lam * _gauss_newton(W_, a_, X, p, c),
+        "trace": lambda W_, a_: ref.loss(W_, a_, X, y, p, c) + lam * _trace(W_, a_, X, y, p, c),
+    }
     for which, K in (("gauss_newton", G), ("trace", T)):
         o = fx.objective(W, a, X, y, lam, which=which, power=p, neg=c)
         assert isinstance(o, fx.Objective) and o.gW.shape == W.shape and o.ga.shape == a.shape
@@ -174,7 +181,8 @@ def test_objective_matches_independent_references(p, c, seed):
     o = fx.objective(W, a, X, y, lam, which="trace", power=p, neg=c)
     assert o.regularizer == pytest.approx(parts.total, rel=1e-12, abs=1e-14)
     assert fx.objective(W, a, X, y, lam, which="gauss_newton", power=p, neg=c).regularizer == pytest.approx(
-        parts.gauss_newton, rel=1e-12)
+        parts.gauss_newton, rel=1e-12
+    )
     np.testing.assert_allclose(o.gW, lW + lam * tW, rtol=1e-11, atol=1e-13)
     np.testing.assert_allclose(o.ga, la + lam * ta, rtol=1e-11, atol=1e-13)
 

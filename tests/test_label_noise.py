@@ -1,8 +1,8 @@
 """Label-noise SGD: gradient noise statistics, determinism, convergence, and the drift to small trace."""
-import numpy as np
-import pytest
 
 import flatext as fx
+import numpy as np
+import pytest
 from flatext.training import label_noise_sgd
 
 
@@ -29,8 +29,8 @@ def test_one_step_gradient_is_unbiased_with_the_predicted_covariance():
         draws.append(np.concatenate([(W0 - r.W).ravel(), a0 - r.a]))
     G = np.array(draws)
     dev = G - g_true
-    sq = np.sum(dev ** 2, axis=1)
-    predicted = noise ** 2 * np.trace(fx.ntk_gram(W0, a0, X)) / n ** 2
+    sq = np.sum(dev**2, axis=1)
+    predicted = noise**2 * np.trace(fx.ntk_gram(W0, a0, X)) / n**2
     # mean squared deviation within 4 standard errors of the prediction
     assert abs(sq.mean() - predicted) <= 4 * sq.std(ddof=1) / np.sqrt(len(sq))
     # the mean gradient: each coordinate's mean within 4.5 standard errors (of the mean) of the true one
@@ -68,12 +68,24 @@ def test_minibatch_sgd_reaches_low_loss_and_polishes_to_an_interpolator():
 
 def test_stop_at_tol_and_callback():
     W0, a0, X, y = _problem()
-    r = label_noise_sgd(W0, a0, X, y, noise=0.0, batch=30, lr=0.05, max_iter=100000, tol=1e-3, seed=0,
-                        stop_at_tol=True, record_every=10)
+    r = label_noise_sgd(
+        W0, a0, X, y, noise=0.0, batch=30, lr=0.05, max_iter=100000, tol=1e-3, seed=0, stop_at_tol=True, record_every=10
+    )
     assert r.message == "loss <= tol" and r.reason == "tol" and r.iterations < 100000 and r.loss <= 1e-3
     seen = []
-    r = label_noise_sgd(W0, a0, X, y, noise=0.5, batch=5, lr=0.05, max_iter=1000, seed=0, callback_every=50,
-                        callback=lambda info: seen.append(info["iteration"]) or info["iteration"] >= 200)
+    r = label_noise_sgd(
+        W0,
+        a0,
+        X,
+        y,
+        noise=0.5,
+        batch=5,
+        lr=0.05,
+        max_iter=1000,
+        seed=0,
+        callback_every=50,
+        callback=lambda info: seen.append(info["iteration"]) or info["iteration"] >= 200,
+    )
     assert seen == [50, 100, 150, 200] and r.iterations == 200 and r.message == "callback" and r.reason == "callback"
 
 
@@ -97,11 +109,18 @@ def test_label_noise_drifts_to_a_smaller_trace_than_gd_from_the_same_init(seed):
     assert traces["ln10k"] < traces["ln3k"]  # the drift continues after the loss has plateaued
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(noise=-1.0), "noise"), (dict(noise=float("nan")), "noise"), (dict(batch=0), "batch"),
-    (dict(batch=31), "batch"), (dict(lr=0.0), "lr"), (dict(max_iter=-1), "max_iter"),
-    (dict(record_every=0), "record_every"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(noise=-1.0), "noise"),
+        (dict(noise=float("nan")), "noise"),
+        (dict(batch=0), "batch"),
+        (dict(batch=31), "batch"),
+        (dict(lr=0.0), "lr"),
+        (dict(max_iter=-1), "max_iter"),
+        (dict(record_every=0), "record_every"),
+    ],
+)
 def test_bad_arguments_raise(kw, match):
     W0, a0, X, y = _problem()
     args = dict(noise=0.1, batch=5, lr=0.01, max_iter=10)

@@ -1,12 +1,12 @@
 """flatext.measure: every field is the direct kernel call; the null loss is E[f*^2]; rows and dicts."""
+
 from __future__ import annotations
 
 import math
 
+import flatext as fx
 import numpy as np
 import pytest
-
-import flatext as fx
 from flatext.teachers import SumOfSingleIndex
 
 
@@ -32,8 +32,14 @@ def test_each_field_is_the_direct_kernel_call():
     pop = fx.population_loss(W, a, t, method="exact")
     assert r.population_loss == pop.value and r.population_method == "exact" and r.population_stderr == 0.0
     assert r.population_loss_rel == r.population_loss / r.null_loss
-    assert set(r.seconds) == {"train_loss", "max_residual", "trace", "orbit_min_trace", "top_eigenvalue",
-                              "population_loss"}
+    assert set(r.seconds) == {
+        "train_loss",
+        "max_residual",
+        "trace",
+        "orbit_min_trace",
+        "top_eigenvalue",
+        "population_loss",
+    }
     assert all(s >= 0 for s in r.seconds.values())
     assert r.notes == ()
 
@@ -108,13 +114,16 @@ def test_record_is_frozen_and_converts():
     assert r2.population_loss is None and r2.null_loss is None and r2.trace is not None
 
 
-@pytest.mark.parametrize("kw, err, words", [
-    (dict(which=["sharpness"]), ValueError, "unknown measurement"),
-    (dict(which="trace"), TypeError, "which"),
-    (dict(which=["population_loss"]), ValueError, "needs a teacher"),
-    (dict(inputs="cube"), ValueError, "inputs"),
-    (dict(population="guess"), ValueError, "population"),
-])
+@pytest.mark.parametrize(
+    "kw, err, words",
+    [
+        (dict(which=["sharpness"]), ValueError, "unknown measurement"),
+        (dict(which="trace"), TypeError, "which"),
+        (dict(which=["population_loss"]), ValueError, "needs a teacher"),
+        (dict(inputs="cube"), ValueError, "inputs"),
+        (dict(population="guess"), ValueError, "population"),
+    ],
+)
 def test_bad_arguments_are_named(kw, err, words):
     W, a, X, y, _ = problem()
     with pytest.raises(err, match=words):

@@ -1,12 +1,12 @@
 """Teachers, sampling and the population loss against independent computations:
 arc-cosine kernels (Cho & Saul 2009), Monte Carlo, scipy quadrature, exact
 representations of teachers by networks."""
+
 import math
 
+import flatext as fx
 import numpy as np
 import pytest
-
-import flatext as fx
 from flatext import _core
 from flatext.teachers import LINKS, MultiIndex, PlantedNetwork, SumOfSingleIndex, sample_inputs
 
@@ -41,15 +41,31 @@ def _units(seed, k=7, d=6):
 @pytest.mark.parametrize("n", [1, 2])
 def test_pair_moments_match_arccos_kernels(n, closed):
     U, V = _units(1)
-    M = _core.gaussian_pair_moments(U, np.full(len(U), float(n)), np.zeros(len(U)), V, np.full(len(V), float(n)),
-                                    np.zeros(len(V)), closed_forms=closed)
+    M = _core.gaussian_pair_moments(
+        U,
+        np.full(len(U), float(n)),
+        np.zeros(len(U)),
+        V,
+        np.full(len(V), float(n)),
+        np.zeros(len(V)),
+        closed_forms=closed,
+    )
     K = _arccos_half(U, V, n)
     np.testing.assert_allclose(M, K, rtol=1e-12, atol=1e-12 * np.abs(K).max())
     # the sums used by population_loss are the same numbers
     rng = np.random.default_rng(2)
     al, be = rng.standard_normal(len(U)), rng.standard_normal(len(V))
-    s = _core.gaussian_pair_moment_sum(U, np.full(len(U), float(n)), np.zeros(len(U)), al, V,
-                                       np.full(len(V), float(n)), np.zeros(len(V)), be, closed_forms=closed)
+    s = _core.gaussian_pair_moment_sum(
+        U,
+        np.full(len(U), float(n)),
+        np.zeros(len(U)),
+        al,
+        V,
+        np.full(len(V), float(n)),
+        np.zeros(len(V)),
+        be,
+        closed_forms=closed,
+    )
     assert s == pytest.approx(al @ K @ be, rel=1e-12, abs=1e-12 * np.abs(K).sum())
     q = _core.gaussian_quadratic_form(V, np.full(len(V), float(n)), np.zeros(len(V)), be, closed_forms=closed)
     KV = _arccos_half(V, V, n)
@@ -69,12 +85,19 @@ def test_pair_moments_general_powers_against_scipy():
     # independent: polar coordinates of the plane of (u, v), radial and angular by scipy
     nu, nv = np.linalg.norm(u), np.linalg.norm(v)
     phi = math.acos(u @ v / nu / nv)
-    ang = integrate.quad(lambda t: s(math.cos(t), p, c1) * s(math.cos(t - phi), q, c2), 0, 2 * math.pi,
-                         points=sorted({math.pi / 2, 3 * math.pi / 2, (phi + math.pi / 2) % (2 * math.pi),
-                                        (phi + 3 * math.pi / 2) % (2 * math.pi)}), epsabs=1e-14, epsrel=1e-13,
-                         limit=200)[0]
+    ang = integrate.quad(
+        lambda t: s(math.cos(t), p, c1) * s(math.cos(t - phi), q, c2),
+        0,
+        2 * math.pi,
+        points=sorted(
+            {math.pi / 2, 3 * math.pi / 2, (phi + math.pi / 2) % (2 * math.pi), (phi + 3 * math.pi / 2) % (2 * math.pi)}
+        ),
+        epsabs=1e-14,
+        epsrel=1e-13,
+        limit=200,
+    )[0]
     rad = integrate.quad(lambda r: r ** (p + q + 1) * math.exp(-r * r / 2), 0, np.inf, epsabs=1e-14)[0]
-    ref = nu ** p * nv ** q * rad * ang / (2 * math.pi)
+    ref = nu**p * nv**q * rad * ang / (2 * math.pi)
     assert M[0, 0] == pytest.approx(ref, rel=1e-11)
 
 
@@ -104,10 +127,18 @@ CASES = [
     ("relu2", lambda d: SumOfSingleIndex.random(d, ["relu2"], seed=3), 2.0, 0.0),
     ("he2+relu", lambda d: SumOfSingleIndex.random(d, ["he2", "relu"], [1.0, 0.5], seed=4), 1.0, 0.3),
     ("tanh+relu3, p=2.5", lambda d: SumOfSingleIndex.random(d, ["tanh", "relu3"], [1.0, 0.4], seed=5), 2.5, -0.2),
-    ("tanh+he3, |z|", lambda d: SumOfSingleIndex(np.eye(d)[:2] * [[1.0], [0.7]], ["tanh", "he3"], [1.0, 0.3]), 1.0,
-     1.0),
-    ("multi-index r=2", lambda d: MultiIndex.random(d, 2, lambda Z: np.tanh(Z[:, 0] + Z[:, 1]) * Z[:, 1]
-                                                    + Z[:, 0] ** 2, seed=6), 1.5, 0.0),
+    (
+        "tanh+he3, |z|",
+        lambda d: SumOfSingleIndex(np.eye(d)[:2] * [[1.0], [0.7]], ["tanh", "he3"], [1.0, 0.3]),
+        1.0,
+        1.0,
+    ),
+    (
+        "multi-index r=2",
+        lambda d: MultiIndex.random(d, 2, lambda Z: np.tanh(Z[:, 0] + Z[:, 1]) * Z[:, 1] + Z[:, 0] ** 2, seed=6),
+        1.5,
+        0.0,
+    ),
     ("planted p=2.5", lambda d: PlantedNetwork.random(d, 4, power=2.5, neg=0.5, seed=7), 2.5, 0.5),
 ]
 
@@ -138,10 +169,17 @@ def test_exact_smooth_link_terms_against_scipy():
     b = u @ w / nw  # u . x = b z1 + sqrt(1 - b^2) z2 with z1 = w.x / |w|
     s = math.sqrt(1 - b * b)
     phi = lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi)  # noqa: E731
-    cross = integrate.dblquad(lambda z2, z1: nw * z1 * math.tanh(b * z1 + s * z2) * phi(z1) * phi(z2), 0, 12,
-                              -12, 12, epsabs=1e-13, epsrel=1e-12)[0]
+    cross = integrate.dblquad(
+        lambda z2, z1: nw * z1 * math.tanh(b * z1 + s * z2) * phi(z1) * phi(z2),
+        0,
+        12,
+        -12,
+        12,
+        epsabs=1e-13,
+        epsrel=1e-12,
+    )[0]
     tt = integrate.quad(lambda z: math.tanh(z) ** 2 * phi(z), -12, 12, epsabs=1e-14)[0]
-    ref = nw ** 2 / 2 - 2 * 1.3 * cross + 1.3 ** 2 * tt
+    ref = nw**2 / 2 - 2 * 1.3 * cross + 1.3**2 * tt
     got = fx.population_loss(w[None], [1.0], teacher).value
     assert got == pytest.approx(ref, rel=1e-10)
 
@@ -182,8 +220,8 @@ def test_hermite_links_orthonormality_via_exact_loss():
 # ----------------------------------------------------------------------------- teachers and sampling
 def test_links_values():
     z = np.linspace(-2, 2, 9)
-    np.testing.assert_allclose(LINKS["he3"](z), z ** 3 - 3 * z)
-    np.testing.assert_allclose(LINKS["he4"](z), z ** 4 - 6 * z ** 2 + 3)
+    np.testing.assert_allclose(LINKS["he3"](z), z**3 - 3 * z)
+    np.testing.assert_allclose(LINKS["he4"](z), z**4 - 6 * z**2 + 3)
     np.testing.assert_allclose(LINKS["relu2"](z), np.maximum(z, 0) ** 2)
     assert LINKS["abs"].homogeneous == (1.0, 1.0) and LINKS["relu3"].homogeneous == (3.0, 0.0)
     assert LINKS["he2"].homogeneous is None and LINKS["tanh"].atoms is None
@@ -206,7 +244,7 @@ def test_teacher_values():
     np.testing.assert_allclose(mi(X), (X @ mi.U[:, 0]) * (X @ mi.U[:, 1]), rtol=1e-13)
     pn = PlantedNetwork.random(6, 3, power=2.0, neg=0.5, seed=3)
     Z = X @ pn.W.T
-    np.testing.assert_allclose(pn(X), (np.where(Z > 0, Z ** 2, 0.5 * Z ** 2)) @ pn.a, rtol=1e-12)
+    np.testing.assert_allclose(pn(X), (np.where(Z > 0, Z**2, 0.5 * Z**2)) @ pn.a, rtol=1e-12)
     for obj in (t, mi, pn):
         assert obj.d == 6 and type(obj).__name__ in repr(obj)
 
@@ -242,12 +280,23 @@ def test_mc_non_gaussian_inputs_and_noise_convention():
     d = 6
     w = np.arange(1.0, d + 1) / d
     t = PlantedNetwork(np.eye(d)[:1], [0.0])
-    r = fx.population_loss(w[None], [1.0], t, power=1.0, neg=-1.0, method="mc", inputs="sphere", n_samples=200_000,
-                           seed=1)
+    r = fx.population_loss(
+        w[None], [1.0], t, power=1.0, neg=-1.0, method="mc", inputs="sphere", n_samples=200_000, seed=1
+    )
     assert abs(r.value - w @ w) < 4 * r.stderr
     spec = np.linspace(0.5, 2.0, d)
-    r = fx.population_loss(w[None], [1.0], t, power=1.0, neg=-1.0, method="mc", inputs="anisotropic",
-                           spectrum=spec, n_samples=200_000, seed=2)
+    r = fx.population_loss(
+        w[None],
+        [1.0],
+        t,
+        power=1.0,
+        neg=-1.0,
+        method="mc",
+        inputs="anisotropic",
+        spectrum=spec,
+        n_samples=200_000,
+        seed=2,
+    )
     assert abs(r.value - (w * w) @ spec) < 4 * r.stderr
 
 

@@ -17,28 +17,34 @@ When every intermediate term of the reference is comfortably representable in
 the working dtype, raising is a failure; when some term overflows it, only the
 contract (finite or a ValueError) is checked. Never a crash, hang or NaN.
 """
+
 import os
 import warnings
 
+import flatext as fx
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
-
-import flatext as fx
 from api_table import API, BY_NAME, SHAPES, results
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 LD = np.longdouble
 # CI: 40 fixed examples per function. FLATEXT_FUZZ_EXAMPLES=N: N fresh random ones (longer fuzzing runs).
 _FUZZ = int(os.environ.get("FLATEXT_FUZZ_EXAMPLES", "0"))
-SETTINGS = settings(max_examples=_FUZZ or 40, deadline=None, suppress_health_check=list(HealthCheck),
-                    derandomize=not _FUZZ, database=None)
+SETTINGS = settings(
+    max_examples=_FUZZ or 40,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=not _FUZZ,
+    database=None,
+)
 
 if np.finfo(LD).maxexp < 4000:  # pragma: no cover - platforms where longdouble is double
     pytest.skip("needs an extended-precision numpy longdouble for the reference", allow_module_level=True)
 
 
 # ---------------------------------------------------------------- reference
+
 
 def _sig(z, p, c, k):
     """k-th derivative of z+^p + c z-^p in long double (0 at z = 0; sides with c = 0 exactly 0)."""
@@ -87,15 +93,18 @@ class Ref:
         # intermediate quantities the kernels form: z, each sigma^(k) (k <= 3), a_i^2, s_j, products.
         # If any of these overflows the working dtype, an overflow error is acceptable even
         # when the result itself is representable (e.g. a_i^2 with a_i = 1e20 in float32).
-        self.terms = [self.Zabs, S[0] * a, S[0] ** 2, (a * S[1]) ** 2 * self.s[:, None], S[1], S[2], S[3],
-                      a ** 2, self.s]
+        self.terms = [self.Zabs, S[0] * a, S[0] ** 2, (a * S[1]) ** 2 * self.s[:, None], S[1], S[2], S[3], a**2, self.s]
         if "y" in g:
             y = g["y"]
             self.r = self.f - y
             self.R = self.fabs + np.abs(y)
-            self.terms += [self.R[:, None] * np.abs(a), self.R[:, None] * np.abs(a * S[2]),
-                           self.R[:, None] * np.abs(a * S[2]) * self.s[:, None],
-                           self.R[:, None] * np.abs(a * S[3]) * self.s[:, None], self.R ** 2]
+            self.terms += [
+                self.R[:, None] * np.abs(a),
+                self.R[:, None] * np.abs(a * S[2]),
+                self.R[:, None] * np.abs(a * S[2]) * self.s[:, None],
+                self.R[:, None] * np.abs(a * S[3]) * self.s[:, None],
+                self.R**2,
+            ]
 
     def peak(self):
         """Largest magnitude of any intermediate term (inf / nan: overflow in long double)."""
@@ -108,7 +117,7 @@ class Ref:
         return [(self.f, self.fabs)]
 
     def loss(self):
-        return [(np.mean(self.r ** 2) / 2, np.mean(self.R ** 2) / 2)]
+        return [(np.mean(self.r**2) / 2, np.mean(self.R**2) / 2)]
 
     def loss_grad(self):
         S, a, X, n = self.S, self.g["a"], self.g["X"], self.n
@@ -119,7 +128,7 @@ class Ref:
         return [self.loss()[0], (C.T @ X / n, Cs.T @ np.abs(X) / n), (ga, gas)]
 
     def parts(self):
-        S, a, s, n = self.S, self.g["a"], self.s, self.n
+        S, a, s = self.S, self.g["a"], self.s
         A = np.mean(S[0] ** 2, 0)
         Bg = np.mean((a * S[1]) ** 2 * s[:, None], 0)
         Br = np.mean(self.r[:, None] * a * S[2] * s[:, None], 0)
@@ -132,20 +141,37 @@ class Ref:
 
     def hessian_trace_parts(self):
         A, Bg, Br, Brs = self.parts()
-        return [(np.sum(A + Bg + Br), np.sum(A + Bg + Brs)), (np.sum(A + Bg), np.sum(A + Bg)), (np.sum(Br), np.sum(Brs)),
-                (A + Bg + Br, A + Bg + Brs), (A, A), (Bg + Br, Bg + Brs), self.loss()[0]]
+        return [
+            (np.sum(A + Bg + Br), np.sum(A + Bg + Brs)),
+            (np.sum(A + Bg), np.sum(A + Bg)),
+            (np.sum(Br), np.sum(Brs)),
+            (A + Bg + Br, A + Bg + Brs),
+            (A, A),
+            (Bg + Br, Bg + Brs),
+            self.loss()[0],
+        ]
 
     def hessian_trace_grad(self):
         S, a, s, X, n, r, R = self.S, self.g["a"], self.s, self.g["X"], self.n, self.r, self.R
         q = s * (S[2] @ a)
         Q = s * (np.abs(S[2]) @ np.abs(a))
         ga = np.mean(2 * a * S[1] ** 2 * s[:, None] + r[:, None] * S[2] * s[:, None] + q[:, None] * S[0], 0)
-        gas = np.mean(2 * np.abs(a) * S[1] ** 2 * s[:, None] + R[:, None] * np.abs(S[2]) * s[:, None]
-                      + Q[:, None] * np.abs(S[0]), 0)
-        C = (2 * S[0] * S[1] + 2 * a ** 2 * S[1] * S[2] * s[:, None] + r[:, None] * a * S[3] * s[:, None]
-             + q[:, None] * a * S[1])
-        Cs = (2 * np.abs(S[0] * S[1]) + 2 * a ** 2 * np.abs(S[1] * S[2]) * s[:, None]
-              + R[:, None] * np.abs(a * S[3]) * s[:, None] + Q[:, None] * np.abs(a * S[1]))
+        gas = np.mean(
+            2 * np.abs(a) * S[1] ** 2 * s[:, None] + R[:, None] * np.abs(S[2]) * s[:, None] + Q[:, None] * np.abs(S[0]),
+            0,
+        )
+        C = (
+            2 * S[0] * S[1]
+            + 2 * a**2 * S[1] * S[2] * s[:, None]
+            + r[:, None] * a * S[3] * s[:, None]
+            + q[:, None] * a * S[1]
+        )
+        Cs = (
+            2 * np.abs(S[0] * S[1])
+            + 2 * a**2 * np.abs(S[1] * S[2]) * s[:, None]
+            + R[:, None] * np.abs(a * S[3]) * s[:, None]
+            + Q[:, None] * np.abs(a * S[1])
+        )
         return [self.hessian_trace()[0], (C.T @ X / n, Cs.T @ np.abs(X) / n), (ga, gas)]
 
     def hvp(self):
@@ -176,8 +202,8 @@ class Ref:
 
     def rescale(self):
         W, a, t, p = self.g["W"], self.g["a"], self.g["t"], LD(self.p)
-        self.terms = [W * t[:, None], a * t ** -p, t ** -p]  # t^-p itself is formed first
-        return [(W * t[:, None], np.abs(W * t[:, None])), (a * t ** -p, np.abs(a * t ** -p))]
+        self.terms = [W * t[:, None], a * t**-p, t**-p]  # t^-p itself is formed first
+        return [(W * t[:, None], np.abs(W * t[:, None])), (a * t**-p, np.abs(a * t**-p))]
 
     def hessian(self):
         """The explicit Hessian of L (n, P = m(d+1)) by the textbook formulas."""
@@ -195,7 +221,7 @@ class Ref:
                 blk = slice(i * d, (i + 1) * d)
                 H[blk, blk] += r[j] * a[i] * S[2][j, i] * np.outer(X[j], X[j])
                 Hs[blk, blk] += self.R[j] * np.abs(a[i] * S[2][j, i] * np.outer(X[j], X[j]))
-                for col, v in ((m * d + i, r[j] * S[1][j, i] * X[j]), ):
+                for col, v in ((m * d + i, r[j] * S[1][j, i] * X[j]),):
                     H[blk, col] += v
                     H[col, blk] += v
                     Hs[blk, col] += self.R[j] * np.abs(S[1][j, i] * X[j])
@@ -231,8 +257,11 @@ def _layout(v, kind):
 def problems(draw, api, small=False):
     dtype = draw(st.sampled_from([np.float64, np.float32]))
     hi = 5 if small else 12
-    dims = {"n": draw(st.integers(1, hi)), "m": draw(st.integers(1, 4 if small else 5)),
-            "d": draw(st.integers(1, 3 if small else 4))}
+    dims = {
+        "n": draw(st.integers(1, hi)),
+        "m": draw(st.integers(1, 4 if small else 5)),
+        "d": draw(st.integers(1, 3 if small else 4)),
+    }
     lo_e, hi_e = (-300, 300) if dtype == np.float64 else (-45, 38)
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     x = {}
@@ -246,7 +275,7 @@ def problems(draw, api, small=False):
                 v[rng.random(shape) < 0.3] = 0.0
         scale = draw(st.one_of(st.just(0), st.integers(-3, 3), st.integers(lo_e, hi_e)))
         with np.errstate(over="ignore", under="ignore"):
-            x[k] = (v * 10.0 ** scale).astype(dtype)
+            x[k] = (v * 10.0**scale).astype(dtype)
         if k == "t":
             x[k] = np.maximum(x[k], np.finfo(dtype).tiny)  # stay > 0 (positivity is test_inputs' business)
         x[k] = _layout(x[k], draw(st.sampled_from(LAYOUTS)))
@@ -263,6 +292,7 @@ def problems(draw, api, small=False):
 
 # ---------------------------------------------------------------- the check
 
+
 def _tolerance(ref, dtype, dims_sum):
     eps = np.finfo(dtype).eps
     return 64 * eps * (dims_sum + 4) * max(1.0, ref.kappa)
@@ -278,8 +308,10 @@ def _compare(got, expected, rtol, atol, what):
         err = np.abs(g - v)
         bound = rtol * s_all + atol
         bad = err > bound
-        assert not np.any(bad), (f"{what}: got {g[bad] if g.ndim else g}, reference {v[bad] if v.ndim else v}, "
-                                 f"bound {bound[bad] if bound.ndim else bound} (rtol {rtol:.2e})")
+        assert not np.any(bad), (
+            f"{what}: got {g[bad] if g.ndim else g}, reference {v[bad] if v.ndim else v}, "
+            f"bound {bound[bad] if bound.ndim else bound} (rtol {rtol:.2e})"
+        )
 
 
 def _expect_error_message(e, bad):
@@ -335,6 +367,7 @@ def _generic(name):
             return expected  # ill-conditioned pre-activations: contract only
         _compare(got, expected, rtol, 1e4 * np.finfo(dtype).tiny, name)
         return expected
+
     return fn
 
 
@@ -347,8 +380,9 @@ def _rescale_ref(ref, x, p, c, dtype, raised, got=None, api=None):
         return None
     if raised:
         return expected
-    _compare(got, expected, 16 * np.finfo(dtype).eps * (1 + p), 4 * np.finfo(dtype).tiny / np.finfo(dtype).eps,
-             "rescale")
+    _compare(
+        got, expected, 16 * np.finfo(dtype).eps * (1 + p), 4 * np.finfo(dtype).tiny / np.finfo(dtype).eps, "rescale"
+    )
     return expected
 
 
@@ -361,7 +395,8 @@ def _orbit_check(which):
         if rtol > 0.05:
             return None  # the sign or size of some B_i is not determined by the dtype: contract only
         tiny_parts = np.any((A > 0) & (A < 1e6 * np.finfo(dtype).tiny)) or np.any(
-            (B != 0) & (np.abs(B) < 1e6 * np.finfo(dtype).tiny))
+            (B != 0) & (np.abs(B) < 1e6 * np.finfo(dtype).tiny)
+        )
         if tiny_parts:
             return None  # A_i or B_i underflows the dtype: which neurons move is not determined
         if np.any(B < 0):
@@ -378,9 +413,15 @@ def _orbit_check(which):
             a2 = a * t ** -LD(p)
             if not max(np.max(np.abs(W2)), np.max(np.abs(a2))) < np.finfo(dtype).max / 4:
                 return None
-            _compare(got, [(W2, np.abs(W2)), (a2, np.abs(a2))], 4 * rtol + 1e-12,
-                     4 * np.finfo(dtype).tiny / np.finfo(dtype).eps, which)
+            _compare(
+                got,
+                [(W2, np.abs(W2)), (a2, np.abs(a2))],
+                4 * rtol + 1e-12,
+                4 * np.finfo(dtype).tiny / np.finfo(dtype).eps,
+                which,
+            )
         return val
+
     return fn
 
 
@@ -396,8 +437,11 @@ def _eig_check(ref, x, p, c, dtype, raised, got=None, api=None):
     ev = np.sort(np.linalg.eigvalsh(H.astype(np.float64)))[::-1]
     k = len(got[0])
     hn = max(float(np.max(np.abs(ev))), float(np.max(Hs)) * rtol)
-    tol = ((1e-5 if dtype == np.float32 else 1e-6) * hn + float(np.max(np.sum(Hs, 1))) * rtol
-           + 1e4 * float(np.finfo(dtype).tiny))  # neg = 1e-216 is 0 in float32: underflow is absolute
+    tol = (
+        (1e-5 if dtype == np.float32 else 1e-6) * hn
+        + float(np.max(np.sum(Hs, 1))) * rtol
+        + 1e4 * float(np.finfo(dtype).tiny)
+    )  # neg = 1e-216 is 0 in float32: underflow is absolute
     assert np.all(np.abs(got[0] - ev[:k]) <= tol), f"top {k}: got {got[0]}, eigvalsh {ev[:k]}, tol {tol}"
     return H
 
@@ -445,6 +489,7 @@ for _name in BY_NAME:
 
 
 # ---------------------------------------------------------------- targeted edge cases
+
 
 @pytest.mark.parametrize("p", [1.1, 1.5, 1.9, 2.5, 2.9])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -503,7 +548,7 @@ def test_negative_side_with_neg_zero_never_overflows():
     X = np.array([[1e30]], np.float32)  # z = (-1e30, 10): (1e30)^(p-1) overflows float32 for p > 2.3
     for p in (1.0, 2.0, 2.5, 3.0, 4.7):
         f = fx.forward(W, a, X, power=p)
-        assert np.isfinite(f[0]) and f[0] == pytest.approx(10.0 ** p, rel=1e-5)
+        assert np.isfinite(f[0]) and f[0] == pytest.approx(10.0**p, rel=1e-5)
 
 
 def test_top_eigenvalues_with_repeated_eigenvalues():

@@ -1,4 +1,5 @@
 """`flatext reproduce`: the run, its outputs, and checks that fail on constructed counter-examples."""
+
 import csv
 import dataclasses
 import math
@@ -6,12 +7,18 @@ import os
 import subprocess
 import sys
 
+import flatext as fx
 import numpy as np
 import pytest
-
-import flatext as fx
-from flatext.reproduce import (ReproduceConfig, check_claim1, check_claim2, check_claim3,
-                               check_claim4, check_claim5, reproduce)
+from flatext.reproduce import (
+    ReproduceConfig,
+    check_claim1,
+    check_claim2,
+    check_claim3,
+    check_claim4,
+    check_claim5,
+    reproduce,
+)
 from flatext.reproduce.claims import fit_slope
 from flatext.reproduce.methods import MEMORIZERS, REFERENCE, SEARCH, START
 from flatext.reproduce.problems import Problem, interpolates, measure_row
@@ -38,8 +45,16 @@ def _held(checks, claim, applies=True):
 # --------------------------------------------------------------------------- the run
 def test_outputs_written(quick_run):
     out, rows, _ = quick_run
-    for f in ("results.parquet", "results.csv", "results.md", "claims.md", "claim1_rescaling.png",
-              "claim2_flatness_vs_generalization.png", "claim4_noise_and_n.png", "claim5_regime.png"):
+    for f in (
+        "results.parquet",
+        "results.csv",
+        "results.md",
+        "claims.md",
+        "claim1_rescaling.png",
+        "claim2_flatness_vs_generalization.png",
+        "claim4_noise_and_n.png",
+        "claim5_regime.png",
+    ):
         assert os.path.getsize(os.path.join(out, f)) > 0, f
     with open(os.path.join(out, "results.csv")) as fh:
         assert len(list(csv.DictReader(fh))) == len(rows)
@@ -64,9 +79,20 @@ def test_every_claim_checked_on_several_seeds(quick_run):
 def test_methods_labelled_and_search_start_not_a_competitor(quick_run):
     _, rows, _ = quick_run
     meths = {r.method for r in rows if r.claim == "2" and r.representable}
-    for m in ("gd, small init", "gd, small init + GN polish", "gd, large init", "gd, large init + GN polish",
-              "sam", "sam + GN polish", "label_noise_sgd", "label_noise_sgd + GN polish", "memorizer", REFERENCE,
-              START, SEARCH):
+    for m in (
+        "gd, small init",
+        "gd, small init + GN polish",
+        "gd, large init",
+        "gd, large init + GN polish",
+        "sam",
+        "sam + GN polish",
+        "label_noise_sgd",
+        "label_noise_sgd + GN polish",
+        "memorizer",
+        REFERENCE,
+        START,
+        SEARCH,
+    ):
         assert m in meths, m
     # the trainers' rows are measured where they stopped, the polish rows on the interpolation set
     for r in rows:
@@ -86,8 +112,12 @@ def test_max_iter_stops_flagged(quick_run):
     assert any(r.stop == "max_iter" for r in gd)
     # each trainer stopped at its own budget
     cfg = ReproduceConfig.quick_config()
-    budget = {"gd, small init": cfg.gd_small_max_iter, "gd, large init": cfg.gd_max_iter, "sam": cfg.gd_max_iter,
-              "label_noise_sgd": cfg.lnsgd_steps}
+    budget = {
+        "gd, small init": cfg.gd_small_max_iter,
+        "gd, large init": cfg.gd_max_iter,
+        "sam": cfg.gd_max_iter,
+        "label_noise_sgd": cfg.lnsgd_steps,
+    }
     for r in rows:
         if r.method in budget and r.stop.startswith("max_iter") and r.claim == "2":
             assert f" {budget[r.method]} steps" in r.note, (r.method, r.note)
@@ -105,13 +135,15 @@ def test_claim1_fails_on_a_rescaling_below_the_orbit_minimum(quick_run):
     _, rows, _ = quick_run
     c1 = [r for r in rows if r.claim == "1"]
     assert all(_held(check_claim1(c1), "1"))
-    low = _replace(c1, lambda r: r.method.startswith("random") and r.start == 0 and r.seed == 0,
-                   trace=0.5 * c1[0].orbit_min_trace)
+    low = _replace(
+        c1, lambda r: r.method.startswith("random") and r.start == 0 and r.seed == 0, trace=0.5 * c1[0].orbit_min_trace
+    )
     assert not all(_held(check_claim1(low), "1"))
     moved = _replace(c1, lambda r: r.method.startswith("global") and r.seed == 1, pop_loss=c1[0].pop_loss * 1.01)
     assert not all(_held(check_claim1(moved), "1"))
-    omin = _replace(c1, lambda r: r.method.startswith("global") and r.seed == 0,
-                    orbit_min_trace=c1[0].orbit_min_trace * 1.001)
+    omin = _replace(
+        c1, lambda r: r.method.startswith("global") and r.seed == 0, orbit_min_trace=c1[0].orbit_min_trace * 1.001
+    )
     assert not all(_held(check_claim1(omin), "1"))
 
 
@@ -148,8 +180,12 @@ def test_claim3_fails_on_a_flat_or_generalizing_memorizer(quick_run):
             key = (r.claim, r.noise, r.seed)
             flat[key] = min(flat.get(key, math.inf), r.orbit_min_trace)
     tampered = _replace(rows, lambda r: r.method == MEMORIZERS[0], rel_pop_loss=0.0)
-    tampered = [dataclasses.replace(r, orbit_min_trace=0.5 * flat[(r.claim, r.noise, r.seed)])
-                if r.method == MEMORIZERS[0] and (r.claim, r.noise, r.seed) in flat else r for r in tampered]
+    tampered = [
+        dataclasses.replace(r, orbit_min_trace=0.5 * flat[(r.claim, r.noise, r.seed)])
+        if r.method == MEMORIZERS[0] and (r.claim, r.noise, r.seed) in flat
+        else r
+        for r in tampered
+    ]
     assert not any(_held(check_claim3(tampered), "3")[:2])
 
 
@@ -167,8 +203,9 @@ def test_claim5_fails_below_the_approximation_error_or_without_growth(quick_run)
     _, rows, _ = quick_run
     c5 = [r for r in rows if r.claim == "5"]
     assert all(_held(check_claim5(c5), "5"))
-    below = _replace(c5, lambda r: r.method == SEARCH and r.eps > 0 and r.seed == 0,
-                     pop_loss=0.5 * max(r.approx_error for r in c5))
+    below = _replace(
+        c5, lambda r: r.method == SEARCH and r.eps > 0 and r.seed == 0, pop_loss=0.5 * max(r.approx_error for r in c5)
+    )
     assert not _held(check_claim5(below), "5")[0]
     flat = _replace(c5, lambda r: r.method == SEARCH and r.eps > 0 and r.noise == 0.0, rel_pop_loss=0.0)
     assert not _held(check_claim5(flat), "5")[1]
@@ -183,8 +220,8 @@ def test_interpolates_scales_by_the_label_scale():
     prob.y = prob.y * 1e9  # the same network with a scaled by 1e9 interpolates the scaled labels
     prob.label_scale = max(1.0, float(np.max(np.abs(prob.y))))
     r = measure_row(prob, "2", "x", p.W, p.a * 1e9)
-    assert r.max_residual > 1e-8          # absolute residual large: labels are ~1e9
-    assert interpolates(r)                # relative to the label scale it interpolates
+    assert r.max_residual > 1e-8  # absolute residual large: labels are ~1e9
+    assert interpolates(r)  # relative to the label scale it interpolates
     assert r.rel_max_residual == pytest.approx(r.max_residual / prob.label_scale)
     assert not interpolates(dataclasses.replace(r, rel_max_residual=2e-8))
 
@@ -197,7 +234,7 @@ def test_approximation_error_teacher_is_orthogonal_to_homogeneous_networks(power
     links = ["relu2", "relu2"] if power == 2 else ["relu", "abs"]  # p-homogeneous teachers
     base = fx.SumOfSingleIndex.random(d, links, weights=[1.0, 0.5], seed=2)
     te = with_approximation_error(base, eps, power=power)
-    assert te.approximation_error == pytest.approx(eps ** 2 * (2 * d + power ** 2))
+    assert te.approximation_error == pytest.approx(eps**2 * (2 * d + power**2))
     rng = np.random.default_rng(0)
     for _ in range(3):
         W, a = rng.standard_normal((6, d)), rng.standard_normal(6)
@@ -210,7 +247,7 @@ def test_approximation_error_teacher_is_orthogonal_to_homogeneous_networks(power
     f = fx.forward(W, a, X, power=power)
     prod = g * f
     assert abs(prod.mean()) <= 5 * prod.std() / math.sqrt(len(prod))
-    assert np.mean(g ** 2) == pytest.approx(2 * d + power ** 2, rel=0.03)
+    assert np.mean(g**2) == pytest.approx(2 * d + power**2, rel=0.03)
     with pytest.raises(ValueError, match="eps"):
         with_approximation_error(base, -1.0)
     with pytest.raises(TypeError, match="teacher"):
@@ -227,7 +264,7 @@ def test_teacher_network_interpolates_noise_free_labels():
 
 def test_fit_slope_and_n_at_target_on_exact_power_laws():
     ns = [50, 100, 200, 400] * 3
-    slope, se = fit_slope(ns, [3.0 * n ** -1.5 for n in ns])
+    slope, se = fit_slope(ns, [3.0 * n**-1.5 for n in ns])
     assert slope == pytest.approx(-1.5) and se < 1e-10
     grid = [100, 200, 400]
     assert n_at_target(grid, [1e-1, 1e-2, 1e-3], 1e-2) == pytest.approx(200)
@@ -237,8 +274,17 @@ def test_fit_slope_and_n_at_target_on_exact_power_laws():
 
 def test_full_grid_in_miniature(tmp_path):
     """--full on a miniature grid: the sample-complexity table and figure are produced."""
-    cfg = ReproduceConfig.quick_config(full=True, seeds=1, full_ds=(4,), full_ks=(1, 2), full_ns=(20, 40),
-                                       sample_ns=(30,), sample_noise=(0.0,), regime_eps=(0.0,), regime_noise=(0.0,))
+    cfg = ReproduceConfig.quick_config(
+        full=True,
+        seeds=1,
+        full_ds=(4,),
+        full_ks=(1, 2),
+        full_ns=(20, 40),
+        sample_ns=(30,),
+        sample_noise=(0.0,),
+        regime_eps=(0.0,),
+        regime_noise=(0.0,),
+    )
     from flatext.reproduce.steps import full_rows
 
     rows = full_rows(cfg, 4, 1, 20, 0) + full_rows(cfg, 4, 1, 40, 0)
@@ -261,8 +307,23 @@ def test_rerun_resumes_from_the_store(quick_run):
 def test_cli_help_and_quick_power2_reports_honestly(tmp_path):
     out = subprocess.run([sys.executable, "-m", "flatext", "reproduce", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "--quick" in out.stdout and "--full" in out.stdout
-    run = subprocess.run([sys.executable, "-m", "flatext", "reproduce", "--quick", "--power", "2", "--no-progress",
-                          "--out", str(tmp_path / "p2")], capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flatext",
+            "reproduce",
+            "--quick",
+            "--power",
+            "2",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "p2"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode in (0, 1), run.stderr[-2000:]
     text = open(tmp_path / "p2" / "claims.md").read()
     assert "p = 2" in text

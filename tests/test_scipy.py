@@ -1,15 +1,13 @@
 """flatext.scipy: objectives over theta = [W.ravel(), a] and the Hessian LinearOperator,
 checked against numpy references, finite differences and SciPy's own solvers."""
+
+import flatext as fx
 import numpy as np
 import pytest
-
-scipy = pytest.importorskip("scipy")
-import scipy.optimize  # noqa: E402
-import scipy.sparse.linalg  # noqa: E402
-
-import flatext as fx  # noqa: E402
-import reference as ref  # noqa: E402
-from flatext.scipy import hessian_operator, objective, pack, unpack  # noqa: E402
+import reference as ref
+import scipy.optimize
+import scipy.sparse.linalg
+from flatext.scipy import hessian_operator, objective, pack, unpack
 
 
 def fd_grad_theta(fun, theta, h=1e-6):
@@ -66,7 +64,6 @@ def test_fun_jac_hessp_match_references(p, c):
 @pytest.mark.parametrize("p,c", [(1.0, -0.2), (2.0, 0.5), (4.0, 0.0)])
 def test_trace_targets_fun_jac_match_finite_differences(p, c):
     W, a, X, y = ref.problem(seed=3)
-    d = X.shape[1]
     theta = pack(W, a)
     lam = 0.37
     fT, jT, hT = objective(X, y, power=p, neg=c, target="trace")
@@ -83,7 +80,7 @@ def test_trace_targets_fun_jac_match_finite_differences(p, c):
         v /= np.linalg.norm(v)
         h = 1e-4
         for f, hp in ((fT, hT), (fB, hB)):
-            second = (f(theta + h * v) - 2 * f(theta) + f(theta - h * v)) / h ** 2
+            second = (f(theta + h * v) - 2 * f(theta) + f(theta - h * v)) / h**2
             assert v @ hp(theta, v) == pytest.approx(second, rel=1e-4, abs=1e-6)
         # hessp is linear in p and symmetric (up to the finite-difference error)
         u = np.random.default_rng(5).standard_normal(theta.size)
@@ -123,8 +120,9 @@ def test_trust_ncg_with_hessp_reaches_interpolation(p):
     W0 = rng.standard_normal((m, d)) / np.sqrt(d)
     a0 = rng.standard_normal(m) / np.sqrt(m)
     fun, jac, hessp = objective(X, y, power=p)
-    res = scipy.optimize.minimize(fun, pack(W0, a0), jac=jac, hessp=hessp, method="trust-ncg",
-                                  options={"gtol": 1e-12, "maxiter": 500})
+    res = scipy.optimize.minimize(
+        fun, pack(W0, a0), jac=jac, hessp=hessp, method="trust-ncg", options={"gtol": 1e-12, "maxiter": 500}
+    )
     W, a = unpack(res.x, d)
     # the loss by the independent numpy forward pass
     assert ref.loss(W, a, X, y, p, 0.0) <= 1e-10, res

@@ -1,5 +1,6 @@
 """Sweeps: config validation, grid expansion, rows against numpy, executors agree,
 crash safety (SIGKILL + resume), a Dask worker killed mid-sweep, plots."""
+
 from __future__ import annotations
 
 import glob
@@ -27,9 +28,19 @@ VOLATILE = {"hostname", "pid", "worker"}  # and every time_* column
 def tiny(**over):
     """A tiny sweep as a dict: n=16, d=3, m=8; random and gd; 2 noises x 2 seeds = 8 cells."""
     cfg = {
-        "sweep": {"name": "tiny", "seeds": 2,
-                  "measurements": ["train_loss", "max_residual", "trace", "orbit_min_trace", "top_eigenvalue",
-                                   "population_loss", "time"]},
+        "sweep": {
+            "name": "tiny",
+            "seeds": 2,
+            "measurements": [
+                "train_loss",
+                "max_residual",
+                "trace",
+                "orbit_min_trace",
+                "top_eigenvalue",
+                "population_loss",
+                "time",
+            ],
+        },
         "teacher": {"kind": "sum_of_single_index", "links": ["relu", "abs"], "weights": [1.0, 0.5]},
         "data": {"n": 16, "d": 3, "noise": [0.0, 0.1]},
         "model": {"m": 8, "init_scale": 1.0},
@@ -74,20 +85,20 @@ BAD = [
     ("[data]\nn = []\n", "data.n", "empty"),
     ("[data]\nd = [3, 3]\n", "data.d", "repeated"),
     ("[model]\npower = 0.5\n", "model.power", ">= 1"),
-    ("[model]\nm = \"two n\"\n", "model.m", "multiple of n"),
+    ('[model]\nm = "two n"\n', "model.m", "multiple of n"),
     ("[model]\ninit_scale = 0\n", "model.init_scale", "> 0"),
-    ("[model]\ndtype = \"float16\"\n", "model.dtype", "unknown value"),
+    ('[model]\ndtype = "float16"\n', "model.dtype", "unknown value"),
     ("[methods.foo]\n", "methods.foo", "unknown method"),
     ("[methods.gd]\nlr = -1\n", "methods.gd.lr", "> 0"),
     ("[methods.gd]\nmomentum = 0.9\n", "methods.gd.momentum", "unknown key"),
     ("[methods.memorize]\ninit_scale = 1.0\n", "methods.memorize.init_scale", "unknown key"),
-    ("[sweep]\nmeasurements = [\"trace\", \"sharpness\"]\n", "sweep.measurements", "unknown measurement"),
+    ('[sweep]\nmeasurements = ["trace", "sharpness"]\n', "sweep.measurements", "unknown measurement"),
     ("[sweep]\nseeds = 0\n", "sweep.seeds", ">= 1"),
-    ("[teacher]\nlinks = [\"relu\", \"sigmoid\"]\n", "teacher.links", "unknown value"),
-    ("[teacher]\nlinks = [\"relu\", \"abs\", \"relu2\", \"tanh\"]\n", "teacher", "do not fit in d=3"),
-    ("[teacher]\nkind = \"mystery\"\n", "teacher.kind", "unknown teacher kind"),
-    ("[teacher]\nlinks = [\"relu\"]\nweights = [1.0, 2.0]\n", "teacher.weights", "one per link"),
-    ("[population]\nmethod = \"guess\"\n", "population.method", "unknown value"),
+    ('[teacher]\nlinks = ["relu", "sigmoid"]\n', "teacher.links", "unknown value"),
+    ('[teacher]\nlinks = ["relu", "abs", "relu2", "tanh"]\n', "teacher", "do not fit in d=3"),
+    ('[teacher]\nkind = "mystery"\n', "teacher.kind", "unknown teacher kind"),
+    ('[teacher]\nlinks = ["relu"]\nweights = [1.0, 2.0]\n', "teacher.weights", "one per link"),
+    ('[population]\nmethod = "guess"\n', "population.method", "unknown value"),
     ("[extra]\nx = 1\n", "extra", "unknown section"),
 ]
 
@@ -163,9 +174,11 @@ def test_bad_toml_syntax_and_dict_source(tmp_path):
 
 
 def test_grid_is_cartesian_product_with_stable_ids():
-    raw = tiny(data={"n": [10, 20], "d": [3, 4], "noise": [0.0, 0.1, 0.2]},
-               model={"m": "2n", "init_scale": [0.5, 1.0]},
-               methods={"gd": {"lr": [0.1, 0.2]}, "memorize": {}, "g2": {"method": "gd", "init_scale": 0.01}})
+    raw = tiny(
+        data={"n": [10, 20], "d": [3, 4], "noise": [0.0, 0.1, 0.2]},
+        model={"m": "2n", "init_scale": [0.5, 1.0]},
+        methods={"gd": {"lr": [0.1, 0.2]}, "memorize": {}, "g2": {"method": "gd", "init_scale": 0.01}},
+    )
     cfg = load_config(raw)
     base = 2 * 2 * 3 * 2  # n, d, noise, seeds
     # gd: 2 init scales x 2 lr; memorize: init-free (deduplicated over init scales); g2: own init scale
@@ -217,12 +230,12 @@ def test_rows_match_independent_numpy(tmp_path):
             s = np.sum(X * X, axis=1)
             act = (Z > 0).astype(float)
             trace = (np.sum(np.maximum(Z, 0) ** 2) + np.sum((a[None, :] ** 2) * act * s[:, None])) / 16
-            assert row["train_loss"] == pytest.approx(0.5 * np.mean(r ** 2), rel=1e-12)
+            assert row["train_loss"] == pytest.approx(0.5 * np.mean(r**2), rel=1e-12)
             assert row["max_residual"] == pytest.approx(np.max(np.abs(r)), rel=1e-12)
             assert row["trace"] == pytest.approx(trace, rel=1e-12)
             # ReLU orbit minimum: 2 sum_i sqrt(A_i B_i), A_i = mean relu^2, B_i = a_i^2 mean 1{z>0} s
             A = np.mean(np.maximum(Z, 0) ** 2, axis=0)
-            B = a ** 2 * np.mean(act * s[:, None], axis=0)
+            B = a**2 * np.mean(act * s[:, None], axis=0)
             assert row["orbit_min_trace"] == pytest.approx(2 * np.sum(np.sqrt(A * B)), rel=1e-10)
             assert row["top_eigenvalue"] <= row["trace"] + 1e-12
         else:  # gd lowers the loss from the same (paired) initialization
@@ -306,10 +319,21 @@ def test_sigkill_then_resume_loses_nothing_and_duplicates_nothing(tmp_path):
     out = tmp_path / "res.parquet"
     parts = str(out) + ".parts"
     env = dict(os.environ, **{SWEEP_DELAY_ENV: "0.1"})
-    cmd = [sys.executable, "-m", "flatext", "sweep", cfg_path, "--out", str(out), "--workers", "2",
-           "--chunk-size", "1", "--no-progress"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "flatext",
+        "sweep",
+        cfg_path,
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--chunk-size",
+        "1",
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.time() + 60
         while time.time() < deadline and len(glob.glob(os.path.join(parts, "part-*.parquet"))) < 4:
@@ -362,10 +386,23 @@ def test_ctrl_c_stops_cleanly_with_one_line_and_resumes(tmp_path):
     out = tmp_path / "res.parquet"
     parts = str(out) + ".parts"
     env = dict(os.environ, **{SWEEP_DELAY_ENV: "0.3"})
-    cmd = [sys.executable, "-m", "flatext", "sweep", cfg_path, "--out", str(out), "--workers", "2",
-           "--chunk-size", "1", "--no-progress"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "flatext",
+        "sweep",
+        cfg_path,
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--chunk-size",
+        "1",
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         deadline = time.time() + 60
         while time.time() < deadline and len(glob.glob(os.path.join(parts, "part-*.parquet"))) < 2:
@@ -403,8 +440,14 @@ def test_progress_bar_appears_on_a_pseudo_terminal(tmp_path):
     cfg_path = write_toml(tmp_path / "kill.toml", KILL_TOML)
     master, slave = pty.openpty()  # a fresh pty reports a 0 x 0 window: the case that used to draw nothing
     env = dict(os.environ, **{SWEEP_DELAY_ENV: "0.02"})
-    proc = subprocess.Popen([sys.executable, "-m", "flatext", "sweep", cfg_path, "--out", str(tmp_path / "r.parquet"),
-                             "--workers", "2"], stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flatext", "sweep", cfg_path, "--out", str(tmp_path / "r.parquet"), "--workers", "2"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
+    )
     os.close(slave)
     buf = b""
     while True:
@@ -459,8 +502,9 @@ def test_dask_worker_killed_mid_sweep_still_completes(tmp_path, monkeypatch, qui
     cfg_path = write_toml(tmp_path / "kill.toml", KILL_TOML)
     out = tmp_path / "res.parquet"
     parts = str(out) + ".parts"
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=40) as cluster:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+    ) as cluster:
         with Client(cluster) as client:  # closed before the sweep opens its own client
             pids = list(client.run(os.getpid).values())
         assert len(pids) == 2 and os.getpid() not in pids
@@ -502,16 +546,19 @@ def test_dask_worker_killed_mid_sweep_still_completes(tmp_path, monkeypatch, qui
 def test_cli_sweep_and_plot(tmp_path, capsys):
     from flatext.cli import main
 
-    cfg = write_toml(tmp_path / "c.toml", GOOD.replace("[methods.random]", "[methods.random]\n[methods.gd]\n"
-                                                       "lr = 0.2\nmax_iter = 20"))
+    cfg = write_toml(
+        tmp_path / "c.toml", GOOD.replace("[methods.random]", "[methods.random]\n[methods.gd]\nlr = 0.2\nmax_iter = 20")
+    )
     out = tmp_path / "r.parquet"
     assert main(["sweep", cfg, "--out", str(out), "--dry-run"]) == 0
     assert "4 cells (random: 2, gd: 2)" in capsys.readouterr().out and not out.exists()
     assert main(["sweep", cfg, "--out", str(out), "--workers", "0", "--no-progress"]) == 0
     assert "4 cells" in capsys.readouterr().out
-    for args in (["--x", "seed", "--y", "train_loss", "--hue", "method"],
-                 ["--x", "trace", "--y", "train_loss", "--hue", "method", "--logx", "--logy", "--kind", "scatter"],
-                 ["--x", "method", "--y", "trace", "--band", "std"]):
+    for args in (
+        ["--x", "seed", "--y", "train_loss", "--hue", "method"],
+        ["--x", "trace", "--y", "train_loss", "--hue", "method", "--logx", "--logy", "--kind", "scatter"],
+        ["--x", "method", "--y", "trace", "--band", "std"],
+    ):
         fig = tmp_path / "f.png"
         assert main(["plot", str(out), *args, "--out", str(fig)]) == 0
         assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -587,11 +634,17 @@ def test_progress_bar_on_a_terminal_only(tmp_path, monkeypatch):
 
 
 def test_rows_record_stop_reasons_and_agree_with_measure(tmp_path):
-    raw = tiny(methods={"gd": {"lr": 0.2, "max_iter": 30}, "project": {}, "flattest": {"max_iter": 3},
-                        "gdp": {"method": "gd", "lr": 0.2, "max_iter": 30, "polish_factor": 1e12,
-                                "polish_max_iter": 50}},
-               sweep={"name": "why", "seeds": 1, "measurements": ["train_loss", "trace", "population_loss"]},
-               data={"n": 8, "d": 3, "noise": 0.0}, model={"m": 8})
+    raw = tiny(
+        methods={
+            "gd": {"lr": 0.2, "max_iter": 30},
+            "project": {},
+            "flattest": {"max_iter": 3},
+            "gdp": {"method": "gd", "lr": 0.2, "max_iter": 30, "polish_factor": 1e12, "polish_max_iter": 50},
+        },
+        sweep={"name": "why", "seeds": 1, "measurements": ["train_loss", "trace", "population_loss"]},
+        data={"n": 8, "d": 3, "noise": 0.0},
+        model={"m": 8},
+    )
     df = flatext.sweep(raw, out=tmp_path / "r.parquet", workers=0, progress=False).set_index("method")
     assert (df["status"] == "ok").all(), df["error"].tolist()
     assert df.loc["gd", "reason"] == "max_iter" and df.loc["gd", "iterations"] == 30
@@ -604,9 +657,17 @@ def test_rows_record_stop_reasons_and_agree_with_measure(tmp_path):
     cell = [c for c in load_config(raw).cells if c["method"] == "gd"][0]
     data = cell_data(cell)
     res = flatext.train(data["W0"], data["a0"], data["X"], data["y"], lr=0.2, max_iter=30)
-    m = flatext.measure(res.W, res.a, data["X"], data["y"], data["teacher"],
-                        which=["train_loss", "trace", "population_loss"], population="mc", n_samples=2000,
-                        seed=int(np.random.SeedSequence([cell["seed"], 3]).generate_state(1)[0]))
+    m = flatext.measure(
+        res.W,
+        res.a,
+        data["X"],
+        data["y"],
+        data["teacher"],
+        which=["train_loss", "trace", "population_loss"],
+        population="mc",
+        n_samples=2000,
+        seed=int(np.random.SeedSequence([cell["seed"], 3]).generate_state(1)[0]),
+    )
     for k in ("train_loss", "trace", "population_loss", "null_loss", "population_loss_rel"):
         assert df.loc["gd", k] == getattr(m, k), k
 
@@ -616,10 +677,13 @@ def test_links_and_inputs_come_from_the_teachers_module(tmp_path):
     from flatext.sweeps import config
 
     assert set(config.LINKS) == set(teachers.LINKS) and set(config.INPUTS) == set(teachers.INPUTS)
-    base = {"sweep": {"seeds": 1, "measurements": ["train_loss", "population_loss"]},
-            "teacher": {"links": ["linear"]}, "data": {"n": 8, "d": 2, "inputs": ["gaussian", "anisotropic"],
-                                                       "spectrum": [1.0, 0.25]},
-            "model": {"m": 8}, "methods": {"random": {}}}
+    base = {
+        "sweep": {"seeds": 1, "measurements": ["train_loss", "population_loss"]},
+        "teacher": {"links": ["linear"]},
+        "data": {"n": 8, "d": 2, "inputs": ["gaussian", "anisotropic"], "spectrum": [1.0, 0.25]},
+        "model": {"m": 8},
+        "methods": {"random": {}},
+    }
     cfg = load_config(base)
     pops = {c["inputs"]: c["population"]["method"] for c in cfg.cells}
     assert pops == {"gaussian": "exact", "anisotropic": "mc"}  # exact needs Gaussian inputs
@@ -629,9 +693,11 @@ def test_links_and_inputs_come_from_the_teachers_module(tmp_path):
     assert list(df["population_method"]) == ["exact", "mc"]
     X = cell_data([c for c in cfg.cells if c["inputs"] == "anisotropic"][0])["X"]
     assert X.shape == (8, 2)
-    for extra, key, words in [({"spectrum": [1.0]}, "data.spectrum", "d = 2"),
-                              ({"inputs": "anisotropic", "spectrum": None}, "data.spectrum", "missing"),
-                              ({"inputs": "gaussian"}, "data.spectrum", "only used")]:
+    for extra, key, words in [
+        ({"spectrum": [1.0]}, "data.spectrum", "d = 2"),
+        ({"inputs": "anisotropic", "spectrum": None}, "data.spectrum", "missing"),
+        ({"inputs": "gaussian"}, "data.spectrum", "only used"),
+    ]:
         raw = {**base, "data": {k: v for k, v in {**base["data"], **extra}.items() if v is not None}}
         with pytest.raises(SweepConfigError, match=words) as e:
             load_config(raw)
@@ -643,8 +709,9 @@ def test_links_and_inputs_come_from_the_teachers_module(tmp_path):
 def test_dry_run_lists_the_cells(tmp_path, capsys):
     from flatext.cli import main
 
-    cfg = write_toml(tmp_path / "c.toml", GOOD.replace("[methods.random]", "[methods.random]\n[methods.gd]\n"
-                                                       "lr = [0.1, 0.2]"))
+    cfg = write_toml(
+        tmp_path / "c.toml", GOOD.replace("[methods.random]", "[methods.random]\n[methods.gd]\nlr = [0.1, 0.2]")
+    )
     assert main(["sweep", cfg, "--dry-run"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].split()[:4] == ["#", "cell_id", "method", "method_kind"]
@@ -672,8 +739,17 @@ def _plot_frame():
         for k in (1, 2):
             for n in (50, 100, 200):
                 for seed in range(5):
-                    rows.append({"d": d, "k": k, "n": n, "seed": seed, "status": "ok", "method": "flattest",
-                                 "loss": float(np.exp(rng.standard_normal()) * d / n)})
+                    rows.append(
+                        {
+                            "d": d,
+                            "k": k,
+                            "n": n,
+                            "seed": seed,
+                            "status": "ok",
+                            "method": "flattest",
+                            "loss": float(np.exp(rng.standard_normal()) * d / n),
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -720,8 +796,29 @@ def test_plot_facets_order_stats_and_bands(tmp_path):
     from flatext.cli import main
 
     out = tmp_path / "g.png"
-    assert main(["plot", str(p1), str(p2), "--x", "n", "--y", "loss", "--hue", "d", "--col", "k", "--logy",
-                 "--stat", "gmean", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "plot",
+                str(p1),
+                str(p2),
+                "--x",
+                "n",
+                "--y",
+                "loss",
+                "--hue",
+                "d",
+                "--col",
+                "k",
+                "--logy",
+                "--stat",
+                "gmean",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert out.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="stat"):
         flatext.plot(df, x="n", y="loss", stat="mode")

@@ -1,8 +1,8 @@
 """Rescaling symmetry, balance and the orbit-minimal trace (docs/design.md section 4)."""
-import numpy as np
-import pytest
 
 import flatext as fx
+import numpy as np
+import pytest
 import reference as ref
 
 
@@ -27,8 +27,9 @@ def test_rescale_keeps_outputs_and_moves_trace(p, c):
     # the per-neuron law T_i(t) = t^(2p) A_i + t^(-2) B_i, checked neuron by neuron
     P1 = fx.hessian_trace_parts(W, a, X, y, power=p, neg=c)
     P2 = fx.hessian_trace_parts(W2, a2, X, y, power=p, neg=c)
-    np.testing.assert_allclose(P2.per_neuron, t ** (2 * p) * P1.per_neuron_a + t ** (-2.0) * P1.per_neuron_w,
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        P2.per_neuron, t ** (2 * p) * P1.per_neuron_a + t ** (-2.0) * P1.per_neuron_w, rtol=1e-10
+    )
     # global (scalar) rescaling
     W3, a3 = fx.rescale(W, a, 2.0, power=p)
     np.testing.assert_allclose(ref.forward(W3, a3, X, p, c), f1, rtol=1e-12, atol=1e-12)
@@ -63,7 +64,7 @@ def test_balance_reaches_orbit_minimum_that_no_rescaling_beats(p, c):
 def test_relu_orbit_minimum_is_data_weighted_path_norm():
     W, a, X, y = interpolating_problem(1.0, 0.0, n=40, d=6, m=10, seed=4)
     Z = X @ W.T
-    s = np.sum(X ** 2, 1)
+    s = np.sum(X**2, 1)
     A = np.mean(np.maximum(Z, 0) ** 2, 0)
     path = 2 * np.sum(np.abs(a) * np.sqrt(A * np.mean((Z > 0) * s[:, None], 0)))
     assert fx.orbit_min_trace(W, a, X, y) == pytest.approx(path, rel=1e-12)

@@ -1,5 +1,6 @@
 """Good neighbours in one process (issue 12): the wait policy flatext sets, what
 info() reports about the thread pools, flatext.threads' helpers."""
+
 import os
 import subprocess
 import sys
@@ -24,24 +25,30 @@ def _py(code, env):
 
 
 def test_flatext_makes_its_openmp_threads_passive_when_it_loads_libgomp():
-    code = ("import os, flatext as fx; from flatext import _native as n; "
-            "print(os.environ.get('OMP_WAIT_POLICY'), n.WAIT_POLICY['set_by_flatext'], "
-            "n.WAIT_POLICY['libgomp_loaded_before_flatext'], n._libgomp_loaded())")
+    code = (
+        "import os, flatext as fx; from flatext import _native as n; "
+        "print(os.environ.get('OMP_WAIT_POLICY'), n.WAIT_POLICY['set_by_flatext'], "
+        "n.WAIT_POLICY['libgomp_loaded_before_flatext'], n._libgomp_loaded())"
+    )
     assert _py(code, _clean_env()) == "PASSIVE True False True"
 
 
 @pytest.mark.parametrize("var,val", [("OMP_WAIT_POLICY", "ACTIVE"), ("GOMP_SPINCOUNT", "1000")])
 def test_a_users_setting_is_kept(var, val):
-    code = ("import os, flatext as fx; from flatext import _native as n; "
-            "print(os.environ.get('OMP_WAIT_POLICY'), n.WAIT_POLICY['set_by_flatext'])")
+    code = (
+        "import os, flatext as fx; from flatext import _native as n; "
+        "print(os.environ.get('OMP_WAIT_POLICY'), n.WAIT_POLICY['set_by_flatext'])"
+    )
     want = f"{val if var == 'OMP_WAIT_POLICY' else None} False"
     assert _py(code, _clean_env(**{var: val})) == want
 
 
 def test_info_says_when_torch_loaded_libgomp_first():
     pytest.importorskip("torch")
-    code = ("import torch, flatext as fx; from flatext import _native as n; "
-            "print(n.WAIT_POLICY['libgomp_loaded_before_flatext'], 'before flatext' in fx.info()['omp_wait_policy'])")
+    code = (
+        "import torch, flatext as fx; from flatext import _native as n; "
+        "print(n.WAIT_POLICY['libgomp_loaded_before_flatext'], 'before flatext' in fx.info()['omp_wait_policy'])"
+    )
     assert _py(code, _clean_env()) == "True True"
 
 
@@ -56,8 +63,9 @@ def test_set_process_env_only_fills_gaps():
 
 
 def test_cli_restarts_itself_with_the_process_env():
-    p = subprocess.run([sys.executable, "-m", "flatext", "info"], env=_clean_env(), capture_output=True, text=True,
-                       timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "flatext", "info"], env=_clean_env(), capture_output=True, text=True, timeout=300
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     assert "dispatch:" in p.stdout
     # numpy's OpenBLAS is listed with the timeout the re-executed process had when it loaded
@@ -79,8 +87,11 @@ def test_thread_limits_sets_and_restores():
     from threadpoolctl import threadpool_info
 
     def numpy_blas():
-        return [i["num_threads"] for i in threadpool_info()
-                if i["user_api"] == "blas" and not os.path.basename(i["filepath"]).startswith("libscipy_openblas.")]
+        return [
+            i["num_threads"]
+            for i in threadpool_info()
+            if i["user_api"] == "blas" and not os.path.basename(i["filepath"]).startswith("libscipy_openblas.")
+        ]
 
     before_fx, before_np = fx.get_num_threads(), numpy_blas()
     with threads.thread_limits(1):

@@ -7,12 +7,12 @@
 - set_num_threads from one thread while others compute neither crashes nor
   changes any result.
 """
+
 import threading
 
+import flatext as fx
 import numpy as np
 import pytest
-
-import flatext as fx
 from api_table import API, results
 
 IDS = [api.name for api in API]
@@ -85,7 +85,6 @@ def test_chunked_plan_really_has_many_tiles():
     assert T != Tp and abs(T - Tp * 4999 / 5000) < 1e-2 * abs(T)
 
 
-
 @pytest.mark.parametrize("which", ["loss", "gauss_newton", "trace"])
 @pytest.mark.parametrize("p,c", [(1.0, 0.0), (2.0, 0.3), (2.5, 0.3)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -95,8 +94,9 @@ def test_objective_bit_identical_with_one_and_two_threads(which, p, c, dtype):
     runs = []
     for k in (1, 2):
         fx.set_num_threads(k)
-        runs.append([np.asarray(v) for v in fx.objective(x["W"], x["a"], x["X"], x["y"], lam, which=which,
-                                                         power=p, neg=c)])
+        runs.append(
+            [np.asarray(v) for v in fx.objective(x["W"], x["a"], x["X"], x["y"], lam, which=which, power=p, neg=c)]
+        )
     _same(runs[1], runs[0], f"objective {which} p={p}: 1 vs 2 threads")
 
 

@@ -5,16 +5,14 @@ them with torch.autograd: explicit Hessians (torch.autograd.functional.hessian),
 the gradient of their trace (third derivatives by autograd), per-sample
 gradients for the Gauss-Newton part.
 """
-import math
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
-
 import flatext as fx  # noqa: E402
 import flatext.torch as fxt  # noqa: E402
+from torch import nn  # noqa: E402
 
 # float() of a 0-d result that requires grad is what users write; the warning is torch's
 pytestmark = pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad=True:UserWarning")
@@ -36,9 +34,9 @@ def _sig(z, p, c):
 
 
 def _torch_loss(theta, X, y, p, c, m, d):
-    W, a = theta[: m * d].reshape(m, d), theta[m * d:]
+    W, a = theta[: m * d].reshape(m, d), theta[m * d :]
     r = _sig(X @ W.T, p, c) @ a - y
-    return 0.5 * torch.mean(r ** 2)
+    return 0.5 * torch.mean(r**2)
 
 
 def _theta(W, a):
@@ -52,7 +50,7 @@ def _ref_trace_and_grad(W, a, X, y, p, c):
     H = torch.autograd.functional.hessian(lambda t: _torch_loss(t, X, y, p, c, m, d), th, create_graph=True)
     tr = torch.diagonal(H).sum()
     (g,) = torch.autograd.grad(tr, th)
-    return tr.detach(), g[: m * d].reshape(m, d), g[m * d:]
+    return tr.detach(), g[: m * d].reshape(m, d), g[m * d :]
 
 
 def _rel(u, v):
@@ -91,7 +89,7 @@ def test_loss_gradient_and_hvp_match_autograd(p, c):
     Hv = H @ torch.cat([VW.detach().reshape(-1), va.detach()])
     assert _rel(torch.cat([HW.detach().reshape(-1), ha.detach()]), Hv) < 1e-12
     u = torch.randn(m * d + m, generator=gen, dtype=torch.float64)
-    (HW.reshape(-1) @ u[: m * d] + ha @ u[m * d:]).backward()
+    (HW.reshape(-1) @ u[: m * d] + ha @ u[m * d :]).backward()
     assert _rel(torch.cat([VW.grad.reshape(-1), va.grad]), H.T @ u) < 1e-12
 
 
@@ -108,7 +106,7 @@ def test_parts_total_is_differentiable_and_parts_are_right(p, c):
     th = _theta(W, a)
     G = 0.0
     for j in range(X.shape[0]):
-        W_, a_ = th[: m * d].reshape(m, d), th[m * d:]
+        W_, a_ = th[: m * d].reshape(m, d), th[m * d :]
         (gj,) = torch.autograd.grad(_sig(X[j] @ W_.T, p, c) @ a_, th)
         G += float(gj @ gj) / X.shape[0]
     assert float(parts.gauss_newton) == pytest.approx(G, rel=1e-12)
@@ -121,7 +119,7 @@ def _torch_G(theta, X, p, c, m, d):
     """G = (1/n) sum_j ||grad_theta f(x_j)||^2 by per-sample autograd (differentiable)."""
     G = 0.0
     for j in range(X.shape[0]):
-        W_, a_ = theta[: m * d].reshape(m, d), theta[m * d:]
+        W_, a_ = theta[: m * d].reshape(m, d), theta[m * d :]
         (gj,) = torch.autograd.grad(_sig(X[j] @ W_.T, p, c) @ a_, theta, create_graph=True)
         G = G + gj @ gj
     return G / X.shape[0]
@@ -175,8 +173,9 @@ def test_orbit_min_trace_gradient_by_finite_differences(p, c):
     Wg, ag = W.clone().requires_grad_(True), a.clone().requires_grad_(True)
     val = fxt.orbit_min_trace(Wg, ag, X, y, power=p, neg=c)
     val.backward()
-    assert float(val) == pytest.approx(float(fx.orbit_min_trace(W.numpy(), a.numpy(), X.numpy(), y.numpy(), power=p,
-                                                                 neg=c)), rel=1e-14)
+    assert float(val) == pytest.approx(
+        float(fx.orbit_min_trace(W.numpy(), a.numpy(), X.numpy(), y.numpy(), power=p, neg=c)), rel=1e-14
+    )
     th = torch.cat([W.reshape(-1), a]).numpy()
     m, d = W.shape
     h = 1e-6
@@ -186,7 +185,9 @@ def test_orbit_min_trace_gradient_by_finite_differences(p, c):
         for s in (1, -1):
             t2 = th.copy()
             t2[k] += s * h
-            vals.append(fx.orbit_min_trace(t2[: m * d].reshape(m, d), t2[m * d:], X.numpy(), y.numpy(), power=p, neg=c))
+            vals.append(
+                fx.orbit_min_trace(t2[: m * d].reshape(m, d), t2[m * d :], X.numpy(), y.numpy(), power=p, neg=c)
+            )
         fd[k] = (vals[0] - vals[1]) / (2 * h)
     got = torch.cat([Wg.grad.reshape(-1), ag.grad]).numpy()
     assert np.linalg.norm(got - fd) <= 1e-6 * np.linalg.norm(fd)
@@ -224,8 +225,9 @@ def test_float32_and_no_copies():
     W, a, X, y = _problem(dtype=torch.float32)
     t = fxt.hessian_trace(W, a, X, y, power=2.0)
     assert t.dtype == torch.float32
-    assert float(t) == pytest.approx(float(fx.hessian_trace(W.numpy(), a.numpy(), X.numpy(), y.numpy(), power=2.0)),
-                                     rel=1e-6)
+    assert float(t) == pytest.approx(
+        float(fx.hessian_trace(W.numpy(), a.numpy(), X.numpy(), y.numpy(), power=2.0)), rel=1e-6
+    )
     # contiguous inputs are handed over as views: same memory
     from flatext.torch import _np
 
@@ -297,8 +299,9 @@ def test_twolayer_curvature_methods_and_rescale_balance():
     y = net(X).detach()  # an interpolator: the orbit minimum exists
     W0, a0 = net.W.detach().clone(), net.a.detach().clone()
     T0 = float(net.hessian_trace(X, y))
-    assert T0 == pytest.approx(float(fx.hessian_trace(W0.numpy(), a0.numpy(), X.numpy(), y.numpy(), power=2.0)),
-                               rel=1e-14)
+    assert T0 == pytest.approx(
+        float(fx.hessian_trace(W0.numpy(), a0.numpy(), X.numpy(), y.numpy(), power=2.0)), rel=1e-14
+    )
     HW, ha = net.hvp(X, y, torch.ones_like(W0), torch.ones_like(a0))
     HW = HW.detach()
     rW, _ = fx.hvp(W0.numpy(), a0.numpy(), X.numpy(), y.numpy(), np.ones((6, 4)), np.ones(6), power=2.0)

@@ -1,12 +1,12 @@
 """flatext.train: stop reasons, the polish (within a factor of tol, its cap, best point), callbacks, SAM plateaus."""
+
 from __future__ import annotations
 
 import warnings
 
+import flatext as fx
 import numpy as np
 import pytest
-
-import flatext as fx
 from flatext.training import TrainResult, train
 
 
@@ -48,9 +48,14 @@ def test_polish_cap_is_passed_and_the_best_point_is_returned():
     W, a, X, y = problem(seed=1)
     r = train(W, a, X, y, lr=0.2, max_iter=100, tol=1e-3, polish_max_iter=1, polish_tol=1e-14)
     # one Gauss-Newton step cannot reach 1e-14 but lowers max|r|: that point is returned, and said so
-    q = fx.find_interpolator(train(W, a, X, y, lr=0.2, max_iter=100, tol=1e-3, polish=False).W,
-                             train(W, a, X, y, lr=0.2, max_iter=100, tol=1e-3, polish=False).a, X, y,
-                             tol=1e-14, max_iter=1)
+    q = fx.find_interpolator(
+        train(W, a, X, y, lr=0.2, max_iter=100, tol=1e-3, polish=False).W,
+        train(W, a, X, y, lr=0.2, max_iter=100, tol=1e-3, polish=False).a,
+        X,
+        y,
+        tol=1e-14,
+        max_iter=1,
+    )
     assert q.iterations == 1 and not q.converged
     assert r.polish == "improved" and r.polished and r.max_residual_after == q.max_residual
     assert r.max_residual_after < r.max_residual_before
@@ -66,8 +71,7 @@ def test_callback_every_k_steps_and_same_bits():
     def cb(info):
         seen.append((info["iteration"], info["loss"], fx.hessian_trace(info["W"], info["a"], X, y)))
 
-    r = train(W, a, X, y, lr=0.1, max_iter=250, tol=0.0, polish=False, record_every=7, callback=cb,
-              callback_every=40)
+    r = train(W, a, X, y, lr=0.1, max_iter=250, tol=0.0, polish=False, record_every=7, callback=cb, callback_every=40)
     assert [s[0] for s in seen] == [40, 80, 120, 160, 200, 240, 250]
     np.testing.assert_array_equal(r.W, ref.W)  # segments of the C++ loop: the same steps
     np.testing.assert_array_equal(r.history["iteration"], ref.history["iteration"])
@@ -77,8 +81,18 @@ def test_callback_every_k_steps_and_same_bits():
 
 def test_callback_can_stop():
     W, a, X, y = problem()
-    r = train(W, a, X, y, lr=0.1, max_iter=1000, tol=0.0, polish=False, callback=lambda info: info["iteration"] >= 30,
-              callback_every=10)
+    r = train(
+        W,
+        a,
+        X,
+        y,
+        lr=0.1,
+        max_iter=1000,
+        tol=0.0,
+        polish=False,
+        callback=lambda info: info["iteration"] >= 30,
+        callback_every=10,
+    )
     assert r.reason == "callback" and r.iterations == 30 and not r.converged
     assert r.history["iteration"][-1] == 30
 
@@ -102,14 +116,17 @@ def test_fixed_rho_sam_plateau_warns():
     assert s.reason == "tol"
 
 
-@pytest.mark.parametrize("kw, err, words", [
-    (dict(polish_max_iter=0), ValueError, "polish_max_iter"),
-    (dict(polish_factor=0.5), ValueError, "polish_factor"),
-    (dict(callback=3), TypeError, "callback"),
-    (dict(callback=lambda i: None, callback_every=0), ValueError, "callback_every"),
-    (dict(record_every=0), ValueError, "record_every"),
-    (dict(max_iter=1.5), TypeError, "max_iter"),
-])
+@pytest.mark.parametrize(
+    "kw, err, words",
+    [
+        (dict(polish_max_iter=0), ValueError, "polish_max_iter"),
+        (dict(polish_factor=0.5), ValueError, "polish_factor"),
+        (dict(callback=3), TypeError, "callback"),
+        (dict(callback=lambda i: None, callback_every=0), ValueError, "callback_every"),
+        (dict(record_every=0), ValueError, "record_every"),
+        (dict(max_iter=1.5), TypeError, "max_iter"),
+    ],
+)
 def test_bad_arguments_are_named(kw, err, words):
     W, a, X, y = problem()
     with pytest.raises(err, match=words):

@@ -59,7 +59,8 @@ void bind_interpolation(py::module_& m) {
             using T = decltype(tag);
             const auto VWm = v.Wm<T>();
             const auto vam = v.av<T>();
-            Vec<T> out = without_gil([&] { return flatext::jvp<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), VWm, vam, act); });
+            Vec<T> out =
+                without_gil([&] { return flatext::jvp<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), VWm, vam, act); });
             require_finite(out, "jvp");
             return py::cast(std::move(out));
         });
@@ -71,7 +72,8 @@ void bind_interpolation(py::module_& m) {
         Arg ua = to_arg(u, "u", 1);
         same_dtype({&net.W, &ua});
         if (ua.dim(0) != net.n)
-            throw py::value_error("u must have shape (n,) = (" + std::to_string(net.n) + ",); got " + shape_str(ua.arr));
+            throw py::value_error("u must have shape (n,) = (" + std::to_string(net.n) + ",); got " +
+                                  shape_str(ua.arr));
         check_finite(ua);
         return dispatch(net.f32(), [&](auto tag) -> py::object {
             using T = decltype(tag);
@@ -94,158 +96,175 @@ void bind_interpolation(py::module_& m) {
         });
     });
 
-    m.def("gram_diag", [](py::handle W, py::handle a, py::handle X, double power, double neg) {
-        const Net net = check_net(W, a, X, py::none(), false);
-        const auto act = make_activation(power, neg);
-        return dispatch(net.f32(), [&](auto tag) -> py::object {
-            using T = decltype(tag);
-            Vec<double> D = without_gil([&] { return flatext::gram_diag<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), act); });
-            require_finite(D, "gram_diag");
-            return py::cast(std::move(D));
-        });
-    }, py::arg("W"), py::arg("a"), py::arg("X"), py::arg("power"), py::arg("neg"));
-
-    m.def("gram_solve", [](py::handle W, py::handle a, py::handle X, py::handle b, double power, double neg,
-                           double lambda_, const std::string& solver, double rtol, int cg_max_iter, py::handle x0) {
-        const Net net = check_net(W, a, X, py::none(), false);
-        const auto act = make_activation(power, neg);
-        const auto kind = parse_solver(solver);
-        check_cg(rtol, cg_max_iter, "rtol");
-        if (!(lambda_ >= 0) || !std::isfinite(lambda_)) throw py::value_error("lambda_ must be finite and >= 0");
-        const Vec<double> bv = optional_vec(b, net.n, "b");
-        if (bv.size() != net.n) throw py::type_error("b must be an array");
-        const Vec<double> xv = optional_vec(x0, net.n, "x0");
-        return dispatch(net.f32(), [&](auto tag) -> py::object {
-            using T = decltype(tag);
-            KrylovInfo ki;
-            bool cg = false;
-            Vec<double> x = without_gil([&] {
-                GramSolver<T> s(net.Wm<T>(), net.av<T>(), net.Xm<T>(), act, kind);
-                cg = !s.cholesky();
-                if (!s.set_lambda(lambda_)) throw std::domain_error("gram_solve: K + lambda I is not positive definite");
-                return s.solve(bv, rtol, cg_max_iter, xv, ki);
+    m.def(
+        "gram_diag",
+        [](py::handle W, py::handle a, py::handle X, double power, double neg) {
+            const Net net = check_net(W, a, X, py::none(), false);
+            const auto act = make_activation(power, neg);
+            return dispatch(net.f32(), [&](auto tag) -> py::object {
+                using T = decltype(tag);
+                Vec<double> D =
+                    without_gil([&] { return flatext::gram_diag<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), act); });
+                require_finite(D, "gram_diag");
+                return py::cast(std::move(D));
             });
-            py::dict d;
-            d["x"] = std::move(x);
-            d["iterations"] = ki.iterations;
-            d["rel_residual"] = ki.rel_residual;
-            d["converged"] = ki.converged;
-            d["solver"] = cg ? "cg" : "cholesky";
-            return d;
-        });
-    }, py::arg("W"), py::arg("a"), py::arg("X"), py::arg("b"), py::arg("power"), py::arg("neg"),
-       py::arg("lambda_") = 0.0, py::arg("solver") = "auto", py::arg("rtol") = 1e-10,
-       py::arg("cg_max_iter") = InterpolationOptions{}.cg_max_iter, py::arg("x0") = py::none());
+        },
+        py::arg("W"), py::arg("a"), py::arg("X"), py::arg("power"), py::arg("neg"));
 
-    m.def("choose_solver", [](long long n, long long d) {
-        return choose_solver(SolverKind::Auto, Index(n), Index(d)) == SolverKind::CG ? "cg" : "cholesky";
-    }, py::arg("n"), py::arg("d"));
-
-    m.def("find_interpolator", [](py::handle W, py::handle a, py::handle X, py::handle y, double power, double neg,
-                                  double tol, int max_iter, double lambda_init, const std::string& solver,
-                                  double cg_rtol, int cg_max_iter) {
-        const Net net = check_net(W, a, X, y, true);
-        const auto act = make_activation(power, neg);
-        check_params(net);
-        check_positive(tol, "tol");
-        check_positive(lambda_init, "lambda_init");
-        check_cg(cg_rtol, cg_max_iter, "cg_rtol");
-        if (max_iter < 0) throw py::value_error("max_iter must be >= 0");
-        InterpolationOptions o;
-        o.tol = tol;
-        o.max_iter = max_iter;
-        o.lambda_init = lambda_init;
-        o.solver = parse_solver(solver);
-        o.cg_rtol = cg_rtol;
-        o.cg_max_iter = cg_max_iter;
-        return dispatch(net.f32(), [&](auto tag) -> py::object {
-            using T = decltype(tag);
-            auto r = without_gil([&] {
-                return flatext::find_interpolator<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), net.yv<T>(), act, o);
+    m.def(
+        "gram_solve",
+        [](py::handle W, py::handle a, py::handle X, py::handle b, double power, double neg, double lambda_,
+           const std::string& solver, double rtol, int cg_max_iter, py::handle x0) {
+            const Net net = check_net(W, a, X, py::none(), false);
+            const auto act = make_activation(power, neg);
+            const auto kind = parse_solver(solver);
+            check_cg(rtol, cg_max_iter, "rtol");
+            if (!(lambda_ >= 0) || !std::isfinite(lambda_)) throw py::value_error("lambda_ must be finite and >= 0");
+            const Vec<double> bv = optional_vec(b, net.n, "b");
+            if (bv.size() != net.n) throw py::type_error("b must be an array");
+            const Vec<double> xv = optional_vec(x0, net.n, "x0");
+            return dispatch(net.f32(), [&](auto tag) -> py::object {
+                using T = decltype(tag);
+                KrylovInfo ki;
+                bool cg = false;
+                Vec<double> x = without_gil([&] {
+                    GramSolver<T> s(net.Wm<T>(), net.av<T>(), net.Xm<T>(), act, kind);
+                    cg = !s.cholesky();
+                    if (!s.set_lambda(lambda_))
+                        throw std::domain_error("gram_solve: K + lambda I is not positive definite");
+                    return s.solve(bv, rtol, cg_max_iter, xv, ki);
+                });
+                py::dict d;
+                d["x"] = std::move(x);
+                d["iterations"] = ki.iterations;
+                d["rel_residual"] = ki.rel_residual;
+                d["converged"] = ki.converged;
+                d["solver"] = cg ? "cg" : "cholesky";
+                return d;
             });
-            py::dict d;
-            d["W"] = std::move(r.W);
-            d["a"] = std::move(r.a);
-            d["max_residual"] = r.max_residual;
-            d["scale"] = r.scale;
-            d["lambda"] = r.lambda;
-            d["iterations"] = r.iterations;
-            d["gram_builds"] = r.gram_builds;
-            d["krylov_iters"] = r.krylov_iters;
-            d["krylov_failures"] = r.krylov_failures;
-            d["solver"] = r.used_cg ? "cg" : "cholesky";
-            d["converged"] = r.converged;
-            d["history"] = r.history;
-            return d;
-        });
-    }, py::arg("W"), py::arg("a"), py::arg("X"), py::arg("y"), py::arg("power"), py::arg("neg"),
-       py::arg("tol") = InterpolationOptions{}.tol, py::arg("max_iter") = InterpolationOptions{}.max_iter,
-       py::arg("lambda_init") = InterpolationOptions{}.lambda_init, py::arg("solver") = "auto",
-       py::arg("cg_rtol") = InterpolationOptions{}.cg_rtol, py::arg("cg_max_iter") = InterpolationOptions{}.cg_max_iter);
+        },
+        py::arg("W"), py::arg("a"), py::arg("X"), py::arg("b"), py::arg("power"), py::arg("neg"),
+        py::arg("lambda_") = 0.0, py::arg("solver") = "auto", py::arg("rtol") = 1e-10,
+        py::arg("cg_max_iter") = InterpolationOptions{}.cg_max_iter, py::arg("x0") = py::none());
 
-    m.def("search_step", [](py::handle W, py::handle a, py::handle X, py::handle y, double power, double neg,
-                            double tol, double lambda_rel, double gtol, double eta, bool balance, int max_backtrack,
-                            int retract_iter, bool a_correction, const std::string& solver, double cg_rtol,
-                            double retract_rtol, int cg_max_iter, py::handle u0) {
-        const Net net = check_net(W, a, X, y, true);
-        const auto act = make_activation(power, neg);
-        check_positive(tol, "tol");
-        check_positive(lambda_rel, "lambda_rel");
-        check_cg(cg_rtol, cg_max_iter, "cg_rtol");
-        check_positive(retract_rtol, "retract_rtol");
-        if (!(gtol >= 0)) throw py::value_error("gtol must be >= 0");
-        if (max_backtrack < 0) throw py::value_error("max_backtrack must be >= 0");
-        if (retract_iter < 0) throw py::value_error("retract_iter must be >= 0");
-        SearchOptions o;
-        o.tol = tol;
-        o.lambda_rel = lambda_rel;
-        o.gtol = gtol;
-        o.eta = eta;
-        o.balance = balance;
-        o.max_backtrack = max_backtrack;
-        o.retract_iter = retract_iter;
-        o.a_correction = a_correction;
-        o.solver = parse_solver(solver);
-        o.cg_rtol = cg_rtol;
-        o.retract_rtol = retract_rtol;
-        o.cg_max_iter = cg_max_iter;
-        const Vec<double> uw = optional_vec(u0, net.n, "u0");
-        return dispatch(net.f32(), [&](auto tag) -> py::object {
-            using T = decltype(tag);
-            auto s = without_gil([&] {
-                return flatext::search_step<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), net.yv<T>(), act, o, uw);
+    m.def(
+        "choose_solver",
+        [](long long n, long long d) {
+            return choose_solver(SolverKind::Auto, Index(n), Index(d)) == SolverKind::CG ? "cg" : "cholesky";
+        },
+        py::arg("n"), py::arg("d"));
+
+    m.def(
+        "find_interpolator",
+        [](py::handle W, py::handle a, py::handle X, py::handle y, double power, double neg, double tol, int max_iter,
+           double lambda_init, const std::string& solver, double cg_rtol, int cg_max_iter) {
+            const Net net = check_net(W, a, X, y, true);
+            const auto act = make_activation(power, neg);
+            check_params(net);
+            check_positive(tol, "tol");
+            check_positive(lambda_init, "lambda_init");
+            check_cg(cg_rtol, cg_max_iter, "cg_rtol");
+            if (max_iter < 0) throw py::value_error("max_iter must be >= 0");
+            InterpolationOptions o;
+            o.tol = tol;
+            o.max_iter = max_iter;
+            o.lambda_init = lambda_init;
+            o.solver = parse_solver(solver);
+            o.cg_rtol = cg_rtol;
+            o.cg_max_iter = cg_max_iter;
+            return dispatch(net.f32(), [&](auto tag) -> py::object {
+                using T = decltype(tag);
+                auto r = without_gil([&] {
+                    return flatext::find_interpolator<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), net.yv<T>(), act, o);
+                });
+                py::dict d;
+                d["W"] = std::move(r.W);
+                d["a"] = std::move(r.a);
+                d["max_residual"] = r.max_residual;
+                d["scale"] = r.scale;
+                d["lambda"] = r.lambda;
+                d["iterations"] = r.iterations;
+                d["gram_builds"] = r.gram_builds;
+                d["krylov_iters"] = r.krylov_iters;
+                d["krylov_failures"] = r.krylov_failures;
+                d["solver"] = r.used_cg ? "cg" : "cholesky";
+                d["converged"] = r.converged;
+                d["history"] = r.history;
+                return d;
             });
-            py::dict d;
-            d["W"] = std::move(s.W);
-            d["a"] = std::move(s.a);
-            d["u"] = std::move(s.u);
-            d["trace_before"] = s.trace_before;
-            d["trace"] = s.trace;
-            d["orbit_min_trace"] = s.orbit_min;
-            d["max_residual"] = s.max_residual;
-            d["eta"] = s.eta;
-            d["g_norm"] = s.g_norm;
-            d["gt_norm"] = s.gt_norm;
-            d["backtracks"] = s.backtracks;
-            d["retract_iters"] = s.retract_iters;
-            d["gn_iters"] = s.gn_iters;
-            d["gram_builds"] = s.gram_builds;
-            d["krylov_iters"] = s.krylov_iters;
-            d["krylov_residual"] = s.krylov_residual;
-            d["krylov_converged"] = s.krylov_converged;
-            d["solver"] = s.used_cg ? "cg" : "cholesky";
-            d["accepted"] = s.accepted;
-            d["small_gradient"] = s.small_gradient;
-            return d;
-        });
-    }, py::arg("W"), py::arg("a"), py::arg("X"), py::arg("y"), py::arg("power"), py::arg("neg"),
-       py::arg("tol") = SearchOptions{}.tol, py::arg("lambda_rel") = SearchOptions{}.lambda_rel,
-       py::arg("gtol") = SearchOptions{}.gtol, py::arg("eta") = SearchOptions{}.eta,
-       py::arg("balance") = SearchOptions{}.balance, py::arg("max_backtrack") = SearchOptions{}.max_backtrack,
-       py::arg("retract_iter") = SearchOptions{}.retract_iter, py::arg("a_correction") = SearchOptions{}.a_correction,
-       py::arg("solver") = "auto", py::arg("cg_rtol") = SearchOptions{}.cg_rtol,
-       py::arg("retract_rtol") = SearchOptions{}.retract_rtol, py::arg("cg_max_iter") = SearchOptions{}.cg_max_iter,
-       py::arg("u0") = py::none());
+        },
+        py::arg("W"), py::arg("a"), py::arg("X"), py::arg("y"), py::arg("power"), py::arg("neg"),
+        py::arg("tol") = InterpolationOptions{}.tol, py::arg("max_iter") = InterpolationOptions{}.max_iter,
+        py::arg("lambda_init") = InterpolationOptions{}.lambda_init, py::arg("solver") = "auto",
+        py::arg("cg_rtol") = InterpolationOptions{}.cg_rtol,
+        py::arg("cg_max_iter") = InterpolationOptions{}.cg_max_iter);
+
+    m.def(
+        "search_step",
+        [](py::handle W, py::handle a, py::handle X, py::handle y, double power, double neg, double tol,
+           double lambda_rel, double gtol, double eta, bool balance, int max_backtrack, int retract_iter,
+           bool a_correction, const std::string& solver, double cg_rtol, double retract_rtol, int cg_max_iter,
+           py::handle u0) {
+            const Net net = check_net(W, a, X, y, true);
+            const auto act = make_activation(power, neg);
+            check_positive(tol, "tol");
+            check_positive(lambda_rel, "lambda_rel");
+            check_cg(cg_rtol, cg_max_iter, "cg_rtol");
+            check_positive(retract_rtol, "retract_rtol");
+            if (!(gtol >= 0)) throw py::value_error("gtol must be >= 0");
+            if (max_backtrack < 0) throw py::value_error("max_backtrack must be >= 0");
+            if (retract_iter < 0) throw py::value_error("retract_iter must be >= 0");
+            SearchOptions o;
+            o.tol = tol;
+            o.lambda_rel = lambda_rel;
+            o.gtol = gtol;
+            o.eta = eta;
+            o.balance = balance;
+            o.max_backtrack = max_backtrack;
+            o.retract_iter = retract_iter;
+            o.a_correction = a_correction;
+            o.solver = parse_solver(solver);
+            o.cg_rtol = cg_rtol;
+            o.retract_rtol = retract_rtol;
+            o.cg_max_iter = cg_max_iter;
+            const Vec<double> uw = optional_vec(u0, net.n, "u0");
+            return dispatch(net.f32(), [&](auto tag) -> py::object {
+                using T = decltype(tag);
+                auto s = without_gil([&] {
+                    return flatext::search_step<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), net.yv<T>(), act, o, uw);
+                });
+                py::dict d;
+                d["W"] = std::move(s.W);
+                d["a"] = std::move(s.a);
+                d["u"] = std::move(s.u);
+                d["trace_before"] = s.trace_before;
+                d["trace"] = s.trace;
+                d["orbit_min_trace"] = s.orbit_min;
+                d["max_residual"] = s.max_residual;
+                d["eta"] = s.eta;
+                d["g_norm"] = s.g_norm;
+                d["gt_norm"] = s.gt_norm;
+                d["backtracks"] = s.backtracks;
+                d["retract_iters"] = s.retract_iters;
+                d["gn_iters"] = s.gn_iters;
+                d["gram_builds"] = s.gram_builds;
+                d["krylov_iters"] = s.krylov_iters;
+                d["krylov_residual"] = s.krylov_residual;
+                d["krylov_converged"] = s.krylov_converged;
+                d["solver"] = s.used_cg ? "cg" : "cholesky";
+                d["accepted"] = s.accepted;
+                d["small_gradient"] = s.small_gradient;
+                return d;
+            });
+        },
+        py::arg("W"), py::arg("a"), py::arg("X"), py::arg("y"), py::arg("power"), py::arg("neg"),
+        py::arg("tol") = SearchOptions{}.tol, py::arg("lambda_rel") = SearchOptions{}.lambda_rel,
+        py::arg("gtol") = SearchOptions{}.gtol, py::arg("eta") = SearchOptions{}.eta,
+        py::arg("balance") = SearchOptions{}.balance, py::arg("max_backtrack") = SearchOptions{}.max_backtrack,
+        py::arg("retract_iter") = SearchOptions{}.retract_iter, py::arg("a_correction") = SearchOptions{}.a_correction,
+        py::arg("solver") = "auto", py::arg("cg_rtol") = SearchOptions{}.cg_rtol,
+        py::arg("retract_rtol") = SearchOptions{}.retract_rtol, py::arg("cg_max_iter") = SearchOptions{}.cg_max_iter,
+        py::arg("u0") = py::none());
 
     m.def("orbit_min_trace_clipped", [](py::handle W, py::handle a, py::handle X, py::handle y, double power,
                                         double neg) {
@@ -259,33 +278,33 @@ void bind_interpolation(py::module_& m) {
         });
     });
 
-    m.def("memorizing_interpolator", [](py::handle X, py::handle y, double power, double neg, double kappa,
-                                        long long width) {
-        Arg Xa = to_arg(X, "X", 2), ya = to_arg(y, "y", 1);
-        same_dtype({&Xa, &ya});
-        const Index n = Xa.dim(0), d = Xa.dim(1);
-        if (n == 0) throw py::value_error("X is empty (n = 0 samples)");
-        if (d == 0) throw py::value_error("X has no columns (d = 0)");
-        if (ya.dim(0) != n)
-            throw py::value_error("y must have shape (n,) = (" + std::to_string(n) + ",) to match X of shape " +
-                                  shape_str(Xa.arr) + "; got " + shape_str(ya.arr));
-        check_finite(Xa);
-        check_finite(ya);
-        const auto act = make_activation(power, neg);
-        check_positive(kappa, "kappa");
-        const Index mm = width <= 0 ? n : Index(width);
-        if (mm < n)
-            throw py::value_error("m must be >= n = " + std::to_string(n) + " (one neuron per sample); got " +
-                                  std::to_string(mm));
-        return dispatch(Xa.f32, [&](auto tag) -> py::object {
-            using T = decltype(tag);
-            Eigen::Map<const Mat<T>> Xm(Xa.data<T>(), n, d);
-            Eigen::Map<const Vec<T>> yv(ya.data<T>(), n);
-            auto r = without_gil([&] { return flatext::memorizing_interpolator<T>(Xm, yv, act, kappa, mm); });
-            require_finite(r.a, "memorizing_interpolator");
-            return py::make_tuple(std::move(r.W), std::move(r.a), r.residual, r.rcond, r.least_squares);
-        });
-    });
+    m.def("memorizing_interpolator",
+          [](py::handle X, py::handle y, double power, double neg, double kappa, long long width) {
+              Arg Xa = to_arg(X, "X", 2), ya = to_arg(y, "y", 1);
+              same_dtype({&Xa, &ya});
+              const Index n = Xa.dim(0), d = Xa.dim(1);
+              if (n == 0) throw py::value_error("X is empty (n = 0 samples)");
+              if (d == 0) throw py::value_error("X has no columns (d = 0)");
+              if (ya.dim(0) != n)
+                  throw py::value_error("y must have shape (n,) = (" + std::to_string(n) + ",) to match X of shape " +
+                                        shape_str(Xa.arr) + "; got " + shape_str(ya.arr));
+              check_finite(Xa);
+              check_finite(ya);
+              const auto act = make_activation(power, neg);
+              check_positive(kappa, "kappa");
+              const Index mm = width <= 0 ? n : Index(width);
+              if (mm < n)
+                  throw py::value_error("m must be >= n = " + std::to_string(n) + " (one neuron per sample); got " +
+                                        std::to_string(mm));
+              return dispatch(Xa.f32, [&](auto tag) -> py::object {
+                  using T = decltype(tag);
+                  Eigen::Map<const Mat<T>> Xm(Xa.data<T>(), n, d);
+                  Eigen::Map<const Vec<T>> yv(ya.data<T>(), n);
+                  auto r = without_gil([&] { return flatext::memorizing_interpolator<T>(Xm, yv, act, kappa, mm); });
+                  require_finite(r.a, "memorizing_interpolator");
+                  return py::make_tuple(std::move(r.W), std::move(r.a), r.residual, r.rcond, r.least_squares);
+              });
+          });
 }
 
 }  // namespace flatext_py

@@ -25,8 +25,8 @@ UnitsArg check_units(py::handle U, py::handle p, py::handle c, const char* nU, c
     u.d = u.U.dim(1);
     if (u.p.dim(0) != u.k || u.c.dim(0) != u.k)
         throw py::value_error(std::string(np_) + " and " + nc + " must have shape (k,) = (" + std::to_string(u.k) +
-                              ",) to match " + nU + " of shape " + shape_str(u.U.arr) + "; got " +
-                              shape_str(u.p.arr) + " and " + shape_str(u.c.arr));
+                              ",) to match " + nU + " of shape " + shape_str(u.U.arr) + "; got " + shape_str(u.p.arr) +
+                              " and " + shape_str(u.c.arr));
     for (const Arg* a : {&u.U, &u.p, &u.c}) check_finite(*a);
     const auto bad_power = [&](auto tag) {
         using T = decltype(tag);
@@ -58,7 +58,8 @@ void bind_population(py::module_& m) {
 
     m.def(
         "gaussian_pair_moments",
-        [](py::handle U, py::handle pu, py::handle cu, py::handle V, py::handle pv, py::handle cv, int nodes, bool closed_forms) {
+        [](py::handle U, py::handle pu, py::handle cu, py::handle V, py::handle pv, py::handle cv, int nodes,
+           bool closed_forms) {
             const UnitsArg a = check_units(U, pu, cu, "U", "pu", "cu");
             const UnitsArg b = check_units(V, pv, cv, "V", "pv", "cv");
             same_dtype({&a.U, &b.U});
@@ -124,7 +125,8 @@ void bind_population(py::module_& m) {
                 return v;
             });
         },
-        py::arg("U"), py::arg("pu"), py::arg("cu"), py::arg("alpha"), py::arg("nodes") = pop::kDefaultArcNodes, py::arg("closed_forms") = true,
+        py::arg("U"), py::arg("pu"), py::arg("cu"), py::arg("alpha"), py::arg("nodes") = pop::kDefaultArcNodes,
+        py::arg("closed_forms") = true,
         "E[(sum_i alpha_i s_i(u_i.x))^2], x ~ N(0, I), using the symmetry of the pair moments (float).");
 }
 

@@ -202,15 +202,17 @@ py::object scalar(T v, const char* what) {
     if (!std::isfinite(double(v)))
         throw py::value_error(std::string(what) + ": the result is not finite (overflow in " +
                               (sizeof(T) == 4 ? "float32" : "float64") + "); rescale the inputs or use float64");
-    static py::handle type = py::object(py::module_::import("numpy").attr(sizeof(T) == 4 ? "float32" : "float64")).release();
+    static py::handle type =
+        py::object(py::module_::import("numpy").attr(sizeof(T) == 4 ? "float32" : "float64")).release();
     return type(v);
 }
 
 template <class M>
 void require_finite(const M& x, const char* what) {
     if (!x.allFinite())
-        throw py::value_error(std::string(what) + ": the result is not finite (overflow); rescale the inputs or use "
-                                                  "float64");
+        throw py::value_error(std::string(what) +
+                              ": the result is not finite (overflow); rescale the inputs or use "
+                              "float64");
 }
 
 }  // namespace flatext_py

@@ -7,7 +7,7 @@ void bind_kernels(py::module_& m);
 void bind_population(py::module_& m);
 void bind_interpolation(py::module_& m);
 void bind_training(py::module_& m);
-}
+}  // namespace flatext_py
 
 // PYBIND11_MODULE(name, variable, ...) takes module options since pybind11 2.13;
 // invoking it without any trips -Wpedantic ("requires at least one argument for

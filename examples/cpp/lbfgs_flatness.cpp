@@ -70,8 +70,7 @@ struct Objective {
         Eigen::Map<const Vec> a(theta.data() + m * d, m);
         Eigen::Map<Mat> gW(grad.data(), m, d);
         Eigen::Map<Vec> ga(grad.data() + m * d, m);
-        const auto which =
-            target == Target::trace ? flatext::Regularizer::trace : flatext::Regularizer::gauss_newton;
+        const auto which = target == Target::trace ? flatext::Regularizer::trace : flatext::Regularizer::gauss_newton;
         const auto v = flatext::objective<double>(W, a, X, y, act, which, lambda, gW, ga);
         last_loss = v.loss;
         last_reg = v.regularizer;

@@ -3,10 +3,14 @@
 ``f(x) = sum_i a_i sigma(w_i . x)`` with ``sigma(z) = max(z,0)^p + neg * max(-z,0)^p``
 and the loss ``L = (1/(2n)) sum_j (f(x_j) - y_j)^2``. See ``README.md``.
 """
+
 from importlib import metadata as _metadata
 
+from . import teachers
 from ._native import _core
+from .convex import ConvexResult, arrangement_patterns, certified_flattest
 from .curvature import (
+    Objective,
     TraceParts,
     forward,
     hessian_top_eigenvalues,
@@ -16,16 +20,9 @@ from .curvature import (
     hvp,
     loss,
     loss_grad,
-    Objective,
     objective,
 )
 from .info import info
-from .sweeps import sweep
-from .sweeps.plot import plot
-from .population import PopulationEstimate, population_loss
-from . import teachers
-from .teachers import MultiIndex, PlantedNetwork, SumOfSingleIndex, sample_inputs
-from .paths import get_cmake_dir, get_include
 from .interpolators import (
     InterpolationResult,
     SearchResult,
@@ -37,10 +34,14 @@ from .interpolators import (
     teacher_plus_memorizer,
     vjp,
 )
-from .training import TrainResult, label_noise_sgd, train
-from .symmetry import balance, orbit_min_trace, rescale
 from .measure import Measurements, measure
-from .convex import ConvexResult, arrangement_patterns, certified_flattest
+from .paths import get_cmake_dir, get_include
+from .population import PopulationEstimate, population_loss
+from .sweeps import sweep
+from .sweeps.plot import plot
+from .symmetry import balance, orbit_min_trace, rescale
+from .teachers import MultiIndex, PlantedNetwork, SumOfSingleIndex, sample_inputs
+from .training import TrainResult, label_noise_sgd, train
 
 __version__ = _metadata.version("flatext")
 

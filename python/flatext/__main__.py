@@ -1,4 +1,5 @@
 """``python -m flatext`` is the ``flatext`` command."""
+
 import sys
 
 from .cli import main

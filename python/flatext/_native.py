@@ -33,6 +33,7 @@ OpenBLAS from the ``scipy-openblas32`` wheel does the GEMMs under the kernels'
 tiles. The extension finds it through an ``$ORIGIN``-relative rpath; loading
 it here first as well keeps editable and unusual installs working.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -110,9 +111,7 @@ def _choose(files, level, forced):
             "reinstall flatext"
         )
     if forced not in dict(VARIANTS):
-        raise ImportError(
-            f"FLATEXT_DISPATCH must be one of auto, {', '.join(n for n, _ in VARIANTS)}; got {forced!r}"
-        )
+        raise ImportError(f"FLATEXT_DISPATCH must be one of auto, {', '.join(n for n, _ in VARIANTS)}; got {forced!r}")
     if forced not in files:
         raise ImportError(f"FLATEXT_DISPATCH={forced}: this build has no such variant (built: {sorted(files)})")
     if not _runnable(forced, level):

@@ -3,6 +3,7 @@
 Each subcommand lives in the module that implements it and registers itself
 through ``add_parser(subparsers)``; this file only wires them together.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -18,6 +18,7 @@ cell of the hyperplane arrangement of the samples enumerated
 trace over all bias-free interpolators of any width whose pre-activations are all
 non-zero (the generic case; see ``docs/convex.md`` for points on a kink).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -140,18 +141,22 @@ def _enumerate_cells(Xr, gp_tol=1e-9, chunk=20000):
         _, sv, Vt = np.linalg.svd(Xr[T], full_matrices=True)  # (B, k, r) -> Vt (B, r, r)
         scale = np.linalg.norm(Xr[T], axis=2).max(axis=1)
         if np.any(sv[:, -1] <= gp_tol * scale):
-            raise ValueError("X is not in general position (r-1 samples span less than r-1 dimensions, e.g. "
-                             "repeated or parallel samples): exact enumeration needs general position; "
-                             "use patterns='sampled' or add a tiny jitter to X")
+            raise ValueError(
+                "X is not in general position (r-1 samples span less than r-1 dimensions, e.g. "
+                "repeated or parallel samples): exact enumeration needs general position; "
+                "use patterns='sampled' or add a tiny jitter to X"
+            )
         V = Vt[:, -1, :]  # (B, r) unit rays
         Z = V @ Xr.T  # (B, n)
         rel = np.abs(Z) / np.where(norms > 0, norms, 1.0)
         rows = np.arange(T.shape[0])[:, None]
         rel[rows, T] = np.inf
         if np.any(rel <= gp_tol):
-            raise ValueError("X is not in general position (r samples lie in a common hyperplane through "
-                             "the origin): exact enumeration needs general position; use patterns='sampled' "
-                             "or add a tiny jitter to X")
+            raise ValueError(
+                "X is not in general position (r samples lie in a common hyperplane through "
+                "the origin): exact enumeration needs general position; use patterns='sampled' "
+                "or add a tiny jitter to X"
+            )
         S = np.where(Z > 0, 1, -1).astype(np.int8)
         for sgn in (1, -1):
             base = S * sgn
@@ -211,8 +216,10 @@ def arrangement_patterns(X, *, return_interior=False):
     signs, _, inner = _enumerate_cells(X @ Q)
     expected = arrangement_cell_count(X.shape[0], Q.shape[1])
     if signs.shape[0] != expected:
-        raise ValueError(f"enumerated {signs.shape[0]} cells, expected {expected} for samples in general "
-                         "position: X is not in general position; use patterns='sampled'")
+        raise ValueError(
+            f"enumerated {signs.shape[0]} cells, expected {expected} for samples in general "
+            "position: X is not in general position; use patterns='sampled'"
+        )
     if return_interior:
         return signs, inner @ Q.T
     return signs
@@ -384,8 +391,19 @@ def _solve_ecos(q, A, b, cones, tol, verbose=False):
     n0, n1, socs = cones
     A = A.tocsr()
     Aeq, G = A[:n0].tocsc(), A[n0:].tocsc()
-    sol = ecos.solve(q, G, b[n0:], {"l": n1, "q": list(socs)}, Aeq, b[:n0], verbose=verbose,
-                     abstol=tol, reltol=tol, feastol=tol, max_iters=200)
+    sol = ecos.solve(
+        q,
+        G,
+        b[n0:],
+        {"l": n1, "q": list(socs)},
+        Aeq,
+        b[:n0],
+        verbose=verbose,
+        abstol=tol,
+        reltol=tol,
+        feastol=tol,
+        max_iters=200,
+    )
     info = sol["info"]
     status = {0: "Solved", 10: "AlmostSolved"}.get(info["exitFlag"], f"exitFlag {info['exitFlag']}")
     return np.asarray(sol["x"]), status, float(info["pcost"])
@@ -402,10 +420,10 @@ def _solve_cvxpy(q, A, b, cones, tol, verbose=False):
     e = A @ x
     cons = [e[:n0] == b[:n0]]
     if n1:
-        cons.append(b[n0:n0 + n1] - e[n0:n0 + n1] >= 0)
+        cons.append(b[n0 : n0 + n1] - e[n0 : n0 + n1] >= 0)
     off = n0 + n1
     for k in socs:
-        s = b[off:off + k] - e[off:off + k]
+        s = b[off : off + k] - e[off : off + k]
         cons.append(cp.SOC(s[0], s[1:]))
         off += k
     prob = cp.Problem(cp.Minimize(q @ x), cons)
@@ -457,8 +475,10 @@ def _fewer_neurons(Xr, y, pats, groups, act, Ustar, contrib, neg):
     if act.size <= n:
         return act, Ustar
     c = float(neg)
-    Fq = np.stack([g * np.where(pats.signs[P] > 0, 1.0, -c) * (Xr @ u)
-                   for (P, g), u in zip([groups[i] for i in act], Ustar)], axis=1)
+    Fq = np.stack(
+        [g * np.where(pats.signs[P] > 0, 1.0, -c) * (Xr @ u) for (P, g), u in zip([groups[i] for i in act], Ustar)],
+        axis=1,
+    )
     # the trace of each neuron as it is (the solver's t_q can differ from ||M u_q||)
     s2 = np.einsum("ij,ij->i", Xr, Xr)
     cost = np.empty(act.size)
@@ -482,8 +502,11 @@ def _fewer_neurons(Xr, y, pats, groups, act, Ustar, contrib, neg):
     alpha = alpha_all[keep]
     # the vertex's alphas again, exactly (HiGHS meets the equalities to ~1e-7), for y itself
     exact, *_ = np.linalg.lstsq(Fq[:, keep], y, rcond=None)
-    if (np.all(exact > 0) and np.max(np.abs(Fq[:, keep] @ exact - y)) < np.max(np.abs(Fq[:, keep] @ alpha - y))
-            and cost[keep] @ exact <= (cost[keep] @ alpha) * (1 + 1e-8)):
+    if (
+        np.all(exact > 0)
+        and np.max(np.abs(Fq[:, keep] @ exact - y)) < np.max(np.abs(Fq[:, keep] @ alpha - y))
+        and cost[keep] @ exact <= (cost[keep] @ alpha) * (1 + 1e-8)
+    ):
         alpha = exact
     return act[keep], Ustar[keep] * alpha[:, None]
 
@@ -507,8 +530,9 @@ def _cheapest_fit(F, cost, target):
 
     K = F.shape[1]
     tn = float(np.max(np.abs(target)))
-    res = linprog(np.concatenate([cost, cost]), A_eq=np.hstack([F, -F]), b_eq=target / tn, bounds=(0, None),
-                  method="highs-ds")
+    res = linprog(
+        np.concatenate([cost, cost]), A_eq=np.hstack([F, -F]), b_eq=target / tn, bounds=(0, None), method="highs-ds"
+    )
     if res.status != 0:
         return None
     beta = (res.x[:K] - res.x[K:]) * tn
@@ -621,19 +645,36 @@ def _interior_network(Xr, y, pats, groups, U, contrib, neg, rtol):
         f = sum(g * feats(P) * (Xr @ w) for (P, g), w in zip(Gs, Vs))
         if np.max(np.abs(f - y)) <= rtol * scale:
             return Vs, Gs, theta, len(act_groups)
-    raise RuntimeError("could not place the optimum's neurons strictly inside their cells while interpolating "
-                       "(the solver's solution may be inaccurate: try a smaller tol)")
+    raise RuntimeError(
+        "could not place the optimum's neurons strictly inside their cells while interpolating "
+        "(the solver's solution may be inaccurate: try a smaller tol)"
+    )
 
 
 def _check_status(solver, status, x):
     # AlmostSolved: Clarabel met its reduced tolerances (reported in ConvexResult.status)
     if x is None or not np.all(np.isfinite(x)) or status.lower() not in ("solved", "optimal", "almostsolved"):
-        raise RuntimeError(f"the conic solver {solver!r} did not solve the program (status {status!r}); "
-                           "y may not be interpolable with these patterns (use more patterns)")
+        raise RuntimeError(
+            f"the conic solver {solver!r} did not solve the program (status {status!r}); "
+            "y may not be interpolable with these patterns (use more patterns)"
+        )
 
 
-def certified_flattest(X, y, *, neg=0.0, m=None, patterns="auto", n_patterns=None, warm_start=None,
-                       solver="clarabel", seed=0, tol=1e-8, max_exact=200000, verbose=False):
+def certified_flattest(
+    X,
+    y,
+    *,
+    neg=0.0,
+    m=None,
+    patterns="auto",
+    n_patterns=None,
+    warm_start=None,
+    solver="clarabel",
+    seed=0,
+    tol=1e-8,
+    max_exact=200000,
+    verbose=False,
+):
     """The flattest interpolator of a piecewise-linear two-layer network, by a cone program.
 
     Minimizes the orbit-minimal Hessian trace (``flatext.orbit_min_trace``)
@@ -728,8 +769,10 @@ def certified_flattest(X, y, *, neg=0.0, m=None, patterns="auto", n_patterns=Non
     if exact:
         signs, touch, inner = _enumerate_cells(Xr)
         if signs.shape[0] != arrangement_cell_count(n, r):
-            raise ValueError(f"enumerated {signs.shape[0]} cells, expected {arrangement_cell_count(n, r)}: X is "
-                             "not in general position; use patterns='sampled'")
+            raise ValueError(
+                f"enumerated {signs.shape[0]} cells, expected {arrangement_cell_count(n, r)}: X is "
+                "not in general position; use patterns='sampled'"
+            )
         rows = [np.nonzero(tmask)[0] for tmask in touch]
         if r == 1:
             rows = [np.arange(n)] * signs.shape[0]
@@ -769,8 +812,7 @@ def certified_flattest(X, y, *, neg=0.0, m=None, patterns="auto", n_patterns=Non
     U2, contrib2, g2idx = x.reshape(-1, nv)[:, :r], contrib, np.arange(len(groups))
     keep = np.sort(np.argsort(-contrib)[: min(len(groups), max(4 * n, 60))])
     if keep.size < len(groups):
-        q2, A2, b2, c2 = _socp_blocks(Xr, y, pats, neg, [groups[i] for i in keep], kappa[keep],
-                                      [Ls[i] for i in keep])
+        q2, A2, b2, c2 = _socp_blocks(Xr, y, pats, neg, [groups[i] for i in keep], kappa[keep], [Ls[i] for i in keep])
         x2, st2, _ = solve(q2, A2, b2, c2, min(tol, 1e-11), verbose)
         if x2 is not None and np.all(np.isfinite(x2)) and st2.lower() in ("solved", "optimal", "almostsolved"):
             c2v = kappa[keep] * np.maximum(x2.reshape(-1, nv)[:, r], 0.0)
@@ -787,9 +829,11 @@ def certified_flattest(X, y, *, neg=0.0, m=None, patterns="auto", n_patterns=Non
     k_act = W.shape[0]
     if m is not None:
         if k_act > m:
-            raise ValueError(f"the flattest interpolator found needs {k_act} neurons but m = {m}; its trace "
-                             f"{bound:.6g} is a lower bound of the width-{m} optimum (use m >= {k_act}, or "
-                             "m=None)")
+            raise ValueError(
+                f"the flattest interpolator found needs {k_act} neurons but m = {m}; its trace "
+                f"{bound:.6g} is a lower bound of the width-{m} optimum (use m >= {k_act}, or "
+                "m=None)"
+            )
         W = np.vstack([W, np.zeros((m - k_act, d))])
         a = np.concatenate([a, np.zeros(m - k_act)])
     res = forward(W, a, X, neg=neg) - y
@@ -804,13 +848,29 @@ def certified_flattest(X, y, *, neg=0.0, m=None, patterns="auto", n_patterns=Non
     # exact in-cell interpolator, the bound still holds; say so.
     slack = max(1e4 * tol, 1e-4) + 1e3 * theta
     if value < bound * (1 - slack):
-        raise RuntimeError(f"orbit_min_trace of the network ({value:.10g}) is below the cone program's optimum "
-                           f"({bound:.10g}) by more than {slack:.1g} (relative): the solve is not accurate")
+        raise RuntimeError(
+            f"orbit_min_trace of the network ({value:.10g}) is below the cone program's optimum "
+            f"({bound:.10g}) by more than {slack:.1g} (relative): the solve is not accurate"
+        )
     if value > bound * (1 + slack):
-        warnings.warn(f"the network's orbit_min_trace ({value:.10g}) exceeds the certified optimum ({bound:.10g}) "
-                      f"by {value / bound - 1:.2g} (relative; the solver's accuracy on this program)",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"the network's orbit_min_trace ({value:.10g}) exceeds the certified optimum ({bound:.10g}) "
+            f"by {value / bound - 1:.2g} (relative; the solver's accuracy on this program)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     info = {"times": times, **sizes, "theta": theta, "optimum_neurons": k_opt, "solver_objective": obj, "rank": r}
-    return ConvexResult(W=W, a=a, value=value, bound=bound, certificate="global" if exact else "upper_bound",
-                        n_patterns=int(signs.shape[0]), active_neurons=k_act, solver=solver, status=status,
-                        seconds=time.perf_counter() - t0, max_residual=max_res, info=info)
+    return ConvexResult(
+        W=W,
+        a=a,
+        value=value,
+        bound=bound,
+        certificate="global" if exact else "upper_bound",
+        n_patterns=int(signs.shape[0]),
+        active_neurons=k_act,
+        solver=solver,
+        status=status,
+        seconds=time.perf_counter() - t0,
+        max_residual=max_res,
+        info=info,
+    )

@@ -12,6 +12,7 @@ once. Bad input raises ``ValueError`` / ``TypeError`` naming the argument.
 The kernels tile over rows of X and never hold the n x m pre-activations; the
 result bits do not depend on the number of threads.
 """
+
 from __future__ import annotations
 
 import operator
@@ -205,8 +206,7 @@ def hvp(W, a, X, y, VW, va, *, power=1.0, neg=0.0):
     return _core.hvp(W, a, X, y, VW, va, float(power), float(neg))
 
 
-def hessian_top_eigenvalues(W, a, X, y, k=1, *, power=1.0, neg=0.0, max_iter=0, tol=1e-8, seed=0,
-                            return_info=False):
+def hessian_top_eigenvalues(W, a, X, y, k=1, *, power=1.0, neg=0.0, max_iter=0, tol=1e-8, seed=0, return_info=False):
     """The ``k`` largest (algebraic) eigenvalues of the Hessian of the loss.
 
     Lanczos with full reorthogonalization on exact :func:`hvp` products over
@@ -233,9 +233,9 @@ def hessian_top_eigenvalues(W, a, X, y, k=1, *, power=1.0, neg=0.0, max_iter=0, 
     """
     # only what converting to C integers needs: the core checks k, max_iter and tol themselves
     k, max_iter, seed = _int_arg(k, "k"), _int_arg(max_iter, "max_iter"), _int_arg(seed, "seed")
-    if not -2**31 <= k < 2**31:
+    if not -(2**31) <= k < 2**31:
         raise ValueError(f"k must be >= 1 and at most the number of parameters m*(d+1); got {k}")
-    if not -2**31 <= max_iter < 2**31:
+    if not -(2**31) <= max_iter < 2**31:
         raise ValueError(f"max_iter must be >= 0 (0: automatic); got {max_iter}")
     if not 0 <= seed < 2**64:
         raise ValueError(f"seed must be in [0, 2**64); got {seed}")
@@ -317,6 +317,8 @@ def objective(W, a, X, y, lam=0.0, *, which="loss", power=1.0, neg=0.0):
         NamedTuple ``(value, loss, regularizer, gW, ga)`` in the input dtype.
     """
     if which == "loss" and lam != 0:
-        raise ValueError(f'lam must be 0 with which="loss" (no regularizer to weigh); got lam={lam!r}: '
-                         'pass which="gauss_newton" or which="trace"')
+        raise ValueError(
+            f'lam must be 0 with which="loss" (no regularizer to weigh); got lam={lam!r}: '
+            'pass which="gauss_newton" or which="trace"'
+        )
     return Objective(*_core.objective(W, a, X, y, float(lam), which, float(power), float(neg)))

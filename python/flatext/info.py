@@ -4,6 +4,7 @@ Version, OpenMP, thread count, GEMM backend, the instruction-set variant of
 the extension that was loaded (run-time CPU dispatch, ``flatext._native``)
 and the thread pools in the process (``flatext.threads.report``).
 """
+
 from __future__ import annotations
 
 
@@ -32,8 +33,9 @@ def info():
     if w["libgomp_loaded_before_flatext"]:
         env = f"OMP_WAIT_POLICY={w['OMP_WAIT_POLICY']}, GOMP_SPINCOUNT={w['GOMP_SPINCOUNT']}"
         spins = str(w["OMP_WAIT_POLICY"]).upper() != "PASSIVE" and w["GOMP_SPINCOUNT"] in (None, "")
-        wait = (f"libgomp was loaded before flatext ({env} then, if unchanged): "
-                + ("its threads spin after each region (see flatext.threads)" if spins else "as set"))
+        wait = f"libgomp was loaded before flatext ({env} then, if unchanged): " + (
+            "its threads spin after each region (see flatext.threads)" if spins else "as set"
+        )
     elif w["set_by_flatext"]:
         wait = "PASSIVE (set by flatext)"
     else:

@@ -14,6 +14,7 @@ multiply-adds, the n x m matrices S and D are never held whole); its systems
 Residual scale: every tolerance ``tol`` on residuals is relative to the label
 scale, ``max_j |r_j| <= tol * max(1, max_j |y_j|)``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -83,8 +84,10 @@ class InterpolationResult:
 
     def __repr__(self):
         m, d = self.W.shape
-        return (f"InterpolationResult(m={m}, d={d}, max_residual={self.max_residual:.3g}, "
-                f"iterations={self.iterations}, converged={self.converged}, solver={self.solver!r})")
+        return (
+            f"InterpolationResult(m={m}, d={d}, max_residual={self.max_residual:.3g}, "
+            f"iterations={self.iterations}, converged={self.converged}, solver={self.solver!r})"
+        )
 
 
 @dataclass(frozen=True)
@@ -149,9 +152,11 @@ class SearchResult:
 
     def __repr__(self):
         m, d = self.W.shape
-        return (f"SearchResult(m={m}, d={d}, trace={self.trace:.6g}, orbit_min_trace={self.orbit_min_trace:.6g}, "
-                f"max_residual={self.max_residual:.3g}, iterations={self.iterations}, converged={self.converged}, "
-                f"reason={self.reason!r}, grad_ratio={self.grad_ratio:.3g}, polish={self.polish!r})")
+        return (
+            f"SearchResult(m={m}, d={d}, trace={self.trace:.6g}, orbit_min_trace={self.orbit_min_trace:.6g}, "
+            f"max_residual={self.max_residual:.3g}, iterations={self.iterations}, converged={self.converged}, "
+            f"reason={self.reason!r}, grad_ratio={self.grad_ratio:.3g}, polish={self.polish!r})"
+        )
 
 
 def jvp(W, a, X, VW, va, *, power=1.0, neg=0.0):
@@ -209,8 +214,21 @@ def _solver_arg(solver):
     return solver
 
 
-def find_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, tol=None, max_iter=100, lambda_init=None,
-                      solver="auto", cg_rtol=None, cg_max_iter=None):
+def find_interpolator(
+    W0,
+    a0,
+    X,
+    y,
+    *,
+    power=1.0,
+    neg=0.0,
+    tol=None,
+    max_iter=100,
+    lambda_init=None,
+    solver="auto",
+    cg_rtol=None,
+    cg_max_iter=None,
+):
     """Project ``(W0, a0)`` onto the interpolation set by damped Gauss-Newton steps.
 
     Method: minimum-norm Gauss-Newton steps with Levenberg-Marquardt damping,
@@ -265,8 +283,10 @@ def find_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, tol=None, max_iter=10
     InterpolationResult
     """
     tol = _default_tol(W0, tol)
-    kw = _options(cg_rtol=None if cg_rtol is None else float(cg_rtol),
-                  cg_max_iter=None if cg_max_iter is None else _int_arg(cg_max_iter, "cg_max_iter"))
+    kw = _options(
+        cg_rtol=None if cg_rtol is None else float(cg_rtol),
+        cg_max_iter=None if cg_max_iter is None else _int_arg(cg_max_iter, "cg_max_iter"),
+    )
     max_iter = _int_arg(max_iter, "max_iter")
     solver = _solver_arg(solver)
     # With the default damping, a run that ends at a non-interpolating point is
@@ -279,8 +299,9 @@ def find_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, tol=None, max_iter=10
     for li in tries:
         opt = dict(kw) if li is None else dict(kw, lambda_init=li)
         try:
-            t = _core.find_interpolator(W0, a0, X, y, float(power), float(neg), tol=tol, max_iter=max_iter,
-                                        solver=solver, **opt)
+            t = _core.find_interpolator(
+                W0, a0, X, y, float(power), float(neg), tol=tol, max_iter=max_iter, solver=solver, **opt
+            )
         except ValueError as e:
             if "no damped Gauss-Newton step" not in str(e):
                 raise
@@ -291,25 +312,66 @@ def find_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, tol=None, max_iter=10
         if r["converged"]:
             break
     if r is None:
-        raise ValueError(errors[0] if len(errors) == 1 else
-                         f"{errors[0]}; the retries with initial damping {', '.join(map(str, tries[1:]))} "
-                         "failed the same way")
-    return InterpolationResult(r["W"], r["a"], float(r["max_residual"]), int(r["iterations"]), bool(r["converged"]),
-                               np.asarray(r["history"]), int(r["gram_builds"]), r["solver"], int(r["krylov_iters"]),
-                               int(r["krylov_failures"]))
+        raise ValueError(
+            errors[0]
+            if len(errors) == 1
+            else f"{errors[0]}; the retries with initial damping {', '.join(map(str, tries[1:]))} failed the same way"
+        )
+    return InterpolationResult(
+        r["W"],
+        r["a"],
+        float(r["max_residual"]),
+        int(r["iterations"]),
+        bool(r["converged"]),
+        np.asarray(r["history"]),
+        int(r["gram_builds"]),
+        r["solver"],
+        int(r["krylov_iters"]),
+        int(r["krylov_failures"]),
+    )
 
 
-_HIST_KEYS = ("trace", "orbit_min_trace", "max_residual", "eta", "gt_ratio", "backtracks", "retract_iters",
-              "gram_builds", "krylov_iters")
+_HIST_KEYS = (
+    "trace",
+    "orbit_min_trace",
+    "max_residual",
+    "eta",
+    "gt_ratio",
+    "backtracks",
+    "retract_iters",
+    "gram_builds",
+    "krylov_iters",
+)
 
 #: Stopping reasons of :func:`flattest_interpolator` that are a first-order stop (``converged=True``).
 CONVERGED_REASONS = ("gtol",)
 
 
-def flattest_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, max_iter=500, balance=True, tol=None, gtol=1e-4,
-                          ftol=1e-9, patience=10, lambda_rel=None, retract_iter=None, a_correction=None,
-                          solver="auto", cg_rtol=None, cg_max_iter=None, callback=None, polish="auto",
-                          polish_rounds=4, seed=0):
+def flattest_interpolator(
+    W0,
+    a0,
+    X,
+    y,
+    *,
+    power=1.0,
+    neg=0.0,
+    max_iter=500,
+    balance=True,
+    tol=None,
+    gtol=1e-4,
+    ftol=1e-9,
+    patience=10,
+    lambda_rel=None,
+    retract_iter=None,
+    a_correction=None,
+    solver="auto",
+    cg_rtol=None,
+    cg_max_iter=None,
+    callback=None,
+    polish="auto",
+    polish_rounds=4,
+    seed=0,
+):
     """Search the interpolation set for the interpolator of least Hessian trace.
 
     Projected gradient on ``M = {r = 0}``, one C++ step per iteration
@@ -449,15 +511,19 @@ def flattest_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, max_iter=500, bal
     if polish_rounds < 1:
         raise ValueError(f"polish_rounds must be >= 1; got {polish_rounds}")
     solver = _solver_arg(solver)
-    kw = _options(lambda_rel=None if lambda_rel is None else float(lambda_rel),
-                  retract_iter=None if retract_iter is None else _int_arg(retract_iter, "retract_iter"),
-                  a_correction=None if a_correction is None else bool(a_correction),
-                  cg_rtol=None if cg_rtol is None else float(cg_rtol),
-                  cg_max_iter=None if cg_max_iter is None else _int_arg(cg_max_iter, "cg_max_iter"))
+    kw = _options(
+        lambda_rel=None if lambda_rel is None else float(lambda_rel),
+        retract_iter=None if retract_iter is None else _int_arg(retract_iter, "retract_iter"),
+        a_correction=None if a_correction is None else bool(a_correction),
+        cg_rtol=None if cg_rtol is None else float(cg_rtol),
+        cg_max_iter=None if cg_max_iter is None else _int_arg(cg_max_iter, "cg_max_iter"),
+    )
     start = find_interpolator(W0, a0, X, y, power=p, neg=c, tol=tol, max_iter=200, solver=solver)
     if not start.converged:
-        raise ValueError(f"flattest_interpolator: could not project the start point onto the interpolation set "
-                         f"(max|r| = {start.max_residual:.3g} after {start.iterations} Gauss-Newton steps)")
+        raise ValueError(
+            f"flattest_interpolator: could not project the start point onto the interpolation set "
+            f"(max|r| = {start.max_residual:.3g} after {start.iterations} Gauss-Newton steps)"
+        )
     W, a = start.W, start.a
     X = np.ascontiguousarray(X, dtype=W.dtype)
     y = np.ascontiguousarray(y, dtype=W.dtype)
@@ -517,8 +583,20 @@ def flattest_interpolator(W0, a0, X, y, *, power=1.0, neg=0.0, max_iter=500, bal
             reason = "ftol_stall"
             break
     history = {k: np.asarray(v) for k, v in hist.items()}
-    res = SearchResult(W, a, float(trace), float(omin), float(rmax), it, reason in CONVERGED_REASONS, reason,
-                       history, float(ratio), s["solver"], search_orbit_min_trace=float(omin))
+    res = SearchResult(
+        W,
+        a,
+        float(trace),
+        float(omin),
+        float(rmax),
+        it,
+        reason in CONVERGED_REASONS,
+        reason,
+        history,
+        float(ratio),
+        s["solver"],
+        search_orbit_min_trace=float(omin),
+    )
     if polish == "convex" or (polish == "auto" and p == 1.0 and 0.0 <= c <= 1.0 and X.shape[0] <= 400):
         res = _convex_polish(res, X, y, c, tol, polish_rounds, seed)
     return res
@@ -539,29 +617,46 @@ def _convex_polish(res, X, y, neg, tol, rounds, seed):
     m = res.W.shape[0]
     rng = np.random.default_rng(seed)
     W, a, best = res.W, res.a, res.orbit_min_trace
-    status, stale = "no improvement", 0
+    status, stale, error = "no improvement", 0, None
     for k in range(rounds):
         try:
-            q = certified_flattest(X, y, neg=neg, m=m, patterns="sampled", n_patterns=20,
-                                   warm_start=[(W, a)] + _neighbour_networks(W, a, rng), seed=seed + k)
+            q = certified_flattest(
+                X,
+                y,
+                neg=neg,
+                m=m,
+                patterns="sampled",
+                n_patterns=20,
+                warm_start=[(W, a)] + _neighbour_networks(W, a, rng),
+                seed=seed + k,
+            )
         except (ValueError, RuntimeError) as e:  # width too small for the optimum, or an inaccurate solve
-            status = f"failed: {e}" if status == "no improvement" else status
-            break
-        if q.value < best * (1 - 1e-12):
-            W, a, best, stale = q.W.astype(res.W.dtype), q.a.astype(res.a.dtype), q.value, 0
-            status = "improved"
+            error, stale = e, stale + 1
         else:
-            stale += 1
-            if stale >= 2:
-                break
+            if q.value < best * (1 - 1e-12):
+                W, a, best, stale = q.W.astype(res.W.dtype), q.a.astype(res.a.dtype), q.value, 0
+                status = "improved"
+            else:
+                stale += 1
+        if stale >= 2:
+            break
+    if status != "improved" and error is not None:
+        status = f"failed: {error}"
     if status != "improved":
         return replace(res, polish=status)
     r = _core.forward(W, a, X, 1.0, neg) - y
     rmax = float(np.max(np.abs(r)))
     if rmax > tol * max(1.0, float(np.max(np.abs(y)))):  # never return a non-interpolator
         return replace(res, polish=f"failed: the polished network's max|r| = {rmax:.3g} is above tol")
-    return replace(res, W=W, a=a, trace=float(_core.hessian_trace(W, a, X, y, 1.0, neg)), orbit_min_trace=float(best),
-                   max_residual=rmax, polish="improved")
+    return replace(
+        res,
+        W=W,
+        a=a,
+        trace=float(_core.hessian_trace(W, a, X, y, 1.0, neg)),
+        orbit_min_trace=float(best),
+        max_residual=rmax,
+        polish="improved",
+    )
 
 
 def memorizing_interpolator(X, y, *, power=1.0, neg=0.0, kappa=1.0, m=None, return_info=False):
@@ -602,7 +697,8 @@ def memorizing_interpolator(X, y, *, power=1.0, neg=0.0, kappa=1.0, m=None, retu
         raise ValueError(
             f"memorizing_interpolator: the n x n feature system (n = {np.shape(X)[0]}) could not be solved to "
             f"interpolation (max|r| = {res:.3g}, rcond = {rcond:.3g}); kappa = {kappa!r} is probably too large or too "
-            "small for this power (sigma(kappa x . x') under- or overflows), or samples repeat")
+            "small for this power (sigma(kappa x . x') under- or overflows), or samples repeat"
+        )
     if return_info:
         return W, a, {"residual": float(res), "rcond": float(rcond), "least_squares": bool(ls)}
     return W, a

@@ -17,6 +17,7 @@ definition (as under ``jax.lax.stop_gradient``) -- do not differentiate with
 respect to them. Second derivatives of these functions (``jax.hessian`` of
 :func:`loss`, ``grad`` of ``grad``) are not available; use :func:`hvp`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -55,8 +56,10 @@ def _check(W, a, X, y):
     if dt not in (jnp.float32, jnp.float64):
         raise TypeError(f"W, a, X, y must be float32 or float64 (float64 needs jax_enable_x64); got {dt}")
     if jnp.ndim(W) != 2 or jnp.ndim(X) != 2 or jnp.ndim(a) != 1 or jnp.ndim(y) != 1:
-        raise ValueError(f"expected W (m, d), a (m,), X (n, d), y (n,); got shapes {jnp.shape(W)}, {jnp.shape(a)}, "
-                         f"{jnp.shape(X)}, {jnp.shape(y)}")
+        raise ValueError(
+            f"expected W (m, d), a (m,), X (n, d), y (n,); got shapes {jnp.shape(W)}, {jnp.shape(a)}, "
+            f"{jnp.shape(X)}, {jnp.shape(y)}"
+        )
     return dt
 
 
@@ -103,8 +106,10 @@ def _hvp_fn(power, neg):
     def apply(W, a, X, y, VW, va):
         dt = _check(W, a, X, y)
         if jnp.shape(VW) != jnp.shape(W) or jnp.shape(va) != jnp.shape(a):
-            raise ValueError(f"VW, va must have the shapes of W, a {jnp.shape(W)}, {jnp.shape(a)}; got "
-                             f"{jnp.shape(VW)}, {jnp.shape(va)}")
+            raise ValueError(
+                f"VW, va must have the shapes of W, a {jnp.shape(W)}, {jnp.shape(a)}; got "
+                f"{jnp.shape(VW)}, {jnp.shape(va)}"
+            )
         VW, va = jnp.asarray(VW, dt), jnp.asarray(va, dt)
         return _call(host_hvp, (_sds(W.shape, dt), _sds(a.shape, dt)), W, a, X, y, VW, va)
 
@@ -159,8 +164,13 @@ def _objective_fn(which, power, neg):
         # loss and regularizer are reported values; their cotangents must be zero (NaN otherwise)
         bad = (glo != 0) | (greg != 0)
         nan = jnp.where(bad, jnp.nan, 1.0).astype(gW.dtype)
-        return (gv * gW * nan, gv * ga * nan, jnp.zeros_like(X), jnp.zeros_like(y),
-                jnp.asarray(gv * reg * nan, dtype=jnp.result_type(lam)))
+        return (
+            gv * gW * nan,
+            gv * ga * nan,
+            jnp.zeros_like(X),
+            jnp.zeros_like(y),
+            jnp.asarray(gv * reg * nan, dtype=jnp.result_type(lam)),
+        )
 
     f.defvjp(fwd, bwd)
     return f

@@ -5,6 +5,7 @@ eigenvalue, population loss against a teacher with the zero predictor's
 (the null loss) and their ratio, each timed. The sweeps build their rows from
 it, so a script and a sweep row agree by construction.
 """
+
 from __future__ import annotations
 
 import time
@@ -92,16 +93,20 @@ class Measurements:
         """A flat dict for a table row: the measured values (fields left None are
         absent), ``time_<name>`` seconds per measurement, and ``notes`` (one
         string, or None)."""
-        row = {f.name: getattr(self, f.name) for f in fields(self)
-               if f.name not in ("seconds", "notes") and getattr(self, f.name) is not None}
+        row = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("seconds", "notes") and getattr(self, f.name) is not None
+        }
         for k, v in self.seconds.items():
             row[f"time_{k}"] = v
         row["notes"] = "\n".join(self.notes) if self.notes else None
         return row
 
     def __repr__(self):
-        vals = ", ".join(f"{f.name}={getattr(self, f.name):.6g}" for f in fields(self)
-                         if isinstance(getattr(self, f.name), float))
+        vals = ", ".join(
+            f"{f.name}={getattr(self, f.name):.6g}" for f in fields(self) if isinstance(getattr(self, f.name), float)
+        )
         return f"Measurements({vals})"
 
 
@@ -118,8 +123,22 @@ def _which(which, teacher):
     return [w for w in MEASUREMENTS if w in which]
 
 
-def measure(W, a, X, y, teacher=None, *, power=1.0, neg=0.0, which=None, inputs="gaussian", spectrum=None,
-            population="auto", n_samples=100_000, seed=0):
+def measure(
+    W,
+    a,
+    X,
+    y,
+    teacher=None,
+    *,
+    power=1.0,
+    neg=0.0,
+    which=None,
+    inputs="gaussian",
+    spectrum=None,
+    population="auto",
+    n_samples=100_000,
+    seed=0,
+):
     """The standard measurements of the network ``(W, a)`` on data ``(X, y)``, in one call.
 
     Each value is the direct kernel call (:func:`flatext.loss`,
@@ -200,8 +219,12 @@ def measure(W, a, X, y, teacher=None, *, power=1.0, neg=0.0, which=None, inputs=
             Wf = np.asarray(W, dtype=np.float64)
             v = population_loss(Wf, np.asarray(a, dtype=np.float64), teacher, **pkw)
             z = population_loss(np.zeros((1, Wf.shape[1])), np.zeros(1), teacher, **pkw)
-            vals.update(population_loss=float(v.value), population_stderr=float(v.stderr), null_loss=float(z.value),
-                        population_loss_rel=float(v.value) / float(z.value) if z.value > 0 else float("nan"),
-                        population_method=method)
+            vals.update(
+                population_loss=float(v.value),
+                population_stderr=float(v.stderr),
+                null_loss=float(z.value),
+                population_loss_rel=float(v.value) / float(z.value) if z.value > 0 else float("nan"),
+                population_method=method,
+            )
         seconds[name] = time.perf_counter() - t0
     return Measurements(**vals, seconds=seconds, notes=tuple(notes))

@@ -13,6 +13,7 @@ The wheel installs the headers in ``site-packages/flatext/include/flatext/``
 and ``flatextConfig.cmake`` in ``site-packages/flatext/share/cmake/flatext/``
 (see ``docs/cpp.md``).
 """
+
 from __future__ import annotations
 
 import os
@@ -130,8 +131,16 @@ def compile_flags(openblas=True):
     -------
     list of str
     """
-    flags = ["-std=c++17", "-O3", "-DNDEBUG", "-fno-trapping-math", "-fopenmp", "-DEIGEN_DONT_PARALLELIZE",
-             f"-I{get_include()}", f"-I{get_eigen_include()}"]
+    flags = [
+        "-std=c++17",
+        "-O3",
+        "-DNDEBUG",
+        "-fno-trapping-math",
+        "-fopenmp",
+        "-DEIGEN_DONT_PARALLELIZE",
+        f"-I{get_include()}",
+        f"-I{get_eigen_include()}",
+    ]
     lib = _openblas_libdir() if openblas else None
     if lib is not None:
         flags += ["-DFLATEXT_USE_OPENBLAS", f"-L{lib}", f"-Wl,-rpath,{lib}", "-lscipy_openblas"]
@@ -157,8 +166,14 @@ def add_parser(sub):
     g = p.add_mutually_exclusive_group()
     g.add_argument("--cmakedir", action="store_true", help="only the directory of flatextConfig.cmake (flatext_DIR)")
     g.add_argument("--includedir", action="store_true", help="only the include directory (for <flatext/flatext.hpp>)")
-    g.add_argument("--cflags", action="store_true",
-                   help="compiler and linker flags for building without CMake: g++ main.cpp $(flatext paths --cflags)")
-    p.add_argument("--no-openblas", action="store_true",
-                   help="with --cflags: Eigen's GEMM instead of OpenBLAS from scipy-openblas32 (no library to link)")
+    g.add_argument(
+        "--cflags",
+        action="store_true",
+        help="compiler and linker flags for building without CMake: g++ main.cpp $(flatext paths --cflags)",
+    )
+    p.add_argument(
+        "--no-openblas",
+        action="store_true",
+        help="with --cflags: Eigen's GEMM instead of OpenBLAS from scipy-openblas32 (no library to link)",
+    )
     p.set_defaults(func=_run)

@@ -18,6 +18,7 @@ Two methods (``docs/population.md``):
   :func:`flatext.teachers.sample_inputs`, streamed in batches (bounded memory),
   with the standard error of the mean.
 """
+
 from __future__ import annotations
 
 import math
@@ -107,7 +108,8 @@ def _grid(k):
     if k not in _SMOOTH:
         raise NotImplementedError(
             f"the exact population loss needs Gaussian integrals in {k} smooth dimensions beyond the "
-            "neurons' direction; only up to 2 are supported (e.g. MultiIndex with r <= 2): use method=\"mc\"")
+            'neurons\' direction; only up to 2 are supported (e.g. MultiIndex with r <= 2): use method="mc"'
+        )
     x, w = _gauss_line(*_SMOOTH[k])
     if k == 1:
         return x[:, None], w
@@ -127,10 +129,10 @@ def _eval_weighted(H, Z, w):
     """sum_j w_j H(Z_j) in chunks."""
     acc = 0.0
     for i in range(0, Z.shape[0], _CHUNK):
-        h = np.asarray(H(Z[i:i + _CHUNK]), dtype=np.float64)
+        h = np.asarray(H(Z[i : i + _CHUNK]), dtype=np.float64)
         if h.shape != (min(_CHUNK, Z.shape[0] - i),):
             raise ValueError(f"a link returned shape {h.shape} for {Z.shape[0]} points; links must return (n,)")
-        acc += float(w[i:i + _CHUNK] @ h)
+        acc += float(w[i : i + _CHUNK] @ h)
     return acc
 
 
@@ -163,14 +165,14 @@ def _kinked_expect(v, p, c, H, V):
         per_t = max(1, _CHUNK // max(1, base.shape[0]))
         vals = np.empty(t.shape[0])
         for i in range(0, t.shape[0], per_t):
-            tc = tt[i:i + per_t]
+            tc = tt[i : i + per_t]
             Z = (tc[:, None, None] * b[None, None, :] + base[None, :, :]).reshape(-1, b.shape[0])
             h = np.asarray(H(Z), dtype=np.float64)
             if h.shape != (Z.shape[0],):
                 raise ValueError(f"a link returned shape {h.shape} for {Z.shape[0]} points; links must return (n,)")
-            vals[i:i + per_t] = h.reshape(tc.shape[0], -1) @ wy
-        total += coef * float((wt * t ** p) @ vals)
-    return nv ** p * total
+            vals[i : i + per_t] = h.reshape(tc.shape[0], -1) @ wy
+        total += coef * float((wt * t**p) @ vals)
+    return nv**p * total
 
 
 def _abs_moment(p):
@@ -192,7 +194,7 @@ def _exact(W, a, teacher, power, neg):
     kappa = ex.const
     if kappa != 0.0:
         norms = np.linalg.norm(U, axis=1)
-        first = sum(bb * nn ** pp * _abs_moment(pp) * (1 + cc) / 2 for bb, nn, pp, cc in zip(beta, norms, P, C))
+        first = sum(bb * nn**pp * _abs_moment(pp) * (1 + cc) / 2 for bb, nn, pp, cc in zip(beta, norms, P, C))
         total += kappa * kappa - 2 * kappa * first
     gen = ex.general
     for i, (Vg, hg, gg) in enumerate(gen):
@@ -209,8 +211,20 @@ def _exact(W, a, teacher, power, neg):
 
 
 # --------------------------------------------------------------------------- API
-def population_loss(W, a, teacher, *, power=1.0, neg=0.0, method="exact", n_samples=1_000_000, seed=None,
-                    inputs="gaussian", spectrum=None, batch=65536):
+def population_loss(
+    W,
+    a,
+    teacher,
+    *,
+    power=1.0,
+    neg=0.0,
+    method="exact",
+    n_samples=1_000_000,
+    seed=None,
+    inputs="gaussian",
+    spectrum=None,
+    batch=65536,
+):
     """Population loss ``E_x[(f(x) - f*(x))^2]`` of the network (W, a) against a teacher.
 
     The label-noise variance is not included (noisy risk = value + noise^2).

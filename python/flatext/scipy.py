@@ -21,6 +21,7 @@ is already a C-contiguous float64 vector is unpacked into views, without a copy.
 SciPy itself is imported only when :func:`hessian_operator` is called; the
 objective needs numpy alone.
 """
+
 from __future__ import annotations
 
 import math
@@ -89,7 +90,7 @@ def unpack(theta, d):
             f"theta must have size m * (d + 1) = m * {d + 1} for some m >= 1 (d = {d}); got size {theta.size}"
         )
     m = theta.size // (d + 1)
-    return theta[: m * d].reshape(m, d), theta[m * d:]
+    return theta[: m * d].reshape(m, d), theta[m * d :]
 
 
 def _check_d(d):

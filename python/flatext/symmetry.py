@@ -5,6 +5,7 @@ the training and population losses, but moves neuron i's trace part along
 ``T_i(t) = t^(2p) A_i + t^(-2) B_i``. When ``A_i, B_i > 0`` its minimum is
 ``(p+1) A_i^(1/(p+1)) (B_i/p)^(p/(p+1))`` at ``t^(2p+2) = B_i / (p A_i)``.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -36,12 +36,13 @@ with ``y = f*(X) + N(0, tau^2)``. Inputs: ``"gaussian"`` (N(0, I_d)),
 (uniform on {-1, +1}^d), ``"anisotropic"`` (N(0, diag(spectrum))). A seed
 (int, None or ``numpy.random.Generator``) makes every draw reproducible.
 """
+
 from __future__ import annotations
 
 import math
 import numbers
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
@@ -110,10 +111,17 @@ LINKS = {
     "abs": Link("abs", lambda z: np.abs(np.asarray(z, dtype=np.float64)), ((1.0, 1.0, 1.0),)),
     "linear": Link("linear", lambda z: np.array(z, dtype=np.float64), ((1.0, -1.0, 1.0),)),
     "he2": Link("he2", lambda z: np.asarray(z, dtype=np.float64) ** 2 - 1.0, ((2.0, 1.0, 1.0),), -1.0),
-    "he3": Link("he3", lambda z: (lambda z: z ** 3 - 3.0 * z)(np.asarray(z, dtype=np.float64)),
-                ((3.0, -1.0, 1.0), (1.0, -1.0, -3.0))),
-    "he4": Link("he4", lambda z: (lambda z: z ** 4 - 6.0 * z ** 2 + 3.0)(np.asarray(z, dtype=np.float64)),
-                ((4.0, 1.0, 1.0), (2.0, 1.0, -6.0)), 3.0),
+    "he3": Link(
+        "he3",
+        lambda z: (lambda z: z**3 - 3.0 * z)(np.asarray(z, dtype=np.float64)),
+        ((3.0, -1.0, 1.0), (1.0, -1.0, -3.0)),
+    ),
+    "he4": Link(
+        "he4",
+        lambda z: (lambda z: z**4 - 6.0 * z**2 + 3.0)(np.asarray(z, dtype=np.float64)),
+        ((4.0, 1.0, 1.0), (2.0, 1.0, -6.0)),
+        3.0,
+    ),
     "tanh": Link("tanh", lambda z: np.tanh(np.asarray(z, dtype=np.float64))),
 }
 """The named links."""
@@ -360,8 +368,14 @@ class SumOfSingleIndex(Teacher):
                 P.append(p)
                 C.append(c)
                 A.append(wk * coef)
-        return _Expansion(np.array(V).reshape(-1, self.d), np.array(P, dtype=np.float64),
-                          np.array(C, dtype=np.float64), np.array(A, dtype=np.float64), const, gen)
+        return _Expansion(
+            np.array(V).reshape(-1, self.d),
+            np.array(P, dtype=np.float64),
+            np.array(C, dtype=np.float64),
+            np.array(A, dtype=np.float64),
+            const,
+            gen,
+        )
 
 
 class MultiIndex(Teacher):
@@ -428,11 +442,15 @@ class MultiIndex(Teacher):
         g = self._scalar
         if g is not None and g.atoms is not None:
             u = self.U[:, 0]
-            return _Expansion(np.array([u for _ in g.atoms]).reshape(-1, self.d),
-                              np.array([t[0] for t in g.atoms]), np.array([t[1] for t in g.atoms]),
-                              np.array([t[2] for t in g.atoms]), g.const, [])
-        return _Expansion(np.zeros((0, self.d)), np.zeros(0), np.zeros(0), np.zeros(0), 0.0,
-                          [(self.U, self.link, 1.0)])
+            return _Expansion(
+                np.array([u for _ in g.atoms]).reshape(-1, self.d),
+                np.array([t[0] for t in g.atoms]),
+                np.array([t[1] for t in g.atoms]),
+                np.array([t[2] for t in g.atoms]),
+                g.const,
+                [],
+            )
+        return _Expansion(np.zeros((0, self.d)), np.zeros(0), np.zeros(0), np.zeros(0), 0.0, [(self.U, self.link, 1.0)])
 
 
 class PlantedNetwork(Teacher):

@@ -37,6 +37,7 @@ cannot do this part: the spinning is decided when the libraries load.
 processes. :func:`report` (part of :func:`flatext.info`) says which pools are
 loaded and how they wait.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -185,8 +186,11 @@ def thread_limits(n):
     ctl = ThreadpoolController()
     # never let threadpoolctl start flatext's own OpenBLAS (it must stay at 1 thread)
     ctl = ctl.select(user_api=["blas", "openmp"])
-    libs = [c for c in ctl.lib_controllers if "scipy_openblas32" not in c.filepath and
-            not os.path.basename(c.filepath).startswith("libscipy_openblas.")]
+    libs = [
+        c
+        for c in ctl.lib_controllers
+        if "scipy_openblas32" not in c.filepath and not os.path.basename(c.filepath).startswith("libscipy_openblas.")
+    ]
     old = [c.num_threads for c in libs]
     old_fx = flatext.get_num_threads()
     try:

@@ -31,6 +31,7 @@ Gradients flow to ``W`` and ``a`` (and to the direction ``(VW, va)`` in
 differentiating a result twice (``create_graph=True``), raises a
 ``RuntimeError`` saying so, never a silent zero.
 """
+
 from __future__ import annotations
 
 import math
@@ -60,7 +61,6 @@ __all__ = [
 
 #: Values of ``reduction`` and the factor each puts on flatext's ``L = (1/(2n)) sum r^2``.
 REDUCTIONS = ("half_mean", "mean", "sum")
-
 
 
 # --------------------------------------------------------------------------- conversion
@@ -104,7 +104,9 @@ def _vec(t, name, length_name):
     if isinstance(t, torch.Tensor) and t.dim() == 2 and 1 in t.shape:
         return t.reshape(-1)
     if isinstance(t, torch.Tensor) and t.dim() != 1:
-        raise ValueError(f"{name} must have shape ({length_name},), (1, {length_name}) or ({length_name}, 1); got {tuple(t.shape)}")
+        raise ValueError(
+            f"{name} must have shape ({length_name},), (1, {length_name}) or ({length_name}, 1); got {tuple(t.shape)}"
+        )
     return t
 
 
@@ -291,8 +293,17 @@ class _Hvp(torch.autograd.Function):
         cW = _np(gHW.reshape(Wn.shape).to(W.dtype), "grad of HW")
         ca = _np(gha.reshape(-1).to(W.dtype), "grad of ha")
         HW, ha = _fx.hvp(Wn, an, Xn, yn, cW, ca, power=power, neg=neg)
-        return (None, None, None, None, (_t(HW, W) * scale).reshape(ctx.vshapes[0]),
-                (_t(ha, a) * scale).reshape(ctx.vshapes[1]), None, None, None)
+        return (
+            None,
+            None,
+            None,
+            None,
+            (_t(HW, W) * scale).reshape(ctx.vshapes[0]),
+            (_t(ha, a) * scale).reshape(ctx.vshapes[1]),
+            None,
+            None,
+            None,
+        )
 
 
 class _Objective(torch.autograd.Function):
@@ -396,14 +407,23 @@ def hessian_trace_parts(W, a, X, y, *, power=1.0, neg=0.0, reduction="half_mean"
     def sc(v):
         return torch.as_tensor(np.asarray(v)).to(W.dtype) * s
 
-    return _TorchTraceParts(total, sc(parts.gauss_newton), sc(parts.residual), sc(parts.per_neuron),
-                          sc(parts.per_neuron_a), sc(parts.per_neuron_w), sc(parts.loss))
+    return _TorchTraceParts(
+        total,
+        sc(parts.gauss_newton),
+        sc(parts.residual),
+        sc(parts.per_neuron),
+        sc(parts.per_neuron_a),
+        sc(parts.per_neuron_w),
+        sc(parts.loss),
+    )
 
 
 class _TorchTraceParts(_fx.TraceParts):
     def __repr__(self):
-        return (f"TraceParts(total={float(self.total.detach()):.6g}, gauss_newton={float(self.gauss_newton):.6g}, "
-                f"residual={float(self.residual):.6g}, m={self.per_neuron.shape[0]})")
+        return (
+            f"TraceParts(total={float(self.total.detach()):.6g}, gauss_newton={float(self.gauss_newton):.6g}, "
+            f"residual={float(self.residual):.6g}, m={self.per_neuron.shape[0]})"
+        )
 
 
 def hvp(W, a, X, y, VW, va, *, power=1.0, neg=0.0, reduction="half_mean"):
@@ -443,8 +463,7 @@ def orbit_min_trace(W, a, X, y, *, power=1.0, neg=0.0, reduction="half_mean"):
     return _OrbitMin.apply(W, a, X, y, p, c, _scale(reduction, _n(X)))
 
 
-def regularized_loss(W, a, X, y, lam, *, which="trace", power=1.0, neg=0.0, reduction="half_mean",
-                     return_parts=False):
+def regularized_loss(W, a, X, y, lam, *, which="trace", power=1.0, neg=0.0, reduction="half_mean", return_parts=False):
     """``L + lam * R`` with its exact gradient, as one differentiable tensor.
 
     Parameters
@@ -616,7 +635,8 @@ def _activation_of(mod):
 
 
 def from_sequential(seq):
-    """A :class:`TwoLayer` with the weights of ``nn.Sequential(Linear(d, m, bias=False), act, Linear(m, 1, bias=False))``.
+    """A :class:`TwoLayer` with the weights of an ``nn.Sequential``:
+    ``nn.Sequential(Linear(d, m, bias=False), act, Linear(m, 1, bias=False))``.
 
     ``act`` is ``nn.ReLU()``, ``nn.LeakyReLU(s)`` (neg = -s) or :class:`ReLUPower`.
     The weights are copied (the new module does not share them).
@@ -627,16 +647,20 @@ def from_sequential(seq):
         For any other structure, a bias, or another activation.
     """
     if not isinstance(seq, nn.Sequential) or len(seq) != 3:
-        raise TypeError("from_sequential expects nn.Sequential(nn.Linear(d, m, bias=False), activation, "
-                        f"nn.Linear(m, 1, bias=False)); got {type(seq).__name__} of length "
-                        f"{len(seq) if hasattr(seq, '__len__') else '?'}")
+        raise TypeError(
+            "from_sequential expects nn.Sequential(nn.Linear(d, m, bias=False), activation, "
+            f"nn.Linear(m, 1, bias=False)); got {type(seq).__name__} of length "
+            f"{len(seq) if hasattr(seq, '__len__') else '?'}"
+        )
     l1, act, l2 = seq
     for k, lin in ((0, l1), (2, l2)):
         if not isinstance(lin, nn.Linear):
             raise TypeError(f"from_sequential: layer {k} must be nn.Linear; got {type(lin).__name__}")
         if lin.bias is not None:
-            raise TypeError(f"from_sequential: layer {k} has a bias; flatext's network has none "
-                            "(build it with nn.Linear(..., bias=False))")
+            raise TypeError(
+                f"from_sequential: layer {k} has a bias; flatext's network has none "
+                "(build it with nn.Linear(..., bias=False))"
+            )
     if l2.out_features != 1:
         raise TypeError(f"from_sequential: the last layer must have one output; got {l2.out_features}")
     if l2.in_features != l1.out_features:

@@ -6,6 +6,7 @@ The loop runs in C++ (``flatext/training.hpp``, the fused loss gradient of
 it: a Gauss-Newton polish of the last digits, a callback every ``k`` steps,
 the stop reason, and a warning when fixed-``rho`` SAM plateaus.
 """
+
 from __future__ import annotations
 
 import math
@@ -75,10 +76,12 @@ class TrainResult:
 
     def __repr__(self):
         m, d = self.W.shape
-        return (f"TrainResult(m={m}, d={d}, loss={self.loss:.3g}, iterations={self.iterations}, "
-                f"reason={self.reason!r}, polish={self.polish!r}, polished={self.polished}, "
-                f"max_residual_before={self.max_residual_before:.3g}, "
-                f"max_residual_after={self.max_residual_after:.3g})")
+        return (
+            f"TrainResult(m={m}, d={d}, loss={self.loss:.3g}, iterations={self.iterations}, "
+            f"reason={self.reason!r}, polish={self.polish!r}, polished={self.polished}, "
+            f"max_residual_before={self.max_residual_before:.3g}, "
+            f"max_residual_after={self.max_residual_after:.3g})"
+        )
 
 
 def _reason(message):
@@ -100,7 +103,7 @@ def _sam_plateaued(hist_loss, W, a, X, y, power, neg, rho):
     the SAM gradient is more than twice the loss gradient (the ascent step
     ``rho g/||g||``, not the loss, sets the step: about ``rho * curvature``)."""
     k = len(hist_loss)
-    if k < 8 or min(hist_loss[3 * k // 4:]) < 0.5 * min(hist_loss[k // 4:k // 2]):
+    if k < 8 or min(hist_loss[3 * k // 4 :]) < 0.5 * min(hist_loss[k // 4 : k // 2]):
         return False
     _, gW, ga = _core.loss_grad(W, a, X, y, power, neg)
     g = math.sqrt(float(np.sum(gW * gW) + np.sum(ga * ga)))
@@ -110,9 +113,30 @@ def _sam_plateaued(hist_loss, W, a, X, y, power, neg, rho):
     return math.sqrt(float(np.sum(hW * hW) + np.sum(ha * ha))) > 2 * g
 
 
-def train(W0, a0, X, y, *, power=1.0, neg=0.0, method="gd", lr=0.1, rho=0.05, max_iter=10000, tol=1e-8,
-          record_every=10, polish=True, polish_tol=None, polish_factor=100.0, polish_max_iter=200, callback=None,
-          callback_every=100, noise=0.1, batch=None, seed=0):
+def train(
+    W0,
+    a0,
+    X,
+    y,
+    *,
+    power=1.0,
+    neg=0.0,
+    method="gd",
+    lr=0.1,
+    rho=0.05,
+    max_iter=10000,
+    tol=1e-8,
+    record_every=10,
+    polish=True,
+    polish_tol=None,
+    polish_factor=100.0,
+    polish_max_iter=200,
+    callback=None,
+    callback_every=100,
+    noise=0.1,
+    batch=None,
+    seed=0,
+):
     """Training of ``(W, a)`` by gradient descent, SAM or label-noise SGD.
 
     ``gd``:  ``theta <- theta - lr grad L(theta)``.
@@ -207,10 +231,26 @@ def train(W0, a0, X, y, *, power=1.0, neg=0.0, method="gd", lr=0.1, rho=0.05, ma
         raise ValueError(f"method must be 'gd', 'sam' or 'label_noise_sgd'; got {method!r}")
     if method == "label_noise_sgd":
         n = len(y)
-        return label_noise_sgd(W0, a0, X, y, noise=noise, batch=min(n, 32) if batch is None else batch, lr=lr,
-                               max_iter=max_iter, tol=tol, seed=seed, power=power, neg=neg,
-                               record_every=record_every, callback=callback, callback_every=callback_every,
-                               polish=polish, polish_tol=polish_tol, polish_max_iter=polish_max_iter)
+        return label_noise_sgd(
+            W0,
+            a0,
+            X,
+            y,
+            noise=noise,
+            batch=min(n, 32) if batch is None else batch,
+            lr=lr,
+            max_iter=max_iter,
+            tol=tol,
+            seed=seed,
+            power=power,
+            neg=neg,
+            record_every=record_every,
+            callback=callback,
+            callback_every=callback_every,
+            polish=polish,
+            polish_tol=polish_tol,
+            polish_max_iter=polish_max_iter,
+        )
     max_iter = _int_arg(max_iter, "max_iter")
     record_every = _int_arg(record_every, "record_every")
     polish_max_iter = _int_arg(polish_max_iter, "polish_max_iter")
@@ -254,14 +294,24 @@ def train(W0, a0, X, y, *, power=1.0, neg=0.0, method="gd", lr=0.1, rho=0.05, ma
             break
     # drop the points that are not on the record_every grid, except the end
     keep = [j for j, i in enumerate(h_it) if i % record_every == 0 or j == len(h_it) - 1]
-    hist = {"iteration": np.asarray([h_it[j] for j in keep], dtype=np.int64),
-            "loss": np.asarray([h_loss[j] for j in keep])}
+    hist = {
+        "iteration": np.asarray([h_it[j] for j in keep], dtype=np.int64),
+        "loss": np.asarray([h_loss[j] for j in keep]),
+    }
     loss_end = float(r["loss"])
-    if method == "sam" and reason == "max_iter" and loss_end > tol and _sam_plateaued(
-            h_loss, W, a, np.asarray(X, dtype=W.dtype), np.asarray(y, dtype=W.dtype), p, c, float(rho)):
-        warnings.warn(f"train: SAM with a fixed rho = {rho:g} plateaued at loss {loss_end:.3g} > tol = {tol:g} "
-                      f"(it converges where grad L(theta + eps) = 0, not grad L(theta)); lower rho, or let the "
-                      f"Gauss-Newton polish finish (polish_factor * tol >= the loss)", RuntimeWarning, stacklevel=2)
+    if (
+        method == "sam"
+        and reason == "max_iter"
+        and loss_end > tol
+        and _sam_plateaued(h_loss, W, a, np.asarray(X, dtype=W.dtype), np.asarray(y, dtype=W.dtype), p, c, float(rho))
+    ):
+        warnings.warn(
+            f"train: SAM with a fixed rho = {rho:g} plateaued at loss {loss_end:.3g} > tol = {tol:g} "
+            f"(it converges where grad L(theta + eps) = 0, not grad L(theta)); lower rho, or let the "
+            f"Gauss-Newton polish finish (polish_factor * tol >= the loss)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
     yv = np.asarray(y, dtype=W.dtype)
     rb = float(np.max(np.abs(_core.forward(W, a, X, p, c) - yv)))
@@ -279,12 +329,15 @@ def train(W0, a0, X, y, *, power=1.0, neg=0.0, method="gd", lr=0.1, rho=0.05, ma
                     W, a, ra, polished = q.W, q.a, q.max_residual, True
                     status = "converged" if q.converged else "improved"
                     if not q.converged:
-                        msg += (f"; polish did not reach its tolerance in {q.iterations} steps "
-                                f"(max|r| {rb:.3g} -> {q.max_residual:.3g}): returning the polished point")
+                        msg += (
+                            f"; polish did not reach its tolerance in {q.iterations} steps "
+                            f"(max|r| {rb:.3g} -> {q.max_residual:.3g}): returning the polished point"
+                        )
                 else:
                     status = "no improvement"
-                    msg += (f"; polish did not lower max|r| ({q.max_residual:.3g} >= {rb:.3g}): "
-                            "keeping the trained point")
+                    msg += (
+                        f"; polish did not lower max|r| ({q.max_residual:.3g} >= {rb:.3g}): keeping the trained point"
+                    )
     return TrainResult(W, a, loss_end, it, reason == "tol", msg, hist, polished, rb, ra, reason, status)
 
 
@@ -304,6 +357,7 @@ def train(W0, a0, X, y, *, power=1.0, neg=0.0, method="gd", lr=0.1, rho=0.05, ma
 # trace of the Hessian of the loss. The run is deterministic for a given
 # ``seed`` (one ``numpy.random.Generator`` draws the batches and the noise).
 
+
 def _positive(v, name, allow_zero=False):
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not math.isfinite(v):
         raise ValueError(f"{name} must be a finite number; got {v!r}")
@@ -312,9 +366,28 @@ def _positive(v, name, allow_zero=False):
     return float(v)
 
 
-def label_noise_sgd(W0, a0, X, y, *, noise, batch, lr, max_iter=10000, tol=1e-8, seed=0, power=1.0, neg=0.0,
-                    stop_at_tol=False, record_every=100, callback=None, callback_every=100, polish=False,
-                    polish_tol=None, polish_max_iter=100):
+def label_noise_sgd(
+    W0,
+    a0,
+    X,
+    y,
+    *,
+    noise,
+    batch,
+    lr,
+    max_iter=10000,
+    tol=1e-8,
+    seed=0,
+    power=1.0,
+    neg=0.0,
+    stop_at_tol=False,
+    record_every=100,
+    callback=None,
+    callback_every=100,
+    polish=False,
+    polish_tol=None,
+    polish_max_iter=100,
+):
     """Minibatch SGD with fresh Gaussian label noise at every step.
 
     Parameters
@@ -445,6 +518,9 @@ def label_noise_sgd(W0, a0, X, y, *, noise, batch, lr, max_iter=10000, tol=1e-8,
             else:
                 message += f"; polish did not converge (max|r| = {p.max_residual:.3g})"
     hist = {"iteration": np.asarray(its, dtype=np.int64), "loss": np.asarray(losses)}
-    status = "off" if not polish else ("converged" if polished else ("failed" if "polish failed" in message
-                                                                        else "no improvement"))
+    status = (
+        "off"
+        if not polish
+        else ("converged" if polished else ("failed" if "polish failed" in message else "no improvement"))
+    )
     return TrainResult(W, a, float(L), it, bool(L <= tol), message, hist, polished, rb, ra, reason, status)

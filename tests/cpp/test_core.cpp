@@ -42,22 +42,22 @@ bool close(double got, double want, double rtol, double atol) {
     return std::isfinite(got) && std::abs(got - want) <= atol + rtol * std::abs(want);
 }
 
-#define CHECK(cond)                                                   \
-    do {                                                              \
-        ++g_checks;                                                   \
+#define CHECK(cond)                                                          \
+    do {                                                                     \
+        ++g_checks;                                                          \
         if (!(cond)) report_failure(__FILE__, __LINE__, "CHECK(" #cond ")"); \
     } while (0)
 
-#define CHECK_CLOSE(got, want, rtol, atol)                                                               \
-    do {                                                                                                 \
-        ++g_checks;                                                                                      \
-        const double g_ = double(got), w_ = double(want);                                                \
-        if (!close(g_, w_, rtol, atol)) {                                                                \
-            char buf_[256];                                                                              \
-            std::snprintf(buf_, sizeof buf_, "%s = %.17g, want %s = %.17g (rtol %g, atol %g)", #got, g_, \
-                          #want, w_, double(rtol), double(atol));                                        \
-            report_failure(__FILE__, __LINE__, buf_);                                                    \
-        }                                                                                                \
+#define CHECK_CLOSE(got, want, rtol, atol)                                                                          \
+    do {                                                                                                            \
+        ++g_checks;                                                                                                 \
+        const double g_ = double(got), w_ = double(want);                                                           \
+        if (!close(g_, w_, rtol, atol)) {                                                                           \
+            char buf_[256];                                                                                         \
+            std::snprintf(buf_, sizeof buf_, "%s = %.17g, want %s = %.17g (rtol %g, atol %g)", #got, g_, #want, w_, \
+                          double(rtol), double(atol));                                                              \
+            report_failure(__FILE__, __LINE__, buf_);                                                               \
+        }                                                                                                           \
     } while (0)
 
 /// Elementwise closeness of two vectors, reporting the worst entry.
@@ -79,15 +79,15 @@ void check_all_close(const char* file, int line, const Vec<double>& got, const V
 }
 #define CHECK_ALL_CLOSE(got, want, rtol, atol) check_all_close(__FILE__, __LINE__, got, want, rtol, atol, #got)
 
-#define CHECK_THROWS(expr, Exc)                                                       \
-    do {                                                                              \
-        ++g_checks;                                                                   \
-        bool thrown_ = false;                                                         \
-        try {                                                                         \
-            (void)(expr);                                                             \
-        } catch (const Exc&) {                                                        \
-            thrown_ = true;                                                           \
-        }                                                                             \
+#define CHECK_THROWS(expr, Exc)                                                         \
+    do {                                                                                \
+        ++g_checks;                                                                     \
+        bool thrown_ = false;                                                           \
+        try {                                                                           \
+            (void)(expr);                                                               \
+        } catch (const Exc&) {                                                          \
+            thrown_ = true;                                                             \
+        }                                                                               \
         if (!thrown_) report_failure(__FILE__, __LINE__, #expr " did not throw " #Exc); \
     } while (0)
 
@@ -102,9 +102,9 @@ std::vector<TestCase>& registry() {
 struct Register {
     Register(const char* name, std::function<void()> fn) { registry().push_back({name, std::move(fn)}); }
 };
-#define TEST(name)                                  \
-    void name();                                    \
-    const Register register_##name(#name, name);    \
+#define TEST(name)                               \
+    void name();                                 \
+    const Register register_##name(#name, name); \
     void name()
 
 // ------------------------------------------------- independent references ----
@@ -207,8 +207,8 @@ Mat<double> fd_hessian(const Problem& P, const Activation& act, double h = 1e-5)
     return (H + H.transpose()) / 2.0;
 }
 
-const std::vector<Activation> kActs = {{1.0, 0.0}, {1.0, -0.2}, {1.0, 1.0}, {2.0, 0.5},
-                                       {3.0, -0.3}, {2.5, 0.0}, {1.5, 0.7}};
+const std::vector<Activation> kActs = {{1.0, 0.0},  {1.0, -0.2}, {1.0, 1.0}, {2.0, 0.5},
+                                       {3.0, -0.3}, {2.5, 0.0},  {1.5, 0.7}};
 
 // ------------------------------------------------------------------- tests ----
 
@@ -218,7 +218,8 @@ TEST(forward_and_loss_match_naive_loops) {
         const Vec<double> f = flatext::forward<double>(P.W, P.a, P.X, act);
         for (Index j = 0; j < P.X.rows(); ++j) {
             double fj = 0.0;
-            for (Index i = 0; i < P.W.rows(); ++i) fj += P.a[i] * sigma_ref(P.W.row(i).dot(P.X.row(j)), act.power, act.neg);
+            for (Index i = 0; i < P.W.rows(); ++i)
+                fj += P.a[i] * sigma_ref(P.W.row(i).dot(P.X.row(j)), act.power, act.neg);
             CHECK_CLOSE(f[j], fj, 1e-12, 1e-12);
         }
         CHECK_CLOSE(flatext::loss<double>(P.W, P.a, P.X, P.y, act), loss_ref(P.W, P.a, P.X, P.y, act), 1e-12, 0);
@@ -266,11 +267,10 @@ TEST(hessian_trace_grad_matches_fd_of_trace) {
     for (const auto& act : kActs) {
         const auto g = flatext::hessian_trace_grad<double>(P.W, P.a, P.X, P.y, act);
         CHECK_CLOSE(g.value, flatext::hessian_trace<double>(P.W, P.a, P.X, P.y, act), 1e-12, 0);
-        const Vec<double> fd = fd_grad(
-            [&](const Mat<double>& W, const Vec<double>& a) {
-                return flatext::hessian_trace<double>(W, a, P.X, P.y, act);
-            },
-            P.W, P.a, 1e-6);
+        const Vec<double> fd =
+            fd_grad([&](const Mat<double>& W,
+                        const Vec<double>& a) { return flatext::hessian_trace<double>(W, a, P.X, P.y, act); },
+                    P.W, P.a, 1e-6);
         CHECK_ALL_CLOSE(flat(g.W, g.a), fd, 1e-5, 1e-7);
     }
 }
@@ -457,9 +457,10 @@ TEST(objective_matches_fd_and_separate_kernels) {
             CHECK_CLOSE(v.loss, L, 1e-12, 0);
             CHECK_CLOSE(v.regularizer, K(P.W, P.a), 1e-11, 1e-14);
             CHECK_CLOSE(v.value, L + lam * K(P.W, P.a), 1e-11, 0);
-            const Vec<double> fd = fd_grad(
-                [&](const Mat<double>& W, const Vec<double>& a) { return loss_ref(W, a, P.X, P.y, act) + lam * K(W, a); },
-                P.W, P.a, 1e-6);
+            const Vec<double> fd =
+                fd_grad([&](const Mat<double>& W,
+                            const Vec<double>& a) { return loss_ref(W, a, P.X, P.y, act) + lam * K(W, a); },
+                        P.W, P.a, 1e-6);
             CHECK_ALL_CLOSE(flat(gW, ga), fd, 1e-5, 1e-7);
         }
         // L alone is loss_grad, bit for bit; the buffer overloads equal the allocating ones
@@ -628,8 +629,8 @@ TEST(objective_theta_drives_a_descent_solver) {
 
 int main(int argc, char** argv) {
     const char* filter = argc > 1 ? argv[1] : "";
-    std::printf("flatext C++ core tests (GEMM backend: %s, OpenMP: %s, threads: %d)\n",
-                flatext::gemm::backend_name(), flatext::openmp_enabled() ? "yes" : "no", flatext::get_num_threads());
+    std::printf("flatext C++ core tests (GEMM backend: %s, OpenMP: %s, threads: %d)\n", flatext::gemm::backend_name(),
+                flatext::openmp_enabled() ? "yes" : "no", flatext::get_num_threads());
     int ran = 0;
     for (const auto& tc : registry()) {
         if (std::strstr(tc.name, filter) == nullptr) continue;

@@ -11,10 +11,10 @@
 
 #ifdef FLATEXT_USE_OPENBLAS
 extern "C" {
-void scipy_cblas_sgemm(int order, int transa, int transb, int m, int n, int k, float alpha, const float* a,
-                       int lda, const float* b, int ldb, float beta, float* c, int ldc);
-void scipy_cblas_dgemm(int order, int transa, int transb, int m, int n, int k, double alpha, const double* a,
-                       int lda, const double* b, int ldb, double beta, double* c, int ldc);
+void scipy_cblas_sgemm(int order, int transa, int transb, int m, int n, int k, float alpha, const float* a, int lda,
+                       const float* b, int ldb, float beta, float* c, int ldc);
+void scipy_cblas_dgemm(int order, int transa, int transb, int m, int n, int k, double alpha, const double* a, int lda,
+                       const double* b, int ldb, double beta, double* c, int ldc);
 void scipy_openblas_set_num_threads(int num_threads);
 }
 #endif
@@ -55,7 +55,7 @@ inline void xwt(const T* Xt, Index rows, Index d, Index ldx, const T* W, Index m
     blas(NoTrans, Trans, int(rows), int(m), int(d), T(1), Xt, int(ldx), W, int(ldw), T(0), Z, int(m));
 #else
     Eigen::Map<const Mat<T>, 0, OStride> X(Xt, rows, d, OStride(ldx)), Wm(W, m, d, OStride(ldw));
-    Eigen::Map<Mat<T>> Zm(Z, rows, m);
+    Eigen::Map<Mat<T> > Zm(Z, rows, m);
     Zm.noalias() = X * Wm.transpose();
 #endif
 }
@@ -66,9 +66,9 @@ inline void ctx_acc(const T* C, Index rows, Index m, const T* Xt, Index d, Index
 #ifdef FLATEXT_USE_OPENBLAS
     blas(Trans, NoTrans, int(m), int(d), int(rows), T(1), C, int(m), Xt, int(ldx), T(1), G, int(d));
 #else
-    Eigen::Map<const Mat<T>> Cm(C, rows, m);
+    Eigen::Map<const Mat<T> > Cm(C, rows, m);
     Eigen::Map<const Mat<T>, 0, OStride> X(Xt, rows, d, OStride(ldx));
-    Eigen::Map<Mat<T>> Gm(G, m, d);
+    Eigen::Map<Mat<T> > Gm(G, m, d);
     Gm.noalias() += Cm.transpose() * X;
 #endif
 }

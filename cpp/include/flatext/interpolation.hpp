@@ -40,8 +40,7 @@ namespace detail {
 
 template <class T>
 void check_same_shape_w(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& VW, const VecRef<T>& va) {
-    if (VW.rows() != W.rows() || VW.cols() != W.cols())
-        throw std::invalid_argument("VW must have the shape of W");
+    if (VW.rows() != W.rows() || VW.cols() != W.cols()) throw std::invalid_argument("VW must have the shape of W");
     if (va.size() != a.size()) throw std::invalid_argument("va must have the shape of a");
 }
 
@@ -60,24 +59,27 @@ Vec<T> jvp(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const Mat
     Vec<T> out(n);
     TilePlan plan(n, 2 * m, 0, sizeof(T));
     dispatch_sigma<T>(act, [&](auto sig) {
-        parallel_chunks(plan, [&](Index c) {
-            std::vector<T> Z(std::size_t(plan.tile * m)), U(std::size_t(plan.tile * m));
-            detail::walk_tiles<T>(plan, c, X, W, Z, [&](Index r0, Index rows, const T* Zt) {
-                const auto sl = sig;  // a local copy: provably not aliased by the stores below
-                gemm::xwt(X.row(r0).data(), rows, d, X.outerStride(), VW.data(), m, VW.outerStride(), U.data());
-                for (Index j = 0; j < rows; ++j) {
-                    const T* z = Zt + j * m;
-                    const T* u = U.data() + j * m;
-                    T jv = T(0);
+        parallel_chunks(
+            plan,
+            [&](Index c) {
+                std::vector<T> Z(std::size_t(plan.tile * m)), U(std::size_t(plan.tile * m));
+                detail::walk_tiles<T>(plan, c, X, W, Z, [&](Index r0, Index rows, const T* Zt) {
+                    const auto sl = sig;  // a local copy: provably not aliased by the stores below
+                    gemm::xwt(X.row(r0).data(), rows, d, X.outerStride(), VW.data(), m, VW.outerStride(), U.data());
+                    for (Index j = 0; j < rows; ++j) {
+                        const T* z = Zt + j * m;
+                        const T* u = U.data() + j * m;
+                        T jv = T(0);
 #pragma omp simd reduction(+ : jv)
-                    for (Index i = 0; i < m; ++i) {
-                        const auto s = sl.template eval<1>(z[i]);
-                        jv += va[i] * s.v0 + a[i] * s.v1 * u[i];
+                        for (Index i = 0; i < m; ++i) {
+                            const auto s = sl.template eval<1>(z[i]);
+                            jv += va[i] * s.v0 + a[i] * s.v1 * u[i];
+                        }
+                        out[r0 + j] = jv;
                     }
-                    out[r0 + j] = jv;
-                }
-            });
-        }, detail::gemm_work(X, W));
+                });
+            },
+            detail::gemm_work(X, W));
     });
     return out;
 }
@@ -96,28 +98,31 @@ std::pair<Mat<T>, Vec<T>> vjp(const MatRef<T>& W, const VecRef<T>& a, const MatR
     std::vector<double> acc(std::size_t(plan.chunks * m), 0.0);
     std::vector<T> gacc(std::size_t(plan.chunks * m * d), T(0));
     dispatch_sigma<T>(act, [&](auto sig) {
-        parallel_chunks(plan, [&](Index c) {
-            std::vector<T> Z(std::size_t(plan.tile * m));
-            double* ga = &acc[std::size_t(c * m)];
-            T* G = &gacc[std::size_t(c * m * d)];
-            detail::walk_tiles<T>(plan, c, X, W, Z, [&](Index r0, Index rows, T* Zt) {
-                const auto sl = sig;  // a local copy: provably not aliased by the stores below
-                std::vector<T> tgv(static_cast<std::size_t>(m), T(0));
-                T* __restrict tg = tgv.data();
-                for (Index j = 0; j < rows; ++j) {
-                    T* z = Zt + j * m;
-                    const T uj = u[r0 + j];
+        parallel_chunks(
+            plan,
+            [&](Index c) {
+                std::vector<T> Z(std::size_t(plan.tile * m));
+                double* ga = &acc[std::size_t(c * m)];
+                T* G = &gacc[std::size_t(c * m * d)];
+                detail::walk_tiles<T>(plan, c, X, W, Z, [&](Index r0, Index rows, T* Zt) {
+                    const auto sl = sig;  // a local copy: provably not aliased by the stores below
+                    std::vector<T> tgv(static_cast<std::size_t>(m), T(0));
+                    T* __restrict tg = tgv.data();
+                    for (Index j = 0; j < rows; ++j) {
+                        T* z = Zt + j * m;
+                        const T uj = u[r0 + j];
 #pragma omp simd
-                    for (Index i = 0; i < m; ++i) {
-                        const auto s = sl.template eval<1>(z[i]);
-                        tg[i] += uj * s.v0;
-                        z[i] = uj * a[i] * s.v1;
+                        for (Index i = 0; i < m; ++i) {
+                            const auto s = sl.template eval<1>(z[i]);
+                            tg[i] += uj * s.v0;
+                            z[i] = uj * a[i] * s.v1;
+                        }
                     }
-                }
-                for (Index i = 0; i < m; ++i) ga[i] += double(tg[i]);  // tile sums in T, flushed to double
-                gemm::ctx_acc(Zt, rows, m, X.row(r0).data(), d, X.outerStride(), G);
-            });
-        }, detail::gemm_work(X, W));
+                    for (Index i = 0; i < m; ++i) ga[i] += double(tg[i]);  // tile sums in T, flushed to double
+                    gemm::ctx_acc(Zt, rows, m, X.row(r0).data(), d, X.outerStride(), G);
+                });
+            },
+            detail::gemm_work(X, W));
     });
     const auto tot = detail::reduce_chunks(acc, plan.chunks, m);
     Vec<T> ga(m);
@@ -136,24 +141,27 @@ Vec<double> gram_diag(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X
     Vec<double> out(n);
     TilePlan plan(n, m, 0, sizeof(T));
     dispatch_sigma<T>(act, [&](auto sig) {
-        parallel_chunks(plan, [&](Index c) {
-            std::vector<T> Z(std::size_t(plan.tile * m));
-            detail::walk_tiles<T>(plan, c, X, W, Z, [&](Index r0, Index rows, const T* Zt) {
-                const auto sl = sig;
-                for (Index j = 0; j < rows; ++j) {
-                    const T* z = Zt + j * m;
-                    T s0 = T(0), s1 = T(0);
+        parallel_chunks(
+            plan,
+            [&](Index c) {
+                std::vector<T> Z(std::size_t(plan.tile * m));
+                detail::walk_tiles<T>(plan, c, X, W, Z, [&](Index r0, Index rows, const T* Zt) {
+                    const auto sl = sig;
+                    for (Index j = 0; j < rows; ++j) {
+                        const T* z = Zt + j * m;
+                        T s0 = T(0), s1 = T(0);
 #pragma omp simd reduction(+ : s0, s1)
-                    for (Index i = 0; i < m; ++i) {
-                        const auto s = sl.template eval<1>(z[i]);
-                        const T q = a[i] * s.v1;
-                        s0 += s.v0 * s.v0;
-                        s1 += q * q;
+                        for (Index i = 0; i < m; ++i) {
+                            const auto s = sl.template eval<1>(z[i]);
+                            const T q = a[i] * s.v1;
+                            s0 += s.v0 * s.v0;
+                            s1 += q * q;
+                        }
+                        out[r0 + j] = double(s0) + X.row(r0 + j).template cast<double>().squaredNorm() * double(s1);
                     }
-                    out[r0 + j] = double(s0) + X.row(r0 + j).template cast<double>().squaredNorm() * double(s1);
-                }
-            });
-        }, detail::gemm_work(X, W));
+                });
+            },
+            detail::gemm_work(X, W));
     });
     return out;
 }
@@ -176,9 +184,9 @@ inline SolverKind choose_solver(SolverKind k, Index n, Index /*d*/) {
 
 /// Outcome of a Krylov solve.
 struct KrylovInfo {
-    int iterations = 0;        ///< CG iterations (0 for Cholesky)
-    double rel_residual = 0;   ///< ||b - (K + lambda I) x|| / ||b|| (recurrence)
-    bool converged = true;     ///< rel_residual <= rtol within the iteration cap
+    int iterations = 0;       ///< CG iterations (0 for Cholesky)
+    double rel_residual = 0;  ///< ||b - (K + lambda I) x|| / ||b|| (recurrence)
+    bool converged = true;    ///< rel_residual <= rtol within the iteration cap
 };
 
 /// Preconditioned conjugate gradients on (K + lambda I) x = b with K = J J^T
@@ -187,9 +195,9 @@ struct KrylovInfo {
 /// All vector arithmetic is sequential double: the bits do not depend on the
 /// thread count.
 template <class T>
-Vec<double> pcg_gram(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const Activation& act,
-                     double lambda, const Vec<double>& diag, const Vec<double>& b, const Vec<double>& x0,
-                     double rtol, int max_iter, KrylovInfo& info) {
+Vec<double> pcg_gram(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const Activation& act, double lambda,
+                     const Vec<double>& diag, const Vec<double>& b, const Vec<double>& x0, double rtol, int max_iter,
+                     KrylovInfo& info) {
     const Index n = X.rows();
     auto apply = [&](const Vec<double>& v) {
         const Vec<T> vt = v.template cast<T>();
@@ -370,7 +378,7 @@ class GramSolver {
         mu_ = diag_.size() ? diag_.sum() / double(diag_.size()) : 0.0;
     }
     bool cholesky() const { return kind_ == SolverKind::Cholesky; }
-    double mu() const { return mu_; }        ///< trace(K) / n
+    double mu() const { return mu_; }  ///< trace(K) / n
     const Vec<double>& diag() const { return diag_; }
     double lambda() const { return lambda_; }
     int gram_builds() const { return kind_ == SolverKind::Cholesky ? 1 : 0; }
@@ -405,14 +413,14 @@ class GramSolver {
 
 /// Options of find_interpolator. lambda's are relative to mu = trace(K)/n.
 struct InterpolationOptions {
-    double tol = 1e-10;             ///< stop when max_j |r_j| <= tol * max(1, max_j |y_j|)
-    int max_iter = 100;             ///< outer (Gauss-Newton) iterations
-    double lambda_init = 1e-6;      ///< initial damping / mu
-    double lambda_min = 1e-15;      ///< damping floor / mu
-    double lambda_max = 1e8;        ///< damping ceiling / mu: beyond it, std::domain_error
+    double tol = 1e-10;         ///< stop when max_j |r_j| <= tol * max(1, max_j |y_j|)
+    int max_iter = 100;         ///< outer (Gauss-Newton) iterations
+    double lambda_init = 1e-6;  ///< initial damping / mu
+    double lambda_min = 1e-15;  ///< damping floor / mu
+    double lambda_max = 1e8;    ///< damping ceiling / mu: beyond it, std::domain_error
     SolverKind solver = SolverKind::Auto;
-    double cg_rtol = 1e-4;          ///< relative accuracy of each (inexact) Gauss-Newton solve by CG
-    int cg_max_iter = 500;          ///< CG iterations per solve
+    double cg_rtol = 1e-4;  ///< relative accuracy of each (inexact) Gauss-Newton solve by CG
+    int cg_max_iter = 500;  ///< CG iterations per solve
 };
 
 template <class T>

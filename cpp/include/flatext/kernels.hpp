@@ -38,10 +38,10 @@ struct ValueGrad {
 /// The exact Hessian trace split into its parts (docs/design.md section 3).
 template <class T>
 struct TraceParts {
-    T total{};         ///< T = G + R
-    T gauss_newton{};  ///< G = (1/n) sum_j ||grad_theta f(x_j)||^2
-    T residual{};      ///< R = (1/n) sum_j r_j Tr hess_theta f(x_j)
-    T loss{};          ///< L at the same point (free by-product)
+    T total{};            ///< T = G + R
+    T gauss_newton{};     ///< G = (1/n) sum_j ||grad_theta f(x_j)||^2
+    T residual{};         ///< R = (1/n) sum_j r_j Tr hess_theta f(x_j)
+    T loss{};             ///< L at the same point (free by-product)
     Vec<T> per_neuron;    ///< T_i = A_i + B_i
     Vec<T> per_neuron_a;  ///< A_i = (1/n) sum_j sigma(z_ij)^2 (the a_i diagonal entry)
     Vec<T> per_neuron_w;  ///< B_i = (1/n) sum_j [a_i^2 sigma'^2 s_j + r_j a_i sigma'' s_j] (the w_i block)
@@ -201,8 +201,8 @@ ChunkSums<T> curvature_pass(const MatRef<T>& W, const VecRef<T>& a, const MatRef
                         sD[i] += s.v1 * s.v1 * sj;
                         sR[i] += rs * s.v2;
                         sQ[i] += q * s.v0;
-                        const T c = T(2) * s.v0 * s.v1 + T(2) * ai * ai * s.v1 * s.v2 * sj + rs * ai * s.v3 +
-                                    q * ai * s.v1;
+                        const T c =
+                            T(2) * s.v0 * s.v1 + T(2) * ai * ai * s.v1 * s.v2 * sj + rs * ai * s.v3 + q * ai * s.v1;
                         if constexpr (Loss) {
                             sL[i] += r * s.v0;
                             z[i] = r * ai * s.v1 + lt * c;
@@ -357,45 +357,45 @@ TraceParts<T> hessian_trace_parts(const MatRef<T>& W, const VecRef<T>& a, const 
     // per chunk: A (m), D (m), R (m), sum r^2; a tile's column sums run in T (vectorized,
     // <= 256 terms) in the scratch and are flushed into the chunk's double accumulators
     const auto sums = dispatch_sigma<T>(act, [&](auto sig) {
-        return detail::tiled_pass<T>(
-            W, X, nullptr, detail::PassShape{3 * m + 1, 3 * m, false, false}, [&](const detail::Tile<T>& t) {
-                const auto sl = sig;  // a local copy: provably not aliased by the stores below
-                double* A = t.acc;
-                double* D = A + m;  // sum_j sigma'^2 s_j        (times a_i^2 at the end)
-                double* R = D + m;  // sum_j r_j sigma'' s_j      (times a_i at the end)
-                double& L = R[m];
-                T* pA = t.scratch;
-                T* pD = pA + m;
-                T* pR = pD + m;
-                for (Index j = 0; j < t.rows; ++j) {
-                    const T* z = t.Z + j * m;
-                    const T sj = X.row(t.r0 + j).squaredNorm();
-                    const T r = detail::row_output(sig, z, a.data(), m) - y[t.r0 + j];
-                    L += double(r) * double(r);
-                    if (linear) {
+        return detail::tiled_pass<T>(W, X, nullptr, detail::PassShape{3 * m + 1, 3 * m, false, false},
+                                     [&](const detail::Tile<T>& t) {
+                                         const auto sl = sig;  // a local copy: provably not aliased by the stores below
+                                         double* A = t.acc;
+                                         double* D = A + m;  // sum_j sigma'^2 s_j        (times a_i^2 at the end)
+                                         double* R = D + m;  // sum_j r_j sigma'' s_j      (times a_i at the end)
+                                         double& L = R[m];
+                                         T* pA = t.scratch;
+                                         T* pD = pA + m;
+                                         T* pR = pD + m;
+                                         for (Index j = 0; j < t.rows; ++j) {
+                                             const T* z = t.Z + j * m;
+                                             const T sj = X.row(t.r0 + j).squaredNorm();
+                                             const T r = detail::row_output(sig, z, a.data(), m) - y[t.r0 + j];
+                                             L += double(r) * double(r);
+                                             if (linear) {
 #pragma omp simd
-                        for (Index i = 0; i < m; ++i) {
-                            const auto s = sl.template eval<1>(z[i]);
-                            pA[i] += s.v0 * s.v0;
-                            pD[i] += s.v1 * s.v1 * sj;
-                        }
-                    } else {
-                        const T rs = r * sj;
+                                                 for (Index i = 0; i < m; ++i) {
+                                                     const auto s = sl.template eval<1>(z[i]);
+                                                     pA[i] += s.v0 * s.v0;
+                                                     pD[i] += s.v1 * s.v1 * sj;
+                                                 }
+                                             } else {
+                                                 const T rs = r * sj;
 #pragma omp simd
-                        for (Index i = 0; i < m; ++i) {
-                            const auto s = sl.template eval<2>(z[i]);
-                            pA[i] += s.v0 * s.v0;
-                            pD[i] += s.v1 * s.v1 * sj;
-                            pR[i] += rs * s.v2;
-                        }
-                    }
-                }
-                for (Index i = 0; i < m; ++i) {
-                    A[i] += double(pA[i]);
-                    D[i] += double(pD[i]);
-                    R[i] += double(pR[i]);
-                }
-            });
+                                                 for (Index i = 0; i < m; ++i) {
+                                                     const auto s = sl.template eval<2>(z[i]);
+                                                     pA[i] += s.v0 * s.v0;
+                                                     pD[i] += s.v1 * s.v1 * sj;
+                                                     pR[i] += rs * s.v2;
+                                                 }
+                                             }
+                                         }
+                                         for (Index i = 0; i < m; ++i) {
+                                             A[i] += double(pA[i]);
+                                             D[i] += double(pD[i]);
+                                             R[i] += double(pR[i]);
+                                         }
+                                     });
     });
     const auto tot = sums.reduce();
     TraceParts<T> out;
@@ -422,8 +422,7 @@ TraceParts<T> hessian_trace_parts(const MatRef<T>& W, const VecRef<T>& a, const 
 
 /// T = Tr hess L (see hessian_trace_parts).
 template <class T>
-T hessian_trace(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const VecRef<T>& y,
-                const Activation& act) {
+T hessian_trace(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const VecRef<T>& y, const Activation& act) {
     return hessian_trace_parts<T>(W, a, X, y, act).total;
 }
 

@@ -17,7 +17,7 @@
 namespace flatext {
 
 struct EigenResult {
-    Vec<double> values;  ///< the k largest (algebraic) eigenvalues, descending
+    Vec<double> values;     ///< the k largest (algebraic) eigenvalues, descending
     Vec<double> residuals;  ///< Lanczos residual bounds |beta_j s_ji| of each
     int iterations = 0;
     bool converged = false;
@@ -94,7 +94,7 @@ EigenResult lanczos_top(const Op& op, Index P, int k, int max_iter, double tol, 
         alpha.push_back(al);
         // full reorthogonalization (twice is enough)
         for (int pass = 0; pass < 2; ++pass) w -= Q.leftCols(j + 1) * (Q.leftCols(j + 1).transpose() * w);
-        double b = w.stableNorm();  // stable: plain norm() squares 1e-200 to 0
+        double b = w.stableNorm();                   // stable: plain norm() squares 1e-200 to 0
         const bool breakdown = b <= 1e-12 * hscale;  // relative: H may be 1e-300 or 1e300
         beta.push_back(breakdown ? 0.0 : b);
         if (breakdown) broke = true;

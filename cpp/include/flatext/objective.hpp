@@ -34,9 +34,12 @@ enum class Regularizer { none, gauss_newton, trace };
 /// "none", "gauss_newton", "trace".
 inline const char* regularizer_name(Regularizer r) {
     switch (r) {
-        case Regularizer::none: return "none";
-        case Regularizer::gauss_newton: return "gauss_newton";
-        case Regularizer::trace: return "trace";
+        case Regularizer::none:
+            return "none";
+        case Regularizer::gauss_newton:
+            return "gauss_newton";
+        case Regularizer::trace:
+            return "trace";
     }
     return "?";
 }
@@ -57,7 +60,8 @@ template <class T>
 ObjectiveValue<T> objective(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const VecRef<T>& y,
                             const Activation& act, Regularizer which, double lambda, Eigen::Ref<Mat<T>> gW,
                             Eigen::Ref<Vec<T>> ga) {
-    if (!std::isfinite(lambda)) throw std::invalid_argument("lambda (lam) must be finite; got " + std::to_string(lambda));
+    if (!std::isfinite(lambda))
+        throw std::invalid_argument("lambda (lam) must be finite; got " + std::to_string(lambda));
     ObjectiveValue<T> out;
     if (which == Regularizer::none) {
         out.loss = loss_grad<T>(W, a, X, y, act, gW, ga);

@@ -27,8 +27,8 @@
 // there, and Gauss-Legendre in s then converges fast: 48 nodes give ~1e-15
 // absolute error for p, q in [1, 3] (checked against the arc-cosine kernels and
 // against 30-digit quadrature). For p = q = 1 and p = q = 2 the arc integral
-// has a closed form (Cho and Saul's arc-cosine kernels), used by default. Legendre nodes come from Newton's method on the
-// three-term recurrence and are cached per node count.
+// has a closed form (Cho and Saul's arc-cosine kernels), used by default. Legendre nodes come from Newton's method on
+// the three-term recurrence and are cached per node count.
 //
 // Sums over all pairs of two sets of units (m^2 pairs, O(d) each for the angle
 // plus O(nodes) for the quadrature) are parallel over rows with OpenMP; row
@@ -210,7 +210,7 @@ namespace detail {
 
 template <class T>
 struct Normalized {
-    Mat<T> dir;              // unit rows (zero rows stay zero)
+    Mat<T> dir;  // unit rows (zero rows stay zero)
     std::vector<double> nrm;
     explicit Normalized(const Eigen::Map<const Mat<T>>& U) : dir(U.rows(), U.cols()), nrm(U.rows()) {
         for (Index i = 0; i < U.rows(); ++i) {
@@ -312,8 +312,8 @@ double quadratic_form(const Units<T>& a, const VecRef<T>& alpha, int nodes = kDe
         for (Index j = i + 1; j < k; ++j) {
             if (double(alpha[j]) == 0.0) continue;
             const double phi = unit_angle<T>(na.dir.row(i).data(), na.dir.row(j).data(), d);
-            off += double(alpha[j]) *
-                   pair_moment(na.nrm[i], pi_, ci, na.nrm[j], double(a.power[j]), double(a.neg[j]), phi, rule, buf, closed);
+            off += double(alpha[j]) * pair_moment(na.nrm[i], pi_, ci, na.nrm[j], double(a.power[j]), double(a.neg[j]),
+                                                  phi, rule, buf, closed);
         }
         const double diag = pair_moment(na.nrm[i], pi_, ci, na.nrm[i], pi_, ci, 0.0, rule, buf, closed);
         return ai * (ai * diag + 2.0 * off);

@@ -32,44 +32,44 @@
 namespace flatext {
 
 struct SearchOptions {
-    double tol = 1e-10;        ///< retraction target: max|r| <= tol * max(1, max|y|)
-    double lambda_rel = 1e-10; ///< projection damping / (trace(K)/n)
-    double gtol = 1e-6;        ///< no step if ||g_t|| <= gtol ||g|| (converged)
-    double c1 = 1e-4;          ///< Armijo constant
-    int max_backtrack = 30;    ///< line-search halvings
-    int retract_iter = 6;      ///< chord iterations before the fallback
+    double tol = 1e-10;         ///< retraction target: max|r| <= tol * max(1, max|y|)
+    double lambda_rel = 1e-10;  ///< projection damping / (trace(K)/n)
+    double gtol = 1e-6;         ///< no step if ||g_t|| <= gtol ||g|| (converged)
+    double c1 = 1e-4;           ///< Armijo constant
+    int max_backtrack = 30;     ///< line-search halvings
+    int retract_iter = 6;       ///< chord iterations before the fallback
     /// Fallback 1 (Cholesky path only): the exact minimum-norm correction of a alone.
     bool a_correction = false;
-    bool balance = true;       ///< balance each trial before its Armijo test
-    double eta = 0;            ///< first trial step (<= 0: automatic)
+    bool balance = true;  ///< balance each trial before its Armijo test
+    double eta = 0;       ///< first trial step (<= 0: automatic)
     SolverKind solver = SolverKind::Auto;
-    double cg_rtol = 1e-8;     ///< CG accuracy of the tangent projection (relative to ||J g||)
-    double retract_rtol = 1e-3; ///< CG accuracy of each chord solve of the retraction
-    int cg_max_iter = 2000;    ///< CG iterations per solve
+    double cg_rtol = 1e-8;       ///< CG accuracy of the tangent projection (relative to ||J g||)
+    double retract_rtol = 1e-3;  ///< CG accuracy of each chord solve of the retraction
+    int cg_max_iter = 2000;      ///< CG iterations per solve
 };
 
 template <class T>
 struct SearchStep {
     Mat<T> W;
     Vec<T> a;
-    Vec<double> u;             ///< multipliers of the tangent projection: K u = J g (warm start of the next step)
-    double trace_before = 0;   ///< T at the start point
-    double trace = 0;          ///< T at the new point (after balance)
-    double orbit_min = 0;      ///< orbit-minimal T at the new point
-    double max_residual = 0;   ///< max |r| at the new point
-    double eta = 0;            ///< accepted step size (0 if none)
-    double g_norm = 0;         ///< ||grad T|| at the start point
-    double gt_norm = 0;        ///< ||g_t|| at the start point
-    int backtracks = 0;        ///< halvings of eta
-    int retract_iters = 0;     ///< chord iterations of the accepted trial
-    int gn_iters = 0;          ///< S S^T / Gram matrices built by the retraction of the accepted trial
-    int gram_builds = 0;       ///< explicit Gram matrices built in this step (all trials)
-    int krylov_iters = 0;      ///< CG iterations in this step (all solves)
-    double krylov_residual = 0; ///< relative residual of the tangent-projection solve
-    bool krylov_converged = true; ///< the tangent-projection solve reached cg_rtol
-    bool used_cg = false;      ///< the matrix-free path was used
-    bool accepted = false;     ///< a step was taken
-    bool small_gradient = false;  ///< ||g_t|| <= gtol ||g||: no step tried
+    Vec<double> u;                 ///< multipliers of the tangent projection: K u = J g (warm start of the next step)
+    double trace_before = 0;       ///< T at the start point
+    double trace = 0;              ///< T at the new point (after balance)
+    double orbit_min = 0;          ///< orbit-minimal T at the new point
+    double max_residual = 0;       ///< max |r| at the new point
+    double eta = 0;                ///< accepted step size (0 if none)
+    double g_norm = 0;             ///< ||grad T|| at the start point
+    double gt_norm = 0;            ///< ||g_t|| at the start point
+    int backtracks = 0;            ///< halvings of eta
+    int retract_iters = 0;         ///< chord iterations of the accepted trial
+    int gn_iters = 0;              ///< S S^T / Gram matrices built by the retraction of the accepted trial
+    int gram_builds = 0;           ///< explicit Gram matrices built in this step (all trials)
+    int krylov_iters = 0;          ///< CG iterations in this step (all solves)
+    double krylov_residual = 0;    ///< relative residual of the tangent-projection solve
+    bool krylov_converged = true;  ///< the tangent-projection solve reached cg_rtol
+    bool used_cg = false;          ///< the matrix-free path was used
+    bool accepted = false;         ///< a step was taken
+    bool small_gradient = false;   ///< ||g_t|| <= gtol ||g||: no step tried
 };
 
 namespace detail {
@@ -113,8 +113,8 @@ double orbit_min_trace_clipped(const MatRef<T>& W, const VecRef<T>& a, const Mat
 /// stall. Returns false if it cannot reach the target.
 template <class T>
 bool retract(const GramSolver<T>& solver, const MatRef<T>& Wb, const VecRef<T>& ab, const MatRef<T>& X,
-             const VecRef<T>& y, const Activation& act, double target, const SearchOptions& opt, Mat<T>& W,
-             Vec<T>& a, int& iters, int& gn_iters, int& krylov_iters) {
+             const VecRef<T>& y, const Activation& act, double target, const SearchOptions& opt, Mat<T>& W, Vec<T>& a,
+             int& iters, int& gn_iters, int& krylov_iters) {
     Vec<double> r = detail::residual<T>(W, a, X, y, act);
     double rmax = detail::max_abs(r), rn = r.norm();
     iters = 0;
@@ -184,8 +184,7 @@ bool retract(const GramSolver<T>& solver, const MatRef<T>& Wb, const VecRef<T>& 
 /// projection's multipliers (empty: zero).
 template <class T>
 SearchStep<T> search_step(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const VecRef<T>& y,
-                          const Activation& act, const SearchOptions& opt = {},
-                          const Vec<double>& u0 = Vec<double>()) {
+                          const Activation& act, const SearchOptions& opt = {}, const Vec<double>& u0 = Vec<double>()) {
     act.validate();
     detail::check_network(W, a, X);
     detail::check_labels(X, y);

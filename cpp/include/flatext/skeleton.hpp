@@ -47,8 +47,7 @@ void check_labels(const MatRef<T>& X, const VecRef<T>& y) {
 /// A direction v = (VW, va) in parameter space must have the shapes of (W, a).
 template <class T>
 void check_direction(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& VW, const VecRef<T>& va) {
-    if (VW.rows() != W.rows() || VW.cols() != W.cols())
-        throw std::invalid_argument("VW must have the shape of W");
+    if (VW.rows() != W.rows() || VW.cols() != W.cols()) throw std::invalid_argument("VW must have the shape of W");
     if (va.size() != a.size()) throw std::invalid_argument("va must have the shape of a");
 }
 
@@ -145,8 +144,8 @@ template <class T, class Body>
 ChunkSums<T> tiled_pass(const MatRef<T>& W, const MatRef<T>& X, const MatRef<T>* V, const PassShape& shape,
                         Body&& body) {
     const Index n = X.rows(), d = X.cols(), m = W.rows();
-    ChunkSums<T> out{TilePlan(n, shape.direction ? 2 * m : m, shape.grad ? m * d : 0, sizeof(T)), shape.slots, m, d,
-                     {}, {}};
+    ChunkSums<T> out{
+        TilePlan(n, shape.direction ? 2 * m : m, shape.grad ? m * d : 0, sizeof(T)), shape.slots, m, d, {}, {}};
     const TilePlan& plan = out.plan;
     out.acc.assign(std::size_t(plan.chunks * shape.slots), 0.0);
     if (shape.grad) out.grad.assign(std::size_t(plan.chunks * m * d), T(0));

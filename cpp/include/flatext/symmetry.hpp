@@ -24,8 +24,7 @@ namespace flatext {
 template <class T>
 std::pair<Mat<T>, Vec<T>> rescale(const MatRef<T>& W, const VecRef<T>& a, const VecRef<T>& t, double power) {
     Activation::check_power(power);
-    if (W.rows() != a.size() || t.size() != a.size())
-        throw std::invalid_argument("t must have length m = W.shape[0]");
+    if (W.rows() != a.size() || t.size() != a.size()) throw std::invalid_argument("t must have length m = W.shape[0]");
     for (Index i = 0; i < t.size(); ++i)
         if (!(t[i] > T(0)) || !std::isfinite(double(t[i])))
             throw std::invalid_argument("t must be finite and > 0; t[" + std::to_string(i) + "] is " +
@@ -51,8 +50,8 @@ std::pair<Mat<T>, Vec<T>> rescale(const MatRef<T>& W, const VecRef<T>& a, double
 /// Per-neuron orbit minima of T_i(t) = t^(2p) A_i + t^(-2) B_i and the
 /// minimizing t_i (1 where the infimum is not attained and nothing moves).
 struct OrbitMinimum {
-    Vec<double> value;  ///< min_t T_i(t)
-    Vec<double> t;      ///< argmin (t_i = 1 where not attained)
+    Vec<double> value;          ///< min_t T_i(t)
+    Vec<double> t;              ///< argmin (t_i = 1 where not attained)
     Index first_negative = -1;  ///< first neuron with B_i < 0 (no minimum), or -1
 };
 
@@ -116,8 +115,8 @@ OrbitMinimum orbit_minima(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T
 /// std::domain_error if some B_i < 0 (no minimum exists), unless on_negative is
 /// NegativeB::clip (such neurons then count 0).
 template <class T>
-T orbit_min_trace(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const VecRef<T>& y,
-                  const Activation& act, NegativeB on_negative = NegativeB::raise) {
+T orbit_min_trace(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const VecRef<T>& y, const Activation& act,
+                  NegativeB on_negative = NegativeB::raise) {
     return T(orbit_minima<T>(W, a, X, y, act, on_negative).value.sum());
 }
 

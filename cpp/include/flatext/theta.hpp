@@ -70,8 +70,8 @@ void unpack(const Eigen::Ref<const Vec<T>>& theta, Index m, Index d, Mat<T>& W, 
 /// objective() on a flat theta with the gradient written into grad (length m (d + 1)): the
 /// signature third-party minimizers (LBFGSpp, ...) call. Returns the value L + lambda K.
 template <class T>
-T objective_theta(const Eigen::Ref<const Vec<T>>& theta, const MatRef<T>& X, const VecRef<T>& y,
-                  const Activation& act, Regularizer which, double lambda, Eigen::Ref<Vec<T>> grad) {
+T objective_theta(const Eigen::Ref<const Vec<T>>& theta, const MatRef<T>& X, const VecRef<T>& y, const Activation& act,
+                  Regularizer which, double lambda, Eigen::Ref<Vec<T>> grad) {
     const Index d = X.cols();
     if (theta.size() % (d + 1) != 0)
         throw std::invalid_argument("theta must have length m (d + 1) with d = X.shape[1] = " + std::to_string(d) +

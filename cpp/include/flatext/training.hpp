@@ -25,8 +25,8 @@ template <class T>
 struct Memorizer {
     Mat<T> W;  ///< (max(m, n), d); rows >= n are 0
     Vec<T> a;
-    double residual = 0;   ///< max_j |f(x_j) - y_j| of the solve (in double)
-    double rcond = 0;      ///< LU reciprocal condition estimate of S
+    double residual = 0;         ///< max_j |f(x_j) - y_j| of the solve (in double)
+    double rcond = 0;            ///< LU reciprocal condition estimate of S
     bool least_squares = false;  ///< the minimum-norm least-squares solve was used
 };
 
@@ -139,8 +139,8 @@ TrainResult<T> train(const MatRef<T>& W0, const VecRef<T>& a0, const MatRef<T>& 
         Mat<T> Wn;
         Vec<T> an;
         if (method == TrainMethod::SAM && rho > 0) {
-            const double gn = std::sqrt(g.W.template cast<double>().squaredNorm() +
-                                        g.a.template cast<double>().squaredNorm());
+            const double gn =
+                std::sqrt(g.W.template cast<double>().squaredNorm() + g.a.template cast<double>().squaredNorm());
             if (gn == 0) {
                 res.message = "stationary point (zero gradient) with loss > tol";
                 break;

@@ -27,6 +27,7 @@ PNG figures into the output folder (see ``docs/reproduce.md``). Population
 losses are exact (Gaussian inputs), reported relative to the zero predictor's,
 ``E[(f - f*)^2] / E[f*^2]``. The exit status is 1 when a counted check fails.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,20 @@ from .config import TEACHERS, ReproduceConfig
 from .problems import Row
 from .runner import exit_status, reproduce
 
-__all__ = ["ReproduceConfig", "reproduce", "add_parser", "Row", "Check", "check_all", "check_claim1",
-           "check_claim2", "check_claim3", "check_claim4", "check_claim5", "TEACHERS"]
+__all__ = [
+    "ReproduceConfig",
+    "reproduce",
+    "add_parser",
+    "Row",
+    "Check",
+    "check_all",
+    "check_claim1",
+    "check_claim2",
+    "check_claim3",
+    "check_claim4",
+    "check_claim5",
+    "TEACHERS",
+]
 
 
 def _run(args):
@@ -62,27 +75,36 @@ def _run(args):
 
 
 def add_parser(sub):
-    p = sub.add_parser("reproduce", help="reproduce the paper's claims as checks that can fail",
-                       description=__doc__)
+    p = sub.add_parser("reproduce", help="reproduce the paper's claims as checks that can fail", description=__doc__)
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("--out", default="flatext-reproduce", help="output folder (default ./flatext-reproduce)")
     p.add_argument("--quick", action="store_true", help="a smaller run (under a minute), as in the tests")
-    p.add_argument("--full", action="store_true", help="add the sample-complexity grid (d in 8 16 32, k in 1 2 3; "
-                   "long: not run by default)")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="add the sample-complexity grid (d in 8 16 32, k in 1 2 3; long: not run by default)",
+    )
     p.add_argument("--full-ds", type=int, nargs="+", help="input dimensions of the --full grid (default 8 16 32)")
-    p.add_argument("--full-ks", type=int, nargs="+", help="numbers of teacher directions of the --full grid "
-                   "(default 1 2 3)")
-    p.add_argument("--full-ns", type=int, nargs="+", help="sample sizes of the --full grid (default 50 100 200 400 "
-                   "800)")
+    p.add_argument(
+        "--full-ks", type=int, nargs="+", help="numbers of teacher directions of the --full grid (default 1 2 3)"
+    )
+    p.add_argument(
+        "--full-ns", type=int, nargs="+", help="sample sizes of the --full grid (default 50 100 200 400 800)"
+    )
     p.add_argument("--d", type=int, help="input dimension (default 8)")
     p.add_argument("--n", type=int, help="sample size of claims 1-3 (default 100)")
     p.add_argument("--seeds", type=int, help="data sets per claim (default 3)")
     p.add_argument("--starts", type=int, help="random starts of the flattest search (default 2)")
-    p.add_argument("--teacher", choices=sorted(TEACHERS), help="main teacher (default relu+abs; relu2+relu2 "
-                   "when --power 2)")
+    p.add_argument(
+        "--teacher", choices=sorted(TEACHERS), help="main teacher (default relu+abs; relu2+relu2 when --power 2)"
+    )
     p.add_argument("--power", type=float, help="activation degree p")
     p.add_argument("--seed", type=int, help="base seed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--no-resume", action="store_true", help="recompute every step (default: reuse the steps an "
-                   "interrupted run with the same configuration and code saved in OUT/results.parquet.parts)")
+    p.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="recompute every step (default: reuse the steps an "
+        "interrupted run with the same configuration and code saved in OUT/results.parquet.parts)",
+    )
     p.set_defaults(func=_run)

@@ -1,4 +1,5 @@
 """What ``flatext reproduce`` runs: the configuration and the teachers."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,9 +9,9 @@ __all__ = ["ReproduceConfig", "TEACHERS", "index_teacher_links"]
 
 # name -> (links, weights, representable by a bias-free homogeneous network of the degree it is meant for)
 TEACHERS = {
-    "relu+abs": (("relu", "abs"), (1.0, 0.5), True),        # for p = 1
+    "relu+abs": (("relu", "abs"), (1.0, 0.5), True),  # for p = 1
     "relu2+relu2": (("relu2", "relu2"), (1.0, 0.5), True),  # for p = 2
-    "he2+relu": (("he2", "relu"), (1.0, 0.5), False),       # He2 = z^2 - 1: not p-homogeneous (p = 1 or 2)
+    "he2+relu": (("he2", "relu"), (1.0, 0.5), False),  # He2 = z^2 - 1: not p-homogeneous (p = 1 or 2)
     "tanh": (("tanh",), (1.0,), False),
 }
 
@@ -23,7 +24,7 @@ def index_teacher_links(k: int, power: float) -> Tuple[Tuple[str, ...], Tuple[fl
     """
     base = ("relu", "abs") if power == 1.0 else ("relu2",)
     links = tuple(base[i % len(base)] for i in range(k))
-    return links, tuple(0.5 ** i for i in range(k))
+    return links, tuple(0.5**i for i in range(k))
 
 
 @dataclass(frozen=True)
@@ -40,18 +41,18 @@ class ReproduceConfig:
 
     d: int = 8
     n: int = 100
-    width_factor: float = 2.0               # m = width_factor * n
+    width_factor: float = 2.0  # m = width_factor * n
     power: float = 1.0
     neg: float = 0.0
-    teacher: str = "relu+abs"               # representable teacher
-    edge_teacher: str = "he2+relu"          # non-representable one (outside the theorem's condition)
+    teacher: str = "relu+abs"  # representable teacher
+    edge_teacher: str = "he2+relu"  # non-representable one (outside the theorem's condition)
     seeds: int = 3
-    starts: int = 3                         # random starts of the flattest search per data set
+    starts: int = 3  # random starts of the flattest search per data set
     small_init: float = 1e-2
     large_init: float = 1.0
     gd_max_iter: int = 5000
-    gd_small_max_iter: int = 20000          # GD from small init is slow to interpolate: more steps
-    gd_tol: float = 1e-16                   # loss at which GD counts as interpolating (max|r| ~ 1e-8 * label scale)
+    gd_small_max_iter: int = 20000  # GD from small init is slow to interpolate: more steps
+    gd_tol: float = 1e-16  # loss at which GD counts as interpolating (max|r| ~ 1e-8 * label scale)
     sam_rho: float = 0.05
     lnsgd_noise: float = 0.5
     lnsgd_batch: int = 10
@@ -68,17 +69,34 @@ class ReproduceConfig:
     full_ds: Sequence[int] = (8, 16, 32)
     full_ks: Sequence[int] = (1, 2, 3)
     full_ns: Sequence[int] = (50, 100, 200, 400, 800)
-    full_target: float = 1e-2                # relative population loss whose sample size is reported
+    full_target: float = 1e-2  # relative population loss whose sample size is reported
     seed: int = 0
     quick: bool = False
 
     @classmethod
     def quick_config(cls, **kw):
         """A small run (tests): seconds to a minute."""
-        base = dict(d=5, n=40, seeds=2, starts=1, gd_max_iter=3000, gd_small_max_iter=4000, lnsgd_steps=3000,
-                    lnsgd_batch=8, search_max_iter=60, rescale_draws=5, sample_ns=(30, 60), sample_noise=(0.0, 0.3),
-                    regime_n=40, regime_eps=(0.0, 0.3), regime_noise=(0.0, 0.3), full_ds=(5,), full_ks=(1, 2),
-                    full_ns=(30, 60), quick=True)
+        base = dict(
+            d=5,
+            n=40,
+            seeds=2,
+            starts=1,
+            gd_max_iter=3000,
+            gd_small_max_iter=4000,
+            lnsgd_steps=3000,
+            lnsgd_batch=8,
+            search_max_iter=60,
+            rescale_draws=5,
+            sample_ns=(30, 60),
+            sample_noise=(0.0, 0.3),
+            regime_n=40,
+            regime_eps=(0.0, 0.3),
+            regime_noise=(0.0, 0.3),
+            full_ds=(5,),
+            full_ks=(1, 2),
+            full_ns=(30, 60),
+            quick=True,
+        )
         base.update(kw)
         return cls(**base)
 

@@ -1,4 +1,5 @@
 """The reproduction's figures (PNG, matplotlib's Agg backend)."""
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,9 @@ def figures(rows: List[Row], out: str, cfg) -> List[str]:
             labels = list(dict.fromkeys(r.method for r in rs))
             for j, lab in enumerate(labels):
                 tr = [r.trace / om for r in rs if r.method == lab]
-                ax.scatter([j] * len(tr), tr, s=12, alpha=0.6, color=f"C{seed}",
-                           label=f"seed {seed}" if j == 0 else None)
+                ax.scatter(
+                    [j] * len(tr), tr, s=12, alpha=0.6, color=f"C{seed}", label=f"seed {seed}" if j == 0 else None
+                )
             ax.set_xticks(range(len(labels)))
             ax.set_xticklabels(labels, rotation=70, ha="right", fontsize=7)
         ax.axhline(1.0, color="k", lw=1, ls="--", label="orbit-minimal trace")
@@ -65,12 +67,24 @@ def figures(rows: List[Row], out: str, cfg) -> List[str]:
                 off = [r for r in rs if not interpolates(r)]
                 mk = "*" if meth == SEARCH else ("D" if meth == START else "o")
                 if ok:
-                    ax.scatter([r.orbit_min_trace for r in ok], [_floor(r.rel_pop_loss) for r in ok], marker=mk,
-                               s=90 if meth == SEARCH else 40, color=f"C{j % 10}", label=meth)
+                    ax.scatter(
+                        [r.orbit_min_trace for r in ok],
+                        [_floor(r.rel_pop_loss) for r in ok],
+                        marker=mk,
+                        s=90 if meth == SEARCH else 40,
+                        color=f"C{j % 10}",
+                        label=meth,
+                    )
                 if off:
-                    ax.scatter([r.orbit_min_trace for r in off], [_floor(r.rel_pop_loss) for r in off], marker=mk,
-                               s=40, facecolors="none", edgecolors=f"C{j % 10}",
-                               label=f"{meth} (not interpolating)")
+                    ax.scatter(
+                        [r.orbit_min_trace for r in off],
+                        [_floor(r.rel_pop_loss) for r in off],
+                        marker=mk,
+                        s=40,
+                        facecolors="none",
+                        edgecolors=f"C{j % 10}",
+                        label=f"{meth} (not interpolating)",
+                    )
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel("orbit-minimal Hessian trace")
@@ -86,8 +100,13 @@ def figures(rows: List[Row], out: str, cfg) -> List[str]:
             rs = [r for r in c4 if r.noise == noise]
             ns = sorted({r.n for r in rs})
             ax.scatter([r.n for r in rs], [_floor(r.rel_pop_loss) for r in rs], s=12, alpha=0.5, color=f"C{j}")
-            ax.plot(ns, [np.median([_floor(r.rel_pop_loss) for r in rs if r.n == n]) for n in ns], "o-",
-                    color=f"C{j}", label=f"noise sd {noise:g} (median over seeds)")
+            ax.plot(
+                ns,
+                [np.median([_floor(r.rel_pop_loss) for r in rs if r.n == n]) for n in ns],
+                "o-",
+                color=f"C{j}",
+                label=f"noise sd {noise:g} (median over seeds)",
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(f"n (m = {cfg.width_factor:g} n)")
@@ -103,13 +122,21 @@ def figures(rows: List[Row], out: str, cfg) -> List[str]:
             eps = sorted({r.eps for r in rs})
             if not eps:
                 continue
-            ax.plot([r.approx_error / r.null_loss for r in rs], [_floor(r.rel_pop_loss) for r in rs], ".",
-                    color=f"C{j}", alpha=0.5)
-            ax.plot([np.median([r.approx_error / r.null_loss for r in rs if r.eps == e]) for e in eps],
-                    [np.median([_floor(r.rel_pop_loss) for r in rs if r.eps == e]) for e in eps], "o-",
-                    color=f"C{j}", label=f"noise sd {noise:g}")
-        lim = [min(r.approx_error / r.null_loss for r in c5 if r.eps > 0) if any(r.eps > 0 for r in c5) else 1e-3,
-               1.0]
+            ax.plot(
+                [r.approx_error / r.null_loss for r in rs],
+                [_floor(r.rel_pop_loss) for r in rs],
+                ".",
+                color=f"C{j}",
+                alpha=0.5,
+            )
+            ax.plot(
+                [np.median([r.approx_error / r.null_loss for r in rs if r.eps == e]) for e in eps],
+                [np.median([_floor(r.rel_pop_loss) for r in rs if r.eps == e]) for e in eps],
+                "o-",
+                color=f"C{j}",
+                label=f"noise sd {noise:g}",
+            )
+        lim = [min(r.approx_error / r.null_loss for r in c5 if r.eps > 0) if any(r.eps > 0 for r in c5) else 1e-3, 1.0]
         ax.plot(lim, lim, "k--", lw=1, label="population loss = approximation error")
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -126,10 +153,16 @@ def figures(rows: List[Row], out: str, cfg) -> List[str]:
             for (dd, k), s in sc.items():
                 if dd != d:
                     continue
-                ax.scatter([p[0] for p in s["points"]], [_floor(p[1]) for p in s["points"]], s=10, alpha=0.4,
-                           color=f"C{k}")
-                ax.plot(s["ns"], [_floor(v) for v in s["median"]], "o-", color=f"C{k}",
-                        label=f"k={k}: slope {s['slope']:.2f}")
+                ax.scatter(
+                    [p[0] for p in s["points"]], [_floor(p[1]) for p in s["points"]], s=10, alpha=0.4, color=f"C{k}"
+                )
+                ax.plot(
+                    s["ns"],
+                    [_floor(v) for v in s["median"]],
+                    "o-",
+                    color=f"C{k}",
+                    label=f"k={k}: slope {s['slope']:.2f}",
+                )
             ax.axhline(cfg.full_target, color="k", lw=1, ls=":")
             ax.set_xscale("log")
             ax.set_yscale("log")

@@ -19,19 +19,27 @@ Labels (``Row.method``):
   shown as such, never a competitor;
 - ``"flattest search"``: :func:`flatext.flattest_interpolator` from that start.
 """
+
 from __future__ import annotations
 
 from typing import List
 
-
 from ..curvature import hessian_top_eigenvalues
-from ..interpolators import find_interpolator, flattest_interpolator, memorizing_interpolator, \
-    teacher_plus_memorizer
+from ..interpolators import find_interpolator, flattest_interpolator, memorizing_interpolator, teacher_plus_memorizer
 from ..training import label_noise_sgd, train
 from .problems import Problem, Row, measure_row, stopped_at_max_iter, timed
 
-__all__ = ["SEARCH", "START", "MEMORIZERS", "REFERENCE", "trained", "searched", "memorizers", "reference",
-           "competitors_of"]
+__all__ = [
+    "SEARCH",
+    "START",
+    "MEMORIZERS",
+    "REFERENCE",
+    "trained",
+    "searched",
+    "memorizers",
+    "reference",
+    "competitors_of",
+]
 
 SEARCH = "flattest search"
 START = "GN projection of random init (search start)"
@@ -53,15 +61,42 @@ def _polish_row(prob: Problem, claim: str, label: str, W, a, start: int, seconds
     try:
         pol, dt = timed(lambda: find_interpolator(W, a, prob.X, prob.y, max_iter=POLISH_MAX_ITER, **prob.kw))
     except ValueError as e:
-        return [measure_row(prob, claim, label + POLISH, W, a, start=start, seconds=seconds,
-                            stop="polish failed", note=f"polish failed: {e}"[:200])]
+        return [
+            measure_row(
+                prob,
+                claim,
+                label + POLISH,
+                W,
+                a,
+                start=start,
+                seconds=seconds,
+                stop="polish failed",
+                note=f"polish failed: {e}"[:200],
+            )
+        ]
     stop = "converged" if pol.converged else "max_iter"
-    return [measure_row(prob, claim, label + POLISH, pol.W, pol.a, start=start, seconds=seconds + dt, stop=stop,
-                        note=f"{pol.iterations} Gauss-Newton steps from max|r| {pol.history[0]:.2e}")]
+    return [
+        measure_row(
+            prob,
+            claim,
+            label + POLISH,
+            pol.W,
+            pol.a,
+            start=start,
+            seconds=seconds + dt,
+            stop=stop,
+            note=f"{pol.iterations} Gauss-Newton steps from max|r| {pol.history[0]:.2e}",
+        )
+    ]
 
 
-def trained(prob: Problem, claim: str, which=("gd, small init", "gd, large init", "sam", "label_noise_sgd"),
-            start: int = 0, max_iter=None) -> List[Row]:
+def trained(
+    prob: Problem,
+    claim: str,
+    which=("gd, small init", "gd, large init", "sam", "label_noise_sgd"),
+    start: int = 0,
+    max_iter=None,
+) -> List[Row]:
     """Rows of the trainers (each measured where it stopped, then after a Gauss-Newton polish)."""
     cfg = prob.cfg
     rows: List[Row] = []
@@ -70,23 +105,51 @@ def trained(prob: Problem, claim: str, which=("gd, small init", "gd, large init"
         W0, a0 = prob.init(scale, start)
         if label == "label_noise_sgd":
             steps = cfg.lnsgd_steps
-            res, dt = timed(lambda: label_noise_sgd(W0, a0, prob.X, prob.y, noise=cfg.lnsgd_noise,
-                                                    batch=min(cfg.lnsgd_batch, prob.n), lr=cfg.lnsgd_lr,
-                                                    max_iter=steps, tol=cfg.gd_tol, seed=[cfg.seed, prob.seed, 5],
-                                                    **prob.kw))
-            note = (f"noise {cfg.lnsgd_noise:g}, batch {cfg.lnsgd_batch}, lr {cfg.lnsgd_lr:g}, {res.iterations} "
-                    f"steps to loss {res.loss:.1e}")
+            res, dt = timed(
+                lambda: label_noise_sgd(
+                    W0,
+                    a0,
+                    prob.X,
+                    prob.y,
+                    noise=cfg.lnsgd_noise,
+                    batch=min(cfg.lnsgd_batch, prob.n),
+                    lr=cfg.lnsgd_lr,
+                    max_iter=steps,
+                    tol=cfg.gd_tol,
+                    seed=[cfg.seed, prob.seed, 5],
+                    **prob.kw,
+                )
+            )
+            note = (
+                f"noise {cfg.lnsgd_noise:g}, batch {cfg.lnsgd_batch}, lr {cfg.lnsgd_lr:g}, {res.iterations} "
+                f"steps to loss {res.loss:.1e}"
+            )
             stop = "max_iter (by design: drifts after fitting)"
         else:
             lr = _lr(prob, W0, a0)
             method = "sam" if label == "sam" else "gd"
-            steps = max_iter if max_iter is not None else (
-                cfg.gd_small_max_iter if label == "gd, small init" else cfg.gd_max_iter)
-            res, dt = timed(lambda: train(W0, a0, prob.X, prob.y, method=method, lr=lr, rho=cfg.sam_rho,
-                                          max_iter=steps, tol=cfg.gd_tol, polish=False, **prob.kw))
+            steps = (
+                max_iter
+                if max_iter is not None
+                else (cfg.gd_small_max_iter if label == "gd, small init" else cfg.gd_max_iter)
+            )
+            res, dt = timed(
+                lambda: train(
+                    W0,
+                    a0,
+                    prob.X,
+                    prob.y,
+                    method=method,
+                    lr=lr,
+                    rho=cfg.sam_rho,
+                    max_iter=steps,
+                    tol=cfg.gd_tol,
+                    polish=False,
+                    **prob.kw,
+                )
+            )
             note = f"lr {lr:.3g}, {res.iterations} steps to loss {res.loss:.1e}; {res.message}"
-            stop = "max_iter" if stopped_at_max_iter(res, steps) else ("converged" if res.converged
-                                                                                 else "diverged")
+            stop = "max_iter" if stopped_at_max_iter(res, steps) else ("converged" if res.converged else "diverged")
         rows.append(measure_row(prob, claim, label, res.W, res.a, start=start, seconds=dt, stop=stop, note=note))
         rows += _polish_row(prob, claim, label, res.W, res.a, start, dt)
     return rows
@@ -100,14 +163,36 @@ def searched(prob: Problem, claim: str, starts: int, show_start: bool = True) ->
         W0, a0 = prob.init(cfg.large_init, 100 + s)
         proj, dt0 = timed(lambda: find_interpolator(W0, a0, prob.X, prob.y, max_iter=200, **prob.kw))
         if show_start:
-            rows.append(measure_row(prob, claim, START, proj.W, proj.a, start=100 + s, seconds=dt0,
-                                    stop="converged" if proj.converged else "max_iter"))
+            rows.append(
+                measure_row(
+                    prob,
+                    claim,
+                    START,
+                    proj.W,
+                    proj.a,
+                    start=100 + s,
+                    seconds=dt0,
+                    stop="converged" if proj.converged else "max_iter",
+                )
+            )
         if not proj.converged:
             continue
-        res, dt = timed(lambda: flattest_interpolator(proj.W, proj.a, prob.X, prob.y, max_iter=cfg.search_max_iter,
-                                                      **prob.kw))
-        rows.append(measure_row(prob, claim, SEARCH, res.W, res.a, start=100 + s, seconds=dt0 + dt, stop=res.reason,
-                                note=f"{res.iterations} iterations"))
+        res, dt = timed(
+            lambda: flattest_interpolator(proj.W, proj.a, prob.X, prob.y, max_iter=cfg.search_max_iter, **prob.kw)
+        )
+        rows.append(
+            measure_row(
+                prob,
+                claim,
+                SEARCH,
+                res.W,
+                res.a,
+                start=100 + s,
+                seconds=dt0 + dt,
+                stop=res.reason,
+                note=f"{res.iterations} iterations",
+            )
+        )
     return rows
 
 

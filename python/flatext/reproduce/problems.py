@@ -1,4 +1,5 @@
 """One training problem of the reproduction and the row that records a point on it."""
+
 from __future__ import annotations
 
 import math
@@ -24,28 +25,28 @@ RESIDUAL_TOL = 1e-8
 class Row:
     """One point (a network) on one problem, measured."""
 
-    claim: str            # "1" .. "5", or "full" (sample-complexity grid)
+    claim: str  # "1" .. "5", or "full" (sample-complexity grid)
     teacher: str
     d: int
-    k: int                # number of teacher directions
+    k: int  # number of teacher directions
     n: int
     m: int
     noise: float
-    eps: float            # weight of the non-representable part (claim 5)
-    approx_error: float   # eps^2 (2d + p^2): population loss of the best network (NaN if unknown)
-    method: str           # how the point was found
-    seed: int             # data seed
-    start: int            # initialization / search start (-1: none)
+    eps: float  # weight of the non-representable part (claim 5)
+    approx_error: float  # eps^2 (2d + p^2): population loss of the best network (NaN if unknown)
+    method: str  # how the point was found
+    seed: int  # data seed
+    start: int  # initialization / search start (-1: none)
     trace: float
     orbit_min_trace: float
     max_residual: float
     rel_max_residual: float  # max|r| / max(1, max|y|)
     train_loss: float
     pop_loss: float
-    null_loss: float      # population loss of the zero predictor, E[f*^2]
-    rel_pop_loss: float   # pop_loss / null_loss
+    null_loss: float  # population loss of the zero predictor, E[f*^2]
+    rel_pop_loss: float  # pop_loss / null_loss
     seconds: float
-    stop: str = ""        # why the method stopped ("max_iter" flags a run cut short)
+    stop: str = ""  # why the method stopped ("max_iter" flags a run cut short)
     note: str = ""
 
     @property
@@ -75,9 +76,18 @@ class Problem:
     initialization derive from ``seed`` (and the configuration's base seed).
     """
 
-    def __init__(self, cfg: ReproduceConfig, teacher: str, n: int, noise: float = 0.0, seed: int = 0,
-                 eps: float = 0.0, d: Optional[int] = None, links: Optional[Sequence[str]] = None,
-                 weights: Optional[Sequence[float]] = None):
+    def __init__(
+        self,
+        cfg: ReproduceConfig,
+        teacher: str,
+        n: int,
+        noise: float = 0.0,
+        seed: int = 0,
+        eps: float = 0.0,
+        d: Optional[int] = None,
+        links: Optional[Sequence[str]] = None,
+        weights: Optional[Sequence[float]] = None,
+    ):
         if links is None:
             links, weights, representable = TEACHERS[teacher]
         else:
@@ -86,8 +96,9 @@ class Problem:
         self.d = int(d if d is not None else cfg.d)
         self.k = len(links)
         self.representable = representable
-        base = SumOfSingleIndex.random(self.d, list(links), weights=None if weights is None else list(weights),
-                                       seed=cfg.seed + 1000 + 7 * seed)
+        base = SumOfSingleIndex.random(
+            self.d, list(links), weights=None if weights is None else list(weights), seed=cfg.seed + 1000 + 7 * seed
+        )
         self.base = base
         self.eps = float(eps)
         if eps > 0:
@@ -110,8 +121,7 @@ class Problem:
         self.kw = dict(power=cfg.power, neg=cfg.neg)
 
     def pop(self, W, a) -> float:
-        return float(population_loss(W, a, self.teacher, power=self.cfg.power, neg=self.cfg.neg,
-                                     method="exact").value)
+        return float(population_loss(W, a, self.teacher, power=self.cfg.power, neg=self.cfg.neg, method="exact").value)
 
     def init(self, scale: float, start: int):
         """Gaussian init: rows of W with norm ~ scale, a with norm ~ scale."""
@@ -144,19 +154,55 @@ class Problem:
         return np.array(W), np.array(a)
 
 
-def measure_row(prob: Problem, claim: str, method: str, W, a, *, start: int = -1, seconds: float = 0.0,
-                stop: str = "", note: str = "") -> Row:
+def measure_row(
+    prob: Problem,
+    claim: str,
+    method: str,
+    W,
+    a,
+    *,
+    start: int = -1,
+    seconds: float = 0.0,
+    stop: str = "",
+    note: str = "",
+) -> Row:
     """Measure (W, a) on ``prob`` with :func:`flatext.measure`: a reproduction row and a
     script's measurement agree by construction (the population loss is exact: Gaussian inputs)."""
-    m = measure(W, a, prob.X, prob.y, prob.teacher,
-                which=["train_loss", "max_residual", "trace", "orbit_min_trace", "population_loss"],
-                population="exact", **prob.kw)
-    return Row(claim=claim, teacher=prob.name, d=prob.d, k=prob.k, n=prob.n, m=int(np.shape(W)[0]),
-               noise=prob.noise, eps=prob.eps, approx_error=prob.approx_error, method=method, seed=prob.seed,
-               start=start, trace=m.trace, orbit_min_trace=m.orbit_min_trace, max_residual=m.max_residual,
-               rel_max_residual=m.max_residual_rel, train_loss=m.train_loss, pop_loss=m.population_loss,
-               null_loss=m.null_loss, rel_pop_loss=m.population_loss_rel, seconds=float(seconds), stop=stop,
-               note=note)
+    m = measure(
+        W,
+        a,
+        prob.X,
+        prob.y,
+        prob.teacher,
+        which=["train_loss", "max_residual", "trace", "orbit_min_trace", "population_loss"],
+        population="exact",
+        **prob.kw,
+    )
+    return Row(
+        claim=claim,
+        teacher=prob.name,
+        d=prob.d,
+        k=prob.k,
+        n=prob.n,
+        m=int(np.shape(W)[0]),
+        noise=prob.noise,
+        eps=prob.eps,
+        approx_error=prob.approx_error,
+        method=method,
+        seed=prob.seed,
+        start=start,
+        trace=m.trace,
+        orbit_min_trace=m.orbit_min_trace,
+        max_residual=m.max_residual,
+        rel_max_residual=m.max_residual_rel,
+        train_loss=m.train_loss,
+        pop_loss=m.population_loss,
+        null_loss=m.null_loss,
+        rel_pop_loss=m.population_loss_rel,
+        seconds=float(seconds),
+        stop=stop,
+        note=note,
+    )
 
 
 def timed(fn):

@@ -1,4 +1,5 @@
 """Run the steps with resume on the sweeps' result store, and write the outputs."""
+
 from __future__ import annotations
 
 import csv
@@ -9,7 +10,7 @@ import math
 import os
 import sys
 import time
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -76,8 +77,18 @@ def _summary(rows: List[Row]) -> str:
     groups: dict = {}
     for r in rows:
         groups.setdefault((r.claim, r.teacher, r.n, r.noise, r.method), []).append(r)
-    cols = ["claim", "teacher", "n", "noise", "method", "count", "orbit-min trace (median [min, max])",
-            "rel. pop. loss (median [min, max])", "max rel. residual", "stops"]
+    cols = [
+        "claim",
+        "teacher",
+        "n",
+        "noise",
+        "method",
+        "count",
+        "orbit-min trace (median [min, max])",
+        "rel. pop. loss (median [min, max])",
+        "max rel. residual",
+        "stops",
+    ]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
 
     def med(vals):
@@ -91,24 +102,44 @@ def _summary(rows: List[Row]) -> str:
         for r in rs:
             if r.stop:
                 stops[r.stop] = stops.get(r.stop, 0) + 1
-        lines.append("| " + " | ".join([claim, te, str(n), f"{noise:g}", meth, str(len(rs)),
-                                         med([r.orbit_min_trace for r in rs]), med([r.rel_pop_loss for r in rs]),
-                                         f"{max(r.rel_max_residual for r in rs):.1e}",
-                                         ", ".join(f"{k} x{v}" for k, v in stops.items())]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    claim,
+                    te,
+                    str(n),
+                    f"{noise:g}",
+                    meth,
+                    str(len(rs)),
+                    med([r.orbit_min_trace for r in rs]),
+                    med([r.rel_pop_loss for r in rs]),
+                    f"{max(r.rel_max_residual for r in rs):.1e}",
+                    ", ".join(f"{k} x{v}" for k, v in stops.items()),
+                ]
+            )
+            + " |"
+        )
     return "\n".join(lines)
 
 
 def claims_markdown(checks: List[Check], cfg: ReproduceConfig, seconds: float) -> str:
     """claims.md: for each claim, what was checked, on how many seeds, and what would have failed it."""
-    head = [f"# flatext reproduce: claims ({'quick' if cfg.quick else 'default'} run, p = {cfg.power:g}, "
-            f"d = {cfg.d}, n = {cfg.n}, {cfg.seeds} seeds, {seconds:.0f} s)", "",
-            "Each line: [x] held, [ ] failed, (i) a demonstration or a check outside the claim's condition "
-            "(reported, not counted).", ""]
-    titles = {"1": "Claim 1: the rescaling symmetry (raw flatness is not a property of the function)",
-              "2": "Claim 2: the flattest interpolator generalizes best among interpolators",
-              "3": "Claim 3: memorizing interpolators are sharp and do not generalize",
-              "4": "Claim 4: the flattest interpolator's population loss vs n and label noise",
-              "5": "Claim 5: the theorem's regime: approximation error and noise"}
+    head = [
+        f"# flatext reproduce: claims ({'quick' if cfg.quick else 'default'} run, p = {cfg.power:g}, "
+        f"d = {cfg.d}, n = {cfg.n}, {cfg.seeds} seeds, {seconds:.0f} s)",
+        "",
+        "Each line: [x] held, [ ] failed, (i) a demonstration or a check outside the claim's condition "
+        "(reported, not counted).",
+        "",
+    ]
+    titles = {
+        "1": "Claim 1: the rescaling symmetry (raw flatness is not a property of the function)",
+        "2": "Claim 2: the flattest interpolator generalizes best among interpolators",
+        "3": "Claim 3: memorizing interpolators are sharp and do not generalize",
+        "4": "Claim 4: the flattest interpolator's population loss vs n and label noise",
+        "5": "Claim 5: the theorem's regime: approximation error and noise",
+    }
     lines = head
     for c in sorted({ch.claim for ch in checks}):
         lines.append(f"## {titles.get(c, c)}")
@@ -124,8 +155,13 @@ def claims_markdown(checks: List[Check], cfg: ReproduceConfig, seconds: float) -
     return "\n".join(lines)
 
 
-def reproduce(cfg: ReproduceConfig = ReproduceConfig(), out: str = "flatext-reproduce", progress: bool = True,
-              resume: bool = True, echo=print):
+def reproduce(
+    cfg: Optional[ReproduceConfig] = None,
+    out: str = "flatext-reproduce",
+    progress: bool = True,
+    resume: bool = True,
+    echo=print,
+):
     """Run the reproduction; returns ``(rows, checks)`` and writes the output folder.
 
     Each step's rows go to the sweeps' result store (``out/results.parquet.parts/``,
@@ -135,8 +171,10 @@ def reproduce(cfg: ReproduceConfig = ReproduceConfig(), out: str = "flatext-repr
 
     Outputs: ``results.parquet`` (every row), ``results.csv``, ``results.md`` (a
     summary per claim and method: medians and ranges over seeds), ``claims.md``
-    and PNG figures.
+    and PNG figures. ``cfg`` defaults to ``ReproduceConfig()``.
     """
+    if cfg is None:
+        cfg = ReproduceConfig()
     os.makedirs(out, exist_ok=True)
     store = ResultStore(os.path.join(out, "results.parquet"), resume=resume)
     fp = fingerprint(cfg)
@@ -152,8 +190,19 @@ def reproduce(cfg: ReproduceConfig = ReproduceConfig(), out: str = "flatext-repr
             if got is None:
                 bar.set_postfix_str(key)
                 got = fn()
-                store.write_part([dict(dataclasses.asdict(r), step=key, row=i, fingerprint=fp,
-                                       cell_id=f"{fp}:{key}:{i}", status="ok") for i, r in enumerate(got)])
+                store.write_part(
+                    [
+                        dict(
+                            dataclasses.asdict(r),
+                            step=key,
+                            row=i,
+                            fingerprint=fp,
+                            cell_id=f"{fp}:{key}:{i}",
+                            status="ok",
+                        )
+                        for i, r in enumerate(got)
+                    ]
+                )
             else:
                 reused += 1
             cell_ids += [f"{fp}:{key}:{i}" for i in range(len(got))]
@@ -180,8 +229,10 @@ def reproduce(cfg: ReproduceConfig = ReproduceConfig(), out: str = "flatext-repr
     echo(md)
     echo("")
     echo(cmd)
-    echo(f"wrote {out}/results.parquet, results.csv, results.md, claims.md and {len(figs)} figures in "
-         f"{seconds:.0f} s" + (f" ({reused} of {len(todo)} steps reused from the store)" if reused else ""))
+    echo(
+        f"wrote {out}/results.parquet, results.csv, results.md, claims.md and {len(figs)} figures in "
+        f"{seconds:.0f} s" + (f" ({reused} of {len(todo)} steps reused from the store)" if reused else "")
+    )
     return rows, checks
 
 

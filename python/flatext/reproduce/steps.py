@@ -1,4 +1,5 @@
 """The reproduction as independent steps, each a function returning rows."""
+
 from __future__ import annotations
 
 from functools import partial
@@ -28,7 +29,7 @@ def claim1_rows(cfg: ReproduceConfig, seed: int) -> List[Row]:
     for k in range(-3, 4):
         if k == 0:
             continue
-        W, a = rescale(base.W, base.a, 10.0 ** k, power=p)
+        W, a = rescale(base.W, base.a, 10.0**k, power=p)
         rows.append(measure_row(prob, "1", f"global rescale t=1e{k:+d}", W, a, start=0))
     rng = np.random.default_rng([cfg.seed, seed, 1])
     for s in RESCALE_LOG_SDS:

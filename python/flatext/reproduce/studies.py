@@ -1,4 +1,5 @@
 """Sample-complexity summaries: fitted slopes and the sample size reaching a target loss."""
+
 from __future__ import annotations
 
 import math
@@ -39,9 +40,16 @@ def sample_complexity(rows: List[Row], claim: str = "full", target: float = 1e-2
         ns = sorted({r.n for r in rs})
         med = [float(np.median([r.rel_pop_loss for r in rs if r.n == n])) for n in ns]
         slope, se = fit_slope([r.n for r in rs], [r.rel_pop_loss for r in rs])
-        out[(d, k)] = dict(ns=ns, median=med, slope=slope, se=se, n_target=n_at_target(ns, med, target),
-                           seeds=len({r.seed for r in rs}), max_iter=sum(r.stop == "max_iter" for r in rs),
-                           points=[(r.n, r.rel_pop_loss) for r in rs])
+        out[(d, k)] = dict(
+            ns=ns,
+            median=med,
+            slope=slope,
+            se=se,
+            n_target=n_at_target(ns, med, target),
+            seeds=len({r.seed for r in rs}),
+            max_iter=sum(r.stop == "max_iter" for r in rs),
+            points=[(r.n, r.rel_pop_loss) for r in rs],
+        )
     return out
 
 
@@ -49,11 +57,16 @@ def sample_complexity_markdown(rows: List[Row], target: float) -> str:
     sc = sample_complexity(rows, target=target)
     if not sc:
         return ""
-    lines = [f"| d | k | n grid | median relative population loss | slope (log-log) | n reaching {target:g} | "
-             "seeds | searches at max_iter |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| d | k | n grid | median relative population loss | slope (log-log) | n reaching {target:g} | "
+        "seeds | searches at max_iter |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for (d, k), s in sc.items():
         nt = s["n_target"]
         where = f"<= {s['ns'][0]}" if nt == s["ns"][0] else (f"> {s['ns'][-1]}" if nt == math.inf else f"{nt:.3g}")
-        lines.append(f"| {d} | {k} | {s['ns']} | {', '.join(f'{v:.2g}' for v in s['median'])} | "
-                     f"{s['slope']:.2f} +- {s['se']:.2f} | {where} | {s['seeds']} | {s['max_iter']} |")
+        lines.append(
+            f"| {d} | {k} | {s['ns']} | {', '.join(f'{v:.2g}' for v in s['median'])} | "
+            f"{s['slope']:.2f} +- {s['se']:.2f} | {where} | {s['seeds']} | {s['max_iter']} |"
+        )
     return "\n".join(lines)

@@ -10,6 +10,7 @@ Dask), ``store`` (Parquet parts), ``progress`` (the bar), ``plot`` (figures).
 
 The package is named ``sweeps`` so that ``flatext.sweep`` can be the function.
 """
+
 from __future__ import annotations
 
 import csv
@@ -53,12 +54,14 @@ def _check_teachers(cfg):
         try:
             make_teacher(c["teacher"], c["d"])
         except Exception as e:
-            raise SweepConfigError(cfg.source, "teacher", f"cannot build the teacher {c['teacher']} in d={c['d']}: "
-                                   f"{type(e).__name__}: {e}") from None
+            raise SweepConfigError(
+                cfg.source, "teacher", f"cannot build the teacher {c['teacher']} in d={c['d']}: {type(e).__name__}: {e}"
+            ) from None
 
 
-def sweep(config, *, out, scheduler=None, local_cluster=None, resume=True, progress=True, workers=None,
-          chunk_size=None):
+def sweep(
+    config, *, out, scheduler=None, local_cluster=None, resume=True, progress=True, workers=None, chunk_size=None
+):
     """Run a sweep and return its results, one row per cell.
 
     Parameters
@@ -117,8 +120,15 @@ def sweep(config, *, out, scheduler=None, local_cluster=None, resume=True, progr
     t0 = time.perf_counter()
     try:
         if scheduler is not None or local_cluster is not None:
-            run_dask(todo, on_result, scheduler=scheduler, local_cluster=local_cluster, chunk_size=chunk_size,
-                     error_row=error_row, on_running=bar.running)
+            run_dask(
+                todo,
+                on_result,
+                scheduler=scheduler,
+                local_cluster=local_cluster,
+                chunk_size=chunk_size,
+                error_row=error_row,
+                on_running=bar.running,
+            )
         else:
             run_local(todo, on_result, workers=workers, chunk_size=chunk_size, on_running=bar.running)
     except KeyboardInterrupt:
@@ -145,8 +155,23 @@ def sweep(config, *, out, scheduler=None, local_cluster=None, resume=True, progr
 # ---------------------------------------------------------------------------
 
 # Columns of `--dry-run` (the cell parameters; method parameters as JSON).
-_DRY_COLUMNS = ("cell_id", "method", "method_kind", "teacher", "n", "d", "m", "noise", "inputs", "power", "neg",
-                "init_scale", "dtype", "seed", "params")
+_DRY_COLUMNS = (
+    "cell_id",
+    "method",
+    "method_kind",
+    "teacher",
+    "n",
+    "d",
+    "m",
+    "noise",
+    "inputs",
+    "power",
+    "neg",
+    "init_scale",
+    "dtype",
+    "seed",
+    "params",
+)
 
 
 def _dry_rows(cfg):
@@ -168,15 +193,20 @@ def _print_dry_run(cfg, fmt):
         w.writerows(rows)
         return
     cols = ("#",) + _DRY_COLUMNS
-    text = [[str(i)] + ["" if r[k] is None else f"{r[k]:g}" if isinstance(r[k], float) else str(r[k])
-                        for k in _DRY_COLUMNS] for i, r in enumerate(rows)]
+    text = [
+        [str(i)] + ["" if r[k] is None else f"{r[k]:g}" if isinstance(r[k], float) else str(r[k]) for k in _DRY_COLUMNS]
+        for i, r in enumerate(rows)
+    ]
     widths = [max(len(h), *(len(t[j]) for t in text)) for j, h in enumerate(cols)]
     print("  ".join(h.ljust(wd) for h, wd in zip(cols, widths)).rstrip())
     for t in text:
         print("  ".join(v.ljust(wd) for v, wd in zip(t, widths)).rstrip())
     counts = Counter(c["method"] for c in cfg.cells)
-    print(f"{cfg.source}: sweep {cfg.name!r}, {len(cfg)} cells ("
-          + ", ".join(f"{k}: {v}" for k, v in counts.items()) + ")")
+    print(
+        f"{cfg.source}: sweep {cfg.name!r}, {len(cfg)} cells ("
+        + ", ".join(f"{k}: {v}" for k, v in counts.items())
+        + ")"
+    )
 
 
 def _run_cli(args):
@@ -187,9 +217,16 @@ def _run_cli(args):
         if not args.out:
             print("flatext sweep: --out is required (unless --dry-run)", file=sys.stderr)
             return 2
-        df = sweep(args.config, out=args.out, scheduler=args.scheduler, local_cluster=args.local_cluster,
-                   resume=not args.no_resume, progress=not args.no_progress, workers=args.workers,
-                   chunk_size=args.chunk_size)
+        df = sweep(
+            args.config,
+            out=args.out,
+            scheduler=args.scheduler,
+            local_cluster=args.local_cluster,
+            resume=not args.no_resume,
+            progress=not args.no_progress,
+            workers=args.workers,
+            chunk_size=args.chunk_size,
+        )
     except SweepConfigError as e:
         print(f"flatext sweep: {e}", file=sys.stderr)
         return 2
@@ -202,23 +239,34 @@ def _run_cli(args):
     n_err = int((df["status"] != "ok").sum()) if "status" in df else 0
     el = df.attrs.get("elapsed", 0.0)
     ran = df.attrs.get("cells_run", 0)
-    print(f"{len(df)} cells in {args.out} ({ran} run now in {el:.1f} s, {len(df) - ran} resumed"
-          + (f", {n_err} with errors: see the 'error' column" if n_err else "") + ")")
+    print(
+        f"{len(df)} cells in {args.out} ({ran} run now in {el:.1f} s, {len(df) - ran} resumed"
+        + (f", {n_err} with errors: see the 'error' column" if n_err else "")
+        + ")"
+    )
     return 1 if n_err else 0
 
 
 def add_parser(sub):
-    p = sub.add_parser("sweep", help="run a parameter grid from a TOML sweep file into a Parquet table",
-                       description="Run the grid of a TOML sweep file (see docs/sweeps.md); rows go to Parquet "
-                                   "as cells finish; rerunning resumes; Ctrl-C stops cleanly.")
+    p = sub.add_parser(
+        "sweep",
+        help="run a parameter grid from a TOML sweep file into a Parquet table",
+        description="Run the grid of a TOML sweep file (see docs/sweeps.md); rows go to Parquet "
+        "as cells finish; rerunning resumes; Ctrl-C stops cleanly.",
+    )
     p.add_argument("config", help="sweep file (TOML)")
     p.add_argument("--out", help="results Parquet file (parts go to OUT.parts/); required unless --dry-run")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT", help="run on a running Dask scheduler")
-    g.add_argument("--local-cluster", type=int, default=None, metavar="N",
-                   help="start a Dask LocalCluster with N worker processes")
-    p.add_argument("--workers", type=int, default=None,
-                   help="local executor: worker processes (default: all cores; 0: in this process)")
+    g.add_argument(
+        "--local-cluster", type=int, default=None, metavar="N", help="start a Dask LocalCluster with N worker processes"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="local executor: worker processes (default: all cores; 0: in this process)",
+    )
     p.add_argument("--chunk-size", type=int, default=None, help="cells per task (default: automatic)")
     p.add_argument("--no-resume", action="store_true", help="discard earlier results and start over")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -16,6 +16,7 @@ cell of a sweep sees the same teacher unless the sweep varies it. The
 measurements are :func:`flatext.measure`'s, so a row agrees with a script that
 calls it on the same network.
 """
+
 from __future__ import annotations
 
 import json
@@ -82,8 +83,13 @@ def cell_data(cell):
     """
     dt = np.float32 if cell["dtype"] == "float32" else np.float64
     teacher = make_teacher(cell["teacher"], cell["d"])
-    X, y = teacher.sample(cell["n"], noise=cell["noise"], inputs=cell["inputs"], seed=_seed(cell["seed"], 1),
-                          spectrum=cell.get("spectrum"))
+    X, y = teacher.sample(
+        cell["n"],
+        noise=cell["noise"],
+        inputs=cell["inputs"],
+        seed=_seed(cell["seed"], 1),
+        spectrum=cell.get("spectrum"),
+    )
     X = np.ascontiguousarray(X, dtype=dt)
     y = np.ascontiguousarray(y, dtype=dt)
     W0 = a0 = None
@@ -114,29 +120,66 @@ def _m_random(cell, data, p):
 
 def _m_train(kind):
     def run(cell, data, p):
-        res = train(data["W0"], data["a0"], data["X"], data["y"], power=cell["power"], neg=cell["neg"], method=kind,
-                    **_given(p, ("lr", "max_iter", "tol", "rho", "polish_factor", "polish_max_iter")))
-        return res.W, res.a, {"iterations": res.iterations, "converged": res.converged, "reason": res.reason,
-                              "polish": res.polish, "polished": res.polished}
+        res = train(
+            data["W0"],
+            data["a0"],
+            data["X"],
+            data["y"],
+            power=cell["power"],
+            neg=cell["neg"],
+            method=kind,
+            **_given(p, ("lr", "max_iter", "tol", "rho", "polish_factor", "polish_max_iter")),
+        )
+        return (
+            res.W,
+            res.a,
+            {
+                "iterations": res.iterations,
+                "converged": res.converged,
+                "reason": res.reason,
+                "polish": res.polish,
+                "polished": res.polished,
+            },
+        )
 
     return run
 
 
 def _m_project(cell, data, p):
-    res = find_interpolator(data["W0"], data["a0"], data["X"], data["y"], power=cell["power"], neg=cell["neg"],
-                            **_given(p, ("tol", "max_iter")))
+    res = find_interpolator(
+        data["W0"],
+        data["a0"],
+        data["X"],
+        data["y"],
+        power=cell["power"],
+        neg=cell["neg"],
+        **_given(p, ("tol", "max_iter")),
+    )
     # find_interpolator stops at its tolerance or after max_iter steps (it raises otherwise)
-    return res.W, res.a, {"iterations": res.iterations, "converged": res.converged,
-                          "reason": "tol" if res.converged else "max_iter"}
+    return (
+        res.W,
+        res.a,
+        {"iterations": res.iterations, "converged": res.converged, "reason": "tol" if res.converged else "max_iter"},
+    )
 
 
 def _m_flattest(cell, data, p):
-    res = flattest_interpolator(data["W0"], data["a0"], data["X"], data["y"], power=cell["power"], neg=cell["neg"],
-                                **_given(p, ("max_iter", "balance", "tol")))
+    res = flattest_interpolator(
+        data["W0"],
+        data["a0"],
+        data["X"],
+        data["y"],
+        power=cell["power"],
+        neg=cell["neg"],
+        **_given(p, ("max_iter", "balance", "tol")),
+    )
     # the final projected-gradient ratio ||g_t|| / ||g||
     grad_ratio = float(res.grad_ratio)
-    return res.W, res.a, {"iterations": res.iterations, "converged": res.converged, "reason": res.reason,
-                          "grad_ratio": grad_ratio}
+    return (
+        res.W,
+        res.a,
+        {"iterations": res.iterations, "converged": res.converged, "reason": res.reason, "grad_ratio": grad_ratio},
+    )
 
 
 def _m_memorize(cell, data, p):
@@ -170,17 +213,42 @@ def _measure(cell, data, W, a):
     a = np.ascontiguousarray(a, dtype=X.dtype)
     which = [m for m in cell["measurements"] if m != "time"]
     pop = cell["population"]
-    return measure(W, a, X, data["y"], data["teacher"], power=cell["power"], neg=cell["neg"], which=which,
-                   inputs=cell["inputs"], spectrum=cell.get("spectrum"), population=pop["method"],
-                   n_samples=pop["n_samples"], seed=_seed(cell["seed"], 3))
+    return measure(
+        W,
+        a,
+        X,
+        data["y"],
+        data["teacher"],
+        power=cell["power"],
+        neg=cell["neg"],
+        which=which,
+        inputs=cell["inputs"],
+        spectrum=cell.get("spectrum"),
+        population=pop["method"],
+        n_samples=pop["n_samples"],
+        seed=_seed(cell["seed"], 3),
+    )
 
 
 # ---------------------------------------------------------------------------
 # One cell -> one row
 # ---------------------------------------------------------------------------
 
-_PARAM_COLUMNS = ("n", "d", "m", "m_spec", "noise", "inputs", "power", "neg", "init_scale", "dtype", "method",
-                  "method_kind", "seed")
+_PARAM_COLUMNS = (
+    "n",
+    "d",
+    "m",
+    "m_spec",
+    "noise",
+    "inputs",
+    "power",
+    "neg",
+    "init_scale",
+    "dtype",
+    "method",
+    "method_kind",
+    "seed",
+)
 
 
 def _base_row(cell):

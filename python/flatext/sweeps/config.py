@@ -40,6 +40,7 @@ variant, its own list-valued parameters). Everything is checked before any
 work: an unknown key, a wrong type or an impossible value raises
 :class:`SweepConfigError` naming the key and the file.
 """
+
 from __future__ import annotations
 
 import copy
@@ -66,8 +67,9 @@ def _toml():
 
             return tomli
         except ModuleNotFoundError:
-            raise ImportError("reading sweep files on Python < 3.11 needs tomli: pip install 'flatext[sweep]'") \
-                from None
+            raise ImportError(
+                "reading sweep files on Python < 3.11 needs tomli: pip install 'flatext[sweep]'"
+            ) from None
 
 
 __all__ = [
@@ -184,16 +186,21 @@ def _width(v):
     if isinstance(v, str):
         if _M_RE.match(v):
             return None
-        return f"expected an integer or a multiple of n such as \"2n\", got {v!r}"
-    return f"expected an integer or a string such as \"2n\", got {type(v).__name__} {v!r}"
+        return f'expected an integer or a multiple of n such as "2n", got {v!r}'
+    return f'expected an integer or a string such as "2n", got {type(v).__name__} {v!r}'
 
 
 # Method algorithms: parameter -> (checker, default). A None default is not
 # passed on: the flatext function's own default applies.
 METHODS = {
     "random": {},
-    "gd": {"lr": (_pos_num, None), "max_iter": (_pos_int, None), "tol": (_nonneg_num, None),
-           "polish_factor": (_pos_num, None), "polish_max_iter": (_pos_int, None)},
+    "gd": {
+        "lr": (_pos_num, None),
+        "max_iter": (_pos_int, None),
+        "tol": (_nonneg_num, None),
+        "polish_factor": (_pos_num, None),
+        "polish_max_iter": (_pos_int, None),
+    },
     "sam": {
         "lr": (_pos_num, None),
         "rho": (_pos_num, None),
@@ -242,10 +249,14 @@ _POP_KEYS = {
 _TEACHER_KINDS = {
     # kind -> {key: (checker, grid?)}; "links"/"weights" are list values, not axes
     "sum_of_single_index": {"links": None, "weights": None, "seed": (_nonneg_int, True), "name": (_str, False)},
-    "multi_index": {"r": (_pos_int, False), "link": (_str, False), "seed": (_nonneg_int, True),
-                    "name": (_str, False)},
-    "planted": {"width": (_pos_int, False), "power": (_power, False), "neg": (_finite_num, False),
-                "seed": (_nonneg_int, True), "name": (_str, False)},
+    "multi_index": {"r": (_pos_int, False), "link": (_str, False), "seed": (_nonneg_int, True), "name": (_str, False)},
+    "planted": {
+        "width": (_pos_int, False),
+        "power": (_power, False),
+        "neg": (_finite_num, False),
+        "seed": (_nonneg_int, True),
+        "name": (_str, False),
+    },
 }
 
 
@@ -430,7 +441,7 @@ class _Validator:
 
         cells = []
         seen = set()
-        for (teacher, n, d, noise, inp, m_spec, power, neg, scale, (vname, vkind, vparams), seed) in itertools.product(
+        for teacher, n, d, noise, inp, m_spec, power, neg, scale, (vname, vkind, vparams), seed in itertools.product(
             teachers, ns, ds, noises, inputs, ms, powers, negs, scales, variants, seeds
         ):
             m = _resolve_width(m_spec, n)
@@ -443,8 +454,11 @@ class _Validator:
             if inp == "gaussian":
                 cell_pop = pop_method
             elif "method" in pop and pop_method == "exact":
-                self.err("population.method", f'"exact" needs inputs = "gaussian"; got inputs = "{inp}" '
-                                              '(leave it out: other input laws use "mc")')
+                self.err(
+                    "population.method",
+                    f'"exact" needs inputs = "gaussian"; got inputs = "{inp}" '
+                    '(leave it out: other input laws use "mc")',
+                )
             else:
                 cell_pop = "mc"
             cell = {
@@ -528,8 +542,9 @@ class _Validator:
                 weights = s.get("weights", None)
                 if weights is not None:
                     if not isinstance(weights, list) or len(weights) != len(links):
-                        self.err(f"{key}.weights",
-                                 f"expected a list of {len(links)} numbers (one per link), got {weights!r}")
+                        self.err(
+                            f"{key}.weights", f"expected a list of {len(links)} numbers (one per link), got {weights!r}"
+                        )
                     for w in weights:
                         msg = _finite_num(w)
                         if msg:
@@ -583,8 +598,10 @@ class _Validator:
                 self.err(key, f"expected a table of parameters, got {type(params).__name__} {params!r}")
             kind = params.get("method", vname)
             if not isinstance(kind, str) or kind not in METHODS:
-                self.err(f"{key}.method" if "method" in params else key,
-                         f"unknown method {kind!r}; expected one of {list(METHODS)}")
+                self.err(
+                    f"{key}.method" if "method" in params else key,
+                    f"unknown method {kind!r}; expected one of {list(METHODS)}",
+                )
             allowed = dict(METHODS[kind])
             if kind not in NO_INIT:
                 allowed["init_scale"] = (_pos_num, None)

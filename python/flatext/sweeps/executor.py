@@ -22,6 +22,7 @@ Dask
     ``cores of its host // worker threads on that host``. Results stream back
     with :func:`distributed.as_completed`.
 """
+
 from __future__ import annotations
 
 import concurrent.futures as cf
@@ -65,7 +66,7 @@ def cell_cost(cell):
 
 
 def chunked(cells, size):
-    return [cells[i:i + size] for i in range(0, len(cells), size)]
+    return [cells[i : i + size] for i in range(0, len(cells), size)]
 
 
 def _auto_chunk(n_cells, workers):
@@ -167,8 +168,9 @@ def run_local(cells, on_result, *, workers=None, chunk_size=None, cores=None, on
         for _attempt in range(LOCAL_RESTARTS + 1):
             # spawned children inherit the environment and the ignored SIGINT (they start during the submits)
             with _env(env), _children_ignore_sigint():
-                pool = cf.ProcessPoolExecutor(max_workers=procs, mp_context=ctx, initializer=set_threads,
-                                              initargs=(threads,))
+                pool = cf.ProcessPoolExecutor(
+                    max_workers=procs, mp_context=ctx, initializer=set_threads, initargs=(threads,)
+                )
                 try:
                     futs = {pool.submit(run_cells, ch): i for i, ch in enumerate(pending)}
                 except BaseException:
@@ -199,7 +201,7 @@ def run_local(cells, on_result, *, workers=None, chunk_size=None, cores=None, on
                 f"sweep worker processes kept dying ({LOCAL_RESTARTS + 1} pools); {sum(map(len, pending))} cells "
                 "not run; finished cells are saved: rerun the same command to resume. (If no cell ran at all: "
                 "worker processes are spawned, so a script calling flatext.sweep needs "
-                "`if __name__ == \"__main__\":`; or run in this process with workers=0.)"
+                '`if __name__ == "__main__":`; or run in this process with workers=0.)'
             )
 
 
@@ -235,21 +237,31 @@ def _host_threads(client):
 # yourself, see docs/sweeps.md.
 # The workers' statistical profiler (a thread sampling every 10 ms) is off too:
 # nobody reads its profiles here.
-_DASK_LOCAL_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
-                      "distributed.worker.profile.enabled": False}
+_DASK_LOCAL_CONFIG = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    "distributed.worker.profile.enabled": False,
+}
 
 
 def _quiet_dask():
     import dask  # optional dependency, there when run_dask runs
 
     dask.config.set({"distributed.logging.distributed": "error", "distributed.admin.tick.limit": "1h"})
-    for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.worker",
-                 "distributed.core", "distributed.comm", "tornado"):
+    for name in (
+        "distributed",
+        "distributed.nanny",
+        "distributed.scheduler",
+        "distributed.worker",
+        "distributed.core",
+        "distributed.comm",
+        "tornado",
+    ):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def run_dask(cells, on_result, *, scheduler=None, local_cluster=None, chunk_size=None, retries=3,
-             error_row=None, on_running=None):
+def run_dask(
+    cells, on_result, *, scheduler=None, local_cluster=None, chunk_size=None, retries=3, error_row=None, on_running=None
+):
     """Run ``cells`` as Dask tasks; call ``on_result(rows)`` as each task completes.
 
     Exactly one of ``scheduler`` (address of a running scheduler) and
@@ -274,12 +286,21 @@ def run_dask(cells, on_result, *, scheduler=None, local_cluster=None, chunk_size
         if n < 1:
             raise ValueError(f"local_cluster: expected a number of workers >= 1, got {local_cluster!r}")
         threads = max(1, cpu_count() // n)
-        with _env(dict(_CHILD_ENV, OMP_NUM_THREADS=str(threads))), _children_ignore_sigint(), \
-                dask.config.set(_DASK_LOCAL_CONFIG):
+        with (
+            _env(dict(_CHILD_ENV, OMP_NUM_THREADS=str(threads))),
+            _children_ignore_sigint(),
+            dask.config.set(_DASK_LOCAL_CONFIG),
+        ):
             # no dashboard; the scheduler's health/metrics HTTP server on a free port (by default it
             # takes 8787 and warns on stderr when another cluster has it)
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                                   scheduler_kwargs={"dashboard_address": ":0"}, silence_logs=logging.ERROR)
+            cluster = LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                scheduler_kwargs={"dashboard_address": ":0"},
+                silence_logs=logging.ERROR,
+            )
         client = Client(cluster)
     else:
         client = Client(scheduler, timeout="30s")
@@ -292,8 +313,14 @@ def run_dask(cells, on_result, *, scheduler=None, local_cluster=None, chunk_size
 
         def submit(ch):
             k = attempts[ch[0]["cell_id"]] = attempts.get(ch[0]["cell_id"], -1) + 1
-            f = client.submit(_dask_task, ch, host_threads, retries=retries, pure=False,
-                              key=f"flatext-cells-{run_tag}-{ch[0]['cell_id']}-{len(ch)}-{k}")
+            f = client.submit(
+                _dask_task,
+                ch,
+                host_threads,
+                retries=retries,
+                pure=False,
+                key=f"flatext-cells-{run_tag}-{ch[0]['cell_id']}-{len(ch)}-{k}",
+            )
             futs[f.key] = (f, ch)
             return f
 

@@ -20,6 +20,7 @@ x, y are drawn (and positive ones on a log axis). Hue and facet values are
 ordered numerically when they are numbers (d = 8 before d = 16). Facets:
 ``col`` and ``row`` name columns whose values get one panel each.
 """
+
 from __future__ import annotations
 
 import os
@@ -93,8 +94,25 @@ def _spread(v, band, center, logy, q):
     return center - s, center + s
 
 
-def plot(results, *, x, y, hue=None, col=None, row=None, stat="median", band="quantile", points=True,
-         quantiles=(0.25, 0.75), logx=False, logy=False, kind="auto", where=None, title=None, out=None):
+def plot(
+    results,
+    *,
+    x,
+    y,
+    hue=None,
+    col=None,
+    row=None,
+    stat="median",
+    band="quantile",
+    points=True,
+    quantiles=(0.25, 0.75),
+    logx=False,
+    logy=False,
+    kind="auto",
+    where=None,
+    title=None,
+    out=None,
+):
     """Draw ``y`` against ``x`` from sweep results (one panel per ``col`` x ``row`` value).
 
     Parameters
@@ -166,8 +184,10 @@ def plot(results, *, x, y, hue=None, col=None, row=None, stat="median", band="qu
     if logy or stat == "gmean":
         df = df[df[y] > 0]
     if df.empty:
-        raise ValueError("nothing to plot: no 'ok' row with finite (and, on a log axis, positive) x and y"
-                         + (f" matching where={where!r}" if where else ""))
+        raise ValueError(
+            "nothing to plot: no 'ok' row with finite (and, on a log axis, positive) x and y"
+            + (f" matching where={where!r}" if where else "")
+        )
     if kind == "auto":
         kind = "line" if (not numeric_x or df[x].nunique() * 2 <= len(df)) else "scatter"
 
@@ -176,8 +196,15 @@ def plot(results, *, x, y, hue=None, col=None, row=None, stat="median", band="qu
     hues = _ordered(df[hue]) if hue else [None]
     cats = None if numeric_x else [str(v) for v in _ordered(df[x])]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    fig, axes = plt.subplots(len(rows), len(cols), figsize=(4.8 * len(cols) + 1.2, 3.6 * len(rows) + 0.6),
-                             dpi=120, squeeze=False, sharex=True, sharey=True)
+    fig, axes = plt.subplots(
+        len(rows),
+        len(cols),
+        figsize=(4.8 * len(cols) + 1.2, 3.6 * len(rows) + 0.6),
+        dpi=120,
+        squeeze=False,
+        sharex=True,
+        sharey=True,
+    )
     for ri, rv in enumerate(rows):
         for ci, cv in enumerate(cols):
             ax = axes[ri][ci]
@@ -192,8 +219,11 @@ def plot(results, *, x, y, hue=None, col=None, row=None, stat="median", band="qu
                     continue
                 c = colors[hi % len(colors)]
                 label = None if hue is None else _fmt(hv)
-                gx = g[x].to_numpy(dtype=float) if numeric_x else g[x].astype(str).map(
-                    {k: j for j, k in enumerate(cats)}).to_numpy(dtype=float)
+                gx = (
+                    g[x].to_numpy(dtype=float)
+                    if numeric_x
+                    else g[x].astype(str).map({k: j for j, k in enumerate(cats)}).to_numpy(dtype=float)
+                )
                 gy = g[y].to_numpy(dtype=float)
                 if kind == "scatter":
                     ax.scatter(gx, gy, s=16, alpha=0.8, color=c, label=label)
@@ -232,10 +262,17 @@ def plot(results, *, x, y, hue=None, col=None, row=None, stat="median", band="qu
             if ri == len(rows) - 1:
                 ax.set_xlabel(x)
             if ci == 0:
-                what = "" if kind == "scatter" else {"median": " (median", "gmean": " (geometric mean",
-                                                     "mean": " (mean"}[stat] + {
-                    "quantile": f", {quantiles[0]:.0%}-{quantiles[1]:.0%} band)", "std": " +- std)",
-                    "minmax": ", min-max band)", "none": ")"}[band]
+                what = (
+                    ""
+                    if kind == "scatter"
+                    else {"median": " (median", "gmean": " (geometric mean", "mean": " (mean"}[stat]
+                    + {
+                        "quantile": f", {quantiles[0]:.0%}-{quantiles[1]:.0%} band)",
+                        "std": " +- std)",
+                        "minmax": ", min-max band)",
+                        "none": ")",
+                    }[band]
+                )
                 ax.set_ylabel(y + what)
     if cats is not None:
         for ax in axes[-1]:
@@ -249,8 +286,15 @@ def plot(results, *, x, y, hue=None, col=None, row=None, stat="median", band="qu
                     labels.append(lab)
         order = {_fmt(v): i for i, v in enumerate(hues)}
         pairs = sorted(zip(handles, labels), key=lambda hl: order.get(hl[1], len(order)))
-        fig.legend([p[0] for p in pairs], [p[1] for p in pairs], title=hue, fontsize=8, frameon=False,
-                   loc="center left", bbox_to_anchor=(1.0, 0.5))
+        fig.legend(
+            [p[0] for p in pairs],
+            [p[1] for p in pairs],
+            title=hue,
+            fontsize=8,
+            frameon=False,
+            loc="center left",
+            bbox_to_anchor=(1.0, 0.5),
+        )
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -266,9 +310,23 @@ def _run_cli(args):
     import matplotlib.pyplot as plt
 
     try:
-        fig = plot(args.results, x=args.x, y=args.y, hue=args.hue, col=args.col, row=args.row, stat=args.stat,
-                   band=args.band, points=not args.no_points, logx=args.logx, logy=args.logy, kind=args.kind,
-                   where=args.where, title=args.title, out=args.out)
+        fig = plot(
+            args.results,
+            x=args.x,
+            y=args.y,
+            hue=args.hue,
+            col=args.col,
+            row=args.row,
+            stat=args.stat,
+            band=args.band,
+            points=not args.no_points,
+            logx=args.logx,
+            logy=args.logy,
+            kind=args.kind,
+            where=args.where,
+            title=args.title,
+            out=args.out,
+        )
     except (ValueError, FileNotFoundError) as e:
         print(f"flatext plot: {e}", file=sys.stderr)
         return 2
@@ -278,9 +336,12 @@ def _run_cli(args):
 
 
 def add_parser(sub):
-    p = sub.add_parser("plot", help="plot sweep results (Parquet tables) to a figure",
-                       description="Plot a column against another from sweep results: a median (or geometric "
-                                   "mean) over seeds with a quantile band, coloured by a column, in facets.")
+    p = sub.add_parser(
+        "plot",
+        help="plot sweep results (Parquet tables) to a figure",
+        description="Plot a column against another from sweep results: a median (or geometric "
+        "mean) over seeds with a quantile band, coloured by a column, in facets.",
+    )
     p.add_argument("results", nargs="+", help="results Parquet file(s) from 'flatext sweep'")
     p.add_argument("--x", required=True, help="column on the x axis")
     p.add_argument("--y", required=True, help="column on the y axis")
@@ -293,7 +354,7 @@ def add_parser(sub):
     p.add_argument("--logx", action="store_true")
     p.add_argument("--logy", action="store_true")
     p.add_argument("--kind", choices=("auto", "line", "scatter"), default="auto")
-    p.add_argument("--where", default=None, help="pandas query filter, e.g. \"noise == 0\"")
+    p.add_argument("--where", default=None, help='pandas query filter, e.g. "noise == 0"')
     p.add_argument("--title", default=None)
     p.add_argument("--out", required=True, help="figure file (.png, .pdf, .svg)")
     p.set_defaults(func=_run_cli)

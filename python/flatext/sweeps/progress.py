@@ -8,6 +8,7 @@ is), and on a pseudo-terminal that reports no window size (0 x 0: a fresh
 bar as "below the screen". The size is now the terminal's, or 100 x 24 when
 it reports 0.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,8 +58,16 @@ class Progress:
             size = {"dynamic_ncols": True} if _has_size(sys.stderr) else _FALLBACK_SIZE
             if tqdm.__module__.startswith("tqdm.notebook"):
                 size = {}
-            self.bar = tqdm(total=total, initial=initial, unit="cell", desc=desc, file=sys.stderr, smoothing=0.05,
-                            postfix=f"running 0, failed {self.failed}", **size)
+            self.bar = tqdm(
+                total=total,
+                initial=initial,
+                unit="cell",
+                desc=desc,
+                file=sys.stderr,
+                smoothing=0.05,
+                postfix=f"running 0, failed {self.failed}",
+                **size,
+            )
 
     def _postfix(self, refresh=True):
         self.bar.set_postfix_str(f"running {self.in_flight}, failed {self.failed}", refresh=refresh)

@@ -17,6 +17,7 @@ and are recomputed on resume. The consolidated file's directory is.) Temporary f
 Resume: the rows already in the parts (status ``ok``) are kept and their cells
 skipped; cells whose row has ``status == "error"`` are run again.
 """
+
 from __future__ import annotations
 
 import glob
@@ -107,8 +108,9 @@ def _normalize(df):
             df[col] = pd.Series([None] * len(s), dtype=object, index=s.index)
         elif all(isinstance(v, (bool, np.bool_)) for v in vals):
             df[col] = s.astype("boolean")
-        elif all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-                 for v in vals):
+        elif all(
+            isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)) for v in vals
+        ):
             df[col] = s.astype("float64")
         elif all(isinstance(v, str) for v in vals):
             df[col] = s.astype(_STR_DTYPE)  # what pandas gives strings with missing values
