@@ -21,7 +21,7 @@ def prepare_env(argv=None):
 
     * ``OMP_WAIT_POLICY=PASSIVE`` unless set: idle OpenMP threads of the kernels
       (or of torch) otherwise spin after a parallel region and slow the numpy
-      GEMM that follows (BUILD-NOTES).
+      GEMM that follows (docs/design.md section 9, "Neighbours in one process").
     * ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE``: some machines here set them
       (older OpenBLAS builds misbehave without them); they make a current
       OpenBLAS pick slower kernels. Both OpenBLAS copies in the process (numpy's

@@ -62,7 +62,7 @@ def _sig(z, p, c, k):
 
 
 class Ref:
-    """All the quantities of DESIGN.md sections 2-4 in long double, with the
+    """All the quantities of docs/design.md sections 2-4 in long double, with the
     matching 'abs' magnitudes (every signed factor replaced by its absolute
     value, r_j by |f|_abs + |y_j|) that bound rounding errors."""
 

@@ -1,5 +1,5 @@
 """Interpolators: projection onto the interpolation set, the flattest-interpolator
-search, memorizing interpolators, and training (``DESIGN.md`` section 5).
+search and memorizing interpolators (``docs/design.md`` section 5).
 
 The interpolation set is ``M = {theta : r(theta) = 0}``, ``r_j = f(x_j) - y_j``,
 ``theta = (W, a)``. ``J`` (n x m(d+1)) is the Jacobian of the outputs

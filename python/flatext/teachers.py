@@ -1,4 +1,4 @@
-"""Teachers, input distributions and labelled data (``DESIGN.md`` section 6).
+"""Teachers, input distributions and labelled data (``docs/design.md`` section 6).
 
 Three teacher classes, all callable on inputs ``X`` of shape (n, d) and returning
 ``f*(X)`` of shape (n,):

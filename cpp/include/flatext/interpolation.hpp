@@ -1,6 +1,6 @@
 // flatext/interpolation.hpp: Jacobian products, the NTK Gram matrix, and the
 // projection onto the interpolation set M = {theta : r(theta) = 0}
-// (DESIGN.md section 5).
+// (docs/design.md section 5).
 //
 // J is the Jacobian of the outputs f(x_j) with respect to theta = (W, a)
 // (n x P, P = m (d+1); not divided by n). With z_ij = w_i . x_j:
