@@ -597,16 +597,18 @@ def flattest_interpolator(
         s["solver"],
         search_orbit_min_trace=float(omin),
     )
-    if polish == "convex" or (polish == "auto" and p == 1.0 and 0.0 <= c <= 1.0 and X.shape[0] <= 400):
+    if polish == "convex" or (polish == "auto" and p == 1.0 and 0.0 <= c <= 1.0 and X.shape[0] <= 60):
         res = _convex_polish(res, X, y, c, tol, polish_rounds, seed)
     return res
 
 
-def _neighbour_networks(W, a, rng, per_scale=8, scales=(0.02, 0.05, 0.1, 0.2, 0.4)):
+def _neighbour_networks(W, a, rng, budget=1000, scales=(0.02, 0.05, 0.1, 0.2, 0.4)):
     """Random perturbations of the active neurons' directions: their activation
-    patterns are the cells around the network's own (for the convex polish)."""
+    patterns are the cells around the network's own (for the convex polish).
+    About ``budget`` perturbed neurons in all, spread over the scales."""
     size = np.linalg.norm(W, axis=1) * np.abs(a)
     Wa = W[size > 1e-12 * max(float(size.max()), 1e-300)]
+    per_scale = max(1, budget // (len(scales) * max(len(Wa), 1)))
     norms = np.linalg.norm(Wa, axis=1, keepdims=True)
     ones = np.ones(len(Wa))
     return [(Wa + rng.standard_normal(Wa.shape) * norms * s, ones) for s in scales for _ in range(per_scale)]
