@@ -443,11 +443,14 @@ def flattest_interpolator(
     it) and is attained by an exactly interpolating, balanced network of width
     ``m``. This repeats for ``polish_rounds`` rounds (fewer if two rounds in a
     row do not improve) and the best point is returned. ``"auto"`` polishes
-    when ``power == 1`` and ``n <= 400`` (above that the cone program is slow:
-    ``docs/convex.md``); ``"convex"`` always (``power == 1``); ``None`` never.
-    ``polish`` in the result says what happened. Measured (d = 3-4, 10 starts):
-    the search alone lands 2-60 % above the certified global optimum, the
-    polished result within 0.1 % (``benchmarks/bench_convex.py``).
+    when ``power == 1``, ``0 <= neg <= 1`` (the range of
+    :func:`flatext.certified_flattest`) and ``n <= 60``; ``"convex"`` always
+    (``power == 1``); ``None`` never. Its cost grows fast with n and d
+    (measured, one start: 5 s at n = 40, d = 5; 76 s at n = 100, d = 8, where it
+    lowered the orbit-minimal trace by 1.9 %). ``polish`` in the result says
+    what happened. Measured (d = 3-4, 10 starts each): the search alone lands
+    1-7 % above the certified global optimum, the polished result within 0.6 %
+    (median; ``benchmarks/bench_convex.py``, ``docs/convex.md``).
 
     Cost per iteration (Cholesky): one Gram matrix (``n^2 (m + d)``
     multiply-adds), one ``n^3/3`` Cholesky, about 7 GEMM-equivalents
