@@ -444,7 +444,7 @@ def flattest_interpolator(
     ``m``. This repeats for ``polish_rounds`` rounds (fewer if two rounds in a
     row do not improve) and the best point is returned. ``"auto"`` polishes
     when ``power == 1``, ``0 <= neg <= 1`` (the range of
-    :func:`flatext.certified_flattest`) and ``n <= 60``; ``"convex"`` always
+    :func:`flatext.certified_flattest`), ``n <= 60`` and ``d <= 5``; ``"convex"`` always
     (``power == 1``); ``None`` never. Its cost grows fast with n and d
     (measured, one start: 5 s at n = 40, d = 5; 76 s at n = 100, d = 8, where it
     lowered the orbit-minimal trace by 1.9 %). ``polish`` in the result says
@@ -600,7 +600,9 @@ def flattest_interpolator(
         s["solver"],
         search_orbit_min_trace=float(omin),
     )
-    if polish == "convex" or (polish == "auto" and p == 1.0 and 0.0 <= c <= 1.0 and X.shape[0] <= 60):
+    if polish == "convex" or (
+        polish == "auto" and p == 1.0 and 0.0 <= c <= 1.0 and X.shape[0] <= 60 and X.shape[1] <= 5
+    ):
         res = _convex_polish(res, X, y, c, tol, polish_rounds, seed)
     return res
 
