@@ -1,6 +1,6 @@
 """Certified flattest interpolators for piecewise-linear activations (``docs/convex.md``).
 
-For ``sigma(z) = max(z,0) + c max(-z,0)`` (ReLU ``c = 0``, leaky ReLU
+For ``sigma(z) = max(z,0) + c max(-z,0)`` (ReLU ``c = 0``, V-shaped
 ``0 < c < 1``, ``|z|`` ``c = 1``; power p = 1) neuron i of an interpolator has
 orbit-minimal trace ``2 sqrt(A_i B_i)``; with ``u_i = |a_i| w_i`` and its
 activation pattern (sign vector) ``sigma_i = sign(X w_i)`` this is
@@ -687,7 +687,8 @@ def certified_flattest(
     X : array_like, shape (n, d)
     y : array_like, shape (n,)
     neg : float in [0, 1]
-        ``0`` ReLU, ``0 < neg < 1`` leaky ReLU, ``1`` ``|z|``.
+        ``0`` ReLU, ``0 < neg < 1`` V-shaped (between ReLU and ``|z|``), ``1`` ``|z|``;
+        leaky ReLU, ``neg < 0`` in flatext's convention, is not covered.
     m : int, optional
         Width of the returned network (zero neurons pad it). If the optimum
         needs more neurons than ``m`` a ValueError says so (the cone program's
@@ -737,7 +738,9 @@ def certified_flattest(
     except (TypeError, ValueError):
         raise TypeError(f"neg must be a number in [0, 1]; got {neg!r}") from None
     if not 0.0 <= neg <= 1.0:
-        raise ValueError(f"neg must be in [0, 1] (ReLU 0, leaky ReLU, |z| 1); got {neg}")
+        raise ValueError(
+            f"neg must be in [0, 1] (ReLU 0, V-shaped between, |z| 1; leaky ReLU, neg < 0, is not covered); got {neg}"
+        )
     if patterns not in ("auto", "exact", "sampled"):
         raise ValueError(f"patterns must be 'auto', 'exact' or 'sampled'; got {patterns!r}")
     if solver not in _SOLVERS:

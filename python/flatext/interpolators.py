@@ -247,7 +247,7 @@ def find_interpolator(
     GEMM-equivalents per iteration, no n x n matrix), Jacobi preconditioner
     ``diag(K)`` (one tiled pass), each Gauss-Newton system solved to relative
     accuracy ``cg_rtol`` (inexact Gauss-Newton). ``"auto"``: Cholesky for
-    ``n <= min(1500, 40 d)`` or ``n <= 300``, CG above.
+    ``n <= 4096``, CG above.
 
     Stopping rules: success when ``max_j |r_j| <= tol * max(1, max_j |y_j|)``;
     ``converged=False`` after ``max_iter`` accepted steps.
@@ -508,8 +508,11 @@ def flattest_interpolator(
     p, c = float(power), float(neg)
     if polish not in ("auto", "convex", None):
         raise ValueError(f"polish must be 'auto', 'convex' or None; got {polish!r}")
-    if polish == "convex" and p != 1.0:
-        raise ValueError(f"polish='convex' needs a piecewise-linear activation (power = 1); got power = {p}")
+    if polish == "convex" and (p != 1.0 or not 0.0 <= c <= 1.0):
+        raise ValueError(
+            f"polish='convex' needs power = 1 and 0 <= neg <= 1 (the range of certified_flattest); "
+            f"got power = {p}, neg = {c}"
+        )
     polish_rounds = _int_arg(polish_rounds, "polish_rounds")
     if polish_rounds < 1:
         raise ValueError(f"polish_rounds must be >= 1; got {polish_rounds}")

@@ -207,6 +207,8 @@ def train(
         ``callback(info)`` every ``callback_every`` steps and at the end of
         training, ``info`` a dict with ``iteration``, ``loss``, ``W``, ``a``
         (e.g. to log :func:`flatext.hessian_trace`); return True to stop.
+        With ``method="label_noise_sgd"``, ``info`` has the noisy minibatch
+        loss ``batch_loss`` instead of ``loss``, and there is no call at the end.
     callback_every : int
         Steps between callbacks (>= 1).
     noise : float

@@ -8,7 +8,7 @@ Labels (``Row.method``):
 - ``"<trainer> + GN polish"``: the same point after a Gauss-Newton projection
   (:func:`flatext.find_interpolator`), a separate row (the polish moves theta);
 - ``"sam"``: sharpness-aware minimization (Foret et al. 2021) from the large init;
-- ``"label_noise_sgd"``: label-noise SGD (:func:`flatext.label_noise.label_noise_sgd`)
+- ``"label_noise_sgd"``: label-noise SGD (:func:`flatext.label_noise_sgd`)
   from the large init, then the same drift continued;
 - ``"memorizer"``: one neuron per training point (:func:`flatext.memorizing_interpolator`);
 - ``"teacher + memorizer"``: the teacher network plus a memorizer of the label noise
@@ -27,7 +27,7 @@ from typing import List
 from ..curvature import hessian_top_eigenvalues
 from ..interpolators import find_interpolator, flattest_interpolator, memorizing_interpolator, teacher_plus_memorizer
 from ..training import label_noise_sgd, train
-from .problems import Problem, Row, measure_row, stopped_at_max_iter, timed
+from .problems import Problem, Row, measure_row, timed
 
 __all__ = [
     "SEARCH",
@@ -124,7 +124,7 @@ def trained(
                 f"noise {cfg.lnsgd_noise:g}, batch {cfg.lnsgd_batch}, lr {cfg.lnsgd_lr:g}, {res.iterations} "
                 f"steps to loss {res.loss:.1e}"
             )
-            stop = "max_iter (by design: drifts after fitting)"
+            stop = "max_iter (by design: drifts after fitting)" if res.reason == "max_iter" else res.reason
         else:
             lr = _lr(prob, W0, a0)
             method = "sam" if label == "sam" else "gd"
@@ -149,7 +149,7 @@ def trained(
                 )
             )
             note = f"lr {lr:.3g}, {res.iterations} steps to loss {res.loss:.1e}; {res.message}"
-            stop = "max_iter" if stopped_at_max_iter(res, steps) else ("converged" if res.converged else "diverged")
+            stop = res.reason  # "tol", "max_iter", "diverged", "stationary" (SAM)
         rows.append(measure_row(prob, claim, label, res.W, res.a, start=start, seconds=dt, stop=stop, note=note))
         rows += _polish_row(prob, claim, label, res.W, res.a, start, dt)
     return rows

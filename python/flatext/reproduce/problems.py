@@ -14,7 +14,7 @@ from ..population import population_loss
 from ..teachers import SumOfSingleIndex, with_approximation_error
 from .config import TEACHERS, ReproduceConfig
 
-__all__ = ["Row", "Problem", "measure_row", "stopped_at_max_iter", "interpolates", "RESIDUAL_TOL"]
+__all__ = ["Row", "Problem", "measure_row", "interpolates", "RESIDUAL_TOL"]
 
 # A point interpolates when max_j |r_j| <= RESIDUAL_TOL * label scale (label scale: max(1, max|y|)),
 # the target of the Gauss-Newton projection, 1e-10, with a 100x margin for the kernels' round-off.
@@ -58,15 +58,6 @@ def interpolates(r: Row) -> bool:
     """max|r| within :data:`RESIDUAL_TOL` of the label scale ``max(1, max|y|)``: orbit-minimal traces
     of points off the interpolation set are not comparable (their residual part differs)."""
     return math.isfinite(r.rel_max_residual) and r.rel_max_residual <= RESIDUAL_TOL
-
-
-def stopped_at_max_iter(res, max_iter: int) -> bool:
-    """Did a trainer (``TrainResult``) stop because it ran out of steps?
-
-    Searches report ``SearchResult.reason`` directly (see
-    :func:`flatext.reproduce.methods.searched`).
-    """
-    return res.reason == "max_iter"
 
 
 class Problem:

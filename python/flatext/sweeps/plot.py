@@ -36,7 +36,7 @@ BANDS = ("quantile", "std", "minmax", "none")
 
 def _load(results):
     """A DataFrame from a DataFrame, a Parquet path, or a list of paths (concatenated)."""
-    import pandas as pd  # optional dependency (flatext[sweep])
+    import pandas as pd
 
     if isinstance(results, pd.DataFrame):
         return results.copy()
