@@ -216,14 +216,17 @@ def test_random_interpolators_and_search_never_beat_it(neg):
 
 
 def test_warm_start_patterns_give_an_upper_bound_at_most_the_warm_start():
+    # a warm start whose samples sit strictly inside its neurons' cells (a random interpolator:
+    # a search's point can have a hyperplane pinned at a sample, where sigma'(0) = 0 scores
+    # lower than any network strictly inside the cells; see docs/convex.md)
     X, y = _problem(12, 3, 5)
-    m = 24
     rng = np.random.default_rng(1)
-    sr = fx.flattest_interpolator(
-        rng.standard_normal((m, 3)), rng.standard_normal(m) / 5, X, y, max_iter=50, polish=None
-    )
-    res = certified_flattest(X, y, patterns="sampled", n_patterns=1, warm_start=[(sr.W, sr.a)])
-    assert res.value <= sr.orbit_min_trace * (1 + 1e-6)
+    Wm = rng.standard_normal((24, 3))
+    S = _sigma(X @ Wm.T, 0.0)
+    am, *_ = np.linalg.lstsq(S, y, rcond=None)
+    assert np.max(np.abs(S @ am - y)) < 1e-9 and np.min(np.abs(X @ Wm.T)) > 1e-6
+    res = certified_flattest(X, y, patterns="sampled", n_patterns=1, warm_start=[(Wm, am)])
+    assert res.value <= fx.orbit_min_trace(Wm, am, X, y) * (1 + 1e-6)
     exact = certified_flattest(X, y)
     assert res.value >= exact.bound * (1 - 1e-7)
 
