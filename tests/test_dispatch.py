@@ -155,3 +155,18 @@ def test_forcing_an_unknown_variant_fails_at_import():
     env = dict(os.environ, FLATEXT_DISPATCH="sse9")
     p = subprocess.run([sys.executable, "-c", "import flatext"], env=env, capture_output=True, text=True)
     assert p.returncode != 0 and "FLATEXT_DISPATCH" in p.stderr
+
+
+def test_several_variants_load_in_one_process():
+    """benchmarks/bench_kernels.py --dispatch compares the variants side by side in one process:
+    each module registers its own (module-local) Activation type, so a second one must load."""
+    others = [v for v in _native.RUNNABLE if v != _native.PATH]
+    if not others:
+        pytest.skip("only one variant built or runnable here")
+    W, a, X, y = (np.random.default_rng(0).standard_normal(s) for s in ((4, 3), (4,), (9, 3), (9,)))
+    want = fx.hessian_trace(W, a, X, y)
+    for v in others:
+        mod = _native.load_variant(v)
+        assert mod is not _native._core
+        assert _rel(np.array(mod.hessian_trace(W, a, X, y, 1.0, 0.0)), np.array(want)) <= RTOL
+        assert mod.Activation(2.0, 0.5).power == 2.0

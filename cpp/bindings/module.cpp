@@ -32,8 +32,11 @@ PYBIND11_MODULE(_core, m) {
             flatext::set_num_threads(k);
         },
         py::arg("k"), "Set the kernels' thread count for the process; 0 restores the default.");
+    // module_local: every dispatch variant (flatext/_isa/<v>/_core) registers its own type, so that
+    // several variants can be loaded in one process (benchmarks/bench_kernels.py --dispatch).
     py::class_<flatext::Activation>(m, "Activation",
-                                    "sigma(z) = max(z,0)^power + neg*max(-z,0)^power; checks power >= 1 and neg")
+                                    "sigma(z) = max(z,0)^power + neg*max(-z,0)^power; checks power >= 1 and neg",
+                                    py::module_local())
         .def(py::init<double, double>(), py::arg("power") = 1.0, py::arg("neg") = 0.0)
         .def_readonly("power", &flatext::Activation::power)
         .def_readonly("neg", &flatext::Activation::neg)

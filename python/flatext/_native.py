@@ -137,8 +137,9 @@ def _load(path):
 def load_variant(name):
     """Import another built variant as ``flatext._isa.<name>._core`` (benchmarks, tests).
 
-    The extension registers no Python classes, so several variants can live in
-    one process; each has its own thread setting (``set_num_threads``).
+    The extension's one Python class (``Activation``) is module-local, so
+    several variants can live in one process; each has its own thread setting
+    (``set_num_threads``).
     Refuses (ImportError) a variant that is not built or that the CPU cannot run.
     """
     if name not in AVAILABLE:
