@@ -114,7 +114,7 @@ void bind_interpolation(py::module_& m) {
     m.def(
         "gram_solve",
         [](py::handle W, py::handle a, py::handle X, py::handle b, double power, double neg, double lambda_,
-           const std::string& solver, double rtol, int cg_max_iter, py::handle x0) {
+           const std::string& solver, double rtol, int cg_max_iter, py::handle x0, long long cg_rank) {
             const Net net = check_net(W, a, X, py::none(), false);
             const auto act = make_activation(power, neg);
             const auto kind = parse_solver(solver);
@@ -127,9 +127,11 @@ void bind_interpolation(py::module_& m) {
                 using T = decltype(tag);
                 KrylovInfo ki;
                 bool cg = false;
+                Index rank = 0;
                 Vec<double> x = without_gil([&] {
-                    GramSolver<T> s(net.Wm<T>(), net.av<T>(), net.Xm<T>(), act, kind);
+                    GramSolver<T> s(net.Wm<T>(), net.av<T>(), net.Xm<T>(), act, kind, Index(cg_rank));
                     cg = !s.cholesky();
+                    rank = s.rank();
                     if (!s.set_lambda(lambda_))
                         throw std::domain_error("gram_solve: K + lambda I is not positive definite");
                     return s.solve(bv, rtol, cg_max_iter, xv, ki);
@@ -140,12 +142,35 @@ void bind_interpolation(py::module_& m) {
                 d["rel_residual"] = ki.rel_residual;
                 d["converged"] = ki.converged;
                 d["solver"] = cg ? "cg" : "cholesky";
+                d["rank"] = rank;
                 return d;
             });
         },
         py::arg("W"), py::arg("a"), py::arg("X"), py::arg("b"), py::arg("power"), py::arg("neg"),
         py::arg("lambda_") = 0.0, py::arg("solver") = "auto", py::arg("rtol") = 1e-10,
-        py::arg("cg_max_iter") = InterpolationOptions{}.cg_max_iter, py::arg("x0") = py::none());
+        py::arg("cg_max_iter") = InterpolationOptions{}.cg_max_iter, py::arg("x0") = py::none(),
+        py::arg("cg_rank") = -1);
+
+    m.def(
+        "gram_columns",
+        [](py::handle W, py::handle a, py::handle X, std::vector<long long> idx, double power, double neg) {
+            const Net net = check_net(W, a, X, py::none(), false);
+            const auto act = make_activation(power, neg);
+            std::vector<Index> id;
+            for (long long j : idx) {
+                if (j < 0 || j >= (long long)net.n)
+                    throw py::index_error("gram_columns: index " + std::to_string(j) + " out of range [0, " +
+                                          std::to_string(net.n) + ")");
+                id.push_back(Index(j));
+            }
+            return dispatch(net.f32(), [&](auto tag) -> py::object {
+                using T = decltype(tag);
+                Eigen::MatrixXd C = without_gil(
+                    [&] { return flatext::gram_columns<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), act, id); });
+                return py::cast(std::move(C));
+            });
+        },
+        py::arg("W"), py::arg("a"), py::arg("X"), py::arg("idx"), py::arg("power"), py::arg("neg"));
 
     m.def(
         "choose_solver",
@@ -157,7 +182,7 @@ void bind_interpolation(py::module_& m) {
     m.def(
         "find_interpolator",
         [](py::handle W, py::handle a, py::handle X, py::handle y, double power, double neg, double tol, int max_iter,
-           double lambda_init, const std::string& solver, double cg_rtol, int cg_max_iter) {
+           double lambda_init, const std::string& solver, double cg_rtol, int cg_max_iter, long long cg_rank) {
             const Net net = check_net(W, a, X, y, true);
             const auto act = make_activation(power, neg);
             check_params(net);
@@ -172,6 +197,7 @@ void bind_interpolation(py::module_& m) {
             o.solver = parse_solver(solver);
             o.cg_rtol = cg_rtol;
             o.cg_max_iter = cg_max_iter;
+            o.cg_rank = Index(cg_rank);
             return dispatch(net.f32(), [&](auto tag) -> py::object {
                 using T = decltype(tag);
                 auto r = without_gil([&] {
@@ -197,14 +223,14 @@ void bind_interpolation(py::module_& m) {
         py::arg("tol") = InterpolationOptions{}.tol, py::arg("max_iter") = InterpolationOptions{}.max_iter,
         py::arg("lambda_init") = InterpolationOptions{}.lambda_init, py::arg("solver") = "auto",
         py::arg("cg_rtol") = InterpolationOptions{}.cg_rtol,
-        py::arg("cg_max_iter") = InterpolationOptions{}.cg_max_iter);
+        py::arg("cg_max_iter") = InterpolationOptions{}.cg_max_iter, py::arg("cg_rank") = -1);
 
     m.def(
         "search_step",
         [](py::handle W, py::handle a, py::handle X, py::handle y, double power, double neg, double tol,
            double lambda_rel, double gtol, double eta, bool balance, int max_backtrack, int retract_iter,
            bool a_correction, const std::string& solver, double cg_rtol, double retract_rtol, int cg_max_iter,
-           py::handle u0) {
+           py::handle u0, long long cg_rank) {
             const Net net = check_net(W, a, X, y, true);
             const auto act = make_activation(power, neg);
             check_positive(tol, "tol");
@@ -227,6 +253,7 @@ void bind_interpolation(py::module_& m) {
             o.cg_rtol = cg_rtol;
             o.retract_rtol = retract_rtol;
             o.cg_max_iter = cg_max_iter;
+            o.cg_rank = Index(cg_rank);
             const Vec<double> uw = optional_vec(u0, net.n, "u0");
             return dispatch(net.f32(), [&](auto tag) -> py::object {
                 using T = decltype(tag);
@@ -264,7 +291,7 @@ void bind_interpolation(py::module_& m) {
         py::arg("retract_iter") = SearchOptions{}.retract_iter, py::arg("a_correction") = SearchOptions{}.a_correction,
         py::arg("solver") = "auto", py::arg("cg_rtol") = SearchOptions{}.cg_rtol,
         py::arg("retract_rtol") = SearchOptions{}.retract_rtol, py::arg("cg_max_iter") = SearchOptions{}.cg_max_iter,
-        py::arg("u0") = py::none());
+        py::arg("u0") = py::none(), py::arg("cg_rank") = -1);
 
     m.def("orbit_min_trace_clipped", [](py::handle W, py::handle a, py::handle X, py::handle y, double power,
                                         double neg) {

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "kernels.hpp"
+#include "preconditioner.hpp"
 
 namespace flatext {
 
@@ -189,32 +190,21 @@ struct KrylovInfo {
     bool converged = true;    ///< rel_residual <= rtol within the iteration cap
 };
 
-/// Preconditioned conjugate gradients on (K + lambda I) x = b with K = J J^T
-/// applied as J (J^T v) (vjp then jvp: four GEMM-equivalents, never an n x n
-/// matrix), Jacobi preconditioner diag(K) + lambda, warm start x0 (empty: 0).
-/// All vector arithmetic is sequential double: the bits do not depend on the
-/// thread count.
-template <class T>
-Vec<double> pcg_gram(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const Activation& act, double lambda,
-                     const Vec<double>& diag, const Vec<double>& b, const Vec<double>& x0, double rtol, int max_iter,
-                     KrylovInfo& info) {
-    const Index n = X.rows();
-    auto apply = [&](const Vec<double>& v) {
-        const Vec<T> vt = v.template cast<T>();
-        const auto g = vjp<T>(W, a, X, vt, act);
-        const Vec<T> Jv = jvp<T>(W, a, X, g.first, g.second, act);
-        return Vec<double>(Jv.template cast<double>() + lambda * v);
-    };
+/// Preconditioned conjugate gradients on A x = b, A applied by apply(v), the
+/// preconditioner by precond(r) (approximately A^{-1} r), warm start x0
+/// (empty: 0). All vector arithmetic is sequential double: the bits do not
+/// depend on the thread count.
+template <class Apply, class Precond>
+Vec<double> pcg(Apply&& apply, Precond&& precond, const Vec<double>& b, const Vec<double>& x0, double rtol,
+                int max_iter, KrylovInfo& info) {
+    const Index n = b.size();
     info = KrylovInfo{};
     const double bn = b.norm();
-    Vec<double> x = x0.size() == n ? x0 : Vec<double>(Vec<double>::Zero(n));
-    if (bn == 0) {
-        info.rel_residual = 0;
-        return Vec<double>::Zero(n);
-    }
-    Vec<double> r = x0.size() == n && x0.squaredNorm() > 0 ? Vec<double>(b - apply(x)) : b;
-    const Vec<double> minv = (diag.array() + lambda).max(1e-300).inverse().matrix();
-    Vec<double> z = minv.cwiseProduct(r), p = z;
+    if (bn == 0) return Vec<double>::Zero(n);
+    const bool warm = x0.size() == n && x0.squaredNorm() > 0;
+    Vec<double> x = warm ? x0 : Vec<double>(Vec<double>::Zero(n));
+    Vec<double> r = warm ? Vec<double>(b - apply(x)) : b;
+    Vec<double> z = precond(r), p = z;
     double rz = r.dot(z), rn = r.norm();
     while (rn > rtol * bn && info.iterations < max_iter) {
         const Vec<double> Ap = apply(p);
@@ -225,7 +215,7 @@ Vec<double> pcg_gram(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X,
         r -= alpha * Ap;
         ++info.iterations;
         rn = r.norm();
-        z = minv.cwiseProduct(r);
+        z = precond(r);
         const double rz2 = r.dot(z);
         p = z + (rz2 / rz) * p;
         rz = rz2;
@@ -233,6 +223,27 @@ Vec<double> pcg_gram(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X,
     info.rel_residual = rn / bn;
     info.converged = rn <= rtol * bn;
     return x;
+}
+
+/// (K + lambda I) v with K = J J^T at (W, a) applied as J (J^T v): vjp then jvp, four
+/// GEMM-equivalents, never an n x n matrix.
+template <class T>
+Vec<double> gram_apply(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const Activation& act, double lambda,
+                       const Vec<double>& v) {
+    const Vec<T> vt = v.template cast<T>();
+    const auto g = vjp<T>(W, a, X, vt, act);
+    const Vec<T> Jv = jvp<T>(W, a, X, g.first, g.second, act);
+    return Vec<double>(Jv.template cast<double>() + lambda * v);
+}
+
+/// PCG on (K + lambda I) x = b with the Jacobi preconditioner diag(K) + lambda.
+template <class T>
+Vec<double> pcg_gram(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const Activation& act, double lambda,
+                     const Vec<double>& diag, const Vec<double>& b, const Vec<double>& x0, double rtol, int max_iter,
+                     KrylovInfo& info) {
+    const Vec<double> minv = (diag.array() + lambda).max(1e-300).inverse().matrix();
+    return pcg([&](const Vec<double>& v) { return gram_apply<T>(W, a, X, act, lambda, v); },
+               [&](const Vec<double>& r) { return Vec<double>(minv.cwiseProduct(r)); }, b, x0, rtol, max_iter, info);
 }
 
 /// The Gram matrix K = J J^T (n x n, the empirical NTK), built in row-tile blocks (see the top of this file).
@@ -243,10 +254,13 @@ Mat<T> gram(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const Ac
     act.validate();
     detail::check_network(W, a, X);
     const Index n = X.rows(), d = X.cols(), m = W.rows();
-    // Tiles: as the other kernels (~2 MB of features per buffer), but at least
-    // 64 rows when n allows, so that the block GEMMs stay efficient.
-    TilePlan base(n, m, 0, sizeof(T));
-    const Index tile = std::min<Index>(n, std::max<Index>(base.tile, 64));
+    // Tiles of ~8 MB of features per buffer (four per thread), 64 to 512 rows: the
+    // block GEMMs (tile x m times m x tile) run near GEMM speed only with tiles of a
+    // few hundred rows (measured at n = 2000, m = 4000, 2 threads: 65-row tiles 0.75 s,
+    // 262-row 0.50 s, 512-row 0.57 s: too few blocks to share).
+    const Index tile = std::min<Index>(
+        n,
+        std::clamp<Index>(Index((std::size_t(8) << 20) / (sizeof(T) * std::size_t(std::max<Index>(m, 1)))), 64, 512));
     const Index tiles = (n + tile - 1) / tile;
     Mat<T> K(n, n);
     gemm::init_backend();
@@ -361,19 +375,32 @@ void step_back(const MatRef<T>& Wb, const VecRef<T>& ab, const MatRef<T>& X, con
 
 }  // namespace detail
 
+/// Default rank of the Nystrom preconditioner: min(n/2, 1000). Building it
+/// costs about 2 n m k multiply-adds (k / (2 d) CG iterations) and 2 n k
+/// doubles; measured at n = 1000, d = 20 (K's condition ~1e4): Jacobi 287 CG
+/// iterations to 1e-8, rank 125: 83, rank 309: 44, rank 550: 27.
+inline Index default_rank(Index n) { return std::min<Index>(n / 2, 1000); }
+
 /// (K + lambda I) c = b at a fixed point (W, a): Cholesky of the explicit K
-/// (float64, LDLT fallback) or matrix-free PCG (pcg_gram), chosen by
-/// choose_solver. The point's arrays must outlive the solver.
+/// (float64, LDLT fallback) or matrix-free PCG with the Nystrom
+/// preconditioner of rank `rank` (preconditioner.hpp; < 0: default_rank(n),
+/// 0: Jacobi), chosen by choose_solver. solve_at solves the same system at a
+/// nearby point by PCG, preconditioned by this point's factor or Nystrom
+/// approximation (the retraction's Gauss-Newton steps). The point's arrays
+/// must outlive the solver.
 template <class T>
 class GramSolver {
   public:
-    GramSolver(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const Activation& act, SolverKind kind)
+    GramSolver(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const Activation& act, SolverKind kind,
+               Index rank = -1)
         : W_(W), a_(a), X_(X), act_(act), kind_(choose_solver(kind, X.rows(), X.cols())) {
         if (kind_ == SolverKind::Cholesky) {
             K_ = gram<T>(W, a, X, act).template cast<double>();
             diag_ = K_.diagonal();
         } else {
             diag_ = gram_diag<T>(W, a, X, act);
+            const Index k = rank < 0 ? default_rank(X.rows()) : rank;
+            if (k > 0) nys_.build<T>(W, a, X, act, diag_, k);
         }
         mu_ = diag_.size() ? diag_.sum() / double(diag_.size()) : 0.0;
     }
@@ -381,7 +408,14 @@ class GramSolver {
     double mu() const { return mu_; }  ///< trace(K) / n
     const Vec<double>& diag() const { return diag_; }
     double lambda() const { return lambda_; }
+    Index rank() const { return nys_.rank(); }  ///< rank of the Nystrom preconditioner (0: Jacobi or Cholesky)
     int gram_builds() const { return kind_ == SolverKind::Cholesky ? 1 : 0; }
+    /// A fresh K and its factor in CG iterations of this size, (n^2 (m + d) + n^3) / (4 n m d) (the
+    /// factor's n^3 / 3 counted at a third of GEMM speed): the retraction's cap on a PCG solve.
+    int refactor_cost() const {
+        const double n = double(X_.rows()), m = double(W_.rows()), d = double(X_.cols());
+        return int(std::min(1e6, (n * n * (m + d) + n * n * n) / (4 * n * m * d)));
+    }
     /// Sets the shift; a Cholesky solver factors K + lambda I. False if that is not positive definite.
     bool set_lambda(double lambda) {
         lambda_ = lambda;
@@ -395,7 +429,22 @@ class GramSolver {
             info = KrylovInfo{};
             return chol_.solve(b);
         }
-        return pcg_gram<T>(W_, a_, X_, act_, lambda_, diag_, b, x0, rtol, max_iter, info);
+        return solve_at(W_, a_, b, rtol, max_iter, x0, info);
+    }
+    /// Solves (K(W2, a2) + lambda I) x = b by PCG preconditioned with this point's solver.
+    Vec<double> solve_at(const MatRef<T>& W2, const VecRef<T>& a2, const Vec<double>& b, double rtol, int max_iter,
+                         const Vec<double>& x0, KrylovInfo& info) const {
+        if (!ok_) throw std::logic_error("GramSolver::solve_at before a successful set_lambda()");
+        auto apply = [&](const Vec<double>& v) { return gram_apply<T>(W2, a2, X_, act_, lambda_, v); };
+        if (kind_ == SolverKind::Cholesky)
+            return pcg(apply, [&](const Vec<double>& r) { return chol_.solve(r); }, b, x0, rtol, max_iter, info);
+        if (nys_.rank() > 0)
+            return pcg(
+                apply, [&](const Vec<double>& r) { return nys_.apply(r, lambda_); }, b, x0, rtol, max_iter, info);
+        const Vec<double> minv = (diag_.array() + lambda_).max(1e-300).inverse().matrix();
+        return pcg(
+            apply, [&](const Vec<double>& r) { return Vec<double>(minv.cwiseProduct(r)); }, b, x0, rtol, max_iter,
+            info);
     }
 
   private:
@@ -407,6 +456,7 @@ class GramSolver {
     Eigen::MatrixXd K_;
     Vec<double> diag_;
     ShiftedSolver chol_;
+    NystromPreconditioner nys_;
     double mu_ = 0, lambda_ = 0;
     bool ok_ = false;
 };
@@ -421,6 +471,7 @@ struct InterpolationOptions {
     SolverKind solver = SolverKind::Auto;
     double cg_rtol = 1e-4;  ///< relative accuracy of each (inexact) Gauss-Newton solve by CG
     int cg_max_iter = 500;  ///< CG iterations per solve
+    Index cg_rank = -1;     ///< rank of the CG path's Nystrom preconditioner (< 0: default_rank(n), 0: Jacobi)
 };
 
 template <class T>
@@ -477,7 +528,7 @@ InterpolationResult<T> find_interpolator(const MatRef<T>& W0, const VecRef<T>& a
     double lam = -1, nu = 2;
     Vec<double> c_prev;
     while (rmax > target && res.iterations < opt.max_iter) {
-        GramSolver<T> solver(res.W, res.a, X, act, opt.solver);
+        GramSolver<T> solver(res.W, res.a, X, act, opt.solver, opt.cg_rank);
         res.gram_builds += solver.gram_builds();
         const double mu = solver.mu();
         if (!(mu > 0) || !std::isfinite(mu))

@@ -37,7 +37,7 @@ struct SearchOptions {
     double gtol = 1e-6;         ///< no step if ||g_t|| <= gtol ||g|| (converged)
     double c1 = 1e-4;           ///< Armijo constant
     int max_backtrack = 30;     ///< line-search halvings
-    int retract_iter = 6;       ///< chord iterations before the fallback
+    int retract_iter = 6;       ///< chord and Gauss-Newton iterations (each) before the fallbacks
     /// Fallback 1 (Cholesky path only): the exact minimum-norm correction of a alone.
     bool a_correction = false;
     bool balance = true;  ///< balance each trial before its Armijo test
@@ -46,6 +46,7 @@ struct SearchOptions {
     double cg_rtol = 1e-8;       ///< CG accuracy of the tangent projection (relative to ||J g||)
     double retract_rtol = 1e-3;  ///< CG accuracy of each chord solve of the retraction
     int cg_max_iter = 2000;      ///< CG iterations per solve
+    Index cg_rank = -1;          ///< rank of the CG path's Nystrom preconditioner (< 0: default_rank(n), 0: Jacobi)
 };
 
 template <class T>
@@ -107,10 +108,17 @@ double orbit_min_trace_clipped(const MatRef<T>& W, const VecRef<T>& a, const Mat
     return detail::balance_clipped<T>(W, a, X, y, act, false, W2, a2);
 }
 
-/// Retracts (W, a) to M: chord iterations with the solver (factor or CG
-/// operator) of the base point, then (Cholesky path, a_correction) the exact
-/// correction of a alone, then the full projection (find_interpolator) if they
-/// stall. Returns false if it cannot reach the target.
+/// Retracts (W, a) to M, cheapest first:
+///  1. (Cholesky path) chord iterations theta' <- theta' - J(theta)^T (K + lambda I)^{-1} r(theta')
+///     with the base point's factor, while each lowers ||r|| by 30 %;
+///  2. Gauss-Newton at the trial point, theta' <- theta' - J(theta')^T c with
+///     (K(theta') + lambda I) c = r(theta') solved by PCG preconditioned with the base point's solver
+///     (its factor of K(theta), or its Nystrom approximation) to retract_rtol; on the Cholesky path
+///     each solve may take at most as many CG iterations as a fresh K and its factor would cost
+///     (GramSolver::refactor_cost), else the fallbacks below are cheaper;
+///  3. (Cholesky path, a_correction) the exact correction of a alone;
+///  4. the full projection (find_interpolator, a fresh K per step).
+/// iters counts the steps of 1 and 2. Returns false if it cannot reach the target.
 template <class T>
 bool retract(const GramSolver<T>& solver, const MatRef<T>& Wb, const VecRef<T>& ab, const MatRef<T>& X,
              const VecRef<T>& y, const Activation& act, double target, const SearchOptions& opt, Mat<T>& W, Vec<T>& a,
@@ -119,22 +127,39 @@ bool retract(const GramSolver<T>& solver, const MatRef<T>& Wb, const VecRef<T>& 
     double rmax = detail::max_abs(r), rn = r.norm();
     iters = 0;
     gn_iters = 0;
-    while (rmax > target && iters < opt.retract_iter && std::isfinite(rmax)) {
-        ++iters;
+    // one step (chord: J and solver at the base point; else Gauss-Newton at the trial point);
+    // false when it does not lower ||r|| by 30 % or its solve did not converge
+    auto step = [&](bool chord, int cap) {
         Mat<T> Wn = W;
         Vec<T> an = a;
         KrylovInfo ki;
-        const Vec<double> c = solver.solve(r, opt.retract_rtol, opt.cg_max_iter, Vec<double>(), ki);
+        const Vec<double> c = chord ? solver.solve(r, opt.retract_rtol, cap, Vec<double>(), ki)
+                                    : solver.solve_at(W, a, r, opt.retract_rtol, cap, Vec<double>(), ki);
         krylov_iters += ki.iterations;
-        detail::step_back<T>(Wb, ab, X, c, act, Wn, an);
+        if (!ki.converged) return false;
+        if (chord)
+            detail::step_back<T>(Wb, ab, X, c, act, Wn, an);
+        else
+            detail::step_back<T>(W, a, X, c, act, Wn, an);
         Vec<double> r2 = detail::residual<T>(Wn, an, X, y, act);
         const double rn2 = r2.norm();
-        if (!(rn2 < 0.7 * rn)) break;  // stalled or diverging: leave it to Gauss-Newton
+        if (!(rn2 < 0.7 * rn)) return false;  // stalled or diverging
         W = std::move(Wn);
         a = std::move(an);
         r = std::move(r2);
         rn = rn2;
         rmax = detail::max_abs(r);
+        return true;
+    };
+    if (solver.cholesky())
+        while (rmax > target && iters < opt.retract_iter && std::isfinite(rmax)) {
+            ++iters;
+            if (!step(true, opt.cg_max_iter)) break;
+        }
+    const int cap = solver.cholesky() ? std::max(5, solver.refactor_cost()) : opt.cg_max_iter;
+    for (int k = 0; rmax > target && k < opt.retract_iter && std::isfinite(rmax); ++k) {
+        ++iters;
+        if (!step(false, cap)) break;
     }
     if (rmax <= target) return true;
     if (!std::isfinite(rmax)) return false;
@@ -167,6 +192,7 @@ bool retract(const GramSolver<T>& solver, const MatRef<T>& Wb, const VecRef<T>& 
         o.lambda_init = 1e-9;  // close to M: (nearly) undamped steps converge fast
         o.solver = solver.cholesky() ? SolverKind::Cholesky : SolverKind::CG;
         o.cg_max_iter = opt.cg_max_iter;
+        o.cg_rank = opt.cg_rank;
         auto p = find_interpolator<T>(W, a, X, y, act, o);
         gn_iters += p.gram_builds + p.iterations * (p.used_cg ? 1 : 0);
         krylov_iters += p.krylov_iters;
@@ -197,7 +223,7 @@ SearchStep<T> search_step(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T
     const auto tg = hessian_trace_grad<T>(W, a, X, y, act);
     const double T0 = double(tg.value);
     st.trace_before = T0;
-    GramSolver<T> solver(W, a, X, act, opt.solver);
+    GramSolver<T> solver(W, a, X, act, opt.solver, opt.cg_rank);
     st.used_cg = !solver.cholesky();
     st.gram_builds = solver.gram_builds();
     const double mu = solver.mu();
