@@ -99,6 +99,32 @@ def test_convex_polish_reaches_the_certified_optimum(n, d, seed):
     assert off.polish == "off" and off.orbit_min_trace == off.search_orbit_min_trace
 
 
+def test_polish_retries_an_inaccurate_round():
+    # benchmarks/bench_convex.py's d3 n20 m40 problem from its "teacher split over m neurons"
+    # start: both polish rounds raised "could not place the optimum's neurons strictly inside
+    # their cells" at the default solver tolerance and the search's +5.3 % point was returned;
+    # a round is now retried at a tighter tolerance (measured: +0.017 %)
+    pytest.importorskip("cvxpy")
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((20, 3))
+    teacher = fx.SumOfSingleIndex.random(3, ["relu"] * 3, seed=12)
+    y = teacher(X)
+    value, _, _ = certified_relu_optimum(X, y)
+    U, w = teacher.directions, teacher.weights
+    rng = np.random.default_rng(111)
+    for _ in range(8):  # the benchmark's eight random starts come first from this generator
+        rng.standard_normal((40, 3)), rng.standard_normal(40)
+    rng.standard_normal((37, 3)), rng.standard_normal(37)  # its teacher+small start
+    reps = 40 // 3
+    W0 = np.vstack([np.repeat(U, reps, axis=0), np.zeros((40 - 3 * reps, 3))]) + 0.05 * rng.standard_normal((40, 3))
+    a0 = np.concatenate([np.repeat(w / reps, reps), np.zeros(40 - 3 * reps)])
+    s = fx.flattest_interpolator(W0, a0, X, y)
+    assert s.search_orbit_min_trace > 1.03 * value  # the search alone stalls at a kink
+    assert s.polish == "improved", s.polish
+    assert value * (1 - 1e-6) <= s.orbit_min_trace <= 1.01 * value
+    assert max_res(s.W, s.a, X, y) <= 1.01e-10 * max(1.0, np.abs(y).max())
+
+
 def test_stall_is_reported_as_stall_not_convergence():
     # ReLU: the search typically ends at a kink (a sample on a hyperplane) with a
     # tangent gradient far from zero; that must be a stall, never "converged"
@@ -144,14 +170,22 @@ def test_search_step_cg_matches_cholesky():
     W0, a0 = start(90, 4, seed=3)
     p = fx.find_interpolator(W0, a0, X, y, power=2.0)
     W, a = fx.balance(p.W, p.a, X, y, power=2.0)
-    s1 = _core.search_step(W, a, X, y, 2.0, 0.0, solver="cholesky")
+    s1 = _core.search_step(W, a, X, y, 2.0, 0.0, solver="cholesky", retract_rtol=1e-13)
     s2 = _core.search_step(W, a, X, y, 2.0, 0.0, solver="cg", cg_rtol=1e-13, retract_rtol=1e-13)
     assert s1["solver"] == "cholesky" and s2["solver"] == "cg" and s2["krylov_converged"]
     assert s2["gt_norm"] == pytest.approx(s1["gt_norm"], rel=1e-10)
     np.testing.assert_allclose(s2["u"], s1["u"], rtol=1e-9, atol=1e-10 * np.abs(s1["u"]).max())
     assert s1["accepted"] and s2["accepted"] and s2["eta"] == pytest.approx(s1["eta"], rel=1e-12)
-    np.testing.assert_allclose(s2["W"], s1["W"], rtol=1e-8, atol=1e-10)
-    assert s2["trace"] == pytest.approx(s1["trace"], rel=1e-10)
+    # same tangent step; the retractions differ (Cholesky: chord steps along J(theta)^T first;
+    # CG: Gauss-Newton steps along J(theta')^T), so the two land on M at points that differ at
+    # second order in the step: both interpolate and both pass the same Armijo test
+    scale = max(1.0, np.abs(y).max())
+    for s in (s1, s2):
+        assert max_res(s["W"], s["a"], X, y, 2.0) <= 1.01e-10 * scale
+        assert s["trace"] <= s["trace_before"] - 1e-4 * s["eta"] * s["gt_norm"] ** 2
+    step = np.linalg.norm(s1["W"] - W)
+    assert np.linalg.norm(s2["W"] - s1["W"]) <= 0.2 * step
+    assert s2["trace"] == pytest.approx(s1["trace"], rel=1e-2)
 
 
 def test_find_interpolator_cg_path_interpolates():
