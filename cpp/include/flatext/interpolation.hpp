@@ -22,7 +22,8 @@
 //
 // Projection (find_interpolator): Levenberg-Marquardt damped minimum-norm
 // Gauss-Newton steps theta <- theta - J^T (K + lambda I)^{-1} r, solves by
-// Cholesky in double (LDLT fallback).
+// Cholesky in double (LDLT fallback) or by PCG (GramSolver, with the Nystrom
+// preconditioner of preconditioner.hpp).
 #pragma once
 
 #include <Eigen/Cholesky>
@@ -170,14 +171,12 @@ Vec<double> gram_diag(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X
 /// How the systems (K + lambda I) c = b are solved.
 enum class SolverKind { Auto, Cholesky, CG };
 
-/// The automatic choice: Cholesky of the explicit K while K fits in 128 MB
-/// (n <= 4096), matrix-free CG above. One K costs n^2 (m + d) multiply-adds
-/// (+ n^3/3 for its factor) and is reused by every chord step of the
-/// retraction; one CG iteration costs 4 n m d (J^T u and J v, two GEMMs
-/// each), and with the Jacobi preconditioner a search step needed hundreds of
-/// them (measured: ~300-500 at n = 300, d = 10, m = 600: K's condition number
-/// is ~5e4 with a few large outlying eigenvalues), so CG pays only where K
-/// itself cannot be held.
+/// The automatic choice: Cholesky of the explicit K while n <= 4096 (K in 128
+/// MB), matrix-free PCG above. Measured per search step (d = 20, m = 2n, 2
+/// cores, docs/interpolators.md): Cholesky 0.23 / 1.13 / 7.26 s at n = 1000 /
+/// 2000 / 4000 against 0.66 / 2.97 / 12.8 s for Nystrom-preconditioned CG, so
+/// CG pays where K cannot be held; its steps grow ~4.3x per doubling of n, the
+/// Cholesky path's like n^3.
 inline SolverKind choose_solver(SolverKind k, Index n, Index /*d*/) {
     if (k != SolverKind::Auto) return k;
     return n <= 4096 ? SolverKind::Cholesky : SolverKind::CG;
@@ -270,17 +269,7 @@ Mat<T> gram(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const Ac
         auto features = [&](Index t, T* S, T* Da) {
             const Index r0 = t * tile, rows = std::min(tile, n - r0);
             gemm::xwt(X.row(r0).data(), rows, d, X.outerStride(), W.data(), m, W.outerStride(), S);
-            for (Index j = 0; j < rows; ++j) {
-                const auto sl = sig;
-                T* s0 = S + j * m;
-                T* s1 = Da + j * m;
-#pragma omp simd
-                for (Index i = 0; i < m; ++i) {
-                    const auto s = sl.template eval<1>(s0[i]);
-                    s0[i] = s.v0;
-                    s1[i] = a[i] * s.v1;
-                }
-            }
+            detail::gram_features<T>(sig, a, S, Da, rows, m);
         };
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
@@ -410,11 +399,14 @@ class GramSolver {
     double lambda() const { return lambda_; }
     Index rank() const { return nys_.rank(); }  ///< rank of the Nystrom preconditioner (0: Jacobi or Cholesky)
     int gram_builds() const { return kind_ == SolverKind::Cholesky ? 1 : 0; }
-    /// A fresh K and its factor in CG iterations of this size, (n^2 (m + d) + n^3) / (4 n m d) (the
-    /// factor's n^3 / 3 counted at a third of GEMM speed): the retraction's cap on a PCG solve.
+    /// A fresh K and its factor in CG iterations of this size: (n^2 (m + d) + n^3) / (8 n m d), i.e.
+    /// the factor's n^3 / 3 counted at a third of GEMM speed and a CG iteration's four thin GEMMs
+    /// (inner dimension d) at half the speed of K's (measured at n = 2000, m = 4000, d = 20: K and its
+    /// factor 0.63 s, a CG iteration 31 ms: 20 iterations; this gives 19). The retraction's cap on a
+    /// PCG solve.
     int refactor_cost() const {
         const double n = double(X_.rows()), m = double(W_.rows()), d = double(X_.cols());
-        return int(std::min(1e6, (n * n * (m + d) + n * n * n) / (4 * n * m * d)));
+        return int(std::min(1e6, (n * n * (m + d) + n * n * n) / (8 * n * m * d)));
     }
     /// Sets the shift; a Cholesky solver factors K + lambda I. False if that is not positive definite.
     bool set_lambda(double lambda) {

@@ -38,6 +38,26 @@
 #include "kernels.hpp"
 
 namespace flatext {
+namespace detail {
+
+/// The Gram matrix's features of `rows` rows in place: S <- sigma(Z) (S holds Z = X_t W^T on entry),
+/// D <- a o sigma'(Z); rows of m features. (gram() and gram_columns().)
+template <class T, class Sig>
+void gram_features(const Sig& sig, const VecRef<T>& a, T* S, T* D, Index rows, Index m) {
+    for (Index j = 0; j < rows; ++j) {
+        const auto sl = sig;  // a local copy: provably not aliased by the stores below
+        T* s0 = S + j * m;
+        T* s1 = D + j * m;
+#pragma omp simd
+        for (Index i = 0; i < m; ++i) {
+            const auto s = sl.template eval<1>(s0[i]);
+            s0[i] = s.v0;
+            s1[i] = a[i] * s.v1;
+        }
+    }
+}
+
+}  // namespace detail
 
 /// K[:, idx] (n x idx.size(), double) by the formula at the top of this file.
 template <class T>
@@ -55,20 +75,7 @@ Eigen::MatrixXd gram_columns(const MatRef<T>& W, const VecRef<T>& a, const MatRe
     std::vector<T> SL(std::size_t(k * m)), DL(std::size_t(k * m));
     gemm::init_backend();
     dispatch_sigma<T>(act, [&](auto sig) {
-        // in place: S <- sigma(Z), D <- a o sigma'(Z), for `rows` rows of m features
-        auto features = [&](T* S, T* D, Index rows) {
-            const auto sl = sig;
-            for (Index j = 0; j < rows; ++j) {
-                T* s0 = S + j * m;
-                T* s1 = D + j * m;
-#pragma omp simd
-                for (Index i = 0; i < m; ++i) {
-                    const auto s = sl.template eval<1>(s0[i]);
-                    s0[i] = s.v0;
-                    s1[i] = a[i] * s.v1;
-                }
-            }
-        };
+        auto features = [&](T* S, T* D, Index rows) { detail::gram_features<T>(sig, a, S, D, rows, m); };
         gemm::xwt(XL.data(), k, d, d, W.data(), m, W.outerStride(), SL.data());
         features(SL.data(), DL.data(), k);
         TilePlan plan(n, 2 * m, 0, sizeof(T));

@@ -4,24 +4,21 @@
 // One step from an interpolator theta (search_step):
 //   1. g = grad T(theta)                          (hessian_trace_grad, 2 GEMMs)
 //   2. g_t = g - J^T u, (K + lambda I) u = J g    (GramSolver: Cholesky of K, or
-//      matrix-free PCG warm-started from the previous u; lambda =
-//      lambda_rel * trace(K)/n, default 1e-10). A CG solve that misses cg_rtol
-//      is reported (krylov_converged = false) and no step is taken.
-//   3. trial theta' = theta - eta g_t; retract theta' to M; balance; accept if
-//      T(final) <= T(theta) - c1 eta ||g_t||^2 (Armijo on the point that is
-//      returned, whose residual is checked again), else eta /= 2.
-//      Retraction: chord (simplified Gauss-Newton) iterations in the normal
-//      space at theta, theta' <- theta' - J(theta)^T (K + lambda I)^{-1} r(theta'),
-//      reusing theta's solver (3 GEMMs each plus the solve); when they stall,
-//      optionally (Cholesky path) the exact minimum-norm correction of a alone
-//      (f is linear in a: a <- a - S^T (S S^T)^{-1} r, one S S^T), then the
-//      damped Gauss-Newton projection (find_interpolator, same solver kind).
+//      matrix-free PCG with the Nystrom preconditioner, warm-started from the
+//      previous u; lambda = lambda_rel * trace(K)/n, default 1e-10). A CG solve
+//      that misses cg_rtol is reported (krylov_converged = false) and no step is
+//      taken.
+//   3. trial theta' = theta - eta g_t; retract theta' to M (retract below); balance;
+//      accept if T(final) <= T(theta) - c1 eta ||g_t||^2 (Armijo on the point that
+//      is returned, whose residual is checked again), else eta /= 2.
 //   4. balance (default): every neuron moved to its orbit minimum (exact,
 //      keeps every prediction, so theta stays on M). Negative B_i, which on M
 //      are residual-level round-off (r_j a_i sigma'' terms), are clipped to 0.
 // Cost per step (Cholesky): one K (n^2 (m + d) multiply-adds), one n^3/3
-// Cholesky, about 7 GEMMs plus about 6 per line-search trial and 3 per chord
-// iteration. CG: 4 GEMM-equivalents per CG iteration instead of K.
+// Cholesky, about 7 GEMMs plus about 6 per line-search trial, 3 per chord or
+// Gauss-Newton iteration and 4 per CG iteration of the retraction. CG: the
+// Nystrom preconditioner (2 n m k) and 4 GEMM-equivalents per CG iteration
+// instead of K (docs/design.md section 5).
 #pragma once
 
 #include <limits>
@@ -44,7 +41,7 @@ struct SearchOptions {
     double eta = 0;       ///< first trial step (<= 0: automatic)
     SolverKind solver = SolverKind::Auto;
     double cg_rtol = 1e-8;       ///< CG accuracy of the tangent projection (relative to ||J g||)
-    double retract_rtol = 1e-3;  ///< CG accuracy of each chord solve of the retraction
+    double retract_rtol = 1e-3;  ///< CG accuracy of each PCG solve of the retraction
     int cg_max_iter = 2000;      ///< CG iterations per solve
     Index cg_rank = -1;          ///< rank of the CG path's Nystrom preconditioner (< 0: default_rank(n), 0: Jacobi)
 };
