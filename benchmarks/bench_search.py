@@ -339,20 +339,45 @@ def scale_problem(n, d, seed=0):
     return X, y, rng.standard_normal((m, d)) / np.sqrt(d), rng.standard_normal(m) / np.sqrt(m)
 
 
-def run_scale(n, d, solver, steps, whole, max_iter):
+def _rss_mb():
+    """Resident memory of this process now (MB)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _reset_peak():
+    """Resets the kernel's peak-RSS mark of this process (Linux >= 4.0: /proc/self/clear_refs)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def _peak_mb():
+    """Peak resident memory of this process since the last _reset_peak (MB)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_scale(n, d, solver, steps, whole, max_iter, rank=None):
     """Per-iteration time (median over ``steps`` chained search steps from a projected, balanced start)
-    and optionally the whole search's time (random start -> projection -> flattest, its own stopping rule)."""
+    and optionally the whole search's time (random start -> projection -> flattest, its own stopping rule).
+    ``mem_mb``: peak resident memory beyond the inputs, from the start of the projection on."""
     X, y, W0, a0 = scale_problem(n, d)
+    kw = {} if rank is None else {"cg_rank": rank}
     Wn = W0
     gemm = median_time(lambda: X @ Wn.T, 9, warmup=2)
+    rss0 = _rss_mb()  # after the GEMM timing, whose n x m output is freed again
+    _reset_peak()
     t0 = time.perf_counter()
-    start = fx.find_interpolator(W0, a0, X, y, solver=solver)
+    start = fx.find_interpolator(W0, a0, X, y, solver=solver, **kw)
     t_proj = time.perf_counter() - t0
     W, a = fx.balance(start.W, start.a, X, y)
     ts, eta, u, kry = [], 0.0, None, []
     for _ in range(steps):
         t0 = time.perf_counter()
-        s = _core.search_step(W, a, X, y, 1.0, 0.0, eta=2 * eta, gtol=1e-4, solver=solver, u0=u)
+        s = _core.search_step(W, a, X, y, 1.0, 0.0, eta=2 * eta, gtol=1e-4, solver=solver, u0=u, **kw)
         ts.append(time.perf_counter() - t0)
         kry.append(s["krylov_iters"])
         if not s["accepted"]:
@@ -371,7 +396,7 @@ def run_scale(n, d, solver, steps, whole, max_iter):
     )
     if whole:
         t0 = time.perf_counter()
-        res = fx.flattest_interpolator(W0, a0, X, y, solver=solver, max_iter=max_iter)
+        res = fx.flattest_interpolator(W0, a0, X, y, solver=solver, max_iter=max_iter, **kw)
         row.update(
             search_s=time.perf_counter() - t0,
             iters=res.iterations,
@@ -379,19 +404,20 @@ def run_scale(n, d, solver, steps, whole, max_iter):
             trace=res.orbit_min_trace,
             grad_ratio=res.grad_ratio,
         )
+    row["mem_mb"] = _peak_mb() - rss0
     return row
 
 
 def main_scale(args):
     print(
         f"flatext {fx.__version__}, threads {fx.get_num_threads()}, float64, ReLU, d={args.d}, m=2n; "
-        "NOISY shared machine (load average ~12 on 2 cores): medians"
+        f"load average at start {os.getloadavg()[0]:.1f}: medians"
     )
     for n in args.sizes:
         for solver in args.solvers:
             if solver == "cholesky" and n > 4096:
                 continue
-            r = run_scale(n, args.d, solver, args.steps, n <= args.whole_max, args.max_iter)
+            r = run_scale(n, args.d, solver, args.steps, n <= args.whole_max, args.max_iter, args.rank)
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()), flush=True)
 
 
@@ -407,6 +433,7 @@ def main():
         ap.add_argument("--steps", type=int, default=3)
         ap.add_argument("--whole-max", type=int, default=2000, help="whole searches up to this n")
         ap.add_argument("--max-iter", type=int, default=500)
+        ap.add_argument("--rank", type=int, default=None, help="cg_rank (default: flatext's)")
         return main_scale(ap.parse_args())
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, few repeats")
