@@ -235,16 +235,6 @@ Vec<double> gram_apply(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& 
     return Vec<double>(Jv.template cast<double>() + lambda * v);
 }
 
-/// PCG on (K + lambda I) x = b with the Jacobi preconditioner diag(K) + lambda.
-template <class T>
-Vec<double> pcg_gram(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const Activation& act, double lambda,
-                     const Vec<double>& diag, const Vec<double>& b, const Vec<double>& x0, double rtol, int max_iter,
-                     KrylovInfo& info) {
-    const Vec<double> minv = (diag.array() + lambda).max(1e-300).inverse().matrix();
-    return pcg([&](const Vec<double>& v) { return gram_apply<T>(W, a, X, act, lambda, v); },
-               [&](const Vec<double>& r) { return Vec<double>(minv.cwiseProduct(r)); }, b, x0, rtol, max_iter, info);
-}
-
 /// The Gram matrix K = J J^T (n x n, the empirical NTK), built in row-tile blocks (see the top of this file).
 /// With features_only, the first term alone: S S^T (the Gram matrix of the a-block of J).
 template <class T>
