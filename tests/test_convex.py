@@ -13,7 +13,7 @@ from flatext.convex import (
 
 pytest.importorskip("clarabel")
 
-NEGS = [0.0, 0.25, 1.0]
+NEGS = [-0.3, 0.0, 0.25, 1.0]
 
 
 def _problem(n, d, seed, links=("relu", "relu")):
@@ -240,8 +240,35 @@ def test_solvers_agree():
 
 
 # ----------------------------------------------------------------------------- errors
+@pytest.mark.parametrize("neg", NEGS)
+def test_column_generation_reaches_the_enumerated_optimum(neg):
+    # few sampled cells alone stay above the global optimum; the pricing step adds the
+    # cells whose dual constraint the multipliers violate until the optimum is reached
+    gaps_without, gaps_with = [], []
+    for seed in range(3):
+        X, y = _problem(18, 3, 20 + seed)
+        exact = certified_flattest(X, y, neg=neg, patterns="exact").bound
+        kw = dict(neg=neg, patterns="sampled", n_patterns=25, seed=seed)
+        plain = certified_flattest(X, y, pricing_rounds=0, **kw)
+        priced = certified_flattest(X, y, pricing_rounds=10, **kw)
+        assert plain.info["pricing"]["rounds"] == 0
+        assert priced.bound >= exact * (1 - 1e-6)  # never below the global optimum
+        assert priced.bound <= plain.bound * (1 + 1e-7)  # added cells never hurt
+        assert priced.info["pricing"]["added"] > 0
+        gaps_without.append(plain.bound / exact - 1)
+        gaps_with.append(priced.bound / exact - 1)
+    assert max(gaps_without) > 1e-3, gaps_without  # the check can fail: sampling alone misses
+    assert max(gaps_with) <= 1e-4, gaps_with
+
+
 def test_bad_inputs_raise():
     X, y = _problem(8, 2, 7)
+    with pytest.raises(ValueError, match="pricing_rounds"):
+        certified_flattest(X, y, pricing_rounds=-1)
+    with pytest.raises(ValueError, match="pricing_rounds"):
+        certified_flattest(X, y, patterns="sampled", solver="scs", pricing_rounds=2)
+    with pytest.raises(ValueError, match="neg"):
+        certified_flattest(X, y, neg=-1.0)
     with pytest.raises(ValueError, match="neg"):
         certified_flattest(X, y, neg=1.5)
     with pytest.raises(TypeError, match="neg"):

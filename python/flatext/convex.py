@@ -367,7 +367,7 @@ def _solve_clarabel(q, A, b, cones, tol, verbose=False):
     P = sp.csc_matrix((A.shape[1], A.shape[1]))
     sol = clarabel.DefaultSolver(P, q, A, b, K, st).solve()
     status = str(sol.status).split(".")[-1]
-    return np.asarray(sol.x), status, float(sol.obj_val)
+    return np.asarray(sol.x), status, float(sol.obj_val), np.asarray(sol.z)
 
 
 def _solve_scs(q, A, b, cones, tol, verbose=False):
@@ -380,7 +380,7 @@ def _solve_scs(q, A, b, cones, tol, verbose=False):
     cone = {"z": n0, "l": n1, "q": list(socs)}
     sol = scs.solve(data, cone, eps_abs=tol, eps_rel=tol, verbose=verbose, max_iters=200000)
     status = sol["info"]["status"]
-    return np.asarray(sol["x"]), status, float(sol["info"]["pobj"])
+    return np.asarray(sol["x"]), status, float(sol["info"]["pobj"]), None
 
 
 def _solve_ecos(q, A, b, cones, tol, verbose=False):
@@ -406,7 +406,7 @@ def _solve_ecos(q, A, b, cones, tol, verbose=False):
     )
     info = sol["info"]
     status = {0: "Solved", 10: "AlmostSolved"}.get(info["exitFlag"], f"exitFlag {info['exitFlag']}")
-    return np.asarray(sol["x"]), status, float(info["pcost"])
+    return np.asarray(sol["x"]), status, float(info["pcost"]), None
 
 
 def _solve_cvxpy(q, A, b, cones, tol, verbose=False):
@@ -428,7 +428,145 @@ def _solve_cvxpy(q, A, b, cones, tol, verbose=False):
         off += k
     prob = cp.Problem(cp.Minimize(q @ x), cons)
     prob.solve(solver=cp.CLARABEL, verbose=verbose)
-    return np.asarray(x.value), str(prob.status), float(prob.value)
+    return np.asarray(x.value), str(prob.status), float(prob.value), None
+
+
+def _dual_ratio(Xr, lam, neg, Wd):
+    """Ratio of the dual constraint at directions Wd (N, r), each in its own cell.
+
+    For the equality multipliers lam of the cone program, the cell P of w and the
+    better output sign, ``|sum_j lam_j sigma(x_j.w)| / (kappa_P ||M_P w||)``:
+    above 1 the cell's group would lower the optimum (column generation);
+    at the optimum over every cell it is <= 1 everywhere (docs/convex.md section 3).
+    """
+    n = Xr.shape[0]
+    c = float(neg)
+    Z = Wd @ Xr.T
+    pos = Z > 0
+    sig = np.where(pos, Z, -c * Z)
+    kap = 2.0 / n * np.sqrt(np.where(pos, 1.0, c * c) @ np.einsum("ij,ij->i", Xr, Xr))
+    den = kap * np.linalg.norm(sig, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, np.abs(sig @ lam) / den, 0.0)
+
+
+def _cell_max_ratio(Xr, lam, neg, S, g):
+    """The largest dual ratio inside each closed cell S[k] with output sign g[k].
+
+    One cone program with a block per cell: maximize ``g b_P.u`` subject to
+    ``kappa_P ||M_P u|| <= 1`` and u in the closed cell, ``b_P = X^T D_P lam``;
+    its value is the cell's ratio (a maximum over the cell, which random
+    directions only bound from below). Returns (ratios (K,), maximisers (K, r)).
+    """
+    n, r = Xr.shape
+    c = float(neg)
+    xn = np.linalg.norm(Xr, axis=1)
+    s2 = xn * xn
+    blocks, rhs, cones, qs = [], [], [], []
+    for sg, gk in zip(S, g):
+        pos = sg > 0
+        wgt = np.where(pos, 1.0, c * c)
+        kap = 2.0 / n * math.sqrt(float(wgt @ s2))
+        G = (Xr * wgt[:, None]).T @ Xr
+        ev, V = np.linalg.eigh(G)
+        keep = ev > 1e-13 * max(ev[-1], 1e-300)
+        Lt = (V[:, keep] * np.sqrt(ev[keep])).T
+        qs.append(-gk * (Xr.T @ (np.where(pos, 1.0, -c) * lam)))
+        blocks.append(np.vstack([-(sg / xn)[:, None] * Xr, np.zeros((1, r)), -Lt]))
+        rhs.append(np.concatenate([np.zeros(n), [1.0 / kap if kap > 0 else 0.0], np.zeros(Lt.shape[0])]))
+        cones += [clarabel.NonnegativeConeT(n), clarabel.SecondOrderConeT(Lt.shape[0] + 1)]
+    A = sp.block_diag(blocks, format="csc")
+    st = clarabel.DefaultSettings()
+    st.verbose = False
+    st.tol_gap_abs = st.tol_gap_rel = st.tol_feas = 1e-9
+    P = sp.csc_matrix((A.shape[1], A.shape[1]))
+    sol = clarabel.DefaultSolver(P, np.concatenate(qs), A, np.concatenate(rhs), cones, st).solve()
+    U = np.asarray(sol.x).reshape(len(S), r)
+    return -np.einsum("kr,kr->k", np.stack(qs), U), U
+
+
+def _interior_direction(Xr, sg):
+    """A unit direction strictly inside the cell {sg_j x_j.u > 0}, or None (empty cell).
+
+    LP: maximise t subject to sg_j x_j.u / ||x_j|| >= t, -1 <= u <= 1.
+    """
+    n, r = Xr.shape
+    A = -(sg / np.linalg.norm(Xr, axis=1))[:, None] * Xr
+    res = linprog(
+        np.r_[np.zeros(r), -1.0],
+        A_ub=np.hstack([A, np.ones((n, 1))]),
+        b_ub=np.zeros(n),
+        bounds=[(-1, 1)] * r + [(None, 1)],
+        method="highs",
+    )
+    if res.status != 0 or not res.x[r] > 1e-9:
+        return None
+    u = res.x[:r]
+    return u / np.linalg.norm(u)
+
+
+def _price(Xr, lam, neg, signs, seeds, rng, n_dirs=20000, n_cells=400, threshold=1.0 + 1e-6):
+    """Cells not in ``signs`` whose dual constraint ``lam`` violates (the pricing step).
+
+    Candidates: the facet neighbours of the optimum's cells (``seeds``: its groups'
+    u; the sign of each of the 2r samples nearest to a seed's hyperplane flipped,
+    since the optimum's neurons sit on kinks), then the cells of random Gaussian
+    directions ranked by the ratio there; the first ``n_cells`` new ones get their
+    exact in-cell maximum (:func:`_cell_max_ratio`, both output signs).
+    Returns (new signs (k, n) int8, unit directions strictly inside them (k, r),
+    the largest ratio found).
+    """
+    n, r = Xr.shape
+    c = float(neg)
+    xn = np.linalg.norm(Xr, axis=1)
+    U = rng.standard_normal((n_dirs, r))
+    Z = U @ Xr.T
+    ok = np.all(np.abs(Z) > 1e-10 * np.linalg.norm(U, axis=1, keepdims=True) * xn[None, :], axis=1)
+    U, Z = U[ok], Z[ok]
+    v = _dual_ratio(Xr, lam, neg, U)
+    S = np.where(Z > 0, 1, -1).astype(np.int8)[np.argsort(-v)]
+    U = U[np.argsort(-v)]
+    sn = np.linalg.norm(seeds, axis=1)
+    big = seeds[sn > 1e-6 * max(float(sn.max(initial=0.0)), 1e-300)]
+    if len(big):
+        Zs = big @ Xr.T
+        k = min(2 * r, n)
+        near = np.argsort(np.abs(Zs) / xn[None, :], axis=1)[:, :k]
+        Sn = np.repeat(np.where(Zs > 0, 1, -1).astype(np.int8), k, axis=0)
+        Sn[np.arange(len(Sn)), near.ravel()] *= -1
+        S = np.concatenate([Sn, S])
+        U = np.concatenate([np.full((len(Sn), r), np.nan), U])  # no interior point known yet
+    if c == 1.0:  # |z|: P and -P are one cell of the program (_groups keeps sg[0] > 0)
+        flip = S[:, 0] < 0
+        S[flip], U[flip] = -S[flip], -U[flip]
+    known = {row.tobytes() for row in np.packbits(signs > 0, axis=1)}
+    new, seen = [], set()
+    for i, kb in enumerate(np.packbits(S > 0, axis=1)):
+        kb = kb.tobytes()
+        if kb not in known and kb not in seen:
+            seen.add(kb)
+            new.append(i)
+            if len(new) == n_cells:
+                break
+    vmax = float(v.max(initial=0.0))
+    if not new:
+        return S[:0], U[:0], vmax
+    S, U = S[new], U[new]
+    ratio = np.zeros(len(new))
+    for g in (1.0, -1.0):  # both output signs: the cell's better one
+        ratio = np.maximum(ratio, _cell_max_ratio(Xr, lam, neg, S, np.full(len(new), g))[0])
+    vmax = max(vmax, float(ratio.max()))
+    out_s, out_u = [], []
+    for sg, u in zip(S[ratio > threshold], U[ratio > threshold]):
+        if np.isnan(u[0]):
+            u = _interior_direction(Xr, sg)
+            if u is None:  # the flipped sample's hyperplane is not a facet: an empty cell
+                continue
+        out_s.append(sg)
+        out_u.append(u / np.linalg.norm(u))
+    if not out_s:
+        return S[:0], U[:0], vmax
+    return np.array(out_s, dtype=np.int8), np.array(out_u), vmax
 
 
 # --------------------------------------------------------------------------- the network
@@ -673,6 +811,7 @@ def certified_flattest(
     seed=0,
     tol=1e-8,
     max_exact=200000,
+    pricing_rounds=None,
     verbose=False,
 ):
     """The flattest interpolator of a piecewise-linear two-layer network, by a cone program.
@@ -714,6 +853,16 @@ def certified_flattest(
         interpolate to ``max|r| <= 1e-9 max(1, max|y|)``.
     max_exact : int
         Cell-count limit of ``patterns="auto"``.
+    pricing_rounds : int, optional
+        Column generation with sampled patterns (``docs/convex.md`` section 3):
+        after each solve, cells whose dual constraint the optimum's multipliers
+        violate (found among random directions, the optimum's groups and a
+        cell-wise ascent from the best of them) are added and the program is
+        solved again, at most this many times (default 5 with ``"clarabel"``
+        and sampled patterns, else 0; needs ``"clarabel"``). Every added cell
+        lowers the optimum or leaves it; ``info["pricing"]`` has the rounds,
+        the cells added and the largest ratio found in the last round (at most
+        1: no violated cell was found).
     verbose : bool
         The solver's log.
 
@@ -736,11 +885,9 @@ def certified_flattest(
     try:
         neg = float(neg)
     except (TypeError, ValueError):
-        raise TypeError(f"neg must be a number in [0, 1]; got {neg!r}") from None
-    if not 0.0 <= neg <= 1.0:
-        raise ValueError(
-            f"neg must be in [0, 1] (ReLU 0, V-shaped between, |z| 1; leaky ReLU, neg < 0, is not covered); got {neg}"
-        )
+        raise TypeError(f"neg must be a number in (-1, 1]; got {neg!r}") from None
+    if not -1.0 < neg <= 1.0:
+        raise ValueError(f"neg must be in (-1, 1] (leaky ReLU -alpha < 0, ReLU 0, V-shaped between, |z| 1); got {neg}")
     if patterns not in ("auto", "exact", "sampled"):
         raise ValueError(f"patterns must be 'auto', 'exact' or 'sampled'; got {patterns!r}")
     if solver not in _SOLVERS:
@@ -751,6 +898,12 @@ def certified_flattest(
         raise ValueError(f"tol must be a float in (0, 1e-2); got {tol!r}")
     if np.any(np.linalg.norm(X, axis=1) == 0):
         raise ValueError("X has a zero row: a bias-free network outputs 0 there; drop it")
+    if pricing_rounds is None:
+        pricing_rounds = 5 if solver == "clarabel" else 0
+    if isinstance(pricing_rounds, bool) or not isinstance(pricing_rounds, (int, np.integer)) or pricing_rounds < 0:
+        raise ValueError(f"pricing_rounds must be an int >= 0; got {pricing_rounds!r}")
+    if pricing_rounds and solver != "clarabel":
+        raise ValueError("pricing_rounds > 0 needs solver='clarabel' (its dual variables)")
 
     Q = _row_basis(X)
     r = Q.shape[1]
@@ -785,6 +938,11 @@ def certified_flattest(
         if isinstance(n_patterns, bool) or not isinstance(n_patterns, (int, np.integer)) or n_patterns < 1:
             raise ValueError(f"n_patterns must be a positive int; got {n_patterns!r}")
         signs, inner = _sampled_patterns(Xr, int(n_patterns), np.random.default_rng(seed), warm_dirs)
+        if neg == 1.0:  # |z|: P and -P are one cell (_groups keeps the one with sg[0] > 0)
+            flip = signs[:, 0] < 0
+            signs[flip], inner[flip] = -signs[flip], -inner[flip]
+            _, first = np.unique(np.packbits(signs > 0, axis=1), axis=0, return_index=True)
+            signs, inner = signs[np.sort(first)], inner[np.sort(first)]
         rows = [np.arange(n)] * signs.shape[0]
     pats = _Patterns(signs, rows, inner, exact)
     times["patterns"] = time.perf_counter() - t0
@@ -797,10 +955,34 @@ def certified_flattest(
     times["assemble"] = time.perf_counter() - t1
     t1 = time.perf_counter()
     solve = {"clarabel": _solve_clarabel, "scs": _solve_scs, "ecos": _solve_ecos, "cvxpy": _solve_cvxpy}[solver]
-    x, status, obj = solve(qv, A, b, cones, tol, verbose)
-    times["solve"] = time.perf_counter() - t1
+    x, status, obj, z = solve(qv, A, b, cones, tol, verbose)
     _check_status(solver, status, x)
     nv = r + 1
+    # column generation (sampled patterns): add the cells whose dual constraint the
+    # optimum's multipliers violate, re-solve, until none is found
+    pricing = {"rounds": 0, "added": 0, "max_ratio": None}
+    xn = np.linalg.norm(Xr, axis=1)
+    rng_p = np.random.default_rng([seed, 1])
+    for _ in range(0 if exact else pricing_rounds):
+        lam = -z[:n] / xn  # multipliers of sum g D_P X u = y (rows were scaled by 1/||x_j||)
+        new, inner_new, vmax = _price(Xr, lam, neg, pats.signs, x.reshape(-1, nv)[:, :r], rng_p)
+        pricing["max_ratio"] = vmax
+        if not len(new):
+            break
+        pats = _Patterns(
+            np.concatenate([pats.signs, new]),
+            [np.arange(n)] * (len(pats.rows) + len(new)),
+            np.concatenate([pats.inner, inner_new]),
+            False,
+        )
+        groups, kappa, Ls = _groups(Xr, pats, neg)
+        qv, A, b, cones = _socp_blocks(Xr, y, pats, neg, groups, kappa, Ls)
+        x, status, obj, z = solve(qv, A, b, cones, tol, verbose)
+        _check_status(solver, status, x)
+        pricing["rounds"] += 1
+        pricing["added"] += len(new)
+    signs = pats.signs
+    times["solve"] = time.perf_counter() - t1
     contrib = kappa * np.maximum(x.reshape(-1, nv)[:, r], 0.0)
     bound = float(np.sum(contrib))
     sizes = {"variables": A.shape[1], "rows": A.shape[0], "nnz": A.nnz, "groups": len(groups)}
@@ -816,7 +998,7 @@ def certified_flattest(
     keep = np.sort(np.argsort(-contrib)[: min(len(groups), max(4 * n, 60))])
     if keep.size < len(groups):
         q2, A2, b2, c2 = _socp_blocks(Xr, y, pats, neg, [groups[i] for i in keep], kappa[keep], [Ls[i] for i in keep])
-        x2, st2, _ = solve(q2, A2, b2, c2, min(tol, 1e-11), verbose)
+        x2, st2, _, _ = solve(q2, A2, b2, c2, min(tol, 1e-11), verbose)
         if x2 is not None and np.all(np.isfinite(x2)) and st2.lower() in ("solved", "optimal", "almostsolved"):
             c2v = kappa[keep] * np.maximum(x2.reshape(-1, nv)[:, r], 0.0)
             # the main solve meets its equalities only to ~1e-6 (Clarabel's feasibility test is
@@ -862,7 +1044,15 @@ def certified_flattest(
             RuntimeWarning,
             stacklevel=2,
         )
-    info = {"times": times, **sizes, "theta": theta, "optimum_neurons": k_opt, "solver_objective": obj, "rank": r}
+    info = {
+        "times": times,
+        **sizes,
+        "theta": theta,
+        "optimum_neurons": k_opt,
+        "solver_objective": obj,
+        "rank": r,
+        "pricing": pricing,
+    }
     return ConvexResult(
         W=W,
         a=a,
