@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/bench_convex.py table            # the three ReLU problems
+    python benchmarks/bench_convex.py table --neg -0.25  # the same with leaky ReLU (1: |z|)
     python benchmarks/bench_convex.py reach 3:50,100 4:30,40 --sampled 10:100,200
     python benchmarks/bench_convex.py solvers 3:20,40
 
@@ -64,13 +65,13 @@ def table(args):
     for d, n, m, seed in [(3, 20, 40, 11), (3, 40, 120, 12), (4, 30, 90, 13)]:
         X, y, teacher = problem(n, d, seed)
         t0 = time.perf_counter()
-        cert = fx.certified_flattest(X, y, m=m, patterns="exact")
+        cert = fx.certified_flattest(X, y, neg=args.neg, m=m, patterns="exact")
         tc = time.perf_counter() - t0
         vals, raw, conv_bad, secs, fails = [], [], 0, [], 0
         for name, W0, a0 in starts(teacher, m, d, seed + 100, args.starts):
             t0 = time.perf_counter()
             try:
-                sr = fx.flattest_interpolator(W0, a0, X, y)
+                sr = fx.flattest_interpolator(W0, a0, X, y, neg=args.neg)
             except ValueError as e:
                 fails += 1
                 print(f"  d{d} n{n} m{m} {name}: search failed: {str(e)[:80]}", flush=True)
@@ -98,7 +99,7 @@ def table(args):
         )
     print()
     print(
-        "| ReLU problem | certified optimum | cells | seconds | search alone: min / median / max (vs optimum) "
+        f"| problem (neg = {args.neg}) | certified optimum | cells | seconds | search alone: min / median / max (vs optimum) "
         "| with the convex polish (default) | converged > +5% | failed starts | seconds per search |"
     )
     print("|---|---|---|---|---|---|---|---|---|")

@@ -467,7 +467,7 @@ def flattest_interpolator(
     it) and is attained by an exactly interpolating, balanced network of width
     ``m``. This repeats for ``polish_rounds`` rounds (fewer if two rounds in a
     row do not improve) and the best point is returned. ``"auto"`` polishes
-    when ``power == 1``, ``0 <= neg <= 1`` (the range of
+    when ``power == 1``, ``-1 < neg <= 1`` (the range of
     :func:`flatext.certified_flattest`), ``n <= 60`` and ``d <= 5``; ``"convex"`` always
     (``power == 1``); ``None`` never. Its cost grows fast with n and d
     (measured, one start: 5 s at n = 40, d = 5; 76 s at n = 100, d = 8, where it
@@ -538,9 +538,9 @@ def flattest_interpolator(
     p, c = float(power), float(neg)
     if polish not in ("auto", "convex", None):
         raise ValueError(f"polish must be 'auto', 'convex' or None; got {polish!r}")
-    if polish == "convex" and (p != 1.0 or not 0.0 <= c <= 1.0):
+    if polish == "convex" and (p != 1.0 or not -1.0 < c <= 1.0):
         raise ValueError(
-            f"polish='convex' needs power = 1 and 0 <= neg <= 1 (the range of certified_flattest); "
+            f"polish='convex' needs power = 1 and -1 < neg <= 1 (the range of certified_flattest); "
             f"got power = {p}, neg = {c}"
         )
     polish_rounds = _int_arg(polish_rounds, "polish_rounds")
@@ -638,7 +638,7 @@ def flattest_interpolator(
         search_orbit_min_trace=float(omin),
     )
     if polish == "convex" or (
-        polish == "auto" and p == 1.0 and 0.0 <= c <= 1.0 and X.shape[0] <= 60 and X.shape[1] <= 5
+        polish == "auto" and p == 1.0 and -1.0 < c <= 1.0 and X.shape[0] <= 60 and X.shape[1] <= 5
     ):
         res = _convex_polish(res, X, y, c, tol, polish_rounds, seed)
     return res
@@ -666,8 +666,10 @@ def _convex_polish(res, X, y, neg, tol, rounds, seed):
         warm = [(W, a)] + _neighbour_networks(W, a, rng)
         q = None
         # an inaccurate solve (the optimum's neurons cannot be placed inside their cells) is
-        # retried once with a 100x tighter solver tolerance before the round counts as failed
-        for solver_tol in (1e-8, 1e-10):
+        # retried at a 100x tighter solver tolerance, then without the column generation
+        # (whose added cells can be too thin for the interior placement) before the round
+        # counts as failed
+        for solver_tol, pricing in ((1e-8, None), (1e-10, None), (1e-8, 0), (1e-10, 0)):
             try:
                 q = certified_flattest(
                     X,
@@ -679,6 +681,7 @@ def _convex_polish(res, X, y, neg, tol, rounds, seed):
                     warm_start=warm,
                     seed=seed + k,
                     tol=solver_tol,
+                    pricing_rounds=pricing,
                 )
                 break
             except RuntimeError as e:  # an inaccurate solve
