@@ -731,6 +731,15 @@ def _interior_network(Xr, y, pats, groups, U, contrib, neg, rtol):
     act_groups = [groups[i] for i in act]
     Ustar = Ustar * _alpha_fix(outputs(act_groups, Ustar), y)[:, None]
     P_act = [P for P, _ in act_groups]
+    # a sampled cell's interior direction is the random direction that found it, which
+    # can sit ~1e-10 from a facet: too thin for the mix below; centre those by an LP
+    xn = np.linalg.norm(Xr, axis=1)
+    for P in set(P_act) | {groups[i][0] for i in np.argsort(-contrib)[: 10 * n]}:
+        margin = float(np.min(pats.signs[P] * (Xr @ pats.inner[P]) / xn))
+        if margin < 1e-6:
+            u = _interior_direction(Xr, pats.signs[P])
+            if u is not None and float(np.min(pats.signs[P] * (Xr @ u) / xn)) > margin:
+                pats.inner[P] = u
     Vin = np.linalg.norm(Ustar, axis=1)[:, None] * pats.inner[P_act]
     xn = np.linalg.norm(Xr, axis=1)
     scale = max(1.0, float(np.max(np.abs(y))))
