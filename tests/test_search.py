@@ -146,6 +146,26 @@ def test_stall_is_reported_as_stall_not_convergence():
         assert np.all(np.diff(s.history["trace"]) <= 0)
 
 
+@pytest.mark.parametrize("neg", [0.0, -0.2, 1.0])
+def test_second_order_term_of_the_trial_is_exact_within_cells(neg):
+    # search_step's trial for p = 1 subtracts eta^2 J^T K^-1 q with q = jvp(W, v_a, X, v_W, 0):
+    # within the cells f is bilinear, f(theta + v) - f(theta) - J v = q exactly
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((30, 4))
+    W, a = rng.standard_normal((12, 4)), rng.standard_normal(12)
+    vW, va = rng.standard_normal((12, 4)), rng.standard_normal(12)
+    Z = X @ W.T
+    t = 0.5 * np.min(np.abs(Z) / (np.abs(X @ vW.T) + 1e-300))  # no sample crosses a kink
+    vW, va = t * vW, t * va
+    assert np.array_equal(np.sign(X @ (W + vW).T), np.sign(Z))
+    f = fx.forward(W + vW, a + va, X, neg=neg) - fx.forward(W, a, X, neg=neg)
+    Jv = _core.jvp(W, a, X, vW, va, 1.0, neg)
+    q = _core.jvp(W, va, X, vW, np.zeros(12), 1.0, neg)
+    atol = 1e-14 * np.abs(fx.forward(W, a, X, neg=neg)).max()  # the round-off of the difference f
+    np.testing.assert_allclose(f - Jv, q, rtol=0, atol=atol)
+    assert np.abs(q).max() > 1e4 * atol  # the check can fail: q is far above the round-off
+
+
 def test_gram_solve_cg_matches_cholesky():
     W, a, X, _ = ref.problem(n=120, d=6, m=150, seed=5)
     b = np.random.default_rng(1).standard_normal(120)

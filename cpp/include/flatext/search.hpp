@@ -8,7 +8,8 @@
 //      previous u; lambda = lambda_rel * trace(K)/n, default 1e-10). A CG solve
 //      that misses cg_rtol is reported (krylov_converged = false) and no step is
 //      taken.
-//   3. trial theta' = theta - eta g_t; retract theta' to M (retract below); balance;
+//   3. trial theta' = theta - eta g_t (p = 1: - eta^2 J^T (K + lambda I)^{-1} q, the
+//      second-order term, below); retract theta' to M (retract below); balance;
 //      accept if T(final) <= T(theta) - c1 eta ||g_t||^2 (Armijo on the point that
 //      is returned, whose residual is checked again), else eta /= 2.
 //   4. balance (default): every neuron moved to its orbit minimum (exact,
@@ -113,9 +114,12 @@ double orbit_min_trace_clipped(const MatRef<T>& W, const VecRef<T>& a, const Mat
 ///     (its factor of K(theta), or its Nystrom approximation) to retract_rtol; on the Cholesky path
 ///     each solve may take at most as many CG iterations as a fresh K and its factor would cost
 ///     (GramSolver::refactor_cost), else the fallbacks below are cheaper;
-///  3. (Cholesky path, a_correction) the exact correction of a alone;
-///  4. the full projection (find_interpolator, a fresh K per step).
-/// iters counts the steps of 1 and 2. Returns false if it cannot reach the target.
+///  3. (Cholesky path) Newton with chords: a fresh factor of K at the current point, then
+///     chord iterations with it while each lowers ||r|| by 30 %; at most 3 factors;
+///  4. (Cholesky path, a_correction) the exact correction of a alone;
+///  5. the full projection (find_interpolator, a fresh K per step).
+/// iters counts the steps of 1 and 2, gn_iters the Gram matrices of 3-5. Returns false if it
+/// cannot reach the target.
 template <class T>
 bool retract(const GramSolver<T>& solver, const MatRef<T>& Wb, const VecRef<T>& ab, const MatRef<T>& X,
              const VecRef<T>& y, const Activation& act, double target, const SearchOptions& opt, Mat<T>& W, Vec<T>& a,
@@ -160,6 +164,36 @@ bool retract(const GramSolver<T>& solver, const MatRef<T>& Wb, const VecRef<T>& 
     }
     if (rmax <= target) return true;
     if (!std::isfinite(rmax)) return false;
+    // (Cholesky path) Newton with chords: a fresh factor at the current point, then chord
+    // iterations with it while they contract, at most 3 factors
+    if (solver.cholesky()) {
+        for (int f = 0; f < 3 && rmax > target; ++f) {
+            GramSolver<T> fresh(W, a, X, act, SolverKind::Cholesky, opt.cg_rank);
+            ++gn_iters;
+            double lam = opt.lambda_rel * fresh.mu();
+            if (!(fresh.mu() > 0) || !fresh.set_lambda(lam)) break;
+            const Mat<T> Wf = W;
+            const Vec<T> af = a;
+            int k = 0;
+            for (; k < 2 * opt.retract_iter && rmax > target; ++k) {
+                KrylovInfo ki;
+                const Vec<double> c = fresh.solve(r, opt.retract_rtol, opt.cg_max_iter, Vec<double>(), ki);
+                Mat<T> Wn = W;
+                Vec<T> an = a;
+                detail::step_back<T>(Wf, af, X, c, act, Wn, an);
+                Vec<double> r2 = detail::residual<T>(Wn, an, X, y, act);
+                const double rn2 = r2.norm();
+                if (!(rn2 < 0.7 * rn)) break;
+                W = std::move(Wn);
+                a = std::move(an);
+                r = std::move(r2);
+                rn = rn2;
+                rmax = detail::max_abs(r);
+            }
+            if (k == 0) break;  // not even the Newton step helped
+        }
+        if (rmax <= target) return true;
+    }
     // f is linear in a: the exact minimum-norm correction of a alone,
     // a <- a - S^T (S S^T + lambda I)^{-1} r with S = sigma(X W^T) at the current W
     // (one S S^T, about half a K); repeated (refinement) at most 3 times.
@@ -282,9 +316,24 @@ SearchStep<T> search_step(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T
         eta = std::min(0.1 * std::abs(T0) / gt2, 0.05 * th / st.gt_norm);
         if (!(eta > 0) || !std::isfinite(eta)) eta = 1e-3;
     }
+    // Second-order trial (p = 1): within the activation cells f is bilinear in (w_i, a_i),
+    // f(theta + eta v) = f + eta J v + eta^2 q with q_j = sum_i v_a,i sigma'(z_ij) v_w,i . x_j;
+    // J v = 0 for the tangent v = -g_t, so the trial theta + eta v - eta^2 J^T (K + lambda I)^{-1} q
+    // leaves a residual of O(eta^3) plus what the samples that cross a kink add (measured at
+    // n = 1000: the trial residuals 5-10x smaller; docs/design.md section 5).
+    Mat<T> cW = Mat<T>::Zero(W.rows(), W.cols());
+    Vec<T> ca = Vec<T>::Zero(a.size());
+    if (act.power == 1.0) {
+        const Vec<T> q = jvp<T>(W, gta, X, gtW, Vec<T>::Zero(a.size()), act);
+        KrylovInfo kq;
+        const Vec<double> cq =
+            solver.solve(q.template cast<double>(), opt.retract_rtol, opt.cg_max_iter, Vec<double>(), kq);
+        st.krylov_iters += kq.iterations;
+        if (kq.converged) detail::step_back<T>(W, a, X, -cq, act, cW, ca);  // cW, ca = J^T c
+    }
     for (int bt = 0; bt <= opt.max_backtrack; ++bt, eta *= 0.5) {
-        Mat<T> Wt = W - T(eta) * gtW;
-        Vec<T> at = a - T(eta) * gta;
+        Mat<T> Wt = W - T(eta) * gtW - T(eta * eta) * cW;
+        Vec<T> at = a - T(eta) * gta - T(eta * eta) * ca;
         int it = 0, gi = 0;
         if (!Wt.allFinite() || !at.allFinite()) continue;
         const bool ok = retract<T>(solver, W, a, X, y, act, target, opt, Wt, at, it, gi, st.krylov_iters);
