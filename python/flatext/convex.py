@@ -1,7 +1,7 @@
 """Certified flattest interpolators for piecewise-linear activations (``docs/convex.md``).
 
-For ``sigma(z) = max(z,0) + c max(-z,0)`` (ReLU ``c = 0``, V-shaped
-``0 < c < 1``, ``|z|`` ``c = 1``; power p = 1) neuron i of an interpolator has
+For ``sigma(z) = max(z,0) + c max(-z,0)`` (ReLU ``c = 0``, leaky ReLU
+``-1 < c < 0``, V-shaped ``0 < c < 1``, ``|z|`` ``c = 1``; power p = 1) neuron i of an interpolator has
 orbit-minimal trace ``2 sqrt(A_i B_i)``; with ``u_i = |a_i| w_i`` and its
 activation pattern (sign vector) ``sigma_i = sign(X w_i)`` this is
 
@@ -834,9 +834,9 @@ def certified_flattest(
     ----------
     X : array_like, shape (n, d)
     y : array_like, shape (n,)
-    neg : float in [0, 1]
-        ``0`` ReLU, ``0 < neg < 1`` V-shaped (between ReLU and ``|z|``), ``1`` ``|z|``;
-        leaky ReLU, ``neg < 0`` in flatext's convention, is not covered.
+    neg : float in (-1, 1]
+        ``0`` ReLU, ``-alpha`` leaky ReLU with slope ``alpha`` in (0, 1) on the
+        negative side, ``0 < neg < 1`` V-shaped (between ReLU and ``|z|``), ``1`` ``|z|``.
     m : int, optional
         Width of the returned network (zero neurons pad it). If the optimum
         needs more neurons than ``m`` a ValueError says so (the cone program's

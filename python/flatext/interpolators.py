@@ -437,8 +437,8 @@ def flattest_interpolator(
     - ``"gtol"``: ``||g_t|| <= gtol ||g||``, a first-order stationary point on
       ``M`` (``converged=True``; the only converged reason);
     - ``"ftol_stall"``: the trace fell by at most ``ftol |T|`` over the last
-      ``patience`` iterations while ``||g_t|| / ||g||`` stayed above
-      ``gtol``: a stall (for ReLU typically at a kink, where ``T`` jumps as a
+      ``patience`` iterations, or in each of the last three, while
+      ``||g_t|| / ||g||`` stayed above ``gtol``: a stall (for ReLU typically at a kink, where ``T`` jumps as a
       sample crosses a hyperplane), ``converged=False``;
     - ``"line_search_failed"``: no acceptable trial in 30 halvings (a stall);
     - ``"krylov_not_converged"``: the CG solve of the projection missed
@@ -462,7 +462,8 @@ def flattest_interpolator(
     flattest interpolator. The polish hands the search's activation patterns,
     and those of random perturbations of its active neurons (the neighbouring
     cells of the hyperplane arrangement), to :func:`flatext.certified_flattest`
-    (the cone program of ``docs/design.md`` section 11, over these patterns):
+    (the cone program of ``docs/design.md`` section 11, over these patterns,
+    with its column generation: cells priced by the optimum's dual multipliers):
     its optimum is never above the search's point (that point is feasible for
     it) and is attained by an exactly interpolating, balanced network of width
     ``m``. This repeats for ``polish_rounds`` rounds (fewer if two rounds in a
@@ -474,7 +475,7 @@ def flattest_interpolator(
     lowered the orbit-minimal trace by 1.9 %). ``polish`` in the result says
     what happened. Measured (d = 3-4, 10 starts each): the search alone lands
     2-8 % above the certified global optimum, the polished result within
-    0.04-1.04 % (median; ``benchmarks/bench_convex.py``, ``docs/convex.md``).
+    0.00-0.35 % (median; ``benchmarks/bench_convex.py``, ``docs/convex.md``).
 
     Cost per iteration (Cholesky): one Gram matrix (``n^2 (m + d)``
     multiply-adds), one ``n^3/3`` Cholesky, about 7 GEMM-equivalents
@@ -619,7 +620,12 @@ def flattest_interpolator(
                 reason = "callback"
                 break
         tr = hist["trace"]
-        if len(tr) > patience and tr[-1 - patience] - tr[-1] <= ftol * abs(tr[-1]):
+        # a stall: the trace fell by at most ftol |T| over `patience` steps, or in each of
+        # the last three (at a kink the accepted steps shrink geometrically; each costs a K)
+        small = [tr[k - 1] - tr[k] <= ftol * abs(tr[-1]) for k in range(max(1, len(tr) - 3), len(tr))]
+        if (len(small) == 3 and all(small)) or (
+            len(tr) > patience and tr[-1 - patience] - tr[-1] <= ftol * abs(tr[-1])
+        ):
             reason = "ftol_stall"
             break
     history = {k: np.asarray(v) for k, v in hist.items()}
