@@ -106,6 +106,8 @@ def table(args):
     for d, n, m, cert, tc, v, r, cb, fl, sec in rows:
 
         def rel(a):
+            if not len(a):
+                return "(no start)"
             return " / ".join(f"{x / cert.bound - 1:+.2%}" for x in (a.min(), np.median(a), a.max()))
 
         print(
