@@ -482,7 +482,10 @@ def _cell_max_ratio(Xr, lam, neg, S, g):
     P = sp.csc_matrix((A.shape[1], A.shape[1]))
     sol = clarabel.DefaultSolver(P, np.concatenate(qs), A, np.concatenate(rhs), cones, st).solve()
     U = np.asarray(sol.x).reshape(len(S), r)
-    return -np.einsum("kr,kr->k", np.stack(qs), U), U
+    # a failed solve (NaN or garbage) must not add cells: such ratios count as 0
+    ok = str(sol.status).split(".")[-1].lower() in ("solved", "almostsolved") and np.all(np.isfinite(U))
+    ratio = -np.einsum("kr,kr->k", np.stack(qs), U) if ok else np.zeros(len(S))
+    return ratio, U
 
 
 def _interior_direction(Xr, sg):
@@ -864,14 +867,14 @@ def certified_flattest(
         Cell-count limit of ``patterns="auto"``.
     pricing_rounds : int, optional
         Column generation with sampled patterns (``docs/convex.md`` section 3):
-        after each solve, cells whose dual constraint the optimum's multipliers
-        violate (found among random directions, the optimum's groups and a
-        cell-wise ascent from the best of them) are added and the program is
-        solved again, at most this many times (default 5 with ``"clarabel"``
-        and sampled patterns, else 0; needs ``"clarabel"``). Every added cell
-        lowers the optimum or leaves it; ``info["pricing"]`` has the rounds,
-        the cells added and the largest ratio found in the last round (at most
-        1: no violated cell was found).
+        after each solve, candidate cells (the facet neighbours of the
+        optimum's cells and the cells of random directions) whose dual
+        constraint the optimum's multipliers violate are added and the
+        program is solved again, at most this many times (default 5 with
+        ``"clarabel"`` and sampled patterns, else 0; needs ``"clarabel"``).
+        Every added cell lowers the optimum or leaves it; ``info["pricing"]``
+        has the rounds, the cells added and the largest ratio found in the
+        last round (at most ``1 + 1e-6``: no violated candidate was found).
     verbose : bool
         The solver's log.
 

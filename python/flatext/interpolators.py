@@ -401,7 +401,9 @@ def flattest_interpolator(
        rank on an overparameterized problem, ``lambda`` only guards round-off).
        ``u`` are the Lagrange multipliers of the constraints ``r = 0``; the CG
        path warm-starts them from the previous iteration;
-    3. ``theta' = theta - eta g_t``, retracted to ``M`` and (``balance``)
+    3. ``theta' = theta - eta g_t`` (``power = 1``: minus
+       ``eta^2 J^T (K + lambda I)^{-1} q``, ``q`` the second-order term of the
+       outputs along ``-g_t``), retracted to ``M`` and (``balance``)
        balanced; backtracking (halving) Armijo line search on the trace of
        that final point: accept when
        ``T(theta_new) <= T(theta) - 1e-4 eta ||g_t||^2`` and
@@ -417,7 +419,9 @@ def flattest_interpolator(
        point, ``(K(theta') + lambda I) c = r(theta')`` solved by CG with
        ``K(theta')`` applied matrix-free and step 2's solver as the
        preconditioner (on the Cholesky path capped at the cost of a fresh
-       ``K``); then (``a_correction``, Cholesky path) the exact minimum-norm
+       ``K``); then (Cholesky path) Newton with chords: ``K`` factored at the
+       current point, chords with that factor, at most three factors; then
+       (``a_correction``, Cholesky path) the exact minimum-norm
        correction of ``a`` alone; then :func:`find_interpolator`. A trial
        whose retraction fails is a failed trial;
     5. ``balance``: every neuron moved to its rescaling-orbit minimum (exact;
@@ -438,8 +442,9 @@ def flattest_interpolator(
       ``M`` (``converged=True``; the only converged reason);
     - ``"ftol_stall"``: the trace fell by at most ``ftol |T|`` over the last
       ``patience`` iterations, or in each of the last three, while
-      ``||g_t|| / ||g||`` stayed above ``gtol``: a stall (for ReLU typically at a kink, where ``T`` jumps as a
-      sample crosses a hyperplane), ``converged=False``;
+      ``||g_t|| / ||g||`` stayed above ``gtol``: a stall (for ReLU typically
+      at a kink, where ``T`` jumps as a sample crosses a hyperplane),
+      ``converged=False``;
     - ``"line_search_failed"``: no acceptable trial in 30 halvings (a stall);
     - ``"krylov_not_converged"``: the CG solve of the projection missed
       ``cg_rtol`` within ``cg_max_iter`` iterations (no step taken);

@@ -16,10 +16,11 @@
 //      keeps every prediction, so theta stays on M). Negative B_i, which on M
 //      are residual-level round-off (r_j a_i sigma'' terms), are clipped to 0.
 // Cost per step (Cholesky): one K (n^2 (m + d) multiply-adds), one n^3/3
-// Cholesky, about 7 GEMMs plus about 6 per line-search trial, 3 per chord or
-// Gauss-Newton iteration and 4 per CG iteration of the retraction. CG: the
-// Nystrom preconditioner (2 n m k) and 4 GEMM-equivalents per CG iteration
-// instead of K (docs/design.md section 5).
+// Cholesky, about 8 GEMMs (p = 1: one jvp and solve more, the second-order
+// trial) plus about 6 per line-search trial, 3 per chord or Gauss-Newton
+// iteration and 4 per CG iteration of the retraction. CG: the Nystrom
+// preconditioner (2 n m k) and 4 GEMM-equivalents per CG iteration instead of
+// K (docs/design.md section 5).
 #pragma once
 
 #include <limits>
