@@ -508,14 +508,16 @@ def _interior_direction(Xr, sg):
     return u / np.linalg.norm(u)
 
 
-def _price(Xr, lam, neg, signs, seeds, rng, n_dirs=20000, n_cells=400, threshold=1.0 + 1e-6):
+def _price(Xr, lam, neg, signs, seeds, rng, n_dirs=20000, n_cells=400, threshold=1.0 + 1e-6, max_add=None):
     """Cells not in ``signs`` whose dual constraint ``lam`` violates (the pricing step).
 
     Candidates: the facet neighbours of the optimum's cells (``seeds``: its groups'
     u; the sign of each of the 2r samples nearest to a seed's hyperplane flipped,
     since the optimum's neurons sit on kinks), then the cells of random Gaussian
     directions ranked by the ratio there; the first ``n_cells`` new ones get their
-    exact in-cell maximum (:func:`_cell_max_ratio`, both output signs).
+    exact in-cell maximum (:func:`_cell_max_ratio`, both output signs); at most
+    ``max_add`` (default n) of the violated ones are returned, the most violated
+    first (each added cell adds n cone rows to the program).
     Returns (new signs (k, n) int8, unit directions strictly inside them (k, r),
     the largest ratio found).
     """
@@ -560,7 +562,9 @@ def _price(Xr, lam, neg, signs, seeds, rng, n_dirs=20000, n_cells=400, threshold
         ratio = np.maximum(ratio, _cell_max_ratio(Xr, lam, neg, S, np.full(len(new), g))[0])
     vmax = max(vmax, float(ratio.max()))
     out_s, out_u = [], []
-    for sg, u in zip(S[ratio > threshold], U[ratio > threshold]):
+    order = np.argsort(-ratio)
+    order = order[ratio[order] > threshold][: n if max_add is None else max_add]
+    for sg, u in zip(S[order], U[order]):
         if np.isnan(u[0]):
             u = _interior_direction(Xr, sg)
             if u is None:  # the flipped sample's hyperplane is not a facet: an empty cell

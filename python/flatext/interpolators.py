@@ -680,7 +680,10 @@ def _convex_polish(res, X, y, neg, tol, rounds, seed):
         # retried at a 100x tighter solver tolerance, then without the column generation
         # (whose added cells can be too thin for the interior placement) before the round
         # counts as failed
-        for solver_tol, pricing in ((1e-8, None), (1e-10, None), (1e-8, 0), (1e-10, 0)):
+        # column generation in the first round only (two pricing rounds of at most n cells):
+        # in every round it made the quick reproduction's polish ~3x slower
+        price = 2 if k == 0 else 0
+        for solver_tol, pricing in ((1e-8, price), (1e-10, price), (1e-8, 0), (1e-10, 0)):
             try:
                 q = certified_flattest(
                     X,
