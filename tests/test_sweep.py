@@ -385,7 +385,9 @@ def test_ctrl_c_stops_cleanly_with_one_line_and_resumes(tmp_path):
     cfg_path = write_toml(tmp_path / "kill.toml", KILL_TOML)
     out = tmp_path / "res.parquet"
     parts = str(out) + ".parts"
-    env = dict(os.environ, **{SWEEP_DELAY_ENV: "0.3"})
+    # 1 s per cell (24 cells, 2 workers: ~12 s): the Ctrl-C lands long before the sweep could end
+    # (with 0.3 s a loaded CI machine once saw the whole sweep finish first: return code 0)
+    env = dict(os.environ, **{SWEEP_DELAY_ENV: "1.0"})
     cmd = [
         sys.executable,
         "-m",
