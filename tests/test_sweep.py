@@ -386,7 +386,6 @@ def test_ctrl_c_stops_cleanly_with_one_line_and_resumes(tmp_path):
     out = tmp_path / "res.parquet"
     parts = str(out) + ".parts"
     # 1 s per cell (24 cells, 2 workers: ~12 s): the Ctrl-C lands long before the sweep could end
-    # (with 0.3 s a loaded CI machine once saw the whole sweep finish first: return code 0)
     env = dict(os.environ, **{SWEEP_DELAY_ENV: "1.0"})
     cmd = [
         sys.executable,
@@ -402,8 +401,16 @@ def test_ctrl_c_stops_cleanly_with_one_line_and_resumes(tmp_path):
         "1",
         "--no-progress",
     ]
+    # a terminal's foreground job has SIGINT at its default; a test run started in the
+    # background (`cmd &` in a script) inherits it ignored, and so would the sweep: reset it
     proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.time() + 60
