@@ -85,16 +85,20 @@ void bind_interpolation(py::module_& m) {
         });
     });
 
-    m.def("gram", [](py::handle W, py::handle a, py::handle X, double power, double neg) {
-        const Net net = check_net(W, a, X, py::none(), false);
-        const auto act = make_activation(power, neg);
-        return dispatch(net.f32(), [&](auto tag) -> py::object {
-            using T = decltype(tag);
-            Mat<T> K = without_gil([&] { return flatext::gram<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), act); });
-            require_finite(K, "gram");
-            return py::cast(std::move(K));
-        });
-    });
+    m.def(
+        "gram",
+        [](py::handle W, py::handle a, py::handle X, double power, double neg, bool features_only) {
+            const Net net = check_net(W, a, X, py::none(), false);
+            const auto act = make_activation(power, neg);
+            return dispatch(net.f32(), [&](auto tag) -> py::object {
+                using T = decltype(tag);
+                Mat<T> K = without_gil(
+                    [&] { return flatext::gram<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), act, features_only); });
+                require_finite(K, "gram");
+                return py::cast(std::move(K));
+            });
+        },
+        py::arg("W"), py::arg("a"), py::arg("X"), py::arg("power"), py::arg("neg"), py::arg("features_only") = false);
 
     m.def(
         "gram_diag",

@@ -348,6 +348,71 @@ def find_interpolator(
     )
 
 
+#: Largest n for the output-layer fallback of the start's projection (it forms S S^T, n x n).
+_OUTPUT_SOLVE_MAX_N = 4096
+
+
+def _output_layer_solve(W, a, X, y, power, neg):
+    """``a`` moved by the least-norm change that interpolates with ``W`` fixed, or None.
+
+    ``f`` is linear in ``a``: ``f = S a`` with ``S = sigma(X W^T)``, so
+    ``a - S^T (S S^T + mu I)^{-1} r`` (``r = f - y``, ``mu = 1e-13 trace(S S^T)/n``,
+    two refinement passes) interpolates whenever ``S`` has full row rank (generic
+    for ``m >= n``). ``S S^T`` is built by the kernels' tiles, never ``S`` itself.
+    """
+    W = np.ascontiguousarray(W, dtype=np.float64)
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    G = _core.gram(W, a, X, float(power), float(neg), features_only=True)
+    mu = 1e-13 * np.trace(G) / len(G)
+    if not mu > 0:
+        return None
+    G[np.diag_indices_from(G)] += mu
+    try:
+        L = np.linalg.cholesky(G)
+    except np.linalg.LinAlgError:
+        return None
+    for _ in range(3):
+        r = _core.forward(W, a, X, float(power), float(neg)) - y
+        c = np.linalg.solve(L.T, np.linalg.solve(L, r))
+        a = a - _core.vjp(W, a, X, c, float(power), float(neg))[1]
+    return a
+
+
+def _project_start(W0, a0, X, y, power, neg, tol, solver, cg_rank):
+    """The search's start on ``M``: :func:`find_interpolator` from ``(W0, a0)``; if that
+    fails (a non-interpolating stationary point of the square loss, common for ``|z|``),
+    the output-layer solve at ``W0`` (:func:`_output_layer_solve`, ``n <= 4096``)
+    followed by :func:`find_interpolator` as a check; ValueError if both fail."""
+    proj = partial(find_interpolator, X=X, y=y, power=power, neg=neg, tol=tol, solver=solver, cg_rank=cg_rank)
+    try:
+        s = proj(W0, a0, max_iter=200)
+        if s.converged:
+            return s
+        why = f"max|r| = {s.max_residual:.3g} after {s.iterations} Gauss-Newton steps"
+    except ValueError as e:
+        if not str(e).startswith("cannot interpolate"):
+            raise
+        why = str(e)
+    fallback = "not tried: n > 4096"
+    if np.shape(X)[0] <= _OUTPUT_SOLVE_MAX_N:
+        a1 = _output_layer_solve(W0, a0, X, y, power, neg)
+        fallback = "sigma(X W0^T) S S^T not positive definite"
+        if a1 is not None:
+            try:
+                s = proj(W0, a1.astype(np.asarray(W0).dtype), max_iter=20)
+                if s.converged:
+                    return s
+                fallback = f"max|r| = {s.max_residual:.3g}"
+            except ValueError as e:
+                fallback = str(e)
+    raise ValueError(
+        f"flattest_interpolator: could not project the start point onto the interpolation set ({why}); "
+        f"the output-layer solve at W0 failed too ({fallback})"
+    )
+
+
 _HIST_KEYS = (
     "trace",
     "orbit_min_trace",
@@ -428,7 +493,12 @@ def flattest_interpolator(
        it keeps every prediction, so the point stays on ``M``).
 
     The start ``(W0, a0)`` is first projected by :func:`find_interpolator` if it
-    does not interpolate to ``tol``, then balanced.
+    does not interpolate to ``tol``, then balanced. Where that projection fails
+    (a non-interpolating stationary point of the square loss: most random starts
+    of ``|z|`` networks), the start is ``(W0, a)`` with ``a`` the least-norm
+    change of ``a0`` that interpolates with ``W0`` fixed (``f`` is linear in
+    ``a``; exact when ``sigma(X W0^T)`` has full row rank, generic for
+    ``m >= n``; ``n <= 4096``, it forms an n x n matrix).
 
     Solves (``solver``): ``"cholesky"`` builds ``K = J J^T`` (n x n) once per
     iteration and factors it; ``"cg"`` never forms it (preconditioned CG with
@@ -561,14 +631,7 @@ def flattest_interpolator(
         cg_max_iter=None if cg_max_iter is None else _int_arg(cg_max_iter, "cg_max_iter"),
         cg_rank=_rank_arg(cg_rank),
     )
-    start = find_interpolator(
-        W0, a0, X, y, power=p, neg=c, tol=tol, max_iter=200, solver=solver, cg_rank=kw.get("cg_rank")
-    )
-    if not start.converged:
-        raise ValueError(
-            f"flattest_interpolator: could not project the start point onto the interpolation set "
-            f"(max|r| = {start.max_residual:.3g} after {start.iterations} Gauss-Newton steps)"
-        )
+    start = _project_start(W0, a0, X, y, p, c, tol, solver, kw.get("cg_rank"))
     W, a = start.W, start.a
     X = np.ascontiguousarray(X, dtype=W.dtype)
     y = np.ascontiguousarray(y, dtype=W.dtype)
