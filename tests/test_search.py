@@ -228,17 +228,47 @@ def test_krylov_failure_is_reported():
     assert r.krylov_failures > 0 and not r.converged
 
 
-def test_cg_step_is_thread_count_independent():
+@pytest.mark.parametrize("neg", [0.0, -0.3, 1.0])
+def test_pattern_gram_apply_matches_the_explicit_gram(neg):
+    # p = 1: K v from the stored signs of z_ij (two GEMM-equivalents) against K @ v from the
+    # explicit Gram matrix and against vjp + jvp; a zero neuron (z = 0: sigma'(0) = 0) and a zero
+    # output weight included; 330 rows span several tiles; float32 to its precision
+    rng = np.random.default_rng(3)
+    n, d, m = 330, 6, 200
+    X, W, a = rng.standard_normal((n, d)), rng.standard_normal((m, d)), rng.standard_normal(m)
+    W[3], a[5] = 0.0, 0.0
+    v = rng.standard_normal(n)
+    ref_Kv = fx.ntk_gram(W, a, X, neg=neg) @ v
+    scale = np.abs(ref_Kv).max()
+    got = _core.gram_apply(W, a, X, v, 1.0, neg, pattern=True)
+    np.testing.assert_allclose(got, ref_Kv, rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(_core.gram_apply(W, a, X, v, 1.0, neg), ref_Kv, rtol=0, atol=1e-12 * scale)
+    f32 = [x.astype(np.float32) for x in (W, a, X)]
+    np.testing.assert_allclose(_core.gram_apply(*f32, v, 1.0, neg, pattern=True), ref_Kv, rtol=0, atol=1e-5 * scale)
+    old = fx.get_num_threads()
+    try:
+        fx.set_num_threads(1)
+        one = _core.gram_apply(W, a, X, v, 1.0, neg, pattern=True)
+    finally:
+        fx.set_num_threads(old)
+    assert np.array_equal(one, got)
+    with pytest.raises(ValueError, match="power = 1"):
+        _core.gram_apply(W, a, X, v, 2.0, neg, pattern=True)
+
+
+@pytest.mark.parametrize("power", [2.0, 1.0])
+def test_cg_step_is_thread_count_independent(power):
     # n = 300 spans two kernel tiles, so two threads really split the CG's J v and J^T u
+    # (p = 1: the stored-pattern operator)
     X, y = relu_problem(300, 5, seed=17)
     W0, a0 = start(100, 5, seed=18)
-    p = fx.find_interpolator(W0, a0, X, y, power=2.0)
-    W, a = fx.balance(p.W, p.a, X, y, power=2.0)
+    p = fx.find_interpolator(W0, a0, X, y, power=power)
+    W, a = fx.balance(p.W, p.a, X, y, power=power)
     b = np.random.default_rng(0).standard_normal(300)
 
     def run():
-        s = _core.search_step(W, a, X, y, 2.0, 0.0, solver="cg", max_backtrack=3)
-        g = _core.gram_solve(W, a, X, b, 2.0, 0.0, lambda_=1e-6, solver="cg", rtol=1e-6)
+        s = _core.search_step(W, a, X, y, power, 0.0, solver="cg", max_backtrack=3)
+        g = _core.gram_solve(W, a, X, b, power, 0.0, lambda_=1e-6, solver="cg", rtol=1e-6)
         return s, g
 
     s2, g2 = run()

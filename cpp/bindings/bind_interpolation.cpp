@@ -116,6 +116,27 @@ void bind_interpolation(py::module_& m) {
         py::arg("W"), py::arg("a"), py::arg("X"), py::arg("power"), py::arg("neg"));
 
     m.def(
+        "gram_apply",
+        [](py::handle W, py::handle a, py::handle X, py::handle v, double power, double neg, bool pattern) {
+            const Net net = check_net(W, a, X, py::none(), false);
+            const auto act = make_activation(power, neg);
+            const Vec<double> vv = optional_vec(v, net.n, "v");
+            if (vv.size() != net.n) throw py::type_error("v must be an array");
+            if (pattern && !act.piecewise_linear()) throw py::value_error("pattern=True needs power = 1");
+            return dispatch(net.f32(), [&](auto tag) -> py::object {
+                using T = decltype(tag);
+                Vec<double> Kv = without_gil([&] {
+                    if (pattern) return PatternGram<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), act).apply(vv);
+                    return gram_apply<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), act, 0.0, vv);
+                });
+                require_finite(Kv, "gram_apply");
+                return py::cast(std::move(Kv));
+            });
+        },
+        py::arg("W"), py::arg("a"), py::arg("X"), py::arg("v"), py::arg("power"), py::arg("neg"),
+        py::arg("pattern") = false);
+
+    m.def(
         "gram_solve",
         [](py::handle W, py::handle a, py::handle X, py::handle b, double power, double neg, double lambda_,
            const std::string& solver, double rtol, int cg_max_iter, py::handle x0, long long cg_rank) {

@@ -15,6 +15,7 @@
 #include "kernels.hpp"
 #include "lanczos.hpp"
 #include "objective.hpp"
+#include "pattern_gram.hpp"
 #include "population.hpp"
 #include "search.hpp"
 #include "skeleton.hpp"

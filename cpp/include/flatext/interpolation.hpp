@@ -30,10 +30,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "kernels.hpp"
+#include "pattern_gram.hpp"
 #include "preconditioner.hpp"
 
 namespace flatext {
@@ -354,11 +356,13 @@ void step_back(const MatRef<T>& Wb, const VecRef<T>& ab, const MatRef<T>& X, con
 
 }  // namespace detail
 
-/// Default rank of the Nystrom preconditioner: min(n/2, 1000). Building it
-/// costs about 2 n m k multiply-adds (k / (2 d) CG iterations) and 2 n k
-/// doubles; measured at n = 1000, d = 20 (K's condition ~1e4): Jacobi 287 CG
-/// iterations to 1e-8, rank 125: 83, rank 309: 44, rank 550: 27.
-inline Index default_rank(Index n) { return std::min<Index>(n / 2, 1000); }
+/// Default rank of the Nystrom preconditioner: min(n/2, 500). Building it
+/// costs about 2 n m k multiply-adds (k / (2 d) CG iterations) plus its k x k
+/// eigenproblems and 2 n k doubles; measured at n = 1000, d = 20 (K's
+/// condition ~1e4): Jacobi 287 CG iterations to 1e-8, rank 125: 83, rank 309:
+/// 44, rank 550: 27. Per search step at n = 4000, m = 8000 (docs/interpolators.md):
+/// rank 250: 18.4 s (269 CG iterations), 500: 8.7 s (95), 1000: 9.8 s (76).
+inline Index default_rank(Index n) { return std::min<Index>(n / 2, 500); }
 
 /// (K + lambda I) c = b at a fixed point (W, a): Cholesky of the explicit K
 /// (float64, LDLT fallback) or matrix-free PCG with the Nystrom
@@ -417,7 +421,12 @@ class GramSolver {
     Vec<double> solve_at(const MatRef<T>& W2, const VecRef<T>& a2, const Vec<double>& b, double rtol, int max_iter,
                          const Vec<double>& x0, KrylovInfo& info) const {
         if (!ok_) throw std::logic_error("GramSolver::solve_at before a successful set_lambda()");
-        auto apply = [&](const Vec<double>& v) { return gram_apply<T>(W2, a2, X_, act_, lambda_, v); };
+        // p = 1: K v from the stored activation pattern (two GEMM-equivalents per product, not four)
+        std::unique_ptr<PatternGram<T>> pg;
+        if (PatternGram<T>::usable(act_, X_.rows(), W2.rows())) pg = std::make_unique<PatternGram<T>>(W2, a2, X_, act_);
+        auto apply = [&](const Vec<double>& v) {
+            return pg ? Vec<double>(pg->apply(v) + lambda_ * v) : gram_apply<T>(W2, a2, X_, act_, lambda_, v);
+        };
         if (kind_ == SolverKind::Cholesky)
             return pcg(apply, [&](const Vec<double>& r) { return chol_.solve(r); }, b, x0, rtol, max_iter, info);
         if (nys_.rank() > 0)

@@ -18,10 +18,14 @@ namespace flatext {
 struct TilePlan {
     Index n = 0, tile = 1, tiles = 0, chunks = 0;
 
-    /// grad_elems: size of one chunk's gradient accumulator (m*d), 0 if none.
-    TilePlan(Index n_, Index m, Index grad_elems, std::size_t scalar_size) : n(n_) {
-        // ~2 MB of pre-activations per tile buffer, between 16 and 256 rows.
-        const Index target = Index((std::size_t(1) << 21) / (scalar_size * std::size_t(std::max<Index>(m, 1))));
+    /// grad_elems: size of one chunk's gradient accumulator (m*d), 0 if none. tile_bytes: the
+    /// pre-activation buffer a tile aims at (~2 MB: the tile stays in cache between its passes;
+    /// passes whose GEMMs have the tile's rows as their inner dimension or m as theirs ask for more).
+    TilePlan(Index n_, Index m, Index grad_elems, std::size_t scalar_size,
+             std::size_t tile_bytes = std::size_t(1) << 21)
+        : n(n_) {
+        // tile_bytes of pre-activations per tile buffer, between 16 and 256 rows.
+        const Index target = Index(tile_bytes / (scalar_size * std::size_t(std::max<Index>(m, 1))));
         tile = std::clamp<Index>(target, 16, 256);
         tiles = (n + tile - 1) / tile;
         Index c = std::min<Index>(tiles, 64);
