@@ -748,7 +748,6 @@ def _interior_network(Xr, y, pats, groups, U, contrib, neg, rtol):
             if u is not None and float(np.min(pats.signs[P] * (Xr @ u) / xn)) > margin:
                 pats.inner[P] = u
     Vin = np.linalg.norm(Ustar, axis=1)[:, None] * pats.inner[P_act]
-    xn = np.linalg.norm(Xr, axis=1)
     scale = max(1.0, float(np.max(np.abs(y))))
     Phi = np.concatenate([g * feats(P)[:, None] * Xr for P, g in act_groups], axis=1)
     # correction neurons: beta_P inner_P for candidate cells P (active cells first, then the
