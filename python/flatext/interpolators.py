@@ -282,7 +282,7 @@ def find_interpolator(
         Accuracy and iteration cap of each CG solve (defaults 1e-4, 500).
     cg_rank : int, optional
         Rank of the CG path's Nystrom preconditioner (default ``min(n // 2,
-        500)``; 0: the Jacobi preconditioner ``diag(K)``). Memory ``2 n
+        1000)``; 0: the Jacobi preconditioner ``diag(K)``). Memory ``2 n
         cg_rank`` doubles, build cost about ``2 n m cg_rank`` multiply-adds.
 
     Raises

@@ -356,13 +356,14 @@ void step_back(const MatRef<T>& Wb, const VecRef<T>& ab, const MatRef<T>& X, con
 
 }  // namespace detail
 
-/// Default rank of the Nystrom preconditioner: min(n/2, 500). Building it
+/// Default rank of the Nystrom preconditioner: min(n/2, 1000). Building it
 /// costs about 2 n m k multiply-adds (k / (2 d) CG iterations) plus its k x k
 /// eigenproblems and 2 n k doubles; measured at n = 1000, d = 20 (K's
 /// condition ~1e4): Jacobi 287 CG iterations to 1e-8, rank 125: 83, rank 309:
-/// 44, rank 550: 27. Per search step at n = 4000, m = 8000 (docs/interpolators.md):
-/// rank 250: 18.4 s (269 CG iterations), 500: 8.7 s (95), 1000: 9.8 s (76).
-inline Index default_rank(Index n) { return std::min<Index>(n / 2, 500); }
+/// 44, rank 550: 27. Per search step (docs/interpolators.md): n = 4000, d = 20:
+/// rank 250: 18.4 s (269 CG iterations), 500: 8.7 s (95), 1000: 9.8 s (76);
+/// n = 10^4, d = 30: rank 500 249 s (294), so 1000 stays the cap.
+inline Index default_rank(Index n) { return std::min<Index>(n / 2, 1000); }
 
 /// (K + lambda I) c = b at a fixed point (W, a): Cholesky of the explicit K
 /// (float64, LDLT fallback) or matrix-free PCG with the Nystrom
