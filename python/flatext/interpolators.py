@@ -357,7 +357,7 @@ def _output_layer_solve(W, a, X, y, power, neg):
 
     ``f`` is linear in ``a``: ``f = S a`` with ``S = sigma(X W^T)``, so
     ``a - S^T (S S^T + mu I)^{-1} r`` (``r = f - y``, ``mu = 1e-13 trace(S S^T)/n``,
-    two refinement passes) interpolates whenever ``S`` has full row rank (generic
+    then two refinement passes) interpolates whenever ``S`` has full row rank (generic
     for ``m >= n``). ``S S^T`` is built by the kernels' tiles, never ``S`` itself.
     """
     W = np.ascontiguousarray(W, dtype=np.float64)
@@ -398,7 +398,7 @@ def _project_start(W0, a0, X, y, power, neg, tol, solver, cg_rank):
     fallback = "not tried: n > 4096"
     if np.shape(X)[0] <= _OUTPUT_SOLVE_MAX_N:
         a1 = _output_layer_solve(W0, a0, X, y, power, neg)
-        fallback = "sigma(X W0^T) S S^T not positive definite"
+        fallback = "S S^T + mu I with S = sigma(X W0^T) is not positive definite"
         if a1 is not None:
             try:
                 s = proj(W0, a1.astype(np.asarray(W0).dtype), max_iter=20)
