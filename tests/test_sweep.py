@@ -402,16 +402,16 @@ def test_ctrl_c_stops_cleanly_with_one_line_and_resumes(tmp_path):
         "--no-progress",
     ]
     # a terminal's foreground job has SIGINT at its default; a test run started in the
-    # background (`cmd &` in a script) inherits it ignored, and so would the sweep: reset it
-    proc = subprocess.Popen(
-        cmd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    # background (`cmd &` in a script) inherits it ignored, and so would the sweep. A caught
+    # signal is reset to its default by exec, so SIGINT is caught here while the child starts
+    # (not a preexec_fn: that forks a process JAX's threads may share, which JAX warns about)
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
+    finally:
+        signal.signal(signal.SIGINT, old)
     try:
         deadline = time.time() + 60
         while time.time() < deadline and len(glob.glob(os.path.join(parts, "part-*.parquet"))) < 2:
