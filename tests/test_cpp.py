@@ -11,8 +11,11 @@ The two projects are compiled at -O1 and in parallel to keep this file fast
 (the core's templates dominate the build time; -O1 runs them fast enough).
 """
 
+import difflib
+import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -360,9 +363,23 @@ int main() {
 """
 
 
+def _normalised_asm(path):
+    # the instruction stream without file names, compiler ident, line markers and label numbers
+    keep = []
+    for line in open(path).read().splitlines():
+        if re.match(r"\s*\.(file|ident|loc)\b", line):
+            continue
+        keep.append(re.sub(r"\.L[A-Za-z_]*\d+", ".L", line))
+    return keep
+
+
 @needs_toolchain
-def test_documented_compile_line_matches_cmake_speed(tmp_path):
-    # docs/cpp.md: g++ main.cpp $(flatext paths --cflags) -o main; CMake: Release + -fno-trapping-math
+def test_documented_compile_line_matches_cmake_codegen(tmp_path):
+    # docs/cpp.md: g++ main.cpp $(flatext paths --cflags) -o main must be as fast as the CMake
+    # package (Release + -fno-trapping-math). Timing two binaries on a shared machine is noise (a
+    # 10 % timing bound failed in CI on identical code), so compare what decides the speed: the
+    # generated code of the same source under both flag sets must be instruction for instruction
+    # the same; then the documented line must also link and run.
     from flatext.paths import compile_flags
 
     src = tmp_path / "timing"
@@ -382,30 +399,40 @@ def test_documented_compile_line_matches_cmake_speed(tmp_path):
         f"-DCMAKE_CXX_COMPILER={CXX}",
         "-DCMAKE_BUILD_TYPE=Release",
         "-DCMAKE_CXX_FLAGS=-fno-trapping-math",
+        "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON",
     ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    p1 = subprocess.Popen(
-        [CMAKE, "--build", str(tmp_path / "b")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    (entry,) = json.loads((tmp_path / "b" / "compile_commands.json").read_text())
+    cmake_cmd = shlex.split(entry["command"])
+    i = cmake_cmd.index("-o")
+    del cmake_cmd[i : i + 2]
+    cmake_cmd = [a for a in cmake_cmd if a not in ("-c", entry["file"])]
+    flags = compile_flags()
+    plain_cmd = [CXX, *(f for f in flags if not f.startswith(("-L", "-Wl", "-l")))]
+    asm = {}
+    for name, c in (("cmake", cmake_cmd), ("plain", plain_cmd)):
+        out = tmp_path / f"{name}.s"
+        r = subprocess.run(
+            [*c, "-S", "-o", str(out), str(src / "main.cpp")], capture_output=True, text=True, timeout=600
+        )
+        assert r.returncode == 0, f"{name}: {' '.join(c)}\n{r.stdout}{r.stderr}"
+        asm[name] = _normalised_asm(out)
+    assert len(asm["plain"]) > 1000  # the kernels were compiled, not an empty translation unit
+    if asm["cmake"] != asm["plain"]:
+        diff = list(difflib.unified_diff(asm["cmake"], asm["plain"], "cmake", "plain", lineterm="", n=1))
+        raise AssertionError(
+            f"the documented compile line generates other code than CMake\ncmake: {' '.join(cmake_cmd)}\n"
+            f"plain: {' '.join(plain_cmd)}\n" + "\n".join(diff[:40])
+        )
+    r = subprocess.run(
+        [CXX, str(src / "main.cpp"), *flags, "-o", str(tmp_path / "plain")], capture_output=True, text=True, timeout=600
     )
-    p2 = subprocess.Popen(
-        [CXX, str(src / "main.cpp"), *compile_flags(), "-o", str(tmp_path / "plain")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    for p, what in ((p1, "cmake build"), (p2, "documented compile line")):
-        log, _ = p.communicate(timeout=600)
-        assert p.returncode == 0, f"{what} failed:\n{log}"
-    best = {"cmake": [], "plain": []}
-    env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="passive")
-    for _ in range(3):  # alternate, keep each binary's best time (the machine is shared)
-        for name, exe in (("cmake", tmp_path / "b" / "timing"), ("plain", tmp_path / "plain")):
-            out = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300, env=env)
-            assert out.returncode == 0, out.stdout + out.stderr
-            best[name].append(float(re.search(r"best (\S+)", out.stdout).group(1)))
-    t_cmake, t_plain = min(best["cmake"]), min(best["plain"])
-    assert t_plain <= 1.10 * t_cmake, best
+    assert r.returncode == 0, r.stdout + r.stderr
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run([str(tmp_path / "plain")], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert np.isfinite(float(re.search(r"sink (\S+)", out.stdout).group(1)))
 
 
 def test_cli_cflags(capsys):
