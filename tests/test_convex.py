@@ -334,3 +334,48 @@ def test_sampled_mode_handles_data_not_in_general_position():
     assert res.value <= fx.orbit_min_trace(*fx.balance(W, a, X, y), X, y) * (1 + 1e-6)
     with pytest.raises(TypeError, match="warm_start"):
         certified_flattest(X, y, patterns="sampled", warm_start=[W])
+
+
+def test_output_layer_solve_matrix_free_matches_the_factored_one(monkeypatch):
+    # above _OUTPUT_SOLVE_MAX_N the search's start fallback solves S S^T c = r by CG with
+    # S (S^T c) from the kernels (no n x n matrix); forced here at n = 20 and checked against
+    # the Cholesky solve and by the interpolation it must reach
+    from flatext import interpolators as itp
+
+    X, y = _problem(20, 3, 30)
+    rng = np.random.default_rng(0)
+    for neg in (1.0, 0.0, -0.25):
+        W0 = rng.standard_normal((40, 3)) / math.sqrt(3)
+        a0 = rng.standard_normal(40) / math.sqrt(40)
+        dense = itp._output_layer_solve(W0, a0, X, y, 1.0, neg)
+        monkeypatch.setattr(itp, "_OUTPUT_SOLVE_MAX_N", 0)
+        free = itp._output_layer_solve(W0, a0, X, y, 1.0, neg)
+        monkeypatch.undo()
+        S = _sigma(X @ W0.T, neg)
+        for a1 in (dense, free):
+            assert np.max(np.abs(S @ a1 - y)) <= 1e-9
+        assert np.allclose(free, dense, rtol=0, atol=1e-6 * np.abs(dense).max())  # cond(S S^T) x 1e-12
+        # the least-norm change: a1 - a0 lies in the row space of S
+        coef, *_ = np.linalg.lstsq(S.T, free - a0, rcond=None)
+        assert np.allclose(S.T @ coef, free - a0, atol=1e-8)
+    # the search from starts whose projection fails, on the matrix-free fallback
+    monkeypatch.setattr(itp, "_OUTPUT_SOLVE_MAX_N", 0)
+    calls = []
+    solve = itp._output_layer_solve
+    monkeypatch.setattr(itp, "_output_layer_solve", lambda *args: calls.append(1) or solve(*args))
+    for _ in range(4):
+        W0 = rng.standard_normal((40, 3)) / math.sqrt(3)
+        a0 = rng.standard_normal(40) / math.sqrt(40)
+        s = fx.flattest_interpolator(W0, a0, X, y, neg=1.0)
+        assert np.max(np.abs(np.abs(X @ s.W.T) @ s.a - y)) <= 1e-9
+    assert len(calls) >= 2  # the fallback was what started these searches
+
+
+def test_output_layer_solve_reports_rank_deficient_features():
+    # 3 distinct neurons copied into 40: S has rank 3 < n, no a interpolates; a clear ValueError
+    X, y = _problem(20, 3, 31)
+    rng = np.random.default_rng(3)
+    W0 = np.repeat(rng.standard_normal((3, 3)), [14, 13, 13], axis=0)
+    a0 = rng.standard_normal(40) / math.sqrt(40)
+    with pytest.raises(ValueError, match="output-layer solve at W0 failed too"):
+        fx.flattest_interpolator(W0, a0, X, y, neg=1.0)
