@@ -351,6 +351,8 @@ def find_interpolator(
 
 #: Largest n for the output-layer fallback of the start's projection (it forms S S^T, n x n).
 _OUTPUT_SOLVE_MAX_N = 6144
+#: CG iterations of the output-layer fallback above that n (950 needed at n = 2000, ReLU).
+_OUTPUT_SOLVE_CG_MAX_ITER = 4000
 
 
 def _output_layer_solve(W, a, X, y, power, neg):
@@ -399,9 +401,9 @@ def _output_layer_solve(W, a, X, y, power, neg):
 
         def solve(r):
             try:
-                x, info = cg(op, r, rtol=1e-12, atol=0.0, maxiter=5 * n, M=jacobi)
+                x, info = cg(op, r, rtol=1e-12, atol=0.0, maxiter=_OUTPUT_SOLVE_CG_MAX_ITER, M=jacobi)
             except TypeError:  # scipy < 1.12 calls it tol
-                x, info = cg(op, r, tol=1e-12, atol=0.0, maxiter=5 * n, M=jacobi)
+                x, info = cg(op, r, tol=1e-12, atol=0.0, maxiter=_OUTPUT_SOLVE_CG_MAX_ITER, M=jacobi)
             return x if info == 0 else None
 
         passes = 1  # CG iterates to its own tolerance: a second pass would cost as much again
@@ -430,7 +432,11 @@ def _project_start(W0, a0, X, y, power, neg, tol, solver, cg_rank):
             raise
         why = str(e)
     a1 = _output_layer_solve(W0, a0, X, y, power, neg)
-    fallback = "S S^T + mu I with S = sigma(X W0^T) is singular (the features do not span R^n)"
+    fallback = (
+        "S S^T + mu I with S = sigma(X W0^T) is singular (the features do not span R^n)"
+        if np.shape(X)[0] <= _OUTPUT_SOLVE_MAX_N
+        else f"CG on S S^T c = r, S = sigma(X W0^T), did not converge in {_OUTPUT_SOLVE_CG_MAX_ITER} iterations"
+    )
     if a1 is not None:
         try:
             s = proj(W0, a1.astype(np.asarray(W0).dtype), max_iter=20)
