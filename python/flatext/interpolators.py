@@ -351,7 +351,7 @@ def find_interpolator(
 
 #: Largest n for the output-layer fallback of the start's projection (it forms S S^T, n x n).
 _OUTPUT_SOLVE_MAX_N = 6144
-#: CG iterations of the output-layer fallback above that n (950 needed at n = 2000, ReLU).
+#: CG iterations of the output-layer fallback above that n (n = 2000, m = 2n: 69-72 with its Nystrom preconditioner).
 _OUTPUT_SOLVE_CG_MAX_ITER = 4000
 
 
@@ -397,13 +397,13 @@ def _output_layer_solve(W, a, X, y, power, neg):
         op = LinearOperator(
             (n, n), matvec=lambda v: _core.forward(W, St(np.ravel(v)), X, p, c) + mu * np.ravel(v), dtype=np.float64
         )
-        jacobi = LinearOperator((n, n), matvec=lambda v: np.ravel(v) / (diag + mu), dtype=np.float64)
+        pre = LinearOperator((n, n), matvec=_features_nystrom(W, X, p, c, mu), dtype=np.float64)
 
         def solve(r):
             try:
-                x, info = cg(op, r, rtol=1e-12, atol=0.0, maxiter=_OUTPUT_SOLVE_CG_MAX_ITER, M=jacobi)
+                x, info = cg(op, r, rtol=1e-12, atol=0.0, maxiter=_OUTPUT_SOLVE_CG_MAX_ITER, M=pre)
             except TypeError:  # scipy < 1.12 calls it tol
-                x, info = cg(op, r, tol=1e-12, atol=0.0, maxiter=_OUTPUT_SOLVE_CG_MAX_ITER, M=jacobi)
+                x, info = cg(op, r, tol=1e-12, atol=0.0, maxiter=_OUTPUT_SOLVE_CG_MAX_ITER, M=pre)
             return x if info == 0 else None
 
         passes = 1  # CG iterates to its own tolerance: a second pass would cost as much again
@@ -414,6 +414,51 @@ def _output_layer_solve(W, a, X, y, power, neg):
             return None
         a = a - _core.vjp(W, a, X, cr, p, c)[1]
     return a
+
+
+def _features_nystrom(W, X, power, neg, mu, rank=1000, seed=0):
+    """Nystrom preconditioner of ``S S^T + mu I`` (``S = sigma(X W^T)``) as a function ``v -> P^{-1} v``.
+
+    ``k = min(n/2, rank)`` columns of ``S S^T`` at uniformly drawn pivots (``gram_columns``
+    with ``a = 0``: ``K`` is then ``S S^T``), ``S S^T ~ U diag(lam) U^T`` from them, and
+    ``P^{-1} = (lam_k + mu) U diag(1/(lam + mu)) U^T + I - U U^T`` (the same construction as
+    the C++ core's for ``K``, docs/design.md section 5). Peak memory: two n x k arrays
+    (n = 10^4, m = 2n: ~300 MB beyond the inputs at the peak of the whole solve, 128 s).
+    """
+    from scipy.linalg import solve_triangular
+
+    n = X.shape[0]
+    k = max(1, min(n // 2, rank))
+    idx = np.sort(np.random.default_rng(seed).choice(n, k, replace=False))
+    C = np.empty((n, k))  # n x k, in blocks of 250 pivots: gram_columns holds S at its pivots (k x m)
+    for b in range(0, k, 250):
+        C[:, b : b + 250] = _core.gram_columns(W, np.zeros(W.shape[0]), X, idx[b : b + 250].tolist(), power, neg)
+    Ckk = C[idx]
+    nu = 1e-10 * float(np.trace(Ckk)) / k
+    for _ in range(6):  # a shift that makes the pivot block numerically positive definite
+        try:
+            Lc = np.linalg.cholesky(Ckk + nu * np.eye(k))
+            break
+        except np.linalg.LinAlgError:
+            nu *= 100
+    else:
+        return lambda v: np.ravel(v)
+    F = solve_triangular(Lc, C.T, lower=True, overwrite_b=True).T  # S S^T ~ F F^T
+    del C
+    lam, V = np.linalg.eigh(F.T @ F)
+    keep = lam > 1e-12 * lam[-1]
+    lam, V = lam[keep], V[:, keep]
+    U = F @ (V / np.sqrt(lam))
+    del F
+    lam = np.maximum(lam - nu, 0.0)
+    scale = (lam.min() + mu) / (lam + mu)
+
+    def apply(v):
+        v = np.ravel(v)
+        Uv = U.T @ v
+        return U @ (Uv * (scale - 1.0)) + v
+
+    return apply
 
 
 def _project_start(W0, a0, X, y, power, neg, tol, solver, cg_rank):
