@@ -351,7 +351,7 @@ def find_interpolator(
 
 #: Largest n for the output-layer fallback of the start's projection (it forms S S^T, n x n).
 _OUTPUT_SOLVE_MAX_N = 6144
-#: CG iterations of the output-layer fallback above that n (n = 2000, m = 2n: 69-72 with its Nystrom preconditioner).
+#: CG iterations of the output-layer fallback above that n (Nystrom-preconditioned: ~70 at n = 2000, m = 2n).
 _OUTPUT_SOLVE_CG_MAX_ITER = 4000
 
 
@@ -362,11 +362,11 @@ def _output_layer_solve(W, a, X, y, power, neg):
     ``a - S^T (S S^T + mu I)^{-1} r`` (``r = f - y``, ``mu = 1e-13 trace(S S^T)/n``,
     then two refinement passes) interpolates whenever ``S`` has full row rank (generic
     for ``m >= n``). Up to ``n = 6144`` ``S S^T`` is built by the kernels' tiles and
-    factored in place; above, the system is solved by Jacobi-preconditioned CG with
-    ``S S^T c`` applied as ``S (S^T c)`` (a forward pass and the output-layer part of a
-    ``vjp``), never an ``n x n`` matrix or ``S`` itself. S S^T is ill-conditioned (its
-    mean direction alone: condition ~5e5 at n = 2000, m = 2n): ~450 (|z|) to ~950 (ReLU)
-    CG iterations at n = 2000, so the factored solve is used as far as memory allows.
+    factored in place; above, the system is solved matrix-free by the core's
+    ``gram_solve`` with ``a = 0`` (then ``K = J J^T`` is ``S S^T``): CG preconditioned by
+    its Nystrom approximation (docs/design.md section 5). ``S S^T`` is ill-conditioned
+    (condition ~5e5 at n = 2000, m = 2n: Jacobi-preconditioned CG took 450-950
+    iterations there).
     """
     W = np.ascontiguousarray(W, dtype=np.float64)
     a = np.ascontiguousarray(a, dtype=np.float64)
@@ -386,25 +386,18 @@ def _output_layer_solve(W, a, X, y, power, neg):
         solve = lambda r: cho_solve(cf, r, check_finite=False)  # noqa: E731
         passes = 3
     else:
-        from scipy.sparse.linalg import LinearOperator, cg
-
-        n = X.shape[0]
-        diag = _core.gram_diag(W, np.zeros_like(a), X, p, c)  # with a = 0: diag(S S^T)
-        mu = 1e-13 * float(diag.sum()) / n
+        # with a = 0 the Gram matrix K = J J^T is S S^T: the core's matrix-free solver
+        # (Nystrom-preconditioned CG, the pattern operator for p = 1) solves it in C++
+        z = np.zeros_like(a)
+        mu = 1e-13 * float(_core.gram_diag(W, z, X, p, c).sum()) / X.shape[0]
         if not mu > 0:
             return None
-        St = lambda v: _core.vjp(W, a, X, v, p, c)[1]  # noqa: E731  S^T v
-        op = LinearOperator(
-            (n, n), matvec=lambda v: _core.forward(W, St(np.ravel(v)), X, p, c) + mu * np.ravel(v), dtype=np.float64
-        )
-        pre = LinearOperator((n, n), matvec=_features_nystrom(W, X, p, c, mu), dtype=np.float64)
 
         def solve(r):
-            try:
-                x, info = cg(op, r, rtol=1e-12, atol=0.0, maxiter=_OUTPUT_SOLVE_CG_MAX_ITER, M=pre)
-            except TypeError:  # scipy < 1.12 calls it tol
-                x, info = cg(op, r, tol=1e-12, atol=0.0, maxiter=_OUTPUT_SOLVE_CG_MAX_ITER, M=pre)
-            return x if info == 0 else None
+            out = _core.gram_solve(
+                W, z, X, r, p, c, lambda_=mu, solver="cg", rtol=1e-12, cg_max_iter=_OUTPUT_SOLVE_CG_MAX_ITER
+            )
+            return out["x"] if out["converged"] else None
 
         passes = 1  # CG iterates to its own tolerance: a second pass would cost as much again
     for _ in range(passes):
@@ -414,51 +407,6 @@ def _output_layer_solve(W, a, X, y, power, neg):
             return None
         a = a - _core.vjp(W, a, X, cr, p, c)[1]
     return a
-
-
-def _features_nystrom(W, X, power, neg, mu, rank=1000, seed=0):
-    """Nystrom preconditioner of ``S S^T + mu I`` (``S = sigma(X W^T)``) as a function ``v -> P^{-1} v``.
-
-    ``k = min(n/2, rank)`` columns of ``S S^T`` at uniformly drawn pivots (``gram_columns``
-    with ``a = 0``: ``K`` is then ``S S^T``), ``S S^T ~ U diag(lam) U^T`` from them, and
-    ``P^{-1} = (lam_k + mu) U diag(1/(lam + mu)) U^T + I - U U^T`` (the same construction as
-    the C++ core's for ``K``, docs/design.md section 5). Peak memory: two n x k arrays
-    (n = 10^4, m = 2n: ~300 MB beyond the inputs at the peak of the whole solve, 128 s).
-    """
-    from scipy.linalg import solve_triangular
-
-    n = X.shape[0]
-    k = max(1, min(n // 2, rank))
-    idx = np.sort(np.random.default_rng(seed).choice(n, k, replace=False))
-    C = np.empty((n, k))  # n x k, in blocks of 250 pivots: gram_columns holds S at its pivots (k x m)
-    for b in range(0, k, 250):
-        C[:, b : b + 250] = _core.gram_columns(W, np.zeros(W.shape[0]), X, idx[b : b + 250].tolist(), power, neg)
-    Ckk = C[idx]
-    nu = 1e-10 * float(np.trace(Ckk)) / k
-    for _ in range(6):  # a shift that makes the pivot block numerically positive definite
-        try:
-            Lc = np.linalg.cholesky(Ckk + nu * np.eye(k))
-            break
-        except np.linalg.LinAlgError:
-            nu *= 100
-    else:
-        return lambda v: np.ravel(v)
-    F = solve_triangular(Lc, C.T, lower=True, overwrite_b=True).T  # S S^T ~ F F^T
-    del C
-    lam, V = np.linalg.eigh(F.T @ F)
-    keep = lam > 1e-12 * lam[-1]
-    lam, V = lam[keep], V[:, keep]
-    U = F @ (V / np.sqrt(lam))
-    del F
-    lam = np.maximum(lam - nu, 0.0)
-    scale = (lam.min() + mu) / (lam + mu)
-
-    def apply(v):
-        v = np.ravel(v)
-        Uv = U.T @ v
-        return U @ (Uv * (scale - 1.0)) + v
-
-    return apply
 
 
 def _project_start(W0, a0, X, y, power, neg, tol, solver, cg_rank):
