@@ -337,9 +337,9 @@ def test_sampled_mode_handles_data_not_in_general_position():
 
 
 def test_output_layer_solve_matrix_free_matches_the_factored_one(monkeypatch):
-    # above _OUTPUT_SOLVE_MAX_N the search's start fallback solves S S^T c = r by CG with
-    # S (S^T c) from the kernels (no n x n matrix); forced here at n = 20 and checked against
-    # the Cholesky solve and by the interpolation it must reach
+    # above _OUTPUT_SOLVE_MAX_N the search's start fallback solves S S^T c = r matrix-free
+    # (the core's gram_solve at a = 0, where K = S S^T: Nystrom PCG, no n x n matrix); forced
+    # here at n = 20 and checked against the Cholesky solve and by the interpolation it must reach
     from flatext import interpolators as itp
 
     X, y = _problem(20, 3, 30)
