@@ -359,10 +359,10 @@ def _output_layer_solve(W, a, X, y, power, neg):
     """``a`` moved by the least-norm change that interpolates with ``W`` fixed, or None.
 
     ``f`` is linear in ``a``: ``f = S a`` with ``S = sigma(X W^T)``, so
-    ``a - S^T (S S^T + mu I)^{-1} r`` (``r = f - y``, ``mu = 1e-13 trace(S S^T)/n``,
-    then two refinement passes) interpolates whenever ``S`` has full row rank (generic
-    for ``m >= n``). Up to ``n = 6144`` ``S S^T`` is built by the kernels' tiles and
-    factored in place; above, the system is solved matrix-free by the core's
+    ``a - S^T (S S^T + mu I)^{-1} r`` (``r = f - y``, ``mu = 1e-13 trace(S S^T)/n``)
+    interpolates whenever ``S`` has full row rank (generic for ``m >= n``). Up to
+    ``n = 6144`` ``S S^T`` is built by the kernels' tiles and factored in place (then two
+    refinement passes); above, the system is solved matrix-free (one pass) by the core's
     ``gram_solve`` with ``a = 0`` (then ``K = J J^T`` is ``S S^T``): CG preconditioned by
     its Nystrom approximation (docs/design.md section 5). ``S S^T`` is ill-conditioned
     (condition ~5e5 at n = 2000, m = 2n: Jacobi-preconditioned CG took 450-950
