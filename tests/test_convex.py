@@ -347,10 +347,11 @@ def test_output_layer_solve_matrix_free_matches_the_factored_one(monkeypatch):
     for neg in (1.0, 0.0, -0.25):
         W0 = rng.standard_normal((40, 3)) / math.sqrt(3)
         a0 = rng.standard_normal(40) / math.sqrt(40)
-        dense = itp._output_layer_solve(W0, a0, X, y, 1.0, neg)
+        dense, why_dense = itp._output_layer_solve(W0, a0, X, y, 1.0, neg)
         monkeypatch.setattr(itp, "_OUTPUT_SOLVE_MAX_N", 0)
-        free = itp._output_layer_solve(W0, a0, X, y, 1.0, neg)
+        free, why_free = itp._output_layer_solve(W0, a0, X, y, 1.0, neg)
         monkeypatch.undo()
+        assert why_dense is None and why_free is None
         S = _sigma(X @ W0.T, neg)
         for a1 in (dense, free):
             assert np.max(np.abs(S @ a1 - y)) <= 1e-9
@@ -377,5 +378,5 @@ def test_output_layer_solve_reports_rank_deficient_features():
     rng = np.random.default_rng(3)
     W0 = np.repeat(rng.standard_normal((3, 3)), [14, 13, 13], axis=0)
     a0 = rng.standard_normal(40) / math.sqrt(40)
-    with pytest.raises(ValueError, match="output-layer solve at W0 failed too"):
+    with pytest.raises(ValueError, match=r"output-layer solve at W0 failed too \(max\|r\| = "):
         fx.flattest_interpolator(W0, a0, X, y, neg=1.0)

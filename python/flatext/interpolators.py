@@ -367,6 +367,8 @@ def _output_layer_solve(W, a, X, y, power, neg):
     its Nystrom approximation (docs/design.md section 5). ``S S^T`` is ill-conditioned
     (condition ~5e5 at n = 2000, m = 2n: Jacobi-preconditioned CG took 450-950
     iterations there).
+
+    Returns ``(a, None)``, or ``(None, why)`` when the solve failed.
     """
     W = np.ascontiguousarray(W, dtype=np.float64)
     a = np.ascontiguousarray(a, dtype=np.float64)
@@ -376,13 +378,14 @@ def _output_layer_solve(W, a, X, y, power, neg):
     if X.shape[0] <= _OUTPUT_SOLVE_MAX_N:
         G = _core.gram(W, a, X, p, c, features_only=True)
         mu = 1e-13 * np.trace(G) / len(G)
+        singular = "S S^T + mu I with S = sigma(X W0^T) is singular (the features do not span R^n)"
         if not mu > 0:
-            return None
+            return None, singular
         G[np.diag_indices_from(G)] += mu
         try:  # in place: one n x n array (302 MB at n = 6144)
             cf = cho_factor(G, lower=True, overwrite_a=True, check_finite=False)
         except np.linalg.LinAlgError:
-            return None
+            return None, singular
         solve = lambda r: cho_solve(cf, r, check_finite=False)  # noqa: E731
         passes = 3
     else:
@@ -391,7 +394,7 @@ def _output_layer_solve(W, a, X, y, power, neg):
         z = np.zeros_like(a)
         mu = 1e-13 * float(_core.gram_diag(W, z, X, p, c).sum()) / X.shape[0]
         if not mu > 0:
-            return None
+            return None, "S = sigma(X W0^T) is zero"
 
         def solve(r):
             out = _core.gram_solve(
@@ -404,9 +407,12 @@ def _output_layer_solve(W, a, X, y, power, neg):
         r = _core.forward(W, a, X, p, c) - y
         cr = solve(r)
         if cr is None:
-            return None
+            return (
+                None,
+                f"CG on S S^T c = r, S = sigma(X W0^T), did not converge in {_OUTPUT_SOLVE_CG_MAX_ITER} iterations",
+            )
         a = a - _core.vjp(W, a, X, cr, p, c)[1]
-    return a
+    return a, None
 
 
 def _project_start(W0, a0, X, y, power, neg, tol, solver, cg_rank):
@@ -424,12 +430,7 @@ def _project_start(W0, a0, X, y, power, neg, tol, solver, cg_rank):
         if not str(e).startswith("cannot interpolate"):
             raise
         why = str(e)
-    a1 = _output_layer_solve(W0, a0, X, y, power, neg)
-    fallback = (
-        "S S^T + mu I with S = sigma(X W0^T) is singular (the features do not span R^n)"
-        if np.shape(X)[0] <= _OUTPUT_SOLVE_MAX_N
-        else f"CG on S S^T c = r, S = sigma(X W0^T), did not converge in {_OUTPUT_SOLVE_CG_MAX_ITER} iterations"
-    )
+    a1, fallback = _output_layer_solve(W0, a0, X, y, power, neg)
     if a1 is not None:
         try:
             s = proj(W0, a1.astype(np.asarray(W0).dtype), max_iter=20)
