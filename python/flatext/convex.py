@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import clarabel
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import linprog, lsq_linear
+from scipy.optimize import linprog, lsq_linear, nnls
 
 from .curvature import forward
 from .symmetry import balance, orbit_min_trace
@@ -450,20 +450,23 @@ def _dual_ratio(Xr, lam, neg, Wd):
         return np.where(den > 0, np.abs(sig @ lam) / den, 0.0)
 
 
-def _cell_max_ratio(Xr, lam, neg, S, g):
+def _cell_max_ratio(Xr, lam, neg, S, g, rows=None):
     """The largest dual ratio inside each closed cell S[k] with output sign g[k].
 
     One cone program with a block per cell: maximize ``g b_P.u`` subject to
     ``kappa_P ||M_P u|| <= 1`` and u in the closed cell, ``b_P = X^T D_P lam``;
     its value is the cell's ratio (a maximum over the cell, which random
-    directions only bound from below). Returns (ratios (K,), maximisers (K, r)).
+    directions only bound from below). ``rows[k]``: the samples whose cone rows
+    describe cell k (its facets are among them; default all n).
+    Returns (ratios (K,), maximisers (K, r)).
     """
     n, r = Xr.shape
     c = float(neg)
     xn = np.linalg.norm(Xr, axis=1)
     s2 = xn * xn
     blocks, rhs, cones, qs = [], [], [], []
-    for sg, gk in zip(S, g):
+    for k, (sg, gk) in enumerate(zip(S, g)):
+        rk = np.arange(n) if rows is None else rows[k]
         pos = sg > 0
         wgt = np.where(pos, 1.0, c * c)
         kap = 2.0 / n * math.sqrt(float(wgt @ s2))
@@ -472,9 +475,9 @@ def _cell_max_ratio(Xr, lam, neg, S, g):
         keep = ev > 1e-13 * max(ev[-1], 1e-300)
         Lt = (V[:, keep] * np.sqrt(ev[keep])).T
         qs.append(-gk * (Xr.T @ (np.where(pos, 1.0, -c) * lam)))
-        blocks.append(np.vstack([-(sg / xn)[:, None] * Xr, np.zeros((1, r)), -Lt]))
-        rhs.append(np.concatenate([np.zeros(n), [1.0 / kap if kap > 0 else 0.0], np.zeros(Lt.shape[0])]))
-        cones += [clarabel.NonnegativeConeT(n), clarabel.SecondOrderConeT(Lt.shape[0] + 1)]
+        blocks.append(np.vstack([-(sg[rk] / xn[rk])[:, None] * Xr[rk], np.zeros((1, r)), -Lt]))
+        rhs.append(np.concatenate([np.zeros(rk.size), [1.0 / kap if kap > 0 else 0.0], np.zeros(Lt.shape[0])]))
+        cones += [clarabel.NonnegativeConeT(rk.size), clarabel.SecondOrderConeT(Lt.shape[0] + 1)]
     A = sp.block_diag(blocks, format="csc")
     st = clarabel.DefaultSettings()
     st.verbose = False
@@ -576,6 +579,153 @@ def _price(Xr, lam, neg, signs, seeds, rng, n_dirs=20000, n_cells=400, threshold
     return np.array(out_s, dtype=np.int8), np.array(out_u), vmax
 
 
+def _ratio_bounds(Xr, lam, neg, signs, chunk=4096):
+    """Every cell's dual ratio bounded from above, cheaply, and where the bound is the ratio.
+
+    Over all u (not only the cell), ``max g b_P.u / (kappa_P ||M_P u||)`` is
+    ``sqrt(b_P^T G_P^+ b_P) / kappa_P`` with ``b_P = X^T D_P lam``,
+    ``G_P = M_P^T M_P``, attained at ``u = g G_P^+ b_P``; when that u lies in the
+    closed cell for one of the signs g the bound is the cell's ratio.
+    Returns (bounds (C,), exact (C,) bool). Dead ReLU cells (kappa = 0) get 0.
+    """
+    n, r = Xr.shape
+    c = float(neg)
+    s2 = np.einsum("ij,ij->i", Xr, Xr)
+    XX = (Xr[:, :, None] * Xr[:, None, :]).reshape(n, r * r)
+    Xl = Xr * lam[:, None]
+    ub = np.zeros(len(signs))
+    exact = np.zeros(len(signs), dtype=bool)
+    for k0 in range(0, len(signs), chunk):
+        S = signs[k0 : k0 + chunk]
+        pos = S > 0
+        Wt = np.where(pos, 1.0, c * c)
+        G = (Wt @ XX).reshape(-1, r, r)
+        h = np.where(pos, 1.0, -c) @ Xl
+        kap = 2.0 / n * np.sqrt(Wt @ s2)
+        ev, V = np.linalg.eigh(G)
+        keep = ev > 1e-13 * np.maximum(ev[:, -1:], 1e-300)
+        ph = np.einsum("krs,kr->ks", V, h)
+        inv = np.where(keep, 1.0 / np.where(keep, ev, 1.0), 0.0)
+        u = np.einsum("krs,ks->kr", V, inv * ph)  # G^+ h
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ub[k0 : k0 + len(S)] = np.where(kap > 0, np.sqrt(np.einsum("ks,ks->k", inv, ph * ph)) / kap, 0.0)
+        z = (u @ Xr.T) * S  # sign-corrected pre-activations of G^+ h
+        tiny = 1e-12 * np.linalg.norm(u, axis=1, keepdims=True) * np.sqrt(s2)[None, :]
+        exact[k0 : k0 + len(S)] = np.all(z >= -tiny, axis=1) | np.all(z <= tiny, axis=1) | (kap == 0)
+    return ub, exact
+
+
+def _cell_ratio_dual(Xr, lam, neg, signs, rows):
+    """Exact in-cell dual ratios by the dual of the pricing problem (one NNLS per cell and sign).
+
+    For the closed cell C = {u : sigma_j x_j.u >= 0, j in rows} and h = g X^T D_P lam,
+    ``max_{u in C} h.u / ||M_P u|| = min_{nu >= 0} ||h + sum_j nu_j sigma_j x_j||_{G^-1}``
+    (conic duality, C has an interior; ``G = M_P^T M_P``): a non-negative least
+    squares problem in the rows' multipliers. Returns (ratios (K,), ok (K,) bool);
+    cells with singular G (fewer than r samples span the active side) are not
+    handled here (ok False).
+    """
+    n, r = Xr.shape
+    c = float(neg)
+    s2 = np.einsum("ij,ij->i", Xr, Xr)
+    out = np.zeros(len(signs))
+    ok = np.ones(len(signs), dtype=bool)
+    for k, (sg, rk) in enumerate(zip(signs, rows)):
+        pos = sg > 0
+        wgt = np.where(pos, 1.0, c * c)
+        ksq = float(wgt @ s2)
+        if ksq <= 0.0:
+            continue
+        ev, V = np.linalg.eigh((Xr * wgt[:, None]).T @ Xr)
+        if not ev[0] > 1e-11 * ev[-1]:
+            ok[k] = False
+            continue
+        B = V.T / np.sqrt(ev)[:, None]  # ||B v|| = ||v||_{G^-1}
+        h = Xr.T @ (np.where(pos, 1.0, -c) * lam)
+        Bn = B @ (sg[rk, None] * Xr[rk]).T
+        best = 0.0
+        for g in (1.0, -1.0):
+            best = max(best, nnls(Bn, -g * (B @ h))[1])
+        out[k] = best / (2.0 / n * math.sqrt(ksq))
+    return out, ok
+
+
+def _exact_by_pricing(Xr, y, neg, pats, solve, solver, tol, rounds, rng, verbose, thr=1.0 + 1e-6):
+    """The cone program over every enumerated cell, solved by column generation.
+
+    Starts from ``max(200, 4n)`` random cells; after each solve every cell is
+    priced with the optimum's multipliers lam (:func:`_ratio_bounds`, then the
+    exact in-cell maximum, :func:`_cell_max_ratio`, where the bound exceeds
+    ``thr`` and is not attained in the cell) and the violated cells (at most 2n,
+    the most violated first) join the program. When none is violated the
+    restricted optimum is the global one. The certificate: lam / max(1, rho_max)
+    is feasible for the dual of the full program (rho_max the largest ratio over
+    all cells, the program's own cells included), so ``lam.y / max(1, rho_max)``
+    is a lower bound of the global optimum.
+    Returns (restricted patterns, x, status, obj, z, pricing dict, groups, kappa, factors, A).
+    """
+    n, r = Xr.shape
+    c = float(neg)
+    xn = np.linalg.norm(Xr, axis=1)
+    N = pats.signs.shape[0]
+    live = np.ones(N, dtype=bool)
+    if c == 1.0:
+        live &= pats.signs[:, 0] > 0  # |z|: P and -P are one cell (_groups keeps sg[0] > 0)
+    if c == 0.0:
+        live &= np.any(pats.signs > 0, axis=1)  # the all-negative ReLU cell has no output
+    cand = np.nonzero(live)[0]
+    in_prog = np.zeros(N, dtype=bool)
+    in_prog[rng.choice(cand, min(cand.size, max(200, 4 * n)), replace=False)] = True
+    pricing = {"rounds": 0, "added": 0, "max_ratio": None, "priced_exactly": 0, "lower_bound": None}
+
+    def price(idx):  # exact in-cell maxima (both output signs) of the cells idx
+        out, ok = _cell_ratio_dual(Xr, lam, neg, pats.signs[idx], [pats.rows[i] for i in idx])
+        b = idx[~ok]  # singular G: the cone program
+        if b.size:
+            rows = [pats.rows[i] for i in b]
+            for g in (1.0, -1.0):
+                out[~ok] = np.maximum(
+                    out[~ok], _cell_max_ratio(Xr, lam, neg, pats.signs[b], np.full(b.size, g), rows)[0]
+                )
+        pricing["priced_exactly"] += idx.size
+        return out
+
+    while True:
+        sel = np.nonzero(in_prog)[0]
+        sub = _Patterns(pats.signs[sel], [pats.rows[i] for i in sel], pats.inner[sel], True)
+        groups, kappa, Ls = _groups(Xr, sub, neg)
+        qv, A, b, cones = _socp_blocks(Xr, y, sub, neg, groups, kappa, Ls)
+        x, status, obj, z = solve(qv, A, b, cones, tol, verbose)
+        _check_status(solver, status, x)
+        lam = -z[:n] / xn  # multipliers of sum g D_P X u = y (rows were scaled by 1/||x_j||)
+        ub, tight = _ratio_bounds(Xr, lam, neg, pats.signs)
+        ub[~live] = 0.0
+        ratio = np.where(tight, ub, np.nan)  # the cells' ratios where known
+        # cells outside the program: exact ratios where the bound may be violated, best first
+        out = np.nonzero(~in_prog & (ub > thr))[0]
+        need = out[~tight[out]]
+        if need.size:
+            need = need[np.argsort(-ub[need])]
+            ratio[need] = price(need)
+        viol = out[ratio[out] > thr]
+        done = viol.size == 0 or pricing["rounds"] >= rounds
+        if done:
+            # the certificate also needs the program's own cells (dual feasible to the solver's
+            # accuracy): their exact ratios where the bound exceeds 1
+            mine = np.nonzero(in_prog & (ub > 1.0) & ~tight)[0]
+            if mine.size:
+                ratio[mine] = price(mine)
+            ratio = np.where(np.isnan(ratio), ub, ratio)  # never priced: the bound (<= thr)
+            rho = float(ratio[live].max(initial=0.0))
+            pricing["max_ratio"] = rho
+            pricing["lower_bound"] = float(lam @ y) / max(1.0, rho)
+            return sub, x, status, obj, z, pricing, groups, kappa, Ls, A
+        viol = viol[np.argsort(-ratio[viol])][: 2 * n]
+        in_prog[viol] = True
+        pricing["rounds"] += 1
+        pricing["added"] += int(viol.size)
+
+
 # --------------------------------------------------------------------------- the network
 def _active(contrib, bound, n):
     """Indices of the groups of an interior-point solution worth keeping.
@@ -657,10 +807,14 @@ def _fewer_neurons(Xr, y, pats, groups, act, Ustar, contrib, neg):
 
 
 def _alpha_fix(F, y):
-    """alpha >= 1/2 with F alpha = y nearest to 1 (bounded least squares), or ones if worse."""
+    """1/2 <= alpha <= 3/2 with F alpha nearest to y (bounded least squares), or ones if worse.
+
+    The upper bound matters: the solver's tiny groups (trace ~1e-9) have tiny outputs, and
+    an unbounded fit can scale one by 1e5 to absorb the residual (+4e-4 in the trace,
+    measured); what the bounded alphas leave goes to the trace-aware correction LP."""
 
     r0 = y - F.sum(axis=1)
-    res = lsq_linear(F, r0, bounds=(-0.5, np.inf), method="bvls", tol=1e-14)
+    res = lsq_linear(F, r0, bounds=(-0.5, 0.5), method="bvls", tol=1e-14)
     if np.max(np.abs(F @ res.x - r0)) < np.max(np.abs(r0)):
         return 1.0 + res.x
     return np.ones(F.shape[1])
@@ -914,7 +1068,7 @@ def certified_flattest(
     if np.any(np.linalg.norm(X, axis=1) == 0):
         raise ValueError("X has a zero row: a bias-free network outputs 0 there; drop it")
     if pricing_rounds is None:
-        pricing_rounds = 5 if solver == "clarabel" else 0
+        pricing_rounds = (50 if patterns == "exact" else 5) if solver == "clarabel" else 0
     if isinstance(pricing_rounds, bool) or not isinstance(pricing_rounds, (int, np.integer)) or pricing_rounds < 0:
         raise ValueError(f"pricing_rounds must be an int >= 0; got {pricing_rounds!r}")
     if pricing_rounds and solver != "clarabel":
@@ -963,21 +1117,32 @@ def certified_flattest(
     times["patterns"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    groups, kappa, Ls = _groups(Xr, pats, neg)
-    if not groups:
-        raise ValueError("no pattern has an output (all-negative ReLU patterns only)")
-    qv, A, b, cones = _socp_blocks(Xr, y, pats, neg, groups, kappa, Ls)
-    times["assemble"] = time.perf_counter() - t1
-    t1 = time.perf_counter()
     solve = {"clarabel": _solve_clarabel, "scs": _solve_scs, "ecos": _solve_ecos, "cvxpy": _solve_cvxpy}[solver]
-    x, status, obj, z = solve(qv, A, b, cones, tol, verbose)
-    _check_status(solver, status, x)
     nv = r + 1
+    pricing = {"rounds": 0, "added": 0, "max_ratio": None}
+    rng_p = np.random.default_rng([seed, 1])
+    certificate = "global" if exact else "upper_bound"
+    if exact and pricing_rounds and pats.signs.shape[0] > 2 * max(200, 4 * n):
+        # every cell priced, few in the program (docs/convex.md section 3)
+        times["assemble"] = 0.0
+        pats, x, status, obj, z, pricing, groups, kappa, Ls, A = _exact_by_pricing(
+            Xr, y, neg, pats, solve, solver, tol, pricing_rounds, rng_p, verbose
+        )
+        if pricing["max_ratio"] > 1.0 + 1e-6:
+            certificate = "upper_bound"  # rounds exhausted: bound and lower_bound bracket the optimum
+        pricing_rounds = 0
+    else:
+        groups, kappa, Ls = _groups(Xr, pats, neg)
+        if not groups:
+            raise ValueError("no pattern has an output (all-negative ReLU patterns only)")
+        qv, A, b, cones = _socp_blocks(Xr, y, pats, neg, groups, kappa, Ls)
+        times["assemble"] = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        x, status, obj, z = solve(qv, A, b, cones, tol, verbose)
+        _check_status(solver, status, x)
     # column generation (sampled patterns): add the cells whose dual constraint the
     # optimum's multipliers violate, re-solve, until none is found
-    pricing = {"rounds": 0, "added": 0, "max_ratio": None}
     xn = np.linalg.norm(Xr, axis=1)
-    rng_p = np.random.default_rng([seed, 1])
     for _ in range(0 if exact else pricing_rounds):
         lam = -z[:n] / xn  # multipliers of sum g D_P X u = y (rows were scaled by 1/||x_j||)
         new, inner_new, vmax = _price(Xr, lam, neg, pats.signs, x.reshape(-1, nv)[:, :r], rng_p)
@@ -1073,7 +1238,7 @@ def certified_flattest(
         a=a,
         value=value,
         bound=bound,
-        certificate="global" if exact else "upper_bound",
+        certificate=certificate,
         n_patterns=int(signs.shape[0]),
         active_neurons=k_act,
         solver=solver,
