@@ -380,3 +380,58 @@ def test_output_layer_solve_reports_rank_deficient_features():
     a0 = rng.standard_normal(40) / math.sqrt(40)
     with pytest.raises(ValueError, match=r"output-layer solve at W0 failed too \(max\|r\| = "):
         fx.flattest_interpolator(W0, a0, X, y, neg=1.0)
+
+
+# ------------------------------------------------------------------- exact mode by column generation
+@pytest.mark.parametrize("neg", [0.0, -0.25, 0.5, 1.0])
+def test_exact_column_generation_matches_the_full_program(neg):
+    # n = 30, d = 3: 872 cells, above the 2 max(200, 4n) where exact mode prices instead of
+    # solving over all of them; the full program (pricing_rounds=0) is the independent optimum
+    for seed in (5, 6):
+        X, y = _problem(30, 3, seed)
+        cg = certified_flattest(X, y, neg=neg, patterns="exact")
+        full = certified_flattest(X, y, neg=neg, patterns="exact", pricing_rounds=0)
+        p = cg.info["pricing"]
+        assert cg.certificate == full.certificate == "global"
+        assert cg.n_patterns < full.n_patterns == 872 and p["rounds"] >= 1 and p["added"] >= 1
+        assert p["max_ratio"] <= 1 + 1e-6
+        assert abs(cg.bound / full.bound - 1) <= 1e-7
+        # the dual certificate: lam.y / max(1, rho_max) bounds the global optimum from below
+        assert full.bound * (1 - 1e-7) <= p["lower_bound"] <= full.bound * (1 + 1e-7)
+        assert cg.max_residual <= 1e-9 * max(1.0, np.abs(y).max())
+        assert cg.bound * (1 - 1e-7) <= cg.value <= cg.bound * (1 + 1e-5)
+
+
+def test_exact_column_generation_stopped_early_is_an_upper_bound_with_a_lower_bound():
+    # one pricing round is not enough here: the certificate must say so, and the dual bound
+    # must still sit below the optimum (by about 1 %: the unpriced cells' violation)
+    for neg, seed in ((0.0, 6), (-0.25, 5), (0.5, 5)):
+        X, y = _problem(30, 3, seed)
+        one = certified_flattest(X, y, neg=neg, patterns="exact", pricing_rounds=1)
+        full = certified_flattest(X, y, neg=neg, patterns="exact", pricing_rounds=0)
+        p = one.info["pricing"]
+        assert one.certificate == "upper_bound" and p["max_ratio"] > 1 + 1e-6
+        assert p["lower_bound"] <= full.bound * (1 - 1e-3)
+        assert one.bound >= full.bound * (1 - 1e-7)
+
+
+def test_dual_pricing_matches_the_cone_program():
+    # the NNLS on the pricing problem's conic dual against the cone program over the cell,
+    # for every cell of an arrangement and a random multiplier vector, both output signs
+    from flatext.convex import _cell_max_ratio, _cell_ratio_dual, _enumerate_cells, _ratio_bounds
+
+    for neg in NEGS:
+        X, _ = _problem(12, 3, 8)
+        lam = np.random.default_rng(1).standard_normal(12)
+        signs, touch, _ = _enumerate_cells(X)
+        rows = [np.nonzero(t)[0] for t in touch]
+        dual, ok = _cell_ratio_dual(X, lam, neg, signs, rows)
+        cone = np.maximum(
+            *(_cell_max_ratio(X, lam, neg, signs, np.full(len(signs), g))[0] for g in (1.0, -1.0))
+        )
+        assert ok.sum() >= len(signs) // 2
+        assert np.allclose(dual[ok], cone[ok], rtol=1e-6, atol=1e-9)
+        ub, tight = _ratio_bounds(X, lam, neg, signs)
+        assert np.all(cone <= ub * (1 + 1e-7) + 1e-12)  # the cheap bound is a bound
+        assert np.allclose(ub[tight], cone[tight], rtol=1e-6, atol=1e-9)  # and exact where it says so
+        assert np.any(ub > cone * (1 + 1e-3))  # and not everywhere: the pricing problem has cones
