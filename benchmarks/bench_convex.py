@@ -67,7 +67,9 @@ def table(args):
     for d, n, m, seed in [(3, 20, 40, 11), (3, 40, 120, 12), (4, 30, 90, 13)]:
         X, y, teacher = problem(n, d, seed)
         t0 = time.perf_counter()
-        cert = fx.certified_flattest(X, y, neg=args.neg, m=m, patterns="exact")
+        # the reference: the full program over every cell (pricing_rounds=0), independent of the
+        # pricing that the polish's exact mode uses
+        cert = fx.certified_flattest(X, y, neg=args.neg, m=m, patterns="exact", pricing_rounds=0)
         tc = time.perf_counter() - t0
         vals, raw, conv_bad, secs, fails = [], [], 0, [], 0
         for name, W0, a0 in starts(teacher, m, d, seed + 100, args.starts):
@@ -101,7 +103,7 @@ def table(args):
         )
     print()
     print(
-        f"| problem (neg = {args.neg}) | certified optimum | cells | seconds | search alone: min / median / max (vs optimum) "
+        f"| problem (neg = {args.neg}) | certified optimum (full program) | cells | seconds | search alone: min / median / max (vs optimum) "
         "| with the convex polish (default) | converged > +5% | failed starts | seconds per search |"
     )
     print("|---|---|---|---|---|---|---|---|---|")

@@ -61,8 +61,9 @@ class ConvexResult:
         ``docs/convex.md``).
     certificate : str
         ``"global"`` (every cell of the arrangement was a candidate) or
-        ``"upper_bound"`` (sampled patterns: ``bound`` and ``value`` are upper
-        bounds of the global infimum).
+        ``"upper_bound"`` (sampled patterns, or exact pricing stopped by
+        ``pricing_rounds``: ``bound`` and ``value`` are upper bounds of the
+        global infimum).
     n_patterns : int
         Candidate patterns in the cone program.
     active_neurons : int
@@ -650,10 +651,11 @@ def _cell_ratio_dual(Xr, lam, neg, signs, rows):
     return out, ok
 
 
-def _exact_by_pricing(Xr, y, neg, pats, solve, solver, tol, rounds, rng, verbose, thr=1.0 + 1e-6):
+def _exact_by_pricing(Xr, y, neg, pats, solve, solver, tol, rounds, rng, verbose, warm_dirs=None, thr=1.0 + 1e-6):
     """The cone program over every enumerated cell, solved by column generation.
 
-    Starts from ``max(200, 4n)`` random cells; after each solve every cell is
+    Starts from ``max(200, 4n)`` random cells and those of ``warm_dirs``
+    (directions, e.g. a search's neurons); after each solve every cell is
     priced with the optimum's multipliers lam (:func:`_ratio_bounds`, then the
     exact in-cell maximum, :func:`_cell_max_ratio`, where the bound exceeds
     ``thr`` and is not attained in the cell) and the violated cells (at most 2n,
@@ -676,6 +678,17 @@ def _exact_by_pricing(Xr, y, neg, pats, solve, solver, tol, rounds, rng, verbose
     cand = np.nonzero(live)[0]
     in_prog = np.zeros(N, dtype=bool)
     in_prog[rng.choice(cand, min(cand.size, max(200, 4 * n)), replace=False)] = True
+    if warm_dirs is not None and len(warm_dirs):
+        index = {row.tobytes(): i for i, row in enumerate(np.packbits(pats.signs > 0, axis=1))}
+        Z = warm_dirs @ Xr.T
+        S = np.where(Z > 0, 1, -1).astype(np.int8)
+        if c == 1.0:
+            S[S[:, 0] < 0] *= -1
+        on_kink = np.any(np.abs(Z) <= 1e-10 * np.linalg.norm(warm_dirs, axis=1, keepdims=True) * xn[None, :], axis=1)
+        for row in np.packbits(S[~on_kink] > 0, axis=1):
+            i = index.get(row.tobytes())
+            if i is not None and live[i]:
+                in_prog[i] = True
     pricing = {"rounds": 0, "added": 0, "max_ratio": None, "priced_exactly": 0, "lower_bound": None}
 
     def price(idx):  # exact in-cell maxima (both output signs) of the cells idx
@@ -1010,7 +1023,8 @@ def certified_flattest(
     n_patterns : int, optional
         Random directions for ``"sampled"`` (default ``max(200, 10 n)``).
     warm_start : sequence of (W, a), optional
-        Networks (e.g. a local search's result) whose neurons' patterns are added.
+        Networks (e.g. a local search's result) whose neurons' patterns are added
+        (in exact mode with pricing: to the first program).
     solver : {"clarabel", "scs", "ecos", "cvxpy"}
         Conic solver: Clarabel's own API (default, fastest here: see
         ``docs/convex.md``), SCS, ECOS, or cvxpy with Clarabel (slow modelling;
@@ -1032,6 +1046,13 @@ def certified_flattest(
         Every added cell lowers the optimum or leaves it; ``info["pricing"]``
         has the rounds, the cells added and the largest ratio found in the
         last round (at most ``1 + 1e-6``: no violated candidate was found).
+        Exact mode with more than ``2 max(200, 4n)`` cells (default 50 rounds
+        with ``"clarabel"``; 0 solves the program over every cell) prices
+        every enumerated cell and starts from ``max(200, 4n)`` of them: the
+        certificate is then ``"global"`` when no cell is violated, and
+        ``info["pricing"]["lower_bound"]`` is a lower bound of the global
+        optimum from the dual multipliers (``docs/design.md`` section 11); if
+        the rounds run out first, ``"upper_bound"``.
     verbose : bool
         The solver's log.
 
@@ -1126,7 +1147,7 @@ def certified_flattest(
         # every cell priced, few in the program (docs/convex.md section 3)
         times["assemble"] = 0.0
         pats, x, status, obj, z, pricing, groups, kappa, Ls, A = _exact_by_pricing(
-            Xr, y, neg, pats, solve, solver, tol, pricing_rounds, rng_p, verbose
+            Xr, y, neg, pats, solve, solver, tol, pricing_rounds, rng_p, verbose, warm_dirs
         )
         if pricing["max_ratio"] > 1.0 + 1e-6:
             certificate = "upper_bound"  # rounds exhausted: bound and lower_bound bracket the optimum
