@@ -76,7 +76,10 @@ class ConvexResult:
     max_residual : float
         ``max_j |f(x_j) - y_j|`` of the returned network.
     info : dict
-        Timings of the parts and sizes of the cone program.
+        Timings of the parts, sizes of the cone program, and ``pricing`` (the
+        column generation's rounds, cells added, largest dual ratio; in exact
+        mode with pricing also ``lower_bound``, a lower bound of the global
+        optimum from the dual multipliers, and ``priced_exactly``).
     """
 
     W: np.ndarray = field(repr=False)
