@@ -426,9 +426,7 @@ def test_dual_pricing_matches_the_cone_program():
         signs, touch, _ = _enumerate_cells(X)
         rows = [np.nonzero(t)[0] for t in touch]
         dual, ok = _cell_ratio_dual(X, lam, neg, signs, rows)
-        cone = np.maximum(
-            *(_cell_max_ratio(X, lam, neg, signs, np.full(len(signs), g))[0] for g in (1.0, -1.0))
-        )
+        cone = np.maximum(*(_cell_max_ratio(X, lam, neg, signs, np.full(len(signs), g))[0] for g in (1.0, -1.0)))
         assert ok.sum() >= len(signs) // 2
         assert np.allclose(dual[ok], cone[ok], rtol=1e-6, atol=1e-9)
         ub, tight = _ratio_bounds(X, lam, neg, signs)
