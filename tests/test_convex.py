@@ -433,3 +433,24 @@ def test_dual_pricing_matches_the_cone_program():
         assert np.all(cone <= ub * (1 + 1e-7) + 1e-12)  # the cheap bound is a bound
         assert np.allclose(ub[tight], cone[tight], rtol=1e-6, atol=1e-9)  # and exact where it says so
         assert np.any(ub > cone * (1 + 1e-3))  # and not everywhere: the pricing problem has cones
+
+
+def test_exact_column_generation_retries_a_first_program_that_fails(monkeypatch):
+    # the first program (random cells) could miss interpolating y: it gets more cells, once
+    # the solver reports failure, and the answer is still the full program's
+    from flatext import convex
+
+    X, y = _problem(30, 3, 5)
+    full = certified_flattest(X, y, patterns="exact", pricing_rounds=0)
+    calls = []
+    solve = convex._solve_clarabel
+
+    def flaky(*args, **kw):
+        calls.append(1)
+        x, status, obj, z = solve(*args, **kw)
+        return (x, "PrimalInfeasible", obj, z) if len(calls) == 1 else (x, status, obj, z)
+
+    monkeypatch.setattr(convex, "_solve_clarabel", flaky)
+    r = certified_flattest(X, y, patterns="exact")
+    assert len(calls) >= 3 and r.certificate == "global"
+    assert abs(r.bound / full.bound - 1) <= 1e-7

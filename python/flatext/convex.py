@@ -706,13 +706,22 @@ def _exact_by_pricing(Xr, y, neg, pats, solve, solver, tol, rounds, rng, verbose
         pricing["priced_exactly"] += idx.size
         return out
 
+    retries = 3  # a first program that cannot interpolate y gets more random cells
     while True:
         sel = np.nonzero(in_prog)[0]
         sub = _Patterns(pats.signs[sel], [pats.rows[i] for i in sel], pats.inner[sel], True)
         groups, kappa, Ls = _groups(Xr, sub, neg)
         qv, A, b, cones = _socp_blocks(Xr, y, sub, neg, groups, kappa, Ls)
         x, status, obj, z = solve(qv, A, b, cones, tol, verbose)
-        _check_status(solver, status, x)
+        try:
+            _check_status(solver, status, x)
+        except RuntimeError:
+            rest = cand[~in_prog[cand]]
+            if pricing["rounds"] > 0 or retries == 0 or not rest.size:
+                raise
+            retries -= 1
+            in_prog[rng.choice(rest, min(rest.size, max(200, 4 * n)), replace=False)] = True
+            continue
         lam = -z[:n] / xn  # multipliers of sum g D_P X u = y (rows were scaled by 1/||x_j||)
         ub, tight = _ratio_bounds(Xr, lam, neg, pats.signs)
         ub[~live] = 0.0
@@ -1154,7 +1163,6 @@ def certified_flattest(
         )
         if pricing["max_ratio"] > 1.0 + 1e-6:
             certificate = "upper_bound"  # rounds exhausted: bound and lower_bound bracket the optimum
-        pricing_rounds = 0
     else:
         groups, kappa, Ls = _groups(Xr, pats, neg)
         if not groups:
