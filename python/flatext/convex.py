@@ -648,8 +648,12 @@ def _cell_ratio_dual(Xr, lam, neg, signs, rows):
         h = Xr.T @ (np.where(pos, 1.0, -c) * lam)
         Bn = B @ (sg[rk, None] * Xr[rk]).T
         best = 0.0
-        for g in (1.0, -1.0):
-            best = max(best, nnls(Bn, -g * (B @ h))[1])
+        try:
+            for g in (1.0, -1.0):
+                best = max(best, nnls(Bn, -g * (B @ h))[1])
+        except RuntimeError:  # NNLS iteration limit (degenerate rows): the cone program instead
+            ok[k] = False
+            continue
         out[k] = best / (2.0 / n * math.sqrt(ksq))
     return out, ok
 
