@@ -6,6 +6,8 @@ convex program over every activation pattern of the arrangement (enumerated exac
 for d = 2, 3); nothing is hard-coded.
 """
 
+import math
+
 import flatext as fx
 import numpy as np
 import pytest
@@ -93,6 +95,9 @@ def test_convex_polish_reaches_the_certified_optimum(n, d, seed):
         assert s.orbit_min_trace >= value * (1 - 1e-6)
         assert max_res(s.W, s.a, X, y) <= 1.01e-10 * max(1.0, np.abs(y).max())
         assert fx.orbit_min_trace(s.W, s.a, X, y) == pytest.approx(s.orbit_min_trace, rel=1e-9)
+        # the polish certified it: its optimum is the independent one, and the returned network's
+        assert s.certified_optimum == pytest.approx(value, rel=1e-6)
+        assert s.certified_optimum * (1 - 1e-7) <= s.orbit_min_trace <= s.certified_optimum * (1 + 1e-5)
         rel.append(s.orbit_min_trace / value - 1)
     assert np.median(rel) <= 0.01 and max(rel) <= 0.05, rel
     # these arrangements are small (<= 50 000 cells): the polish is exact mode with every cell
@@ -100,6 +105,7 @@ def test_convex_polish_reaches_the_certified_optimum(n, d, seed):
     assert max(rel) <= 1e-5, rel
     off = fx.flattest_interpolator(W0, a0, X, y, polish=None)
     assert off.polish == "off" and off.orbit_min_trace == off.search_orbit_min_trace
+    assert math.isnan(off.certified_optimum)
 
 
 def test_polish_retries_an_inaccurate_round(monkeypatch):
@@ -128,6 +134,7 @@ def test_polish_retries_an_inaccurate_round(monkeypatch):
     s = fx.flattest_interpolator(W0, a0, X, y)
     assert s.search_orbit_min_trace > 1.03 * value  # the search alone stalls at a kink
     assert s.polish == "improved", s.polish
+    assert math.isnan(s.certified_optimum)  # the sampled polish does not certify
     assert value * (1 - 1e-6) <= s.orbit_min_trace <= 1.01 * value
     assert max_res(s.W, s.a, X, y) <= 1.01e-10 * max(1.0, np.abs(y).max())
 

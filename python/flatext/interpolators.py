@@ -135,6 +135,13 @@ class SearchResult:
     search_orbit_min_trace : float
         The search's own orbit-minimal trace, before the polish. ``converged``,
         ``reason`` and ``grad_ratio`` describe the search.
+    certified_optimum : float
+        The global minimum of the orbit-minimal trace over all interpolators
+        (any width), certified by the polish's exact mode (the cone program's
+        optimum, every cell of the arrangement priced); ``nan`` when the polish
+        did not certify (larger arrangements, ``p != 1``, polish off or failed).
+        ``orbit_min_trace`` exceeds it by the solver's accuracy when the polish
+        returned the certified network.
     """
 
     W: np.ndarray
@@ -150,6 +157,7 @@ class SearchResult:
     solver: str = "cholesky"
     polish: str = "off"
     search_orbit_min_trace: float = float("nan")
+    certified_optimum: float = float("nan")
 
     def __repr__(self):
         m, d = self.W.shape
@@ -778,12 +786,13 @@ def _convex_polish(res, X, y, neg, tol, rounds, seed):
     rng = np.random.default_rng(seed)
     W, a, best = res.W, res.a, res.orbit_min_trace
     status, stale, error = "no improvement", 0, None
+    certified = float("nan")
     if arrangement_cell_count(*np.shape(X)) <= _POLISH_EXACT_CELLS:
         # the certified optimum itself (the search's cells in the first program)
         try:
             q = certified_flattest(X, y, neg=neg, m=m, patterns="exact", warm_start=[(W, a)], seed=seed)
             if q.certificate == "global":
-                rounds = 0
+                rounds, certified = 0, q.bound
                 if q.value < best * (1 - 1e-12):
                     W, a, best = q.W.astype(res.W.dtype), q.a.astype(res.a.dtype), q.value
                     status = "improved"
@@ -832,11 +841,13 @@ def _convex_polish(res, X, y, neg, tol, rounds, seed):
     if status != "improved" and error is not None:
         status = f"failed: {error}"
     if status != "improved":
-        return replace(res, polish=status)
+        return replace(res, polish=status, certified_optimum=certified)
     r = _core.forward(W, a, X, 1.0, neg) - y
     rmax = float(np.max(np.abs(r)))
     if rmax > tol * max(1.0, float(np.max(np.abs(y)))):  # never return a non-interpolator
-        return replace(res, polish=f"failed: the polished network's max|r| = {rmax:.3g} is above tol")
+        return replace(
+            res, polish=f"failed: the polished network's max|r| = {rmax:.3g} is above tol", certified_optimum=certified
+        )
     return replace(
         res,
         W=W,
@@ -845,6 +856,7 @@ def _convex_polish(res, X, y, neg, tol, rounds, seed):
         orbit_min_trace=float(best),
         max_residual=rmax,
         polish="improved",
+        certified_optimum=certified,
     )
 
 
