@@ -575,7 +575,7 @@ def flattest_interpolator(
     Convex polish (``polish``; piecewise-linear activations, ``power = 1``):
     the search stalls at ReLU kinks, typically a few percent above the
     flattest interpolator. Where the hyperplane arrangement of the samples has
-    at most 50 000 cells (d = 3: any n <= 60; d = 4: n <= 54; d = 5: n <= 27)
+    at most 50 000 cells (d = 3: any n <= 60; d = 4: n <= 54; d = 5: n <= 29)
     the polish is :func:`flatext.certified_flattest` in exact mode (every cell
     priced, the search's cells in its first program): the certified global
     optimum at width ``m``, returned when it is below the search's point.
