@@ -495,6 +495,14 @@ def _cell_max_ratio(Xr, lam, neg, S, g, rows=None):
     return ratio, U
 
 
+def _cell_best_ratio(Xr, lam, neg, S, rows=None):
+    """The cells' ratios for the better output sign (:func:`_cell_max_ratio` for g = +1 and -1)."""
+    ratio = np.zeros(len(S))
+    for g in (1.0, -1.0):
+        ratio = np.maximum(ratio, _cell_max_ratio(Xr, lam, neg, S, np.full(len(S), g), rows)[0])
+    return ratio
+
+
 def _interior_direction(Xr, sg):
     """A unit direction strictly inside the cell {sg_j x_j.u > 0}, or None (empty cell).
 
@@ -564,9 +572,7 @@ def _price(Xr, lam, neg, signs, seeds, rng, n_dirs=20000, n_cells=400, threshold
     if not new:
         return S[:0], U[:0], vmax
     S, U = S[new], U[new]
-    ratio = np.zeros(len(new))
-    for g in (1.0, -1.0):  # both output signs: the cell's better one
-        ratio = np.maximum(ratio, _cell_max_ratio(Xr, lam, neg, S, np.full(len(new), g))[0])
+    ratio = _cell_best_ratio(Xr, lam, neg, S)
     vmax = max(vmax, float(ratio.max()))
     out_s, out_u = [], []
     order = np.argsort(-ratio)
@@ -664,8 +670,9 @@ def _exact_by_pricing(Xr, y, neg, pats, solve, solver, tol, rounds, rng, verbose
     Starts from ``max(200, 4n)`` random cells and those of ``warm_dirs``
     (directions, e.g. a search's neurons); after each solve every cell is
     priced with the optimum's multipliers lam (:func:`_ratio_bounds`, then the
-    exact in-cell maximum, :func:`_cell_max_ratio`, where the bound exceeds
-    ``thr`` and is not attained in the cell) and the violated cells (at most 2n,
+    exact in-cell maximum where the bound exceeds ``thr`` and is not attained in
+    the cell: :func:`_cell_ratio_dual`, the cone program where G is singular)
+    and the violated cells (at most 2n,
     the most violated first) join the program. When none is violated the
     restricted optimum is the global one. The certificate: lam / max(1, rho_max)
     is feasible for the dual of the full program (rho_max the largest ratio over
@@ -702,11 +709,7 @@ def _exact_by_pricing(Xr, y, neg, pats, solve, solver, tol, rounds, rng, verbose
         out, ok = _cell_ratio_dual(Xr, lam, neg, pats.signs[idx], [pats.rows[i] for i in idx])
         b = idx[~ok]  # singular G: the cone program
         if b.size:
-            rows = [pats.rows[i] for i in b]
-            for g in (1.0, -1.0):
-                out[~ok] = np.maximum(
-                    out[~ok], _cell_max_ratio(Xr, lam, neg, pats.signs[b], np.full(b.size, g), rows)[0]
-                )
+            out[~ok] = _cell_best_ratio(Xr, lam, neg, pats.signs[b], [pats.rows[i] for i in b])
         pricing["priced_exactly"] += idx.size
         return out
 
