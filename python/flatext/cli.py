@@ -1,4 +1,4 @@
-"""The ``flatext`` command line: ``flatext reproduce``, ``flatext sweep``, ``flatext plot``, ``flatext info``.
+"""The ``flatext`` command line: ``flatext reproduce``, ``study``, ``sweep``, ``plot``, ``info``.
 
 Each subcommand lives in the module that implements it and registers itself
 through ``add_parser(subparsers)``; this file only wires them together.
@@ -17,6 +17,7 @@ SUBCOMMANDS = [
     ("flatext.sweeps", "add_parser"),
     ("flatext.sweeps.plot", "add_parser"),
     ("flatext.paths", "add_parser"),
+    ("flatext.study", "add_parser"),
 ]
 
 
