@@ -15,7 +15,8 @@ A study file (TOML; every key optional, the default below fills the rest)::
     noise = [0.0, 0.3]         # label noise (standard deviation)
 
     [model]
-    m = "0.5n"                 # width: an integer, or a multiple of n
+    m = "1n"                   # width: an integer, or a multiple of n (below n: random starts of noisy
+                               # labels at small d often cannot be projected onto the interpolation set)
     power = 1.0                # ReLU (the cells method and the convex polish are ReLU-only)
 
     [flattest]
@@ -57,7 +58,7 @@ STUDY_MEASUREMENTS = ["train_loss", "max_residual", "trace", "orbit_min_trace", 
 DEFAULT: Dict[str, Dict[str, Any]] = {
     "study": {"name": "default", "seeds": 3, "target": 0.1, "bootstrap": 2000},
     "grid": {"n": [250, 500, 1000, 2000], "d": [8, 16, 32], "k": [1, 2], "noise": [0.0, 0.3]},
-    "model": {"m": "0.5n", "power": 1.0},
+    "model": {"m": "1n", "power": 1.0},
     "flattest": {"method": "auto", "max_iter": 40, "polish": "auto"},
     "trainers": {
         "gd_max_n": 500,
@@ -74,8 +75,8 @@ DEFAULT: Dict[str, Dict[str, Any]] = {
 QUICK: Dict[str, Dict[str, Any]] = {
     "study": {"name": "quick", "seeds": 3, "target": 0.1, "bootstrap": 1000},
     "grid": {"n": [40, 80, 160], "d": [4, 8], "k": [1, 2], "noise": [0.0, 0.3]},
-    "model": {"m": "0.5n", "power": 1.0},
-    "flattest": {"method": "auto", "max_iter": 30, "polish": "off"},
+    "model": {"m": "2n", "power": 1.0},
+    "flattest": {"method": "auto", "max_iter": 60, "polish": "off"},
     "trainers": {
         "gd_max_n": 80,
         "gd_max_iter": 2000,

@@ -48,8 +48,8 @@ def _loss_figure(plt, df, slopes: List[Dict], out) -> str:
         med = g.groupby("n")["population_loss_rel"].median()
         f = fits.get((d, k, noise))
         lab = f"d={d}, noise {noise:g}"
-        if f is not None and math.isfinite(f["slope"]):
-            lab += f": slope {f['slope']:.2f} [{f['lo']:.2f}, {f['hi']:.2f}]"
+        if f is not None and math.isfinite(f["lo"]):
+            lab += f": slope {f['slope']:.2f} [{f['lo']:.2f}, {f['hi']:.2f}], {f['verdict']}"
         elif f is not None:
             lab += f": {f['verdict']}"
         ax.plot(med.index, np.maximum(med.values, 1e-16), _style(noise), color=c, label=lab)
@@ -82,7 +82,10 @@ def _target_figure(plt, targets: List[Dict], target, out) -> str:
             for xi, t in zip(x, ts):
                 if not math.isfinite(t["n_target"]):
                     ax.annotate("not reached", (xi, 2 * top), fontsize=7, ha="center", va="bottom")
-            ax.axhline(top, color="grey", lw=0.6)
+                elif t["n_target"] <= min(t["ns"]):
+                    ax.annotate("<= smallest n", (xi, t["n_target"]), fontsize=7, ha="center", va="bottom")
+            ax.axhline(top, color="grey", lw=0.6, ls="--")
+        ax.text(ax.get_xlim()[0], top, " largest n on the grid", fontsize=7, va="bottom")
         ax.set(xscale="log", yscale="log", xlabel="d (input dimension)", title=f"k = {k} teacher direction(s)")
         ax.legend(fontsize=7)
     axes[ks[0]].set_ylabel("n reaching the target (bars: 95% bootstrap)")
@@ -122,15 +125,21 @@ def _competitor_figure(plt, df, out) -> str:
             col = f"{p}_population_loss_rel"
             if col not in g:
                 continue
-            ok = (g[f"{p}_status"] == "ok").to_numpy() & g.get(f"{p}_interpolates", True).fillna(False).to_numpy(bool)
-            if ok.any():
-                y = np.maximum(g[col].to_numpy(float)[ok], 1e-16)
-                ax.scatter(x[ok], y, s=14, color=f"C{j + 3}", label=f"{lab} ({ok.sum()} cells)")
+            ran = (g[f"{p}_status"] == "ok").to_numpy()
+            interp = ran & g[f"{p}_interpolates"].fillna(False).to_numpy(bool)
+            y = np.maximum(g[col].to_numpy(float), 1e-16)
+            if interp.any():
+                ax.scatter(x[interp], y[interp], s=14, color=f"C{j + 3}", label=f"{lab} ({interp.sum()} cells)")
+            off = ran & ~interp
+            if off.any():
+                ax.scatter(
+                    x[off], y[off], s=14, facecolors="none", edgecolors=f"C{j + 3}", label=f"{lab}, not interpolating"
+                )
         lim = [1e-16, 1e3]
         ax.plot(lim, lim, color="k", lw=0.8, label="equal loss")
         ax.set(xscale="log", yscale="log", xlabel="flattest interpolator's relative loss", title=f"k = {k}")
         ax.legend(fontsize=7)
-    axes[ks[0]].set_ylabel("competitor's relative loss (interpolating only)")
+    axes[ks[0]].set_ylabel("competitor's relative loss (hollow: did not interpolate)")
     return _save(plt, fig, out, "competitors.png")
 
 

@@ -169,19 +169,22 @@ def target_table(df, target: float, *, boot: int = 2000, seed: int = 0) -> List[
         draws[(int(d), int(k), float(noise))] = (best, dr)
     for r in rows:
         same = sorted((dd, v) for (dd, kk, nn), v in draws.items() if kk == r["k"] and nn == r["noise"])
-        r["d_exponent"] = _d_exponent(same)
+        r["d_exponent"] = _d_exponent(same, min(r["ns"]))
     return rows
 
 
-def _d_exponent(per_d) -> Dict:
+def _d_exponent(per_d, smallest_n) -> Dict:
     """Slope of log n_target on log d over the bootstrap draws (only when every d's n_target is finite
     and interior: ``n_target`` equal to the grid's smallest n is a bound, not a value)."""
+    none = {"slope": math.nan, "lo": math.nan, "hi": math.nan}
     if len(per_d) < 2:
-        return {"slope": math.nan, "lo": math.nan, "hi": math.nan, "verdict": "at the floor"}
+        return dict(none, verdict="fewer than 2 d")
     x = np.log([d for d, _ in per_d])
     best = np.array([b for _, (b, _) in per_d])
     if not np.all(np.isfinite(best)):
-        return {"slope": math.nan, "lo": math.nan, "hi": math.nan, "verdict": "inconclusive (not reached)"}
+        return dict(none, verdict="inconclusive (not reached at some d)")
+    if np.any(best <= smallest_n):
+        return dict(none, verdict="bound only (reached at the smallest n at some d)")
     D = np.stack([dr for _, (_, dr) in per_d])
     ok = np.all(np.isfinite(D), axis=0)
     sl = [_ols_slope(x, np.log(D[:, j])) for j in np.flatnonzero(ok)]

@@ -122,8 +122,14 @@ def _counts(df) -> List[str]:
     if "flattest_reason" in df:
         reasons = df["flattest_reason"].value_counts().to_dict()
         lines.append("Why the searches stopped: " + ", ".join(f"{k} x{v}" for k, v in reasons.items()) + ".")
+    if ok < n:
+        errs = df.loc[df["status"] != "ok", "error"].fillna("").str.split(r"\(|;").str[0].value_counts()
+        lines.append(
+            "Failed cells (rerunning retries them): " + "; ".join(f"{k.strip()} x{v}" for k, v in errs.items())
+        )
     if "flattest_method" in df:
-        lines.append("flattest_interpolator(method=...): " + ", ".join(map(str, df["flattest_method"].unique())) + ".")
+        meth = df["flattest_method"].dropna().unique()
+        lines.append("flattest_interpolator(method=...): " + ", ".join(map(str, meth)) + ".")
     for p, name in (("gd", "GD"), ("lnsgd", "label-noise SGD")):
         col = f"{p}_status"
         if col in df:
