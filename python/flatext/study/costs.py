@@ -29,15 +29,15 @@ MEASURED_ON = (
 )
 # (n, d, seconds): filled by `python -m flatext.study.costs`
 MEASURED: List[Tuple[int, int, float]] = [
-    (250, 8, 6.95),
-    (500, 8, 28.69),
-    (1000, 8, 118.10),
-    (250, 16, 3.28),
-    (500, 16, 14.71),
-    (1000, 16, 34.41),
-    (250, 32, 1.79),
-    (500, 32, 12.80),
-    (1000, 32, 60.73),
+    (250, 8, 4.28),  # flattest 2.9, memorizer 0.0, gd 0.8, lnsgd 0.5
+    (500, 8, 16.19),  # flattest 12.7, memorizer 0.1, gd 3.4, lnsgd 0.0
+    (1000, 8, 109.53),  # flattest 109.2, memorizer 0.2, gd 0.0, lnsgd 0.0
+    (250, 16, 2.91),  # flattest 1.3, memorizer 0.0, gd 1.0, lnsgd 0.6
+    (500, 16, 13.76),  # flattest 9.3, memorizer 0.0, gd 4.3, lnsgd 0.0
+    (1000, 16, 48.76),  # flattest 48.4, memorizer 0.2, gd 0.0, lnsgd 0.0
+    (250, 32, 3.69),  # flattest 1.5, memorizer 0.0, gd 1.5, lnsgd 0.6
+    (500, 32, 13.56),  # flattest 7.7, memorizer 0.0, gd 5.8, lnsgd 0.0
+    (1000, 32, 38.73),  # flattest 38.3, memorizer 0.2, gd 0.0, lnsgd 0.0
 ]
 
 MEASURE_NS = (250, 500, 1000)
@@ -85,7 +85,8 @@ def measure_costs(ns=MEASURE_NS, ds=MEASURE_DS) -> List[Tuple[int, int, float]]:
         if row["status"] != "ok":
             raise RuntimeError(f"cell n={cell['n']} d={cell['d']} failed: {row['error']}")
         out.append((cell["n"], cell["d"], round(s, 2)))
-        print(f"    ({cell['n']}, {cell['d']}, {s:.2f}),", flush=True)
+        parts = ", ".join(f"{k} {row.get(k + '_seconds', 0.0):.1f}" for k in ("flattest", "memorizer", "gd", "lnsgd"))
+        print(f"    ({cell['n']}, {cell['d']}, {s:.2f}),  # {parts}", flush=True)
     return out
 
 
