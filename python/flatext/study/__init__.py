@@ -73,7 +73,7 @@ def study(
 
 
 def _print_dry_run(cfg, workers):
-    from .costs import MEASURED_ON, estimate
+    from .costs import MEASURED, MEASURED_ON, estimate
 
     est = estimate(cfg.cells, workers)
     c, a, b = est["coef"]
@@ -81,9 +81,12 @@ def _print_dry_run(cfg, workers):
     g = cfg.raw["grid"]
     print(f"  n = {g['n']}, d = {g['d']}, k = {g['k']}, noise = {g['noise']}, seeds = {cfg.seeds}")
     print(f"  width m = {cfg.raw['model']['m']}; flattest: {cfg.raw['flattest']}; trainers: {cfg.raw['trainers']}")
+    n_max = max(n for n, _, _ in MEASURED)
+    d_lo, d_hi = min(d for _, d, _ in MEASURED), max(d for _, d, _ in MEASURED)
     print(f"{'n':>6} {'d':>4} {'cells':>6} {'s/cell':>9} {'subtotal s':>11}")
     for (n, d), v in sorted(est["per"].items()):
-        print(f"{n:>6} {d:>4} {len(v):>6} {v[0]:>9.1f} {sum(v):>11.0f}")
+        far = " (extrapolated beyond the measured cells)" if n > n_max or not d_lo <= d <= d_hi else ""
+        print(f"{n:>6} {d:>4} {len(v):>6} {v[0]:>9.1f} {sum(v):>11.0f}{far}")
     print(
         f"estimated: {est['total'] / 60:.1f} CPU-minutes, {est['wall'] / 60:.1f} minutes wall on {workers} "
         f"worker(s) (seconds per cell = exp({c:.2f}) n^{a:.2f} d^{b:.2f}, fitted to measured cells: "

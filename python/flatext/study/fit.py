@@ -14,9 +14,10 @@ Rules fixed in advance (never adjusted to the data):
   not a property of n (``docs/reproduce.md``); such points are left out of the
   slope fits. A group with fewer than 2 sample sizes above the floor is reported
   as ``"at the floor"`` (the teacher is recovered to the search's resolution).
-- Verdicts of a slope: ``"inconclusive"`` when its interval is wider than
-  ``WIDE`` (1.0) or it rests on fewer than 2 sample sizes; else ``"falls"`` (the
-  interval below 0), ``"rises"`` (above 0) or ``"flat"`` (it contains 0).
+- Verdicts of a slope: ``"inconclusive (...)"`` when its interval is wider than
+  ``WIDE`` (1.0; the message says on which side of 0 it lies, if one) or there is
+  no interval; else ``"falls"`` (the interval below 0), ``"rises"`` (above 0) or
+  ``"flat"`` (it contains 0).
 """
 
 from __future__ import annotations
@@ -114,8 +115,11 @@ def verdict(slope: float, lo: float, hi: float, n_sizes: int) -> str:
     """The slope's verdict under the module's rules."""
     if n_sizes < 2 or not math.isfinite(slope):
         return "at the floor" if n_sizes < 2 else "inconclusive"
-    if not (math.isfinite(lo) and math.isfinite(hi)) or hi - lo > WIDE:
-        return "inconclusive"
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "inconclusive (no interval)"
+    if hi - lo > WIDE:
+        side = ", entirely below 0" if hi < 0 else (", entirely above 0" if lo > 0 else "")
+        return f"inconclusive (interval wider than {WIDE:g}{side})"
     if hi < 0:
         return "falls"
     if lo > 0:

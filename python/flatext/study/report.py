@@ -151,7 +151,8 @@ def markdown(df, cfg, fits: Dict, *, seconds: float, command: str, figures: List
         f"width m = {cfg.raw['model']['m']}; ReLU; teachers relu, + 0.5 abs, + 0.25 relu on orthonormal "
         "directions (representable: no approximation error); exact Gaussian population losses relative to "
         "the zero predictor's. Verdict rules (fixed before the run): an interval wider than "
-        f"{WIDE:g} is `inconclusive`; `falls` / `rises` when it excludes 0, `flat` when it contains it.",
+        f"{WIDE:g} is `inconclusive` (whatever its sign); `falls` / `rises` when it excludes 0, `flat` when it "
+        "contains it.",
         "",
         *_counts(df),
         "",
