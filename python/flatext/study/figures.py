@@ -20,9 +20,22 @@ def _style(noise):
 
 
 def _panels(plt, ks, title):
-    fig, axes = plt.subplots(1, len(ks), figsize=(5.2 * len(ks), 4.4), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(ks), figsize=(5.6 * len(ks), 6.2), squeeze=False, sharey=True)
     fig.suptitle(title, fontsize=11)
     return fig, dict(zip(ks, axes[0]))
+
+
+def _legend_below(ax):
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=1, frameon=False)
+
+
+def _plain_ticks(ax, axis, values):
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    a = ax.xaxis if axis == "x" else ax.yaxis
+    a.set_major_formatter(ScalarFormatter())
+    a.set_minor_formatter(NullFormatter())
+    (ax.set_xticks if axis == "x" else ax.set_yticks)(sorted(values))
 
 
 def _save(plt, fig, out, name) -> str:
@@ -57,7 +70,8 @@ def _loss_figure(plt, df, slopes: List[Dict], out) -> str:
         ax.axhline(FLOOR, color="grey", lw=0.8)
         ax.text(ax.get_xlim()[0], FLOOR, " search resolution (not fitted below)", fontsize=7, va="bottom")
         ax.set(xscale="log", yscale="log", xlabel="n (training samples)", title=f"k = {k} teacher direction(s)")
-        ax.legend(fontsize=6.5, loc="lower left")
+        _plain_ticks(ax, "x", df["n"].unique())
+        _legend_below(ax)
     axes[ks[0]].set_ylabel("relative excess population loss (dots: seeds, lines: median)")
     return _save(plt, fig, out, "loss_vs_n.png")
 
@@ -78,17 +92,17 @@ def _target_figure(plt, targets: List[Dict], target, out) -> str:
             y = [min(t["n_target"], 2 * top) for t in ts]
             lo = [y_ - min(t["lo"], 2 * top) for y_, t in zip(y, ts)]
             hi = [min(t["hi"], 2 * top) - y_ for y_, t in zip(y, ts)]
-            ax.errorbar(x, y, yerr=[lo, hi], fmt="o" + _style(noise), color=f"C{j}", capsize=3, label=lab)
-            for xi, t in zip(x, ts):
-                if not math.isfinite(t["n_target"]):
-                    ax.annotate("not reached", (xi, 2 * top), fontsize=7, ha="center", va="bottom")
-                elif t["n_target"] <= min(t["ns"]):
-                    ax.annotate("<= smallest n", (xi, t["n_target"]), fontsize=7, ha="center", va="bottom")
+            ax.errorbar(x, y, yerr=[lo, hi], fmt=_style(noise), color=f"C{j}", capsize=3, label=lab)
+            for xi, yi, t in zip(x, y, ts):
+                bound = not math.isfinite(t["n_target"]) or t["n_target"] <= min(t["ns"])
+                mk = "^" if not math.isfinite(t["n_target"]) else ("v" if bound else "o")
+                ax.plot([xi], [yi], mk, color=f"C{j}", ms=8)
             ax.axhline(top, color="grey", lw=0.6, ls="--")
         ax.text(ax.get_xlim()[0], top, " largest n on the grid", fontsize=7, va="bottom")
         ax.set(xscale="log", yscale="log", xlabel="d (input dimension)", title=f"k = {k} teacher direction(s)")
-        ax.legend(fontsize=7)
-    axes[ks[0]].set_ylabel("n reaching the target (bars: 95% bootstrap)")
+        _plain_ticks(ax, "x", {t["d"] for t in targets})
+        _legend_below(ax)
+    axes[ks[0]].set_ylabel("n reaching the target (o; v: at or below the smallest n; ^: never on the grid)")
     return _save(plt, fig, out, "n_target_vs_d.png")
 
 
@@ -108,7 +122,8 @@ def _ratio_figure(plt, df, ratios: List[Dict], out) -> str:
     for k, ax in axes.items():
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set(xscale="log", yscale="log", xlabel="n (training samples)", title=f"k = {k} teacher direction(s)")
-        ax.legend(fontsize=6.5)
+        _plain_ticks(ax, "x", df["n"].unique())
+        _legend_below(ax)
     axes[ks[0]].set_ylabel("trace ratio (1 = as flat as the flattest)")
     return _save(plt, fig, out, "trace_ratio_vs_n.png")
 
@@ -138,7 +153,7 @@ def _competitor_figure(plt, df, out) -> str:
         lim = [1e-16, 1e3]
         ax.plot(lim, lim, color="k", lw=0.8, label="equal loss")
         ax.set(xscale="log", yscale="log", xlabel="flattest interpolator's relative loss", title=f"k = {k}")
-        ax.legend(fontsize=7)
+        _legend_below(ax)
     axes[ks[0]].set_ylabel("competitor's relative loss (hollow: did not interpolate)")
     return _save(plt, fig, out, "competitors.png")
 
