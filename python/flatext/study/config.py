@@ -71,22 +71,22 @@ DEFAULT: Dict[str, Dict[str, Any]] = {
     },
 }
 
+
+def _overridden(base, over):
+    return {sec: dict(tbl, **over.get(sec, {})) for sec, tbl in base.items()}
+
+
 # `flatext study --quick`: a tiny grid (minutes), the same code path.
-QUICK: Dict[str, Dict[str, Any]] = {
-    "study": {"name": "quick", "seeds": 3, "target": 0.1, "bootstrap": 1000},
-    "grid": {"n": [40, 80, 160], "d": [4, 8], "k": [1, 2], "noise": [0.0, 0.3]},
-    "model": {"m": "2n", "power": 1.0},
-    "flattest": {"method": "auto", "max_iter": 60, "polish": "off"},
-    "trainers": {
-        "gd_max_n": 80,
-        "gd_max_iter": 2000,
-        "lnsgd_max_n": 40,
-        "lnsgd_steps": 2000,
-        "lnsgd_noise": 0.5,
-        "lnsgd_batch": 16,
-        "lnsgd_lr": 0.02,
+QUICK: Dict[str, Dict[str, Any]] = _overridden(
+    DEFAULT,
+    {
+        "study": {"name": "quick", "bootstrap": 1000},
+        "grid": {"n": [40, 80, 160], "d": [4, 8]},
+        "model": {"m": "2n"},
+        "flattest": {"max_iter": 60, "polish": "off"},
+        "trainers": {"gd_max_n": 80, "gd_max_iter": 2000, "lnsgd_max_n": 40, "lnsgd_steps": 2000, "lnsgd_batch": 16},
     },
-}
+)
 
 
 def _num(v):

@@ -34,6 +34,13 @@ def _interval(r, fmt=".2f"):
     return f"{_f(r['slope'], fmt)} [{_f(r['lo'], fmt)}, {_f(r['hi'], fmt)}]"
 
 
+def _group_line(r, fmt, *cells) -> str:
+    """A table line of one (d, k, noise) group: its medians per n, ``cells``, its verdict."""
+    med = ", ".join(f"{n}: {v:{fmt}}" for n, v in r["median"].items())
+    mid = " | ".join(str(c) for c in cells)
+    return f"| {r['d']} | {r['k']} | {r['noise']:g} | {med} | {mid} | {r['verdict']} |"
+
+
 def _slope_section(slopes: List[Dict]) -> List[str]:
     out = [
         "## 1. Does the flattest interpolator's excess population loss fall with n?",
@@ -44,11 +51,7 @@ def _slope_section(slopes: List[Dict]) -> List[str]:
         "| d | k | noise | median loss per n | slope [interval] | sizes fitted | verdict |",
         "|---|---|---|---|---|---|---|",
     ]
-    for s in slopes:
-        med = ", ".join(f"{n}: {v:.2g}" for n, v in s["median"].items())
-        out.append(
-            f"| {s['d']} | {s['k']} | {s['noise']:g} | {med} | {_interval(s)} | {len(s['ns'])} | {s['verdict']} |"
-        )
+    out += [_group_line(s, ".2g", _interval(s), len(s["ns"])) for s in slopes]
     clean = [s for s in slopes if s["noise"] == 0]
     bad = [s for s in clean if s["verdict"] in ("rises", "flat")]
     out += [
@@ -98,11 +101,7 @@ def _ratio_section(ratios: List[Dict]) -> List[str]:
         "| d | k | noise | median ratio per n | smallest ratio | slope in n [interval] | verdict |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in ratios:
-        med = ", ".join(f"{n}: {v:.3g}" for n, v in r["median"].items())
-        out.append(
-            f"| {r['d']} | {r['k']} | {r['noise']:g} | {med} | {r['min']:.3g} | {_interval(r)} | {r['verdict']} |"
-        )
+    out += [_group_line(r, ".3g", f"{r['min']:.3g}", _interval(r)) for r in ratios]
     low = [r for r in ratios if r["min"] <= 1.0]
     out += [
         "",
