@@ -38,6 +38,8 @@ MEASURED: List[Tuple[int, int, float]] = [
     (250, 32, 3.69),  # flattest 1.5, memorizer 0.0, gd 1.5, lnsgd 0.6
     (500, 32, 13.56),  # flattest 7.7, memorizer 0.0, gd 5.8, lnsgd 0.0
     (1000, 32, 38.73),  # flattest 38.3, memorizer 0.2, gd 0.0, lnsgd 0.0
+    # measure_costs(ns=(2000,), ds=(32,)): the cheapest n = 2000 cell, a check of the extrapolation (191 s predicted)
+    (2000, 32, 184.36),  # flattest 182.7, memorizer 1.1, gd 0.0, lnsgd 0.0
 ]
 
 MEASURE_NS = (250, 500, 1000)
