@@ -131,7 +131,7 @@ def test_polish_retries_an_inaccurate_round(monkeypatch):
     from flatext import interpolators as itp
 
     monkeypatch.setattr(itp, "_POLISH_EXACT_CELLS", 0)
-    s = fx.flattest_interpolator(W0, a0, X, y)
+    s = fx.flattest_interpolator(W0, a0, X, y, method="manifold")
     assert s.search_orbit_min_trace > 1.03 * value  # the search alone stalls at a kink
     assert s.polish == "improved", s.polish
     assert math.isnan(s.certified_optimum)  # the sampled polish does not certify

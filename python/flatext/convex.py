@@ -529,8 +529,8 @@ def _price(Xr, lam, neg, signs, seeds, rng, n_dirs=20000, n_cells=400, threshold
     Candidates: the facet neighbours of the optimum's cells (``seeds``: its groups'
     u; the sign of each of the 2r samples nearest to a seed's hyperplane flipped,
     since the optimum's neurons sit on kinks), then the cells of random Gaussian
-    directions ranked by the ratio there; the first ``n_cells`` new ones get their
-    exact in-cell maximum (:func:`_cell_max_ratio`, both output signs); at most
+    directions ranked by the ratio there; the first ``n_cells`` new ones are priced
+    (:func:`_tiered_ratios`: exact where they may be violated); at most
     ``max_add`` (default n) of the violated ones are returned, the most violated
     first (each added cell adds n cone rows to the program).
     Returns (new signs (k, n) int8, unit directions strictly inside them (k, r),
@@ -572,7 +572,7 @@ def _price(Xr, lam, neg, signs, seeds, rng, n_dirs=20000, n_cells=400, threshold
     if not new:
         return S[:0], U[:0], vmax
     S, U = S[new], U[new]
-    ratio = _cell_best_ratio(Xr, lam, neg, S)
+    ratio = _tiered_ratios(Xr, lam, neg, S, threshold)
     vmax = max(vmax, float(ratio.max()))
     out_s, out_u = [], []
     order = np.argsort(-ratio)
@@ -664,6 +664,29 @@ def _cell_ratio_dual(Xr, lam, neg, signs, rows):
     return out, ok
 
 
+def _exact_ratios(Xr, lam, neg, S, rows):
+    """Exact in-cell dual ratios (better output sign) of the cells S: the NNLS of
+    :func:`_cell_ratio_dual`, the cone program (:func:`_cell_best_ratio`) where G is singular."""
+    out, ok = _cell_ratio_dual(Xr, lam, neg, S, rows)
+    b = np.nonzero(~ok)[0]
+    if b.size:
+        out[b] = _cell_best_ratio(Xr, lam, neg, S[b], [rows[i] for i in b])
+    return out
+
+
+def _tiered_ratios(Xr, lam, neg, S, threshold):
+    """The cells' dual ratios where they may exceed ``threshold``, else an upper bound below it.
+
+    :func:`_ratio_bounds` for all (the ratio where its maximiser lies in the cell),
+    :func:`_exact_ratios` where the bound exceeds ``threshold`` and is not attained.
+    """
+    ub, tight = _ratio_bounds(Xr, lam, neg, S)
+    need = np.nonzero(~tight & (ub > threshold))[0]
+    if need.size:
+        ub[need] = _exact_ratios(Xr, lam, neg, S[need], [np.arange(Xr.shape[0])] * need.size)
+    return ub
+
+
 def _exact_by_pricing(Xr, y, neg, pats, solve, solver, tol, rounds, rng, verbose, warm_dirs=None, thr=1.0 + 1e-6):
     """The cone program over every enumerated cell, solved by column generation.
 
@@ -706,12 +729,8 @@ def _exact_by_pricing(Xr, y, neg, pats, solve, solver, tol, rounds, rng, verbose
     pricing = {"rounds": 0, "added": 0, "max_ratio": None, "priced_exactly": 0, "lower_bound": None}
 
     def price(idx):  # exact in-cell maxima (both output signs) of the cells idx
-        out, ok = _cell_ratio_dual(Xr, lam, neg, pats.signs[idx], [pats.rows[i] for i in idx])
-        b = idx[~ok]  # singular G: the cone program
-        if b.size:
-            out[~ok] = _cell_best_ratio(Xr, lam, neg, pats.signs[b], [pats.rows[i] for i in b])
         pricing["priced_exactly"] += idx.size
-        return out
+        return _exact_ratios(Xr, lam, neg, pats.signs[idx], [pats.rows[i] for i in idx])
 
     retries = 3  # a first program that cannot interpolate y gets more random cells
     while True:
@@ -1013,6 +1032,7 @@ def certified_flattest(
     tol=1e-8,
     max_exact=200000,
     pricing_rounds=None,
+    pricing_max_add=None,
     verbose=False,
 ):
     """The flattest interpolator of a piecewise-linear two-layer network, by a cone program.
@@ -1040,7 +1060,8 @@ def certified_flattest(
         ``"upper_bound"``. ``"auto"``: exact when the cell count is at most
         ``max_exact``.
     n_patterns : int, optional
-        Random directions for ``"sampled"`` (default ``max(200, 10 n)``).
+        Random directions for ``"sampled"`` (default ``max(200, 10 n)``; 0: only the
+        warm starts' patterns).
     warm_start : sequence of (W, a), optional
         Networks (e.g. a local search's result) whose neurons' patterns are added
         (in exact mode with pricing: to the first program).
@@ -1071,7 +1092,13 @@ def certified_flattest(
         certificate is then ``"global"`` when no cell is violated, and
         ``info["pricing"]["lower_bound"]`` is a lower bound of the global
         optimum from the dual multipliers (``docs/design.md`` section 11); if
-        the rounds run out first, ``"upper_bound"``.
+        the rounds run out first, ``"upper_bound"``. With sampled patterns
+        ``info["pricing"]["lower_bound_tried"]`` is ``lam.y / max(1, max_ratio)`` from the
+        last priced multipliers: a lower bound of the optimum over the cells in that
+        program and the candidates priced with it only, not of the global optimum.
+    pricing_max_add : int, optional
+        Cells added per pricing round with sampled patterns at most (default n), the most
+        violated first.
     verbose : bool
         The solver's log.
 
@@ -1111,6 +1138,10 @@ def certified_flattest(
         pricing_rounds = (50 if patterns == "exact" else 5) if solver == "clarabel" else 0
     if isinstance(pricing_rounds, bool) or not isinstance(pricing_rounds, (int, np.integer)) or pricing_rounds < 0:
         raise ValueError(f"pricing_rounds must be an int >= 0; got {pricing_rounds!r}")
+    if pricing_max_add is not None and (
+        isinstance(pricing_max_add, bool) or not isinstance(pricing_max_add, (int, np.integer)) or pricing_max_add < 1
+    ):
+        raise ValueError(f"pricing_max_add must be a positive int or None; got {pricing_max_add!r}")
     if pricing_rounds and solver != "clarabel":
         raise ValueError("pricing_rounds > 0 needs solver='clarabel' (its dual variables)")
 
@@ -1144,8 +1175,10 @@ def certified_flattest(
     else:
         if n_patterns is None:
             n_patterns = max(200, 10 * n)
-        if isinstance(n_patterns, bool) or not isinstance(n_patterns, (int, np.integer)) or n_patterns < 1:
-            raise ValueError(f"n_patterns must be a positive int; got {n_patterns!r}")
+        if isinstance(n_patterns, bool) or not isinstance(n_patterns, (int, np.integer)) or n_patterns < 0:
+            raise ValueError(f"n_patterns must be an int >= 0; got {n_patterns!r}")
+        if n_patterns == 0 and warm_dirs is None:
+            raise ValueError("n_patterns = 0 needs warm_start networks (their patterns are the only cells)")
         signs, inner = _sampled_patterns(Xr, int(n_patterns), np.random.default_rng(seed), warm_dirs)
         if neg == 1.0:  # |z|: P and -P are one cell (_groups keeps the one with sg[0] > 0)
             flip = signs[:, 0] < 0
@@ -1184,8 +1217,11 @@ def certified_flattest(
     xn = np.linalg.norm(Xr, axis=1)
     for _ in range(0 if exact else pricing_rounds):
         lam = -z[:n] / xn  # multipliers of sum g D_P X u = y (rows were scaled by 1/||x_j||)
-        new, inner_new, vmax = _price(Xr, lam, neg, pats.signs, x.reshape(-1, nv)[:, :r], rng_p)
+        new, inner_new, vmax = _price(
+            Xr, lam, neg, pats.signs, x.reshape(-1, nv)[:, :r], rng_p, max_add=pricing_max_add
+        )
         pricing["max_ratio"] = vmax
+        pricing["lower_bound_tried"] = float(lam @ y) / max(1.0, vmax)
         if not len(new):
             break
         pats = _Patterns(
