@@ -9,7 +9,7 @@ limited to the same number of threads (threadpoolctl). Timings are
 interleaved (each round times the GEMM and every kernel once) so that load
 from other processes hits all of them alike; medians over the rounds.
 
-Targets (issue 2): hessian_trace <= 1.3x the GEMM, hessian_trace_grad <= 2.6x,
+Targets: hessian_trace <= 1.3x the GEMM, hessian_trace_grad <= 2.6x,
 hvp <= 4x; memory beyond the inputs under 100 MB.
 
 Memory: for a shape whose pre-activations alone take gigabytes (default
@@ -549,7 +549,7 @@ def render_doc(args, mode, started, repeats, header, rows, mem_header, mem_rows,
         "threads (on a loaded machine numpy's 2-thread GEMM can be much slower than its 1-thread one, "
         "and the kernels must not get credit for that).",
         "",
-        "Targets (issue 2): `hessian_trace` <= 1.3x the GEMM, `hessian_trace_grad` <= 2.6x, `hvp` <= 4x; "
+        "Targets: `hessian_trace` <= 1.3x the GEMM, `hessian_trace_grad` <= 2.6x, `hvp` <= 4x; "
         "peak memory beyond the inputs < 100 MB.",
         "",
         "## Machine",
@@ -598,7 +598,7 @@ def dispatch_section(args, repeats, disp):
         "Every built variant (flatext/_native.py) loaded in one process, the kernels timed with each in "
         f"interleaved rounds ({args.stat} of {repeats}); time relative to the reference variant (`native`, "
         "the `-march=native` build, when the build has it: `FLATEXT_DISPATCH_VARIANTS` includes `native`). "
-        "Target (issue 12): the default choice within 5% of `-march=native`.",
+        "Target: the default choice within 5% of `-march=native`.",
         "",
         _common.md_table(disp[0], disp[1]),
         "",

@@ -66,7 +66,7 @@ SHAPES = {
 POWERS = {"quick": [1.0, 2.0], "default": [1.0, 2.0], "full": [1.0, 2.0]}
 PROBES = {"quick": [10, 100], "default": [10, 100, 1000], "full": [10, 100, 1000]}
 BUDGET = {"quick": 30.0, "default": 60.0, "full": 1200.0}
-# issue 5 targets: shape -> (speed-up vs 100-probe Hutchinson, speed-up vs BackPACK DiagGGNExact)
+# targets: shape -> (speed-up vs 100-probe Hutchinson, speed-up vs BackPACK DiagGGNExact)
 SPEED_TARGETS = {(2048, 128, 512): (400.0, 7.0), (8192, 256, 1024): (150.0, 4.0)}
 
 TOOLS = {}
@@ -713,7 +713,7 @@ def table_rows(case):
 
 
 def headline(cases):
-    """Speed-ups of flatext's exact trace over the anchors, and issue 5's targets."""
+    """Speed-ups of flatext's exact trace over the anchors, and their targets."""
     lines, target_lines = [], []
     for c in cases:
         if c["power"] != 1.0:
@@ -747,7 +747,7 @@ def headline(cases):
                     if not ok and fx_gemm > 1.3:
                         msg += (
                             f"; flatext's trace took {fx_gemm:.2f}x the GEMM here against its own target of "
-                            f"1.3x (issue 2): at 1.3x this ratio would be {row.ratio * fx_gemm / 1.3:.0f}x"
+                            f"1.3x: at 1.3x this ratio would be {row.ratio * fx_gemm / 1.3:.0f}x"
                         )
                     target_lines.append(msg)
     return lines, target_lines
@@ -791,7 +791,7 @@ def render(cases, mode, started, threads, args, headlines, targets, all_problems
     ]
     parts += [f"- {h}" for h in headlines] or ["- (no ReLU case measured)"]
     if targets:
-        parts += ["", "Issue 5 targets (ReLU, float64):", ""] + [f"- {t}" for t in targets]
+        parts += ["", "Targets (ReLU, float64):", ""] + [f"- {t}" for t in targets]
     for c in cases:
         parts += [
             "",
