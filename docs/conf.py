@@ -4,7 +4,7 @@ numpy style) and the Markdown guides in docs/ (MyST).
 Build (from the repository root; flatext must be importable, compiled module
 included: ``pip install ".[docs]"``, or a worktree whose extension is built):
 
-    python3 -m sphinx -W --keep-going -b html docs docs/_build/html
+    python3 -m sphinx -W --keep-going -b html docs build/docs/html
 """
 
 import importlib.util
