@@ -51,7 +51,6 @@ autodoc_mock_imports = [m for m in ("torch", "jax") if importlib.util.find_spec(
 # MyST: the guides link to each other as files (design.md#section) and to files outside docs/
 myst_heading_anchors = 3
 myst_enable_extensions = ["dollarmath"]
-suppress_warnings = ["myst.header"]  # the guides start at level-2 headings in places
 
 html_theme = "alabaster"
 html_title = f"flatext {release}"
