@@ -21,6 +21,10 @@ Usage::
     python benchmarks/bench_search.py --power 1  # ReLU
     python benchmarks/bench_search.py --scale --sizes 1000 2000 4000 8000   # d=20, m=2n, ReLU,
                                                  # Cholesky vs CG per iteration, whole search up to --whole-max
+    python benchmarks/bench_search.py --methods scale [--sizes 1000 2000] [--noise 0 0.3]
+    python benchmarks/bench_search.py --methods planted
+                                                 # the manifold search beside the cell-sparse method
+                                                 # (benchmarks/bench_methods.py)
 
 Timings on a shared machine are noisy: compare ratios, not absolute numbers.
 """
@@ -424,6 +428,10 @@ def main_scale(args):
 def main():
     import sys
 
+    if "--methods" in sys.argv:  # the manifold search beside the cell-sparse method
+        from bench_methods import main as main_methods
+
+        return main_methods(sys.argv[1:])
     if "--scale" in sys.argv:
         ap = argparse.ArgumentParser(description="search scaling: per-iteration and whole-search time")
         ap.add_argument("--scale", action="store_true")

@@ -55,6 +55,7 @@ def check_cells_result(s, X, y):
         assert s.max_ratio <= 1 + 1e-6
 
 
+@pytest.mark.slow  # the restricted cone program and its in-cell construction: ~10 s
 def test_cells_beats_a_planted_teacher_and_the_search():
     # d = 5, n = 30: 55 682 arrangement cells (above the certified polish's 50 000), where the
     # search alone stalls at kinks; the planted network is one interpolator the answer must not be above
@@ -68,7 +69,7 @@ def test_cells_beats_a_planted_teacher_and_the_search():
     assert s.W.shape == (60, 5)
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [pytest.param(1, marks=pytest.mark.slow), 2])
 def test_cells_is_never_below_the_certified_optimum(seed):
     # d = 3: the global optimum over every cell (cvxpy, independent code) bounds every
     # interpolator from below; the cell-sparse answer is an interpolator, near it
@@ -80,6 +81,7 @@ def test_cells_is_never_below_the_certified_optimum(seed):
     assert value * (1 - 1e-6) <= s.orbit_min_trace <= value * 1.05
 
 
+@pytest.mark.slow  # the search and the cell-sparse method: ~10 s
 def test_auto_keeps_the_flatter_of_search_and_cells():
     X, y, _, _ = planted(5, 30, seed=3)
     W0, a0 = start(60, 5, 3)
@@ -91,6 +93,17 @@ def test_auto_keeps_the_flatter_of_search_and_cells():
         check_cells_result(s, X, y)
     else:
         assert "no flatter point" in s.message
+
+
+@pytest.mark.slow  # the default method at d = 8-10, n = 100-150: 10-60 s each
+@pytest.mark.parametrize("d, n, seed", [(8, 100, 0), (8, 100, 1), (10, 150, 2)])
+def test_default_is_at_least_as_flat_as_a_planted_teacher(d, n, seed):
+    # the default method ("auto": the search, then the cell-sparse method) never ends above an
+    # interpolator one can write down: the planted width-3 ReLU network
+    X, y, U, w = planted(d, n, seed=seed)
+    s = fx.flattest_interpolator(*start(2 * n, d, seed), X, y)
+    assert interpolates(s.W, s.a, X, y)
+    assert s.orbit_min_trace <= orbit_min_relu(U, w, X) * (1 + 5e-5), (s.method, s.message)
 
 
 def test_cells_failure_falls_back_to_the_search_and_says_why(monkeypatch):
