@@ -172,8 +172,8 @@ def train(
     the last finite point is returned, ``"diverged"``), a zero gradient in SAM
     (``"stationary"``), the callback returning True (``"callback"``), or
     ``max_seconds`` spent (``"time_budget"``: checked between segments of
-    steps sized to about 5 % of the budget, so the call ends within about
-    ``1.05 max_seconds`` plus one segment; the polish is then skipped).
+    steps sized to about 2 % of the budget, so the call ends within about
+    ``1.02 max_seconds`` plus one segment; the polish is then skipped).
 
     Polish: if ``polish`` and the final loss is at most ``polish_factor * tol``
     (so also a run that stopped just short of ``tol``), :func:`find_interpolator`
@@ -337,7 +337,7 @@ def train(
 
 def _gd_loop(W0, a0, X, y, p, c, method, lr, rho, max_iter, tol, record_every, callback, every, deadline, t_start):
     """The C++ loop in segments: ``every`` steps between callbacks and, with a
-    deadline, segments of about 5 % of the time left (timed on the first ones).
+    deadline, segments of about 2 % of the budget (timed on the first ones).
     The history is recorded on the global step count; the iterates are the same
     bits however the run is cut (neither GD nor SAM keeps state between steps).
     Returns (W, a, iterations, reason, message, last C++ result, history, losses)."""
@@ -371,9 +371,9 @@ def _gd_loop(W0, a0, X, y, p, c, method, lr, rho, max_iter, tol, record_every, c
         if not done and deadline is not None:
             if now >= deadline:
                 reason, msg, done = "time_budget", f"max_seconds reached at iteration {it}", True
-            else:  # next segment: about 5 % of the time left, from this segment's rate
+            else:  # next segment: about 2 % of the budget, from this segment's rate
                 per_step = max(now - t_seg, 1e-9) / max(steps, 1)
-                chunk = int(min(max(1.0, 0.05 * (deadline - t_start) / per_step), 2 * chunk, max_iter))
+                chunk = int(min(max(1.0, 0.02 * (deadline - t_start) / per_step), 2 * chunk, max_iter))
                 chunk = max(1, min(chunk, int((deadline - now) / per_step) + 1))
         if done:
             break
