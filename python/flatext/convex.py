@@ -76,7 +76,9 @@ class ConvexResult:
     max_residual : float
         ``max_j |f(x_j) - y_j|`` of the returned network.
     info : dict
-        Timings of the parts, sizes of the cone program, and ``pricing`` (the
+        Timings of the parts, sizes of the cone program, ``stopped``
+        (``"time_budget"``, ``"callback"`` or None: what ended the pricing
+        rounds early), and ``pricing`` (the
         column generation's rounds, cells added, largest dual ratio; in exact
         mode with pricing also ``lower_bound``, a lower bound of the global
         optimum from the dual multipliers, and ``priced_exactly``).
@@ -355,7 +357,7 @@ def _socp_blocks(Xr, y, pats, neg, groups, kappa, Ls):
     return q, A, b, (n, row_nn, soc_dims)
 
 
-def _solve_clarabel(q, A, b, cones, tol, verbose=False):
+def _solve_clarabel(q, A, b, cones, tol, verbose=False, time_limit=None):
 
     n0, n1, socs = cones
     K = [clarabel.ZeroConeT(n0)]
@@ -368,6 +370,8 @@ def _solve_clarabel(q, A, b, cones, tol, verbose=False):
     st.tol_gap_rel = tol
     st.tol_feas = tol
     st.max_iter = 500
+    if time_limit is not None:
+        st.time_limit = float(time_limit)  # status "MaxTime" when it runs out
     P = sp.csc_matrix((A.shape[1], A.shape[1]))
     sol = clarabel.DefaultSolver(P, q, A, b, K, st).solve()
     status = str(sol.status).split(".")[-1]
@@ -664,7 +668,9 @@ def _cell_ratio_dual(Xr, lam, neg, signs, rows):
     return out, ok
 
 
-def _exact_by_pricing(Xr, y, neg, pats, solve, solver, tol, rounds, rng, verbose, warm_dirs=None, thr=1.0 + 1e-6):
+def _exact_by_pricing(
+    Xr, y, neg, pats, solve, solver, tol, rounds, rng, verbose, warm_dirs=None, thr=1.0 + 1e-6, stop=None
+):
     """The cone program over every enumerated cell, solved by column generation.
 
     Starts from ``max(200, 4n)`` random cells and those of ``warm_dirs``
@@ -677,7 +683,8 @@ def _exact_by_pricing(Xr, y, neg, pats, solve, solver, tol, rounds, rng, verbose
     restricted optimum is the global one. The certificate: lam / max(1, rho_max)
     is feasible for the dual of the full program (rho_max the largest ratio over
     all cells, the program's own cells included), so ``lam.y / max(1, rho_max)``
-    is a lower bound of the global optimum.
+    is a lower bound of the global optimum. ``stop(rounds, objective)``, called
+    after each solve, ends the rounds early when it returns True (a time budget).
     Returns (restricted patterns, x, status, obj, z, pricing dict, groups, kappa, factors, A).
     """
     n, r = Xr.shape
@@ -740,7 +747,7 @@ def _exact_by_pricing(Xr, y, neg, pats, solve, solver, tol, rounds, rng, verbose
             need = need[np.argsort(-ub[need])]
             ratio[need] = price(need)
         viol = out[ratio[out] > thr]
-        done = viol.size == 0 or pricing["rounds"] >= rounds
+        done = viol.size == 0 or pricing["rounds"] >= rounds or (stop is not None and stop(pricing["rounds"], obj))
         if done:
             # the certificate also needs the program's own cells (dual feasible to the solver's
             # accuracy): their exact ratios where the bound exceeds 1
@@ -1014,6 +1021,8 @@ def certified_flattest(
     max_exact=200000,
     pricing_rounds=None,
     verbose=False,
+    max_seconds=None,
+    callback=None,
 ):
     """The flattest interpolator of a piecewise-linear two-layer network, by a cone program.
 
@@ -1074,12 +1083,48 @@ def certified_flattest(
         the rounds run out first, ``"upper_bound"``.
     verbose : bool
         The solver's log.
+    max_seconds : float, optional
+        Wall-clock budget (> 0; None: none), checked after each cone solve
+        (between pricing rounds). When it runs out the rounds stop and the
+        last program's optimum, an interpolator, is returned as usual
+        (certificate ``"upper_bound"`` unless no violated cell was left;
+        ``info["stopped"] == "time_budget"``): a valid answer, never a
+        non-interpolator. The enumeration of the cells and the first solve
+        are not cut, except that Clarabel's first solve gets the time left
+        as its own limit: a budget spent before the first solve ends raises a
+        ``TimeoutError`` (no valid answer exists yet). A pricing round's solve
+        is not cut, and the final placement of the neurons
+        (``info["times"]["polish"]``) runs after the check: the call ends
+        within about one round and that placement past the budget.
+    callback : callable, optional
+        ``callback(info)`` after each cone solve that a pricing round may
+        follow (with ``pricing_rounds > 0``), ``info`` a dict with
+        ``stage`` (``"solve"`` or ``"pricing"``), ``round``, ``objective``
+        (the program's optimum so far, an upper bound) and ``elapsed``
+        (seconds); return True to stop the rounds there
+        (``info["stopped"] == "callback"``).
 
     Returns
     -------
     ConvexResult
     """
     t0 = time.perf_counter()
+    if max_seconds is not None and not (
+        isinstance(max_seconds, (int, float)) and not isinstance(max_seconds, bool) and 0 < max_seconds < math.inf
+    ):
+        raise ValueError(f"max_seconds must be a number > 0 or None; got {max_seconds!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable; got {type(callback).__name__}")
+    stopped = []
+
+    def stop(rounds, objective):  # after each solve: the callback, then the budget
+        now = time.perf_counter() - t0
+        info = {"stage": "pricing" if rounds else "solve", "round": int(rounds), "objective": float(objective)}
+        if callback is not None and callback(dict(info, elapsed=now)):
+            stopped.append("callback")
+        elif max_seconds is not None and now >= max_seconds:
+            stopped.append("time_budget")
+        return bool(stopped)
 
     X = _check_X(X)
     n, d = X.shape
@@ -1155,9 +1200,30 @@ def certified_flattest(
         rows = [np.arange(n)] * signs.shape[0]
     pats = _Patterns(signs, rows, inner, exact)
     times["patterns"] = time.perf_counter() - t0
+    if max_seconds is not None and times["patterns"] >= max_seconds:
+        raise TimeoutError(
+            f"certified_flattest: max_seconds = {max_seconds:g} spent on the {signs.shape[0]} activation patterns "
+            f"({times['patterns']:.3g} s) before the first cone solve: no valid answer yet (raise max_seconds, "
+            "or patterns='sampled' with fewer n_patterns)"
+        )
 
     t1 = time.perf_counter()
-    solve = {"clarabel": _solve_clarabel, "scs": _solve_scs, "ecos": _solve_ecos, "cvxpy": _solve_cvxpy}[solver]
+    solve_any = {"clarabel": _solve_clarabel, "scs": _solve_scs, "ecos": _solve_ecos, "cvxpy": _solve_cvxpy}[solver]
+    solved = []
+
+    def solve(q, A, b, cones, tol, verbose=False):  # Clarabel's first solve: limited to the time left
+        if max_seconds is None or solver != "clarabel" or solved:
+            return solve_any(q, A, b, cones, tol, verbose)
+        left = max(max_seconds - (time.perf_counter() - t0), 1e-3)
+        out = _solve_clarabel(q, A, b, cones, tol, verbose, time_limit=left)
+        if out[1] == "MaxTime":
+            raise TimeoutError(
+                f"certified_flattest: max_seconds = {max_seconds:g} ran out in the first cone solve "
+                f"({A.shape[1]} variables): no valid answer yet (raise max_seconds, or use fewer patterns)"
+            )
+        solved.append(True)
+        return out
+
     nv = r + 1
     pricing = {"rounds": 0, "added": 0, "max_ratio": None}
     rng_p = np.random.default_rng([seed, 1])
@@ -1166,7 +1232,7 @@ def certified_flattest(
         # every cell priced, few in the program (docs/convex.md section 3)
         times["assemble"] = 0.0
         pats, x, status, obj, z, pricing, groups, kappa, Ls, A = _exact_by_pricing(
-            Xr, y, neg, pats, solve, solver, tol, pricing_rounds, rng_p, verbose, warm_dirs
+            Xr, y, neg, pats, solve, solver, tol, pricing_rounds, rng_p, verbose, warm_dirs, stop=stop
         )
         if pricing["max_ratio"] > 1.0 + 1e-6:
             certificate = "upper_bound"  # rounds exhausted: bound and lower_bound bracket the optimum
@@ -1183,6 +1249,8 @@ def certified_flattest(
     # optimum's multipliers violate, re-solve, until none is found
     xn = np.linalg.norm(Xr, axis=1)
     for _ in range(0 if exact else pricing_rounds):
+        if stop(pricing["rounds"], obj):
+            break
         lam = -z[:n] / xn  # multipliers of sum g D_P X u = y (rows were scaled by 1/||x_j||)
         new, inner_new, vmax = _price(Xr, lam, neg, pats.signs, x.reshape(-1, nv)[:, :r], rng_p)
         pricing["max_ratio"] = vmax
@@ -1271,6 +1339,7 @@ def certified_flattest(
         "solver_objective": obj,
         "rank": r,
         "pricing": pricing,
+        "stopped": stopped[0] if stopped else None,
     }
     return ConvexResult(
         W=W,
