@@ -2,7 +2,7 @@
 
 A sweep file (TOML, see :mod:`flatext.sweeps.config` and ``docs/sweeps.md``)
 names a grid of cells; each cell draws data from a teacher, runs a method
-(gd, sam, project, flattest, memorize, random) and measures the result with
+(gd, sam, label_noise_sgd, project, flattest, memorize, random) and measures the result with
 :func:`flatext.measure`. Rows are written to Parquet as cells finish,
 crash-safely, and a rerun resumes. Submodules: ``config`` (schema, validation,
 grid), ``cells`` (one cell -> one row), ``executor`` (local processes or

@@ -2,7 +2,7 @@
 
 =====================  ==================================================================
 ``ok``                 the method ran and delivered what it promises: an interpolator
-                       method (gd, sam, project, flattest, memorize) interpolates to its
+                       method (gd, sam, label_noise_sgd, project, flattest, memorize) meets its
                        tolerance; ``random`` promises nothing more than a network
 ``diverged``           the trainer stopped at a non-finite loss, gradient or parameter
                        (``reason = "diverged"``); the row measures the last finite point
