@@ -203,33 +203,18 @@ def _lr(v):
 
 # Method algorithms: parameter -> (checker, default). A None default is not
 # passed on: the flatext function's own default applies.
+_STEPS = {"max_iter": (_pos_int, None), "tol": (_nonneg_num, None)}  # the trainers' shared parameters
+_POLISH = {"polish_factor": (_pos_num, None), "polish_max_iter": (_pos_int, None), "max_seconds": (_pos_num, None)}
 METHODS = {
     "random": {},
-    "gd": {
-        "lr": (_lr, None),
-        "max_iter": (_pos_int, None),
-        "tol": (_nonneg_num, None),
-        "polish_factor": (_pos_num, None),
-        "polish_max_iter": (_pos_int, None),
-        "max_seconds": (_pos_num, None),
-    },
-    "sam": {
-        "lr": (_lr, None),
-        "rho": (_pos_num, None),
-        "max_iter": (_pos_int, None),
-        "tol": (_nonneg_num, None),
-        "polish_factor": (_pos_num, None),
-        "polish_max_iter": (_pos_int, None),
-        "max_seconds": (_pos_num, None),
-    },
+    "gd": {"lr": (_lr, None), **_STEPS, **_POLISH},
+    "sam": {"lr": (_lr, None), "rho": (_pos_num, None), **_STEPS, **_POLISH},
     "label_noise_sgd": {
         "lr": (_lr, None),
         "noise": (_nonneg_num, None),
         "batch": (_pos_int, None),
-        "max_iter": (_pos_int, None),
-        "tol": (_nonneg_num, None),
-        "polish_max_iter": (_pos_int, None),
-        "max_seconds": (_pos_num, None),
+        **_STEPS,
+        **{k: v for k, v in _POLISH.items() if k != "polish_factor"},  # its polish runs whenever polish is on
     },
     "project": {"tol": (_pos_num, None), "max_iter": (_pos_int, None)},
     "flattest": {
