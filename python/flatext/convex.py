@@ -1006,6 +1006,56 @@ def _check_status(solver, status, x):
         )
 
 
+class _Budget:
+    """``max_seconds`` and ``callback`` of :func:`certified_flattest`: checked after each cone solve
+    (``stop``); Clarabel's first solve is limited to the time left (``solver``)."""
+
+    def __init__(self, t0, max_seconds, callback, solver):
+        if max_seconds is not None and not (
+            isinstance(max_seconds, (int, float)) and not isinstance(max_seconds, bool) and 0 < max_seconds < math.inf
+        ):
+            raise ValueError(f"max_seconds must be a number > 0 or None; got {max_seconds!r}")
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable; got {type(callback).__name__}")
+        self.t0, self.max_seconds, self.callback, self.name = t0, max_seconds, callback, solver
+        self.stopped = None  # "time_budget" or "callback" once the rounds were cut
+        self.solved = False
+
+    def check_patterns(self, count):
+        spent = time.perf_counter() - self.t0
+        if self.max_seconds is not None and spent >= self.max_seconds:
+            raise TimeoutError(
+                f"certified_flattest: max_seconds = {self.max_seconds:g} spent on the {count} activation patterns "
+                f"({spent:.3g} s) before the first cone solve: no valid answer yet (raise max_seconds, "
+                "or patterns='sampled' with fewer n_patterns)"
+            )
+
+    def stop(self, rounds, objective):
+        now = time.perf_counter() - self.t0
+        info = {"stage": "pricing" if rounds else "solve", "round": int(rounds), "objective": float(objective)}
+        if self.callback is not None and self.callback(dict(info, elapsed=now)):
+            self.stopped = "callback"
+        elif self.max_seconds is not None and now >= self.max_seconds:
+            self.stopped = "time_budget"
+        return self.stopped is not None
+
+    def solver(self, solve_any):
+        def solve(q, A, b, cones, tol, verbose=False):
+            if self.max_seconds is None or self.name != "clarabel" or self.solved:
+                return solve_any(q, A, b, cones, tol, verbose)
+            left = max(self.max_seconds - (time.perf_counter() - self.t0), 1e-3)
+            out = _solve_clarabel(q, A, b, cones, tol, verbose, time_limit=left)
+            if out[1] == "MaxTime":
+                raise TimeoutError(
+                    f"certified_flattest: max_seconds = {self.max_seconds:g} ran out in the first cone solve "
+                    f"({A.shape[1]} variables): no valid answer yet (raise max_seconds, or use fewer patterns)"
+                )
+            self.solved = True
+            return out
+
+        return solve
+
+
 def certified_flattest(
     X,
     y,
@@ -1109,22 +1159,7 @@ def certified_flattest(
     ConvexResult
     """
     t0 = time.perf_counter()
-    if max_seconds is not None and not (
-        isinstance(max_seconds, (int, float)) and not isinstance(max_seconds, bool) and 0 < max_seconds < math.inf
-    ):
-        raise ValueError(f"max_seconds must be a number > 0 or None; got {max_seconds!r}")
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable; got {type(callback).__name__}")
-    stopped = []
-
-    def stop(rounds, objective):  # after each solve: the callback, then the budget
-        now = time.perf_counter() - t0
-        info = {"stage": "pricing" if rounds else "solve", "round": int(rounds), "objective": float(objective)}
-        if callback is not None and callback(dict(info, elapsed=now)):
-            stopped.append("callback")
-        elif max_seconds is not None and now >= max_seconds:
-            stopped.append("time_budget")
-        return bool(stopped)
+    budget = _Budget(t0, max_seconds, callback, solver)
 
     X = _check_X(X)
     n, d = X.shape
@@ -1200,30 +1235,12 @@ def certified_flattest(
         rows = [np.arange(n)] * signs.shape[0]
     pats = _Patterns(signs, rows, inner, exact)
     times["patterns"] = time.perf_counter() - t0
-    if max_seconds is not None and times["patterns"] >= max_seconds:
-        raise TimeoutError(
-            f"certified_flattest: max_seconds = {max_seconds:g} spent on the {signs.shape[0]} activation patterns "
-            f"({times['patterns']:.3g} s) before the first cone solve: no valid answer yet (raise max_seconds, "
-            "or patterns='sampled' with fewer n_patterns)"
-        )
+    budget.check_patterns(signs.shape[0])
 
     t1 = time.perf_counter()
-    solve_any = {"clarabel": _solve_clarabel, "scs": _solve_scs, "ecos": _solve_ecos, "cvxpy": _solve_cvxpy}[solver]
-    solved = []
-
-    def solve(q, A, b, cones, tol, verbose=False):  # Clarabel's first solve: limited to the time left
-        if max_seconds is None or solver != "clarabel" or solved:
-            return solve_any(q, A, b, cones, tol, verbose)
-        left = max(max_seconds - (time.perf_counter() - t0), 1e-3)
-        out = _solve_clarabel(q, A, b, cones, tol, verbose, time_limit=left)
-        if out[1] == "MaxTime":
-            raise TimeoutError(
-                f"certified_flattest: max_seconds = {max_seconds:g} ran out in the first cone solve "
-                f"({A.shape[1]} variables): no valid answer yet (raise max_seconds, or use fewer patterns)"
-            )
-        solved.append(True)
-        return out
-
+    solve = budget.solver(
+        {"clarabel": _solve_clarabel, "scs": _solve_scs, "ecos": _solve_ecos, "cvxpy": _solve_cvxpy}[solver]
+    )
     nv = r + 1
     pricing = {"rounds": 0, "added": 0, "max_ratio": None}
     rng_p = np.random.default_rng([seed, 1])
@@ -1232,7 +1249,7 @@ def certified_flattest(
         # every cell priced, few in the program (docs/convex.md section 3)
         times["assemble"] = 0.0
         pats, x, status, obj, z, pricing, groups, kappa, Ls, A = _exact_by_pricing(
-            Xr, y, neg, pats, solve, solver, tol, pricing_rounds, rng_p, verbose, warm_dirs, stop=stop
+            Xr, y, neg, pats, solve, solver, tol, pricing_rounds, rng_p, verbose, warm_dirs, stop=budget.stop
         )
         if pricing["max_ratio"] > 1.0 + 1e-6:
             certificate = "upper_bound"  # rounds exhausted: bound and lower_bound bracket the optimum
@@ -1249,7 +1266,7 @@ def certified_flattest(
     # optimum's multipliers violate, re-solve, until none is found
     xn = np.linalg.norm(Xr, axis=1)
     for _ in range(0 if exact else pricing_rounds):
-        if stop(pricing["rounds"], obj):
+        if budget.stop(pricing["rounds"], obj):
             break
         lam = -z[:n] / xn  # multipliers of sum g D_P X u = y (rows were scaled by 1/||x_j||)
         new, inner_new, vmax = _price(Xr, lam, neg, pats.signs, x.reshape(-1, nv)[:, :r], rng_p)
@@ -1339,7 +1356,7 @@ def certified_flattest(
         "solver_objective": obj,
         "rank": r,
         "pricing": pricing,
-        "stopped": stopped[0] if stopped else None,
+        "stopped": budget.stopped,
     }
     return ConvexResult(
         W=W,
