@@ -236,3 +236,15 @@ def test_max_seconds_is_respected_and_the_point_is_the_unbudgeted_run_s():
     assert np.array_equal(same.W, r.W) and np.array_equal(same.a, r.a) and same.loss == r.loss
     assert r.loss < fx.loss(W, a, X, y)
     assert r.history["iteration"][-1] == r.iterations
+
+
+def test_a_loss_below_tol_is_not_an_interpolator_without_a_converged_polish():
+    W, a, X, y = problem()
+    r = train(W, a, X, y, lr=0.2, max_iter=5000, tol=1e-3, polish_max_iter=1)  # one Gauss-Newton step
+    res = np.max(np.abs(fx.forward(r.W, r.a, X) - y))
+    assert r.converged and r.reason == "tol" and r.polish == "improved" and res > 1e-10
+    assert not r.interpolating
+    full = train(W, a, X, y, lr=0.2, max_iter=5000, tol=1e-3)
+    assert full.polish == "converged" and full.interpolating
+    off = train(W, a, X, y, lr=0.2, max_iter=5000, tol=1e-3, polish=False)
+    assert off.interpolating == (fx.loss(off.W, off.a, X, y) <= 1e-3)  # polish off: training's own tol

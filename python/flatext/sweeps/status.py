@@ -6,9 +6,9 @@
                        tolerance; ``random`` promises nothing more than a network
 ``diverged``           the trainer stopped at a non-finite loss, gradient or parameter
                        (``reason = "diverged"``); the row measures the last finite point
-``not_interpolating``  an interpolator method ended above its tolerance: gd/sam reached
-                       neither ``tol`` nor a converged polish (e.g. ``reason =
-                       "max_iter"`` or ``"time_budget"``, ``polish = "improved"``);
+``not_interpolating``  an interpolator method ended above its tolerance: a trainer whose
+                       polish did not converge (``polish`` "skipped", "improved", "no
+                       improvement", "failed"; polish off: loss above ``tol``);
                        project, flattest or memorize with a max residual above theirs
 ``failed``             the method raised (message in ``error``); no measurements
 =====================  ==================================================================
