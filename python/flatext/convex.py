@@ -76,7 +76,9 @@ class ConvexResult:
     max_residual : float
         ``max_j |f(x_j) - y_j|`` of the returned network.
     info : dict
-        Timings of the parts, sizes of the cone program, and ``pricing`` (the
+        Timings of the parts, sizes of the cone program, ``stopped``
+        (``"time_budget"``, ``"callback"`` or None: what ended the pricing
+        rounds early), and ``pricing`` (the
         column generation's rounds, cells added, largest dual ratio; in exact
         mode with pricing also ``lower_bound``, a lower bound of the global
         optimum from the dual multipliers, and ``priced_exactly``).
@@ -355,7 +357,7 @@ def _socp_blocks(Xr, y, pats, neg, groups, kappa, Ls):
     return q, A, b, (n, row_nn, soc_dims)
 
 
-def _solve_clarabel(q, A, b, cones, tol, verbose=False):
+def _solve_clarabel(q, A, b, cones, tol, verbose=False, time_limit=None):
 
     n0, n1, socs = cones
     K = [clarabel.ZeroConeT(n0)]
@@ -368,6 +370,8 @@ def _solve_clarabel(q, A, b, cones, tol, verbose=False):
     st.tol_gap_rel = tol
     st.tol_feas = tol
     st.max_iter = 500
+    if time_limit is not None:
+        st.time_limit = float(time_limit)  # status "MaxTime" when it runs out
     P = sp.csc_matrix((A.shape[1], A.shape[1]))
     sol = clarabel.DefaultSolver(P, q, A, b, K, st).solve()
     status = str(sol.status).split(".")[-1]
@@ -687,7 +691,9 @@ def _tiered_ratios(Xr, lam, neg, S, threshold):
     return ub
 
 
-def _exact_by_pricing(Xr, y, neg, pats, solve, solver, tol, rounds, rng, verbose, warm_dirs=None, thr=1.0 + 1e-6):
+def _exact_by_pricing(
+    Xr, y, neg, pats, solve, solver, tol, rounds, rng, verbose, warm_dirs=None, thr=1.0 + 1e-6, stop=None
+):
     """The cone program over every enumerated cell, solved by column generation.
 
     Starts from ``max(200, 4n)`` random cells and those of ``warm_dirs``
@@ -700,7 +706,8 @@ def _exact_by_pricing(Xr, y, neg, pats, solve, solver, tol, rounds, rng, verbose
     restricted optimum is the global one. The certificate: lam / max(1, rho_max)
     is feasible for the dual of the full program (rho_max the largest ratio over
     all cells, the program's own cells included), so ``lam.y / max(1, rho_max)``
-    is a lower bound of the global optimum.
+    is a lower bound of the global optimum. ``stop(rounds, objective)``, called
+    after each solve, ends the rounds early when it returns True (a time budget).
     Returns (restricted patterns, x, status, obj, z, pricing dict, groups, kappa, factors, A).
     """
     n, r = Xr.shape
@@ -759,7 +766,7 @@ def _exact_by_pricing(Xr, y, neg, pats, solve, solver, tol, rounds, rng, verbose
             need = need[np.argsort(-ub[need])]
             ratio[need] = price(need)
         viol = out[ratio[out] > thr]
-        done = viol.size == 0 or pricing["rounds"] >= rounds
+        done = viol.size == 0 or pricing["rounds"] >= rounds or (stop is not None and stop(pricing["rounds"], obj))
         if done:
             # the certificate also needs the program's own cells (dual feasible to the solver's
             # accuracy): their exact ratios where the bound exceeds 1
@@ -1018,6 +1025,56 @@ def _check_status(solver, status, x):
         )
 
 
+class _Budget:
+    """``max_seconds`` and ``callback`` of :func:`certified_flattest`: checked after each cone solve
+    (``stop``); Clarabel's first solve is limited to the time left (``solver``)."""
+
+    def __init__(self, t0, max_seconds, callback, solver):
+        if max_seconds is not None and not (
+            isinstance(max_seconds, (int, float)) and not isinstance(max_seconds, bool) and 0 < max_seconds < math.inf
+        ):
+            raise ValueError(f"max_seconds must be a number > 0 or None; got {max_seconds!r}")
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable; got {type(callback).__name__}")
+        self.t0, self.max_seconds, self.callback, self.name = t0, max_seconds, callback, solver
+        self.stopped = None  # "time_budget" or "callback" once the rounds were cut
+        self.solved = False
+
+    def check_patterns(self, count):
+        spent = time.perf_counter() - self.t0
+        if self.max_seconds is not None and spent >= self.max_seconds:
+            raise TimeoutError(
+                f"certified_flattest: max_seconds = {self.max_seconds:g} spent on the {count} activation patterns "
+                f"({spent:.3g} s) before the first cone solve: no valid answer yet (raise max_seconds, "
+                "or patterns='sampled' with fewer n_patterns)"
+            )
+
+    def stop(self, rounds, objective):
+        now = time.perf_counter() - self.t0
+        info = {"stage": "pricing" if rounds else "solve", "round": int(rounds), "objective": float(objective)}
+        if self.callback is not None and self.callback(dict(info, elapsed=now)):
+            self.stopped = "callback"
+        elif self.max_seconds is not None and now >= self.max_seconds:
+            self.stopped = "time_budget"
+        return self.stopped is not None
+
+    def solver(self, solve_any):
+        def solve(q, A, b, cones, tol, verbose=False):
+            if self.max_seconds is None or self.name != "clarabel" or self.solved:
+                return solve_any(q, A, b, cones, tol, verbose)
+            left = max(self.max_seconds - (time.perf_counter() - self.t0), 1e-3)
+            out = _solve_clarabel(q, A, b, cones, tol, verbose, time_limit=left)
+            if out[1] == "MaxTime":
+                raise TimeoutError(
+                    f"certified_flattest: max_seconds = {self.max_seconds:g} ran out in the first cone solve "
+                    f"({A.shape[1]} variables): no valid answer yet (raise max_seconds, or use fewer patterns)"
+                )
+            self.solved = True
+            return out
+
+        return solve
+
+
 def certified_flattest(
     X,
     y,
@@ -1034,6 +1091,8 @@ def certified_flattest(
     pricing_rounds=None,
     pricing_max_add=None,
     verbose=False,
+    max_seconds=None,
+    callback=None,
 ):
     """The flattest interpolator of a piecewise-linear two-layer network, by a cone program.
 
@@ -1101,12 +1160,33 @@ def certified_flattest(
         violated first.
     verbose : bool
         The solver's log.
+    max_seconds : float, optional
+        Wall-clock budget (> 0; None: none), checked after each cone solve
+        (between pricing rounds). When it runs out the rounds stop and the
+        last program's optimum, an interpolator, is returned as usual
+        (certificate ``"upper_bound"`` unless no violated cell was left;
+        ``info["stopped"] == "time_budget"``): a valid answer, never a
+        non-interpolator. The enumeration of the cells and the first solve
+        are not cut, except that Clarabel's first solve gets the time left
+        as its own limit: a budget spent before the first solve ends raises a
+        ``TimeoutError`` (no valid answer exists yet). A pricing round's solve
+        is not cut, and the final placement of the neurons
+        (``info["times"]["polish"]``) runs after the check: the call ends
+        within about one round and that placement past the budget.
+    callback : callable, optional
+        ``callback(info)`` after each cone solve that a pricing round may
+        follow (with ``pricing_rounds > 0``), ``info`` a dict with
+        ``stage`` (``"solve"`` or ``"pricing"``), ``round``, ``objective``
+        (the program's optimum so far, an upper bound) and ``elapsed``
+        (seconds); return True to stop the rounds there
+        (``info["stopped"] == "callback"``).
 
     Returns
     -------
     ConvexResult
     """
     t0 = time.perf_counter()
+    budget = _Budget(t0, max_seconds, callback, solver)
 
     X = _check_X(X)
     n, d = X.shape
@@ -1188,9 +1268,12 @@ def certified_flattest(
         rows = [np.arange(n)] * signs.shape[0]
     pats = _Patterns(signs, rows, inner, exact)
     times["patterns"] = time.perf_counter() - t0
+    budget.check_patterns(signs.shape[0])
 
     t1 = time.perf_counter()
-    solve = {"clarabel": _solve_clarabel, "scs": _solve_scs, "ecos": _solve_ecos, "cvxpy": _solve_cvxpy}[solver]
+    solve = budget.solver(
+        {"clarabel": _solve_clarabel, "scs": _solve_scs, "ecos": _solve_ecos, "cvxpy": _solve_cvxpy}[solver]
+    )
     nv = r + 1
     pricing = {"rounds": 0, "added": 0, "max_ratio": None}
     rng_p = np.random.default_rng([seed, 1])
@@ -1199,7 +1282,7 @@ def certified_flattest(
         # every cell priced, few in the program (docs/convex.md section 3)
         times["assemble"] = 0.0
         pats, x, status, obj, z, pricing, groups, kappa, Ls, A = _exact_by_pricing(
-            Xr, y, neg, pats, solve, solver, tol, pricing_rounds, rng_p, verbose, warm_dirs
+            Xr, y, neg, pats, solve, solver, tol, pricing_rounds, rng_p, verbose, warm_dirs, stop=budget.stop
         )
         if pricing["max_ratio"] > 1.0 + 1e-6:
             certificate = "upper_bound"  # rounds exhausted: bound and lower_bound bracket the optimum
@@ -1216,6 +1299,8 @@ def certified_flattest(
     # optimum's multipliers violate, re-solve, until none is found
     xn = np.linalg.norm(Xr, axis=1)
     for _ in range(0 if exact else pricing_rounds):
+        if budget.stop(pricing["rounds"], obj):
+            break
         lam = -z[:n] / xn  # multipliers of sum g D_P X u = y (rows were scaled by 1/||x_j||)
         new, inner_new, vmax = _price(
             Xr, lam, neg, pats.signs, x.reshape(-1, nv)[:, :r], rng_p, max_add=pricing_max_add
@@ -1307,6 +1392,7 @@ def certified_flattest(
         "solver_objective": obj,
         "rank": r,
         "pricing": pricing,
+        "stopped": budget.stopped,
     }
     return ConvexResult(
         W=W,
