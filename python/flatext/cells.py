@@ -31,6 +31,7 @@ of :func:`flatext.certified_flattest` prices every cell, for small arrangements)
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,7 +63,7 @@ class CellsOutcome:
     lower_bound: float  # lam.y / max(1, max_ratio): a lower bound over the cells tried only
     cells: int  # patterns in the final program
     rounds: int  # pricing rounds run
-    reason: str  # "restricted_optimum" (no violated candidate) or "pricing_rounds"
+    reason: str  # "restricted_optimum" (no violated candidate), "pricing_rounds" or "time_budget"
     penalty_calls: int  # objective evaluations of the penalty path
     max_residual: float
 
@@ -120,14 +121,21 @@ def cell_sparse(
     max_add=20,
     seed=0,
     tol=1e-8,
+    max_seconds=None,
 ):
     """The cell-sparse flattest interpolator (module docstring): penalty path from the ``width``
     largest neurons of ``(W0, a0)``, active cells (with those of ``networks``), restricted
     program grown by pricing, exact network of width ``m``.
 
+    ``max_seconds`` bounds the pricing rounds (:func:`flatext.certified_flattest`'s budget, from
+    the end of the penalty path): when it runs out the last program's network is returned
+    (reason ``"time_budget"``).
+
     Raises RuntimeError / ValueError as :func:`flatext.certified_flattest` does (an inaccurate
-    solve; an optimum needing more than ``m`` neurons).
+    solve; an optimum needing more than ``m`` neurons), TimeoutError if the budget ends before
+    the first program is solved.
     """
+    t0 = time.perf_counter()
     X = np.ascontiguousarray(X, dtype=np.float64)
     y = np.ascontiguousarray(y, dtype=np.float64)
     Wp, ap = _start_rows(W0, a0, width)
@@ -149,10 +157,13 @@ def cell_sparse(
         tol=tol,
         pricing_rounds=pricing_rounds,
         pricing_max_add=max_add,
+        max_seconds=None if max_seconds is None else max(max_seconds - (time.perf_counter() - t0), 1e-3),
     )
     pr = q.info["pricing"]
     max_ratio = float(pr["max_ratio"]) if pr["max_ratio"] is not None else float("nan")
     reason = "restricted_optimum" if max_ratio <= 1.0 + 1e-6 else "pricing_rounds"
+    if q.info.get("stopped") == "time_budget":
+        reason = "time_budget"
     return CellsOutcome(
         W=q.W,
         a=q.a,

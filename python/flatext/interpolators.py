@@ -614,8 +614,9 @@ def flattest_interpolator(
     - ``"krylov_not_converged"``: the CG solve of the projection missed
       ``cg_rtol`` within ``cg_max_iter`` iterations (no step taken);
     - ``"max_iter"``; ``"callback"``: ``callback(info)`` returned True;
-    - ``"time_budget"``: ``max_seconds`` ran out (the last accepted point is
-      returned; it interpolates);
+    - ``"time_budget"``: ``max_seconds`` ran out (the last accepted point, or
+      the cell-sparse method's last program's network, is returned; it
+      interpolates);
     - (``"cells"``) ``"restricted_optimum"``: no candidate cell of the last
       pricing round violates its dual constraint (``converged=True``);
       ``"pricing_rounds"``: the rounds ran out first.
@@ -706,8 +707,10 @@ def flattest_interpolator(
     method : {"auto", "manifold", "cells"}
         See above.
     max_seconds : float, optional
-        Time budget of the search: checked before each step (a step can run
-        past it); the polish is skipped once it is spent. The point returned
+        Time budget of the call: the search checks it before each step (a step
+        can run past it); the polish is skipped once it is spent; the
+        cell-sparse method's pricing rounds stop at it (one cone solve and the
+        exact construction of the network can run past it). The point returned
         interpolates.
     cells_width : int, optional
         Width of the cell-sparse method's penalty path (default
@@ -737,13 +740,14 @@ def flattest_interpolator(
         cg_rank=_rank_arg(cg_rank),
     )
     width = _cells_width_arg(cells_width, n, np.shape(W0)[0])
+    cells_kw = dict(neg=c, width=width, seed=seed)
     if method == "cells":
-        res = _cells_or_search(W0, a0, X, y, c, tol, seed, width, (p, solver, kw, loop))
+        res = _cells_or_search(W0, a0, X, y, tol, cells_kw, (p, solver, kw, loop))
     else:
         start = _project_start(W0, a0, X, y, p, c, tol, solver, kw.get("cg_rank"))
         res = _search(start.W, start.a, X, y, p, c, tol, solver, kw, loop)
         if method == "manifold+cells":
-            res = _cells_after_search(res, W0, a0, X, y, c, tol, seed, width)
+            res = _cells_after_search(res, W0, a0, X, y, tol, cells_kw, deadline)
         elif polish == "convex" or (polish == "auto" and _auto_polish(p, c, n, d)):
             if deadline is None or time.perf_counter() < deadline:
                 res = _convex_polish(res, X, y, c, tol, polish_rounds, seed)
@@ -944,29 +948,38 @@ def _cells_outcome_result(o, X, y, c, tol, dtype, base=None, message=""):
     )
 
 
-def _cells_or_search(W0, a0, X, y, c, tol, seed, width, search_args):
+def _remaining(deadline):
+    return None if deadline is None else deadline - time.perf_counter()
+
+
+def _cells_or_search(W0, a0, X, y, tol, cells_kw, search_args):
     """``method="cells"``; if it fails, the manifold search, with the failure in ``message``."""
     dtype = np.asarray(W0).dtype
+    c = cells_kw["neg"]
+    p, solver, kw, loop = search_args
     try:
-        o = cell_sparse(W0, a0, X, y, neg=c, m=np.shape(W0)[0], width=width, seed=seed)
+        o = cell_sparse(W0, a0, X, y, m=np.shape(W0)[0], max_seconds=_remaining(loop.deadline), **cells_kw)
         res = _cells_outcome_result(o, X, y, c, tol, dtype)
         why = "its network does not interpolate to tol" if res is None else ""
-    except (RuntimeError, ValueError) as e:
+    except (RuntimeError, ValueError, TimeoutError) as e:
         res, why = None, str(e)
     if res is not None:
         return res
-    p, solver, kw, loop = search_args
     start = _project_start(W0, a0, X, y, p, c, tol, solver, kw.get("cg_rank"))
     res = _search(start.W, start.a, X, y, p, c, tol, solver, kw, loop)
     return replace(res, message=f"the cell-sparse method failed ({why}); this is the manifold search's point")
 
 
-def _cells_after_search(res, W0, a0, X, y, c, tol, seed, width):
+def _cells_after_search(res, W0, a0, X, y, tol, cells_kw, deadline):
     """``method="auto"`` at moderate n: the cell-sparse method with the search's cells among its
     first, the flatter interpolator of the two returned."""
+    c = cells_kw["neg"]
+    left = _remaining(deadline)
+    if left is not None and left <= 0:
+        return replace(res, message="the cell-sparse method was skipped: max_seconds reached")
     try:
-        o = cell_sparse(W0, a0, X, y, neg=c, m=res.W.shape[0], width=width, networks=[(res.W, res.a)], seed=seed)
-    except (RuntimeError, ValueError) as e:
+        o = cell_sparse(W0, a0, X, y, m=res.W.shape[0], networks=[(res.W, res.a)], max_seconds=left, **cells_kw)
+    except (RuntimeError, ValueError, TimeoutError) as e:
         return replace(res, message=f"the cell-sparse method failed ({e}); this is the search's point")
     new = _cells_outcome_result(o, X, y, c, tol, res.W.dtype, base=res)
     if new is None:
