@@ -6,7 +6,7 @@ Every measurement runs in a fresh subprocess, because the settings under test
 first) are read once, when the runtimes load. Medians over interleaved rounds;
 ratios are taken within one subprocess.
 
-Scenarios (issue 12):
+Scenarios:
 
 ``numpy``  one process alternates numpy's ``X @ W.T`` with a flatext kernel
            (no sleeps), 2 threads, (8192, 256, 1024), float64 and float32:

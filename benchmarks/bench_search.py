@@ -19,8 +19,12 @@ Usage::
     python benchmarks/bench_search.py            # sizes 256/1024/2048, p = 2
     python benchmarks/bench_search.py --quick    # sizes 128/512, few repeats
     python benchmarks/bench_search.py --power 1  # ReLU
-    python benchmarks/bench_search.py --scale --sizes 1000 2000 4000 8000   # issue 11: d=20, m=2n, ReLU,
+    python benchmarks/bench_search.py --scale --sizes 1000 2000 4000 8000   # d=20, m=2n, ReLU,
                                                  # Cholesky vs CG per iteration, whole search up to --whole-max
+    python benchmarks/bench_search.py --methods scale [--sizes 1000 2000] [--noise 0 0.3]
+    python benchmarks/bench_search.py --methods planted
+                                                 # the manifold search beside the cell-sparse method
+                                                 # (benchmarks/bench_methods.py)
 
 Timings on a shared machine are noisy: compare ratios, not absolute numbers.
 """
@@ -327,7 +331,7 @@ def run(n, d, m, iters, repeats, p, c, do_torch):
     return row
 
 
-# ---------------------------------------------------------------- scale (issue 11)
+# ---------------------------------------------------------------- scale
 def scale_problem(n, d, seed=0):
     """Gaussian inputs, labels from a sum of three ReLU single-index teachers; start N(0, 1/d), N(0, 1/m)."""
     from flatext import teachers
@@ -424,8 +428,12 @@ def main_scale(args):
 def main():
     import sys
 
+    if "--methods" in sys.argv:  # the manifold search beside the cell-sparse method
+        from bench_methods import main as main_methods
+
+        return main_methods(sys.argv[1:])
     if "--scale" in sys.argv:
-        ap = argparse.ArgumentParser(description="search scaling (issue 11): per-iteration and whole-search time")
+        ap = argparse.ArgumentParser(description="search scaling: per-iteration and whole-search time")
         ap.add_argument("--scale", action="store_true")
         ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000, 4000, 8000])
         ap.add_argument("--d", type=int, default=20)

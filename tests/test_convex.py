@@ -200,7 +200,7 @@ def test_random_interpolators_and_search_never_beat_it(neg):
         W0 = rng.standard_normal((m, d))
         a0 = rng.standard_normal(m) / math.sqrt(m)
         try:
-            sr = fx.flattest_interpolator(W0, a0, X, y, neg=neg, max_iter=150)
+            sr = fx.flattest_interpolator(W0, a0, X, y, neg=neg, max_iter=150, polish=None)
         except ValueError:  # the start could not be projected onto the interpolators
             sr = None
         if sr is not None and sr.max_residual <= 1e-6:
@@ -265,7 +265,8 @@ def test_solvers_agree():
 
 
 # ----------------------------------------------------------------------------- errors
-@pytest.mark.parametrize("neg", NEGS)
+# the ReLU case in the quick tier, the other activations in the slow one (a cone program per round)
+@pytest.mark.parametrize("neg", [pytest.param(v, marks=[] if v == 0.0 else [pytest.mark.slow]) for v in NEGS])
 def test_column_generation_reaches_the_enumerated_optimum(neg):
     # few sampled cells alone stay above the global optimum; the pricing step adds the
     # cells whose dual constraint the multipliers violate until the optimum is reached
@@ -383,7 +384,9 @@ def test_output_layer_solve_reports_rank_deficient_features():
 
 
 # ------------------------------------------------------------------- exact mode by column generation
-@pytest.mark.parametrize("neg", [0.0, -0.25, 0.5, 1.0])
+@pytest.mark.parametrize(
+    "neg", [pytest.param(v, marks=[] if v == 0.0 else [pytest.mark.slow]) for v in (0.0, -0.25, 0.5, 1.0)]
+)
 def test_exact_column_generation_matches_the_full_program(neg):
     # n = 30, d = 3: 872 cells, above the 2 max(200, 4n) where exact mode prices instead of
     # solving over all of them; the full program (pricing_rounds=0) is the independent optimum
@@ -402,6 +405,7 @@ def test_exact_column_generation_matches_the_full_program(neg):
         assert cg.bound * (1 - 1e-7) <= cg.value <= cg.bound * (1 + 1e-5)
 
 
+@pytest.mark.slow  # the full program and a pricing run on the same arrangement
 def test_exact_column_generation_stopped_early_is_an_upper_bound_with_a_lower_bound():
     # one pricing round is not enough here: the certificate must say so, and the dual bound
     # must still sit below the optimum (by about 1 %: the unpriced cells' violation)

@@ -109,6 +109,7 @@ def test_installed_layout_matches_sources():
 
 
 @needs_toolchain
+@pytest.mark.slow  # CMake/compiler builds
 def test_find_package_config_backends(tmp_path):
     # configure-only probe: what flatext::flatext brings along, and the Eigen fallback
     src = tmp_path / "probe"
@@ -143,6 +144,7 @@ def test_find_package_config_backends(tmp_path):
 
 
 @needs_toolchain
+@pytest.mark.slow  # CMake/compiler builds
 def test_cpp_core_tests_pass(builds):
     build, log = builds["tests"]
     assert "Found flatext" in log
@@ -180,6 +182,7 @@ def _splitmix_uniform(state, k):
 
 
 @needs_toolchain
+@pytest.mark.slow  # CMake/compiler builds
 def test_example_program_lowers_the_trace(builds):
     build, log = builds["example"]
     n, d, m, steps = 60, 5, 16, 6
@@ -230,6 +233,7 @@ def test_cli_paths(capsys):
 
 
 @needs_toolchain
+@pytest.mark.slow  # CMake/compiler builds
 def test_relocated_config_without_python_falls_back_to_eigen(tmp_path):
     # A copy of the installed tree in a prefix no interpreter knows, asked through an
     # interpreter without site-packages: OpenBLAS cannot be found, so the config must
@@ -306,6 +310,7 @@ def _example_data(n, d, m, power):
 
 
 @needs_toolchain
+@pytest.mark.slow  # CMake/compiler builds
 def test_lbfgs_example_converges(builds, tmp_path):
     build, _ = builds["example"]
     n, d, m, lam = 120, 6, 16, 0.01
@@ -374,6 +379,7 @@ def _normalised_asm(path):
 
 
 @needs_toolchain
+@pytest.mark.slow  # CMake/compiler builds
 def test_documented_compile_line_matches_cmake_codegen(tmp_path):
     # docs/cpp.md: g++ main.cpp $(flatext paths --cflags) -o main must be as fast as the CMake
     # package (Release + -fno-trapping-math). Timing two binaries on a shared machine is noise (a

@@ -1,4 +1,4 @@
-"""Run-time CPU dispatch (issue 12): every instruction-set variant of the extension
+"""Run-time CPU dispatch: every instruction-set variant of the extension
 computes the same results.
 
 - each variant this CPU can run, loaded in a subprocess with FLATEXT_DISPATCH,

@@ -1,4 +1,4 @@
-"""Bad input for every public function (issue 2 "Bad input", issue 8).
+"""Bad input for every public function.
 
 Every check walks ``api_table.API``: wrong ndim and shapes, mismatched n / m / d,
 integer / complex / bool / object dtypes (TypeError), mixed dtypes, NaN and

@@ -133,3 +133,21 @@ def test_batch_must_be_an_int():
     W0, a0, X, y = _problem()
     with pytest.raises(TypeError, match="batch"):
         label_noise_sgd(W0, a0, X, y, noise=0.1, batch=2.5, lr=0.01)
+
+
+def test_max_seconds_returns_the_current_point_in_time():
+    import time
+
+    W, a, X, y = _problem(n=200, d=8, m=400)
+    t0 = time.perf_counter()
+    fx.label_noise_sgd(W, a, X, y, noise=0.1, batch=32, lr=0.01, max_iter=20)
+    step = (time.perf_counter() - t0) / 20  # one step (and its loss records), measured here
+    budget = 1.0
+    t0 = time.perf_counter()
+    r = fx.label_noise_sgd(W, a, X, y, noise=0.1, batch=32, lr="auto", max_iter=10**9, max_seconds=budget, polish=True)
+    elapsed = time.perf_counter() - t0
+    assert r.reason == "time_budget" and r.polish == "skipped" and 0 < r.iterations < 10**9
+    assert elapsed <= 1.1 * budget + step + 0.05, (elapsed, step)
+    # the point is the run's own: the same seed without a budget, as many steps, gives the same bits
+    same = fx.label_noise_sgd(W, a, X, y, noise=0.1, batch=32, lr=r.lr, max_iter=r.iterations)
+    assert np.array_equal(same.W, r.W) and np.array_equal(same.a, r.a)

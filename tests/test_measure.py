@@ -52,6 +52,7 @@ def test_values_against_independent_numpy():
     s = np.sum(X * X, axis=1)
     n = X.shape[0]
     assert r.train_loss == pytest.approx(0.5 * np.mean((f - y) ** 2), rel=1e-12)
+    assert r.train_mse == pytest.approx(np.mean((f - y) ** 2), rel=1e-12)  # no 1/2, like the population loss
     tr = (np.sum(np.maximum(Z, 0) ** 2) + np.sum(a[None, :] ** 2 * (Z > 0) * s[:, None])) / n
     assert r.trace == pytest.approx(tr, rel=1e-12)
     # null loss E[f*(x)^2] for f* = relu(u1.x) + 0.5|u2.x|, u1 _|_ u2 unit: 1/2 + 0.25 + 2*0.5*E[relu(g)]E[|h|]
@@ -108,7 +109,10 @@ def test_record_is_frozen_and_converts():
         r.trace = 1.0
     d = r.as_dict()
     assert d["train_loss"] == r.train_loss and d["seconds"] == r.seconds and d["notes"] == []
-    assert "train_loss=" in repr(r)
+    text = repr(r)
+    # the two conventions side by side, named: train_loss with the 1/2, train_mse and population_loss without
+    assert text.index("train_loss=") < text.index("train_mse=") < text.index("population_loss=") < text.index("null")
+    assert "train_loss = (1/2n) sum r^2" in text and "population_loss = E(f - f*)^2: no 1/2" in text
     # without a teacher the population loss is left out by default
     r2 = fx.measure(W, a, X, y)
     assert r2.population_loss is None and r2.null_loss is None and r2.trace is not None

@@ -1,4 +1,4 @@
-"""Property-based tests of the whole array API (issue 8).
+"""Property-based tests of the whole array API.
 
 Hypothesis draws shapes (1-sized dimensions included), dtypes, memory layouts,
 magnitudes from 1e-300 to 1e300 (1e-45 to 1e38 in float32) per array, exact

@@ -277,7 +277,7 @@ def test_full_grid_in_miniature(tmp_path):
     cfg = ReproduceConfig.quick_config(
         full=True,
         seeds=1,
-        full_ds=(4,),
+        full_ds=(6,),  # d > 5: no convex polish, as in the quick and default runs
         full_ks=(1, 2),
         full_ns=(20, 40),
         sample_ns=(30,),
@@ -287,9 +287,9 @@ def test_full_grid_in_miniature(tmp_path):
     )
     from flatext.reproduce.steps import full_rows
 
-    rows = full_rows(cfg, 4, 1, 20, 0) + full_rows(cfg, 4, 1, 40, 0)
+    rows = full_rows(cfg, 6, 1, 20, 0) + full_rows(cfg, 6, 1, 40, 0)
     sc = sample_complexity(rows, target=1e-2)
-    assert list(sc) == [(4, 1)] and sc[(4, 1)]["ns"] == [20, 40]
+    assert list(sc) == [(6, 1)] and sc[(6, 1)]["ns"] == [20, 40]
 
 
 def test_rerun_resumes_from_the_store(quick_run):

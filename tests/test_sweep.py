@@ -215,7 +215,12 @@ def test_rows_match_independent_numpy(tmp_path):
     cfg = load_config(tiny())
     df = flatext.sweep(tiny(), out=tmp_path / "r.parquet", workers=0, progress=False)
     assert len(df) == len(cfg) == 8
-    assert (df["status"] == "ok").all(), df["error"].tolist()
+    assert df["error"].isna().all(), df["error"].tolist()
+    # random promises nothing more than a network; 50 GD steps reach neither tol nor the polish
+    assert (df.loc[df.method == "random", "status"] == "ok").all()
+    gd = df[df.method == "gd"]
+    assert (gd["reason"] == "max_iter").all() and (gd["polish"] == "skipped").all()
+    assert (gd["status"] == "not_interpolating").all() and (gd["max_residual"] > 1e-3).all()
     assert df["flatext_version"].eq(flatext.__version__).all()
     by_id = df.set_index("cell_id")
     for cell in cfg.cells:
@@ -279,7 +284,7 @@ def test_default_executor_and_local_cluster_give_same_rows(tmp_path, quiet_dask)
     dsk = flatext.sweep(tiny(), out=tmp_path / "dask.parquet", local_cluster=2, progress=False)
     inline = flatext.sweep(tiny(), out=tmp_path / "inline.parquet", workers=0, progress=False)
     assert len(local) == len(dsk) == 8
-    assert (local.status == "ok").all() and (dsk.status == "ok").all()
+    assert local.status.tolist() == dsk.status.tolist() and local.error.isna().all() and dsk.error.isna().all()
     assert dsk["worker"].str.startswith("tcp://").all()
     assert local["worker"].str.startswith("local:").all()
     pd.testing.assert_frame_equal(stable(local), stable(dsk))  # same numbers, bit for bit
@@ -655,7 +660,9 @@ def test_rows_record_stop_reasons_and_agree_with_measure(tmp_path):
         model={"m": 8},
     )
     df = flatext.sweep(raw, out=tmp_path / "r.parquet", workers=0, progress=False).set_index("method")
-    assert (df["status"] == "ok").all(), df["error"].tolist()
+    assert df["error"].isna().all(), df["error"].tolist()
+    # 30 GD steps without a polish do not interpolate: measured, but not ok
+    assert df["status"].to_dict() == {"gd": "not_interpolating", "project": "ok", "flattest": "ok", "gdp": "ok"}
     assert df.loc["gd", "reason"] == "max_iter" and df.loc["gd", "iterations"] == 30
     assert df.loc["gd", "polish"] == "skipped"  # the loss after 30 steps is far above 100 tol
     assert df.loc["gdp", "polish"] == "converged" and bool(df.loc["gdp", "polished"])  # passed through
@@ -833,3 +840,87 @@ def test_plot_facets_order_stats_and_bands(tmp_path):
         flatext.plot(df, x="n", y="loss", stat="mode")
     with pytest.raises(ValueError, match="col: no column"):
         flatext.plot(df, x="n", y="loss", col="nope")
+
+
+# ---------------------------------------------------------------------------
+# Status: a diverged or non-interpolating row is never "ok", nor plotted by default
+# ---------------------------------------------------------------------------
+
+
+def _lr_grid(lr):
+    """GD from a unit-scale init at n = 16, 32 (m = 2n): lambda_max at the init is 7 to 14."""
+    return {
+        "sweep": {"name": "lr", "seeds": 2, "measurements": ["train_loss", "max_residual", "population_loss"]},
+        "teacher": {"kind": "sum_of_single_index", "links": ["relu", "abs"], "weights": [1.0, 0.5]},
+        "data": {"n": [16, 32], "d": 4, "noise": 0.0},
+        "model": {"m": "2n", "init_scale": 1.0},
+        "methods": {"gd": {"lr": lr, "max_iter": 10000, "polish_factor": 1e4}},
+        "population": {"method": "exact"},
+    }
+
+
+def _points(fig):
+    """Rows drawn as points (the scatter collections, not the bands)."""
+    from matplotlib.collections import PathCollection
+
+    return sum(len(c.get_offsets()) for c in fig.axes[0].collections if isinstance(c, PathCollection))
+
+
+def test_diverged_rows_are_not_ok_and_left_out_of_the_plot_and_auto_converges(tmp_path, capsys):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from flatext.cli import main
+
+    out = tmp_path / "fixed.parquet"
+    fixed = flatext.sweep(_lr_grid(0.5), out=out, workers=0, progress=False)
+    div = fixed[fixed["reason"] == "diverged"]
+    assert len(div) >= 3  # lr = 0.5 is above 2 / lambda_max in these cells
+    assert (div["status"] == "diverged").all() and (div["train_loss"] > 1e10).all()
+    assert fixed["lambda_max"].isna().all() and (fixed["lr"] == 0.5).all() and (fixed["method_lr"] == "0.5").all()
+    for _, r in fixed[fixed["reason"] != "diverged"].iterrows():  # the rest: ok iff it interpolates
+        assert r["status"] == ("ok" if r["max_residual"] <= 1e-8 else "not_interpolating")
+    n_bad = int((fixed["status"] != "ok").sum())
+    # the default plot leaves them out and says how many; the switch draws them
+    fig = flatext.plot(fixed, x="n", y="train_loss", logy=True)
+    assert fig.left_out == fixed.loc[fixed["status"] != "ok", "status"].value_counts().to_dict()
+    assert f"left out: {n_bad} row" in fig._suptitle.get_text() and "diverged" in fig._suptitle.get_text()
+    assert _points(fig) == len(fixed) - n_bad
+    plt.close(fig)
+    fig = flatext.plot(fixed, x="n", y="train_loss", include_not_ok=True)
+    assert fig.left_out == {} and _points(fig) == len(fixed)
+    plt.close(fig)
+    assert main(["plot", str(out), "--x", "n", "--y", "train_loss", "--logy", "--out", str(tmp_path / "f.png")]) == 0
+    assert f"left out: {n_bad} row" in capsys.readouterr().err
+    # a rerun keeps the diverged rows (final: the same cell diverges again) and runs nothing
+    again = flatext.sweep(_lr_grid(0.5), out=out, workers=0, progress=False)
+    assert again.attrs["cells_run"] == 0 and again["status"].tolist() == fixed["status"].tolist()
+    # the same grid with lr = "auto": 0.9 / lambda_max at each init, every cell interpolates
+    auto = flatext.sweep(_lr_grid("auto"), out=tmp_path / "auto.parquet", workers=0, progress=False)
+    assert (auto["status"] == "ok").all(), auto[["n", "seed", "reason", "polish"]]
+    assert (auto["max_residual"] <= 1e-8).all() and (auto["method_lr"] == "auto").all()
+    np.testing.assert_allclose(auto["lr"], 0.9 / auto["lambda_max"], rtol=1e-12)
+    assert (2 / auto["lambda_max"] < 0.5).sum() >= 3  # the fixed step was above the stable one there
+
+
+def test_statuses_of_the_methods_follow_their_promises(tmp_path):
+    # a sweep file says lr = "0.5/lambda_max"; label_noise_sgd with a time budget stops early: not interpolating
+    raw = tiny(
+        methods={
+            "half": {"method": "gd", "lr": "0.5/lambda_max", "max_iter": 20},
+            "lnsgd": {"method": "label_noise_sgd", "lr": "auto", "noise": 0.1, "batch": 8, "max_iter": 10**9,
+                      "max_seconds": 0.3},
+            "memorize": {},
+        },
+        sweep={"name": "st", "seeds": 1, "measurements": ["train_loss", "max_residual"]},
+        data={"n": 16, "d": 3, "noise": 0.0},
+        model={"m": 16},
+    )  # fmt: skip
+    df = flatext.sweep(raw, out=tmp_path / "s.parquet", workers=0, progress=False).set_index("method")
+    assert df.loc["half", "lr"] == pytest.approx(0.5 / df.loc["half", "lambda_max"], rel=1e-12)
+    assert df.loc["half", "status"] == "not_interpolating" and df.loc["half", "reason"] == "max_iter"
+    assert df.loc["lnsgd", "reason"] == "time_budget" and df.loc["lnsgd", "status"] == "not_interpolating"
+    assert df.loc["memorize", "status"] == "ok" and df.loc["memorize", "max_residual"] <= 1e-8
+    with pytest.raises(SweepConfigError, match="lambda_max"):
+        load_config(tiny(methods={"gd": {"lr": "fast"}}))

@@ -1,4 +1,4 @@
-"""Good neighbours in one process (issue 12): the wait policy flatext sets, what
+"""Good neighbours in one process: the wait policy flatext sets, what
 info() reports about the thread pools, flatext.threads' helpers."""
 
 import os

@@ -1,4 +1,4 @@
-"""Thread safety and determinism (issue 2 "Deterministic", issue 8).
+"""Thread safety and determinism.
 
 - every kernel gives bit-identical results with set_num_threads(1) and (2), in
   float32 and float64, at a size with many tiles and several chunks;

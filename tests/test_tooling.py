@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif(not (ROOT / "pyproject.toml").exists(), reason="needs the source tree")
+pytestmark = [
+    pytest.mark.tooling,
+    pytest.mark.skipif(not (ROOT / "pyproject.toml").exists(), reason="needs the source tree"),
+]
 
 PY_PATHS = ["python", "tests", "benchmarks", "examples"]
 
@@ -48,5 +51,6 @@ def test_clang_format():
     _run([_tool("clang-format"), "--dry-run", "-Werror", *files])
 
 
+@pytest.mark.slow  # the type checker over the whole package
 def test_mypy():
     _run([sys.executable, "-m", "mypy", "python/flatext"])

@@ -125,6 +125,12 @@ def test_fixed_rho_sam_plateau_warns():
         (dict(callback=lambda i: None, callback_every=0), ValueError, "callback_every"),
         (dict(record_every=0), ValueError, "record_every"),
         (dict(max_iter=1.5), TypeError, "max_iter"),
+        (dict(lr="fast"), ValueError, "lr"),
+        (dict(lr="-0.5/lambda_max"), ValueError, "lr"),
+        (dict(lr=0.0), ValueError, "lr"),
+        (dict(lr=True), ValueError, "lr"),
+        (dict(max_seconds=0), ValueError, "max_seconds"),
+        (dict(method="label_noise_sgd", max_seconds=-1.0), ValueError, "max_seconds"),
     ],
 )
 def test_bad_arguments_are_named(kw, err, words):
@@ -145,3 +151,100 @@ def test_every_parameter_and_field_is_documented_in_workflow_md():
         assert f"`{name}`" in text or f"`{name}," in text or f" {name}`" in text, name
     for f in dataclasses.fields(TrainResult):
         assert f.name in text, f.name
+
+
+# ---------------------------------------------------------------------------
+# Step sizes from the curvature; the time budget
+# ---------------------------------------------------------------------------
+
+
+def _numpy_relu_hessian(W, a, X, y):
+    """The dense Hessian of L = (1/2n) sum r^2 for a ReLU net, by its formula (theta = [W.ravel(), a]):
+    (1/n) sum_j J_j J_j^T + r_j S_j, with S_j's only non-zero blocks d2f/da_i dw_i = 1{z_ij > 0} x_j."""
+    m, d = W.shape
+    n = X.shape[0]
+    Z = X @ W.T
+    act = (Z > 0).astype(float)
+    r = np.maximum(Z, 0) @ a - y
+    H = np.zeros((m * d + m, m * d + m))
+    for j in range(n):
+        J = np.concatenate([(a * act[j])[:, None] * X[j][None, :], np.maximum(Z[j], 0)[:, None]], axis=1)
+        Jf = np.concatenate([J[:, :d].ravel(), J[:, d]])
+        H += np.outer(Jf, Jf)
+        for i in range(m):
+            if act[j, i]:
+                H[i * d : (i + 1) * d, m * d + i] += r[j] * X[j]
+                H[m * d + i, i * d : (i + 1) * d] += r[j] * X[j]
+    return H / n
+
+
+def test_lr_auto_and_fraction_come_from_the_numpy_top_eigenvalue():
+    W, a, X, y = problem(n=20, d=4, m=12)
+    lam = float(np.linalg.eigvalsh(_numpy_relu_hessian(W, a, X, y))[-1])
+    r = train(W, a, X, y, lr="auto", max_iter=0, polish=False)
+    assert r.lambda_max == pytest.approx(lam, rel=1e-3) and r.lr == pytest.approx(0.9 / lam, rel=1e-3)
+    h = train(W, a, X, y, lr="0.25/lambda_max", max_iter=0, polish=False)
+    assert h.lr == pytest.approx(0.25 / lam, rel=1e-3)
+    n = train(W, a, X, y, lr=0.05, max_iter=0, polish=False)
+    assert n.lr == 0.05 and np.isnan(n.lambda_max)
+    s = fx.label_noise_sgd(W, a, X, y, noise=0.1, batch=5, lr="auto", max_iter=0)
+    assert s.lr == pytest.approx(0.9 / lam, rel=1e-3)
+
+
+def test_a_fixed_lr_diverges_at_width_and_auto_does_not():
+    # lambda_max at a unit-scale init grows with the width: lr = 0.2 is above 2 / lambda_max at n = 100, m = 200
+    rng = np.random.default_rng(1)
+    n, d, m = 100, 8, 200
+    X = rng.standard_normal((n, d))
+    y = np.maximum(X[:, 0], 0) + 0.5 * np.abs(X[:, 1])
+    W, a = rng.standard_normal((m, d)) / np.sqrt(d), rng.standard_normal(m) / np.sqrt(m)
+    fixed = train(W, a, X, y, lr=0.2, max_iter=2000, polish=False)
+    auto = train(W, a, X, y, lr="auto", max_iter=2000, polish=False)
+    assert 2 / auto.lambda_max < 0.2
+    assert fixed.reason == "diverged" and not fixed.interpolating
+    assert auto.reason == "max_iter" and auto.loss < 0.1 * fx.loss(W, a, X, y)
+    assert np.all(np.diff(auto.history["loss"]) <= 1e-12)  # a stable step: the loss never rises
+
+
+def _slow_problem():
+    """GD with tol = 0 and 10^9 steps: it would run for hours."""
+    rng = np.random.default_rng(3)
+    n, d, m = 200, 8, 400
+    X = rng.standard_normal((n, d))
+    y = np.maximum(X[:, 0], 0) + 0.5 * np.abs(X[:, 1])
+    return rng.standard_normal((m, d)) / np.sqrt(d), rng.standard_normal(m) / np.sqrt(m), X, y
+
+
+def test_max_seconds_is_respected_and_the_point_is_the_unbudgeted_run_s():
+    import time
+
+    W, a, X, y = _slow_problem()
+    t0 = time.perf_counter()
+    train(W, a, X, y, lr=0.01, max_iter=20, tol=0.0, polish=False)
+    step = (time.perf_counter() - t0) / 20  # one gradient step, measured here (a loaded machine is slower)
+    budget = 1.5
+    seen = []
+    t0 = time.perf_counter()
+    r = train(W, a, X, y, lr="auto", max_iter=10**9, tol=0.0, max_seconds=budget,
+              callback=lambda i: seen.append(i["elapsed"]), callback_every=50)  # fmt: skip
+    elapsed = time.perf_counter() - t0
+    assert r.reason == "time_budget" and not r.converged and r.polish == "skipped"
+    assert elapsed <= 1.1 * budget + step + 0.05, (elapsed, step)
+    assert r.iterations > 0 and r.seconds <= elapsed and seen and seen == sorted(seen) and seen[-1] <= elapsed
+    # a valid answer: the run's own point, the same bits as an unbudgeted run of as many steps
+    same = train(W, a, X, y, lr=r.lr, max_iter=r.iterations, tol=0.0, polish=False)
+    assert np.array_equal(same.W, r.W) and np.array_equal(same.a, r.a) and same.loss == r.loss
+    assert r.loss < fx.loss(W, a, X, y)
+    assert r.history["iteration"][-1] == r.iterations
+
+
+def test_a_loss_below_tol_is_not_an_interpolator_without_a_converged_polish():
+    W, a, X, y = problem()
+    r = train(W, a, X, y, lr=0.2, max_iter=5000, tol=1e-3, polish_max_iter=1)  # one Gauss-Newton step
+    res = np.max(np.abs(fx.forward(r.W, r.a, X) - y))
+    assert r.converged and r.reason == "tol" and r.polish == "improved" and res > 1e-10
+    assert not r.interpolating
+    full = train(W, a, X, y, lr=0.2, max_iter=5000, tol=1e-3)
+    assert full.polish == "converged" and full.interpolating
+    off = train(W, a, X, y, lr=0.2, max_iter=5000, tol=1e-3, polish=False)
+    assert off.interpolating == (fx.loss(off.W, off.a, X, y) <= 1e-3)  # polish off: training's own tol

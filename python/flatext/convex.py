@@ -76,7 +76,9 @@ class ConvexResult:
     max_residual : float
         ``max_j |f(x_j) - y_j|`` of the returned network.
     info : dict
-        Timings of the parts, sizes of the cone program, and ``pricing`` (the
+        Timings of the parts, sizes of the cone program, ``stopped``
+        (``"time_budget"``, ``"callback"`` or None: what ended the pricing
+        rounds early), and ``pricing`` (the
         column generation's rounds, cells added, largest dual ratio; in exact
         mode with pricing also ``lower_bound``, a lower bound of the global
         optimum from the dual multipliers, and ``priced_exactly``).
@@ -355,7 +357,7 @@ def _socp_blocks(Xr, y, pats, neg, groups, kappa, Ls):
     return q, A, b, (n, row_nn, soc_dims)
 
 
-def _solve_clarabel(q, A, b, cones, tol, verbose=False):
+def _solve_clarabel(q, A, b, cones, tol, verbose=False, time_limit=None):
 
     n0, n1, socs = cones
     K = [clarabel.ZeroConeT(n0)]
@@ -368,6 +370,8 @@ def _solve_clarabel(q, A, b, cones, tol, verbose=False):
     st.tol_gap_rel = tol
     st.tol_feas = tol
     st.max_iter = 500
+    if time_limit is not None:
+        st.time_limit = float(time_limit)  # status "MaxTime" when it runs out
     P = sp.csc_matrix((A.shape[1], A.shape[1]))
     sol = clarabel.DefaultSolver(P, q, A, b, K, st).solve()
     status = str(sol.status).split(".")[-1]
@@ -529,8 +533,8 @@ def _price(Xr, lam, neg, signs, seeds, rng, n_dirs=20000, n_cells=400, threshold
     Candidates: the facet neighbours of the optimum's cells (``seeds``: its groups'
     u; the sign of each of the 2r samples nearest to a seed's hyperplane flipped,
     since the optimum's neurons sit on kinks), then the cells of random Gaussian
-    directions ranked by the ratio there; the first ``n_cells`` new ones get their
-    exact in-cell maximum (:func:`_cell_max_ratio`, both output signs); at most
+    directions ranked by the ratio there; the first ``n_cells`` new ones are priced
+    (:func:`_tiered_ratios`: exact where they may be violated); at most
     ``max_add`` (default n) of the violated ones are returned, the most violated
     first (each added cell adds n cone rows to the program).
     Returns (new signs (k, n) int8, unit directions strictly inside them (k, r),
@@ -572,7 +576,7 @@ def _price(Xr, lam, neg, signs, seeds, rng, n_dirs=20000, n_cells=400, threshold
     if not new:
         return S[:0], U[:0], vmax
     S, U = S[new], U[new]
-    ratio = _cell_best_ratio(Xr, lam, neg, S)
+    ratio = _tiered_ratios(Xr, lam, neg, S, threshold)
     vmax = max(vmax, float(ratio.max()))
     out_s, out_u = [], []
     order = np.argsort(-ratio)
@@ -664,7 +668,32 @@ def _cell_ratio_dual(Xr, lam, neg, signs, rows):
     return out, ok
 
 
-def _exact_by_pricing(Xr, y, neg, pats, solve, solver, tol, rounds, rng, verbose, warm_dirs=None, thr=1.0 + 1e-6):
+def _exact_ratios(Xr, lam, neg, S, rows):
+    """Exact in-cell dual ratios (better output sign) of the cells S: the NNLS of
+    :func:`_cell_ratio_dual`, the cone program (:func:`_cell_best_ratio`) where G is singular."""
+    out, ok = _cell_ratio_dual(Xr, lam, neg, S, rows)
+    b = np.nonzero(~ok)[0]
+    if b.size:
+        out[b] = _cell_best_ratio(Xr, lam, neg, S[b], [rows[i] for i in b])
+    return out
+
+
+def _tiered_ratios(Xr, lam, neg, S, threshold):
+    """The cells' dual ratios where they may exceed ``threshold``, else an upper bound below it.
+
+    :func:`_ratio_bounds` for all (the ratio where its maximiser lies in the cell),
+    :func:`_exact_ratios` where the bound exceeds ``threshold`` and is not attained.
+    """
+    ub, tight = _ratio_bounds(Xr, lam, neg, S)
+    need = np.nonzero(~tight & (ub > threshold))[0]
+    if need.size:
+        ub[need] = _exact_ratios(Xr, lam, neg, S[need], [np.arange(Xr.shape[0])] * need.size)
+    return ub
+
+
+def _exact_by_pricing(
+    Xr, y, neg, pats, solve, solver, tol, rounds, rng, verbose, warm_dirs=None, thr=1.0 + 1e-6, stop=None
+):
     """The cone program over every enumerated cell, solved by column generation.
 
     Starts from ``max(200, 4n)`` random cells and those of ``warm_dirs``
@@ -677,7 +706,8 @@ def _exact_by_pricing(Xr, y, neg, pats, solve, solver, tol, rounds, rng, verbose
     restricted optimum is the global one. The certificate: lam / max(1, rho_max)
     is feasible for the dual of the full program (rho_max the largest ratio over
     all cells, the program's own cells included), so ``lam.y / max(1, rho_max)``
-    is a lower bound of the global optimum.
+    is a lower bound of the global optimum. ``stop(rounds, objective)``, called
+    after each solve, ends the rounds early when it returns True (a time budget).
     Returns (restricted patterns, x, status, obj, z, pricing dict, groups, kappa, factors, A).
     """
     n, r = Xr.shape
@@ -706,12 +736,8 @@ def _exact_by_pricing(Xr, y, neg, pats, solve, solver, tol, rounds, rng, verbose
     pricing = {"rounds": 0, "added": 0, "max_ratio": None, "priced_exactly": 0, "lower_bound": None}
 
     def price(idx):  # exact in-cell maxima (both output signs) of the cells idx
-        out, ok = _cell_ratio_dual(Xr, lam, neg, pats.signs[idx], [pats.rows[i] for i in idx])
-        b = idx[~ok]  # singular G: the cone program
-        if b.size:
-            out[~ok] = _cell_best_ratio(Xr, lam, neg, pats.signs[b], [pats.rows[i] for i in b])
         pricing["priced_exactly"] += idx.size
-        return out
+        return _exact_ratios(Xr, lam, neg, pats.signs[idx], [pats.rows[i] for i in idx])
 
     retries = 3  # a first program that cannot interpolate y gets more random cells
     while True:
@@ -740,7 +766,7 @@ def _exact_by_pricing(Xr, y, neg, pats, solve, solver, tol, rounds, rng, verbose
             need = need[np.argsort(-ub[need])]
             ratio[need] = price(need)
         viol = out[ratio[out] > thr]
-        done = viol.size == 0 or pricing["rounds"] >= rounds
+        done = viol.size == 0 or pricing["rounds"] >= rounds or (stop is not None and stop(pricing["rounds"], obj))
         if done:
             # the certificate also needs the program's own cells (dual feasible to the solver's
             # accuracy): their exact ratios where the bound exceeds 1
@@ -999,6 +1025,56 @@ def _check_status(solver, status, x):
         )
 
 
+class _Budget:
+    """``max_seconds`` and ``callback`` of :func:`certified_flattest`: checked after each cone solve
+    (``stop``); Clarabel's first solve is limited to the time left (``solver``)."""
+
+    def __init__(self, t0, max_seconds, callback, solver):
+        if max_seconds is not None and not (
+            isinstance(max_seconds, (int, float)) and not isinstance(max_seconds, bool) and 0 < max_seconds < math.inf
+        ):
+            raise ValueError(f"max_seconds must be a number > 0 or None; got {max_seconds!r}")
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable; got {type(callback).__name__}")
+        self.t0, self.max_seconds, self.callback, self.name = t0, max_seconds, callback, solver
+        self.stopped = None  # "time_budget" or "callback" once the rounds were cut
+        self.solved = False
+
+    def check_patterns(self, count):
+        spent = time.perf_counter() - self.t0
+        if self.max_seconds is not None and spent >= self.max_seconds:
+            raise TimeoutError(
+                f"certified_flattest: max_seconds = {self.max_seconds:g} spent on the {count} activation patterns "
+                f"({spent:.3g} s) before the first cone solve: no valid answer yet (raise max_seconds, "
+                "or patterns='sampled' with fewer n_patterns)"
+            )
+
+    def stop(self, rounds, objective):
+        now = time.perf_counter() - self.t0
+        info = {"stage": "pricing" if rounds else "solve", "round": int(rounds), "objective": float(objective)}
+        if self.callback is not None and self.callback(dict(info, elapsed=now)):
+            self.stopped = "callback"
+        elif self.max_seconds is not None and now >= self.max_seconds:
+            self.stopped = "time_budget"
+        return self.stopped is not None
+
+    def solver(self, solve_any):
+        def solve(q, A, b, cones, tol, verbose=False):
+            if self.max_seconds is None or self.name != "clarabel" or self.solved:
+                return solve_any(q, A, b, cones, tol, verbose)
+            left = max(self.max_seconds - (time.perf_counter() - self.t0), 1e-3)
+            out = _solve_clarabel(q, A, b, cones, tol, verbose, time_limit=left)
+            if out[1] == "MaxTime":
+                raise TimeoutError(
+                    f"certified_flattest: max_seconds = {self.max_seconds:g} ran out in the first cone solve "
+                    f"({A.shape[1]} variables): no valid answer yet (raise max_seconds, or use fewer patterns)"
+                )
+            self.solved = True
+            return out
+
+        return solve
+
+
 def certified_flattest(
     X,
     y,
@@ -1013,7 +1089,10 @@ def certified_flattest(
     tol=1e-8,
     max_exact=200000,
     pricing_rounds=None,
+    pricing_max_add=None,
     verbose=False,
+    max_seconds=None,
+    callback=None,
 ):
     """The flattest interpolator of a piecewise-linear two-layer network, by a cone program.
 
@@ -1040,7 +1119,8 @@ def certified_flattest(
         ``"upper_bound"``. ``"auto"``: exact when the cell count is at most
         ``max_exact``.
     n_patterns : int, optional
-        Random directions for ``"sampled"`` (default ``max(200, 10 n)``).
+        Random directions for ``"sampled"`` (default ``max(200, 10 n)``; 0: only the
+        warm starts' patterns).
     warm_start : sequence of (W, a), optional
         Networks (e.g. a local search's result) whose neurons' patterns are added
         (in exact mode with pricing: to the first program).
@@ -1071,15 +1151,42 @@ def certified_flattest(
         certificate is then ``"global"`` when no cell is violated, and
         ``info["pricing"]["lower_bound"]`` is a lower bound of the global
         optimum from the dual multipliers (``docs/design.md`` section 11); if
-        the rounds run out first, ``"upper_bound"``.
+        the rounds run out first, ``"upper_bound"``. With sampled patterns
+        ``info["pricing"]["lower_bound_tried"]`` is ``lam.y / max(1, max_ratio)`` from the
+        last priced multipliers: a lower bound of the optimum over the cells in that
+        program and the candidates priced with it only, not of the global optimum.
+    pricing_max_add : int, optional
+        Cells added per pricing round with sampled patterns at most (default n), the most
+        violated first.
     verbose : bool
         The solver's log.
+    max_seconds : float, optional
+        Wall-clock budget (> 0; None: none), checked after each cone solve
+        (between pricing rounds). When it runs out the rounds stop and the
+        last program's optimum, an interpolator, is returned as usual
+        (certificate ``"upper_bound"`` unless no violated cell was left;
+        ``info["stopped"] == "time_budget"``): a valid answer, never a
+        non-interpolator. The enumeration of the cells and the first solve
+        are not cut, except that Clarabel's first solve gets the time left
+        as its own limit: a budget spent before the first solve ends raises a
+        ``TimeoutError`` (no valid answer exists yet). A pricing round's solve
+        is not cut, and the final placement of the neurons
+        (``info["times"]["polish"]``) runs after the check: the call ends
+        within about one round and that placement past the budget.
+    callback : callable, optional
+        ``callback(info)`` after each cone solve that a pricing round may
+        follow (with ``pricing_rounds > 0``), ``info`` a dict with
+        ``stage`` (``"solve"`` or ``"pricing"``), ``round``, ``objective``
+        (the program's optimum so far, an upper bound) and ``elapsed``
+        (seconds); return True to stop the rounds there
+        (``info["stopped"] == "callback"``).
 
     Returns
     -------
     ConvexResult
     """
     t0 = time.perf_counter()
+    budget = _Budget(t0, max_seconds, callback, solver)
 
     X = _check_X(X)
     n, d = X.shape
@@ -1111,6 +1218,10 @@ def certified_flattest(
         pricing_rounds = (50 if patterns == "exact" else 5) if solver == "clarabel" else 0
     if isinstance(pricing_rounds, bool) or not isinstance(pricing_rounds, (int, np.integer)) or pricing_rounds < 0:
         raise ValueError(f"pricing_rounds must be an int >= 0; got {pricing_rounds!r}")
+    if pricing_max_add is not None and (
+        isinstance(pricing_max_add, bool) or not isinstance(pricing_max_add, (int, np.integer)) or pricing_max_add < 1
+    ):
+        raise ValueError(f"pricing_max_add must be a positive int or None; got {pricing_max_add!r}")
     if pricing_rounds and solver != "clarabel":
         raise ValueError("pricing_rounds > 0 needs solver='clarabel' (its dual variables)")
 
@@ -1144,8 +1255,10 @@ def certified_flattest(
     else:
         if n_patterns is None:
             n_patterns = max(200, 10 * n)
-        if isinstance(n_patterns, bool) or not isinstance(n_patterns, (int, np.integer)) or n_patterns < 1:
-            raise ValueError(f"n_patterns must be a positive int; got {n_patterns!r}")
+        if isinstance(n_patterns, bool) or not isinstance(n_patterns, (int, np.integer)) or n_patterns < 0:
+            raise ValueError(f"n_patterns must be an int >= 0; got {n_patterns!r}")
+        if n_patterns == 0 and warm_dirs is None:
+            raise ValueError("n_patterns = 0 needs warm_start networks (their patterns are the only cells)")
         signs, inner = _sampled_patterns(Xr, int(n_patterns), np.random.default_rng(seed), warm_dirs)
         if neg == 1.0:  # |z|: P and -P are one cell (_groups keeps the one with sg[0] > 0)
             flip = signs[:, 0] < 0
@@ -1155,9 +1268,12 @@ def certified_flattest(
         rows = [np.arange(n)] * signs.shape[0]
     pats = _Patterns(signs, rows, inner, exact)
     times["patterns"] = time.perf_counter() - t0
+    budget.check_patterns(signs.shape[0])
 
     t1 = time.perf_counter()
-    solve = {"clarabel": _solve_clarabel, "scs": _solve_scs, "ecos": _solve_ecos, "cvxpy": _solve_cvxpy}[solver]
+    solve = budget.solver(
+        {"clarabel": _solve_clarabel, "scs": _solve_scs, "ecos": _solve_ecos, "cvxpy": _solve_cvxpy}[solver]
+    )
     nv = r + 1
     pricing = {"rounds": 0, "added": 0, "max_ratio": None}
     rng_p = np.random.default_rng([seed, 1])
@@ -1166,7 +1282,7 @@ def certified_flattest(
         # every cell priced, few in the program (docs/convex.md section 3)
         times["assemble"] = 0.0
         pats, x, status, obj, z, pricing, groups, kappa, Ls, A = _exact_by_pricing(
-            Xr, y, neg, pats, solve, solver, tol, pricing_rounds, rng_p, verbose, warm_dirs
+            Xr, y, neg, pats, solve, solver, tol, pricing_rounds, rng_p, verbose, warm_dirs, stop=budget.stop
         )
         if pricing["max_ratio"] > 1.0 + 1e-6:
             certificate = "upper_bound"  # rounds exhausted: bound and lower_bound bracket the optimum
@@ -1183,9 +1299,14 @@ def certified_flattest(
     # optimum's multipliers violate, re-solve, until none is found
     xn = np.linalg.norm(Xr, axis=1)
     for _ in range(0 if exact else pricing_rounds):
+        if budget.stop(pricing["rounds"], obj):
+            break
         lam = -z[:n] / xn  # multipliers of sum g D_P X u = y (rows were scaled by 1/||x_j||)
-        new, inner_new, vmax = _price(Xr, lam, neg, pats.signs, x.reshape(-1, nv)[:, :r], rng_p)
+        new, inner_new, vmax = _price(
+            Xr, lam, neg, pats.signs, x.reshape(-1, nv)[:, :r], rng_p, max_add=pricing_max_add
+        )
         pricing["max_ratio"] = vmax
+        pricing["lower_bound_tried"] = float(lam @ y) / max(1.0, vmax)
         if not len(new):
             break
         pats = _Patterns(
@@ -1271,6 +1392,7 @@ def certified_flattest(
         "solver_objective": obj,
         "rank": r,
         "pricing": pricing,
+        "stopped": budget.stopped,
     }
     return ConvexResult(
         W=W,

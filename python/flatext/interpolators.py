@@ -17,6 +17,7 @@ scale, ``max_j |r_j| <= tol * max(1, max_j |y_j|)``.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -24,6 +25,7 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 
 from ._native import _core
+from .cells import cell_sparse
 from .convex import arrangement_cell_count, certified_flattest
 from .curvature import _int_arg
 
@@ -142,6 +144,25 @@ class SearchResult:
         did not certify (larger arrangements, ``p != 1``, polish off or failed).
         ``orbit_min_trace`` exceeds it by the solver's accuracy when the polish
         returned the certified network.
+    method : str
+        The method that produced ``W, a``: ``"manifold"`` (the search, with its
+        polish) or ``"cells"`` (:mod:`flatext.cells`).
+    restricted_optimum : float
+        ``"cells"``: the optimum of the cone program over the cells it tried
+        (``orbit_min_trace`` exceeds it by the solver's accuracy); ``nan`` otherwise.
+    max_ratio : float
+        ``"cells"``: the largest dual ratio over the last pricing round's candidate
+        cells (at most ``1 + 1e-6``: none of them would lower the optimum).
+    lower_bound : float
+        ``"cells"``: ``lam.y / max(1, max_ratio)``, a lower bound of the optimum over
+        the cells tried only (not a global certificate: other cells were not priced).
+    cells : int
+        ``"cells"``: patterns (cells) in the final cone program; 0 otherwise.
+    seconds : float
+        Wall time of the call.
+    message : str
+        What else happened (e.g. why ``"auto"`` kept the search's point, or why the
+        cell-sparse method failed and the search ran instead); empty if nothing.
     """
 
     W: np.ndarray
@@ -158,13 +179,21 @@ class SearchResult:
     polish: str = "off"
     search_orbit_min_trace: float = float("nan")
     certified_optimum: float = float("nan")
+    method: str = "manifold"
+    restricted_optimum: float = float("nan")
+    max_ratio: float = float("nan")
+    lower_bound: float = float("nan")
+    cells: int = 0
+    seconds: float = float("nan")
+    message: str = ""
 
     def __repr__(self):
         m, d = self.W.shape
         return (
-            f"SearchResult(m={m}, d={d}, trace={self.trace:.6g}, orbit_min_trace={self.orbit_min_trace:.6g}, "
-            f"max_residual={self.max_residual:.3g}, iterations={self.iterations}, converged={self.converged}, "
-            f"reason={self.reason!r}, grad_ratio={self.grad_ratio:.3g}, polish={self.polish!r})"
+            f"SearchResult(method={self.method!r}, m={m}, d={d}, trace={self.trace:.6g}, "
+            f"orbit_min_trace={self.orbit_min_trace:.6g}, max_residual={self.max_residual:.3g}, "
+            f"iterations={self.iterations}, converged={self.converged}, reason={self.reason!r}, "
+            f"grad_ratio={self.grad_ratio:.3g}, polish={self.polish!r})"
         )
 
 
@@ -465,8 +494,9 @@ _HIST_KEYS = (
     "krylov_iters",
 )
 
-#: Stopping reasons of :func:`flattest_interpolator` that are a first-order stop (``converged=True``).
-CONVERGED_REASONS = ("gtol",)
+#: Stopping reasons of :func:`flattest_interpolator` at the method's own optimality test (``converged=True``):
+#: a first-order point on M (the search), the restricted program's optimum with no violated candidate (cells).
+CONVERGED_REASONS = ("gtol", "restricted_optimum")
 
 
 def flattest_interpolator(
@@ -494,10 +524,35 @@ def flattest_interpolator(
     polish="auto",
     polish_rounds=4,
     seed=0,
+    method="auto",
+    max_seconds=None,
+    cells_width=None,
 ):
     """Search the interpolation set for the interpolator of least Hessian trace.
 
-    Projected gradient on ``M = {r = 0}``, one C++ step per iteration
+    Methods (``method``):
+
+    - ``"manifold"``: the projected-gradient search on ``M`` below, then the
+      convex polish (``polish``). Any ``power``.
+    - ``"cells"`` (``power = 1``, ``-1 < neg <= 1``): the cell-sparse method of
+      :mod:`flatext.cells`: a penalty path at width ``cells_width`` finds the
+      cells that carry the trace, the cone program restricted to them (grown by
+      pricing their facet neighbours) gives the flattest interpolator over
+      those cells, built exactly at width ``m``. ``restricted_optimum``,
+      ``max_ratio``, ``lower_bound`` and ``cells`` say what it certifies (a
+      bound over the cells tried, never a global certificate). If it fails,
+      the manifold search runs and ``message`` says why.
+    - ``"auto"`` (default): where the polish certifies (arrangements of at most
+      50 000 cells, ``power = 1``) the search with that polish; for
+      ``power = 1`` and ``n <= 200`` otherwise, the search followed by the
+      cell-sparse method with the search's cells among its first, returning
+      the flatter interpolator of the two (``method`` in the result says
+      which); otherwise the search alone. Measured at d = 8-10,
+      n = 100-200 (``benchmarks/bench_search.py planted``): the search alone
+      ends up to 1.2 % above a planted teacher network, the cell-sparse
+      method below it on every seed.
+
+    The manifold search: projected gradient on ``M = {r = 0}``, one C++ step per iteration
     (``_core.search_step``, GIL released):
 
     1. ``g = grad T(theta)`` (exact, :func:`flatext.hessian_trace_grad`);
@@ -558,7 +613,13 @@ def flattest_interpolator(
     - ``"line_search_failed"``: no acceptable trial in 30 halvings (a stall);
     - ``"krylov_not_converged"``: the CG solve of the projection missed
       ``cg_rtol`` within ``cg_max_iter`` iterations (no step taken);
-    - ``"max_iter"``; ``"callback"``: ``callback(info)`` returned True.
+    - ``"max_iter"``; ``"callback"``: ``callback(info)`` returned True;
+    - ``"time_budget"``: ``max_seconds`` ran out (the last accepted point, or
+      the cell-sparse method's last program's network, is returned; it
+      interpolates);
+    - (``"cells"``) ``"restricted_optimum"``: no candidate cell of the last
+      pricing round violates its dual constraint (``converged=True``);
+      ``"pricing_rounds"``: the rounds ran out first.
 
     ``grad_ratio`` is the last measured ``||g_t|| / ||g||``.
 
@@ -643,28 +704,29 @@ def flattest_interpolator(
         Rounds of the convex polish at most.
     seed : int
         Seeds the polish's perturbed patterns (same seed, same result).
+    method : {"auto", "manifold", "cells"}
+        See above.
+    max_seconds : float, optional
+        Time budget of the call: the search checks it before each step (a step
+        can run past it); the polish is skipped once it is spent; the
+        cell-sparse method's pricing rounds stop at it (one cone solve and the
+        exact construction of the network can run past it). The point returned
+        interpolates.
+    cells_width : int, optional
+        Width of the cell-sparse method's penalty path (default
+        ``min(m, max(100, n // 4))``).
 
     Returns
     -------
     SearchResult
     """
+    t0 = time.perf_counter()
     tol = _default_tol(W0, tol)
-    max_iter = _int_arg(max_iter, "max_iter")
-    if max_iter < 0:
-        raise ValueError(f"max_iter must be >= 0; got {max_iter}")
-    for name, v in (("gtol", gtol), ("ftol", ftol)):
-        if not np.isfinite(v) or v < 0:
-            raise ValueError(f"{name} must be finite and >= 0; got {v}")
-    if _int_arg(patience, "patience") < 1:
-        raise ValueError(f"patience must be >= 1; got {patience}")
     p, c = float(power), float(neg)
-    if polish not in ("auto", "convex", None):
-        raise ValueError(f"polish must be 'auto', 'convex' or None; got {polish!r}")
-    if polish == "convex" and (p != 1.0 or not -1.0 < c <= 1.0):
-        raise ValueError(
-            f"polish='convex' needs power = 1 and -1 < neg <= 1 (the range of certified_flattest); "
-            f"got power = {p}, neg = {c}"
-        )
+    n, d = np.shape(X)
+    method = _resolve_method(method, p, c, n, d, polish)
+    deadline = _deadline(max_seconds, t0)
+    loop = _search_loop_args(max_iter, gtol, ftol, patience, balance, callback, deadline)
     polish_rounds = _int_arg(polish_rounds, "polish_rounds")
     if polish_rounds < 1:
         raise ValueError(f"polish_rounds must be >= 1; got {polish_rounds}")
@@ -677,20 +739,119 @@ def flattest_interpolator(
         cg_max_iter=None if cg_max_iter is None else _int_arg(cg_max_iter, "cg_max_iter"),
         cg_rank=_rank_arg(cg_rank),
     )
-    start = _project_start(W0, a0, X, y, p, c, tol, solver, kw.get("cg_rank"))
-    W, a = start.W, start.a
+    width = _cells_width_arg(cells_width, n, np.shape(W0)[0])
+    cells_kw = dict(neg=c, width=width, seed=seed)
+    if method == "cells":
+        res = _cells_or_search(W0, a0, X, y, tol, cells_kw, (p, solver, kw, loop))
+    else:
+        start = _project_start(W0, a0, X, y, p, c, tol, solver, kw.get("cg_rank"))
+        res = _search(start.W, start.a, X, y, p, c, tol, solver, kw, loop)
+        if method == "manifold+cells":
+            res = _cells_after_search(res, W0, a0, X, y, tol, cells_kw, deadline)
+        elif polish == "convex" or (polish == "auto" and _auto_polish(p, c, n, d)):
+            if deadline is None or time.perf_counter() < deadline:
+                res = _convex_polish(res, X, y, c, tol, polish_rounds, seed)
+            else:
+                res = replace(res, polish="skipped: max_seconds reached")
+    return replace(res, seconds=time.perf_counter() - t0)
+
+
+#: ``method="auto"`` follows the search by the cell-sparse method (p = 1) up to this many samples.
+_CELLS_AUTO_MAX_N = 200
+
+
+def _auto_polish(p, c, n, d):
+    """The default convex polish: piecewise-linear activations on small problems (docstring)."""
+    return p == 1.0 and -1.0 < c <= 1.0 and n <= 60 and d <= 5
+
+
+def _resolve_method(method, p, c, n, d, polish):
+    """``method`` checked and ``"auto"`` resolved (see :func:`flattest_interpolator`)."""
+    if method not in ("auto", "manifold", "cells"):
+        raise ValueError(f"method must be 'auto', 'manifold' or 'cells'; got {method!r}")
+    if polish not in ("auto", "convex", None):
+        raise ValueError(f"polish must be 'auto', 'convex' or None; got {polish!r}")
+    piecewise_linear = p == 1.0 and -1.0 < c <= 1.0
+    if polish == "convex" and not piecewise_linear:
+        raise ValueError(
+            f"polish='convex' needs power = 1 and -1 < neg <= 1 (the range of certified_flattest); "
+            f"got power = {p}, neg = {c}"
+        )
+    if method == "cells":
+        if not piecewise_linear:
+            raise ValueError(f"method='cells' needs power = 1 and -1 < neg <= 1; got power = {p}, neg = {c}")
+        if polish == "convex":
+            raise ValueError("polish='convex' applies to the manifold search; method='cells' has no polish")
+        return "cells"
+    if method == "manifold" or polish is not None and polish != "auto":
+        return "manifold"
+    small = arrangement_cell_count(n, d) <= _POLISH_EXACT_CELLS  # the polish certifies there
+    if polish == "auto" and piecewise_linear and not small and n <= _CELLS_AUTO_MAX_N:
+        return "manifold+cells"
+    return "manifold"
+
+
+def _deadline(max_seconds, t0):
+    if max_seconds is None:
+        return None
+    v = float(max_seconds)
+    if not v > 0 or not np.isfinite(v):
+        raise ValueError(f"max_seconds must be a positive finite number or None; got {max_seconds!r}")
+    return t0 + v
+
+
+def _cells_width_arg(width, n, m):
+    """The penalty path's width (default ``min(m, max(100, n // 4))``)."""
+    if width is None:
+        return min(m, max(100, n // 4))
+    w = _int_arg(width, "cells_width")
+    if w < 1:
+        raise ValueError(f"cells_width must be >= 1; got {width}")
+    return min(w, m)
+
+
+@dataclass(frozen=True)
+class _Loop:
+    max_iter: int
+    gtol: float
+    ftol: float
+    patience: int
+    balance: bool
+    callback: object
+    deadline: object
+
+
+def _search_loop_args(max_iter, gtol, ftol, patience, balance, callback, deadline):
+    max_iter = _int_arg(max_iter, "max_iter")
+    if max_iter < 0:
+        raise ValueError(f"max_iter must be >= 0; got {max_iter}")
+    for name, v in (("gtol", gtol), ("ftol", ftol)):
+        if not np.isfinite(v) or v < 0:
+            raise ValueError(f"{name} must be finite and >= 0; got {v}")
+    if _int_arg(patience, "patience") < 1:
+        raise ValueError(f"patience must be >= 1; got {patience}")
+    return _Loop(max_iter, float(gtol), float(ftol), int(patience), bool(balance), callback, deadline)
+
+
+def _stalled(tr, ftol, patience):
+    """The trace fell by at most ``ftol |T|`` over ``patience`` steps, or in each of the last three
+    (at a kink the accepted steps shrink geometrically; each costs a K)."""
+    small = [tr[k - 1] - tr[k] <= ftol * abs(tr[-1]) for k in range(max(1, len(tr) - 3), len(tr))]
+    return (len(small) == 3 and all(small)) or (len(tr) > patience and tr[-1 - patience] - tr[-1] <= ftol * abs(tr[-1]))
+
+
+def _search(W, a, X, y, p, c, tol, solver, kw, loop):
+    """The projected-gradient search from an interpolating start (the manifold method)."""
     X = np.ascontiguousarray(X, dtype=W.dtype)
     y = np.ascontiguousarray(y, dtype=W.dtype)
-    step = partial(_core.search_step, X=X, y=y, power=p, neg=c, tol=tol, balance=bool(balance), solver=solver, **kw)
-    # balance the start point (a search step with gtol = inf does only that)
-    s = step(W, a, gtol=np.inf)
+    step = partial(_core.search_step, X=X, y=y, power=p, neg=c, tol=tol, balance=loop.balance, solver=solver, **kw)
+    s = step(W, a, gtol=np.inf)  # balance the start point (a search step with gtol = inf does only that)
     W, a, u = s["W"], s["a"], s["u"]
     hist = {k: [] for k in _HIST_KEYS}
 
     def record(s, eta, ratio):
-        hist["trace"].append(s["trace"])
-        hist["orbit_min_trace"].append(s["orbit_min_trace"])
-        hist["max_residual"].append(s["max_residual"])
+        for k in ("trace", "orbit_min_trace", "max_residual"):
+            hist[k].append(s[k])
         hist["eta"].append(eta)
         hist["gt_ratio"].append(ratio)
         for k in ("backtracks", "retract_iters", "gram_builds", "krylov_iters"):
@@ -701,67 +862,131 @@ def flattest_interpolator(
 
     ratio = ratio_of(s)
     record(s, 0.0, ratio)
-    trace, omin, rmax = s["trace"], s["orbit_min_trace"], s["max_residual"]
-    eta_prev, grow = 0.0, 2.0
-    it = 0
-    reason = "max_iter"
-    while it < max_iter:
-        s = step(W, a, gtol=float(gtol), eta=grow * eta_prev, u0=u)
+    best, eta_prev, grow, it, reason = s, 0.0, 2.0, 0, "max_iter"
+    while it < loop.max_iter:
+        if loop.deadline is not None and time.perf_counter() >= loop.deadline:
+            reason = "time_budget"
+            break
+        s = step(W, a, gtol=loop.gtol, eta=grow * eta_prev, u0=u)
         ratio = ratio_of(s)
-        if not s["krylov_converged"]:
+        stop = _step_stop(s)
+        if stop:
             hist["gt_ratio"][-1] = ratio
-            reason = "krylov_not_converged"
+            reason = stop
             break
-        u = s["u"]
-        if s["small_gradient"]:
-            hist["gt_ratio"][-1] = ratio
-            reason = "gtol"
-            break
-        if not s["accepted"]:
-            hist["gt_ratio"][-1] = ratio
-            reason = "line_search_failed"
-            break
-        it += 1
-        W, a = s["W"], s["a"]
-        trace, omin, rmax = s["trace"], s["orbit_min_trace"], s["max_residual"]
-        eta_prev = s["eta"]
+        u, it, best = s["u"], it + 1, s
+        W, a, eta_prev = s["W"], s["a"], s["eta"]
         grow = 2.0 if s["backtracks"] == 0 else 1.0
         record(s, s["eta"], ratio)
-        if callback is not None:
+        if loop.callback is not None:
             info = {"iteration": it, "W": W, "a": a}
             info.update({k: v[-1] for k, v in hist.items()})
-            if callback(info):
+            if loop.callback(info):
                 reason = "callback"
                 break
-        tr = hist["trace"]
-        # a stall: the trace fell by at most ftol |T| over `patience` steps, or in each of
-        # the last three (at a kink the accepted steps shrink geometrically; each costs a K)
-        small = [tr[k - 1] - tr[k] <= ftol * abs(tr[-1]) for k in range(max(1, len(tr) - 3), len(tr))]
-        if (len(small) == 3 and all(small)) or (
-            len(tr) > patience and tr[-1 - patience] - tr[-1] <= ftol * abs(tr[-1])
-        ):
+        if _stalled(hist["trace"], loop.ftol, loop.patience):
             reason = "ftol_stall"
             break
     history = {k: np.asarray(v) for k, v in hist.items()}
-    res = SearchResult(
+    return SearchResult(
         W,
         a,
-        float(trace),
-        float(omin),
-        float(rmax),
+        float(best["trace"]),
+        float(best["orbit_min_trace"]),
+        float(best["max_residual"]),
         it,
         reason in CONVERGED_REASONS,
         reason,
         history,
         float(ratio),
         s["solver"],
-        search_orbit_min_trace=float(omin),
+        search_orbit_min_trace=float(best["orbit_min_trace"]),
     )
-    if polish == "convex" or (
-        polish == "auto" and p == 1.0 and -1.0 < c <= 1.0 and X.shape[0] <= 60 and X.shape[1] <= 5
-    ):
-        res = _convex_polish(res, X, y, c, tol, polish_rounds, seed)
-    return res
+
+
+def _step_stop(s):
+    """The stop reason a search step reports, or None (the step was accepted)."""
+    if not s["krylov_converged"]:
+        return "krylov_not_converged"
+    if s["small_gradient"]:
+        return "gtol"
+    if not s["accepted"]:
+        return "line_search_failed"
+    return None
+
+
+def _cells_outcome_result(o, X, y, c, tol, dtype, base=None, message=""):
+    """A :class:`SearchResult` for a :class:`flatext.cells.CellsOutcome` (None if it does not
+    interpolate to ``tol``: never return a non-interpolator)."""
+    W, a = o.W.astype(dtype), o.a.astype(dtype)
+    r = _core.forward(W, a, np.ascontiguousarray(X, dtype=dtype), 1.0, c) - np.asarray(y, dtype=dtype)
+    rmax = float(np.max(np.abs(r)))
+    if rmax > tol * max(1.0, float(np.max(np.abs(y)))):
+        return None
+    fields = dict(
+        W=W,
+        a=a,
+        trace=float(_core.hessian_trace(W, a, X, y, 1.0, c)),
+        orbit_min_trace=float(o.value),
+        max_residual=rmax,
+        method="cells",
+        restricted_optimum=o.bound,
+        max_ratio=o.max_ratio,
+        lower_bound=o.lower_bound,
+        cells=o.cells,
+        message=message,
+    )
+    if base is not None:  # the search ran first: keep its history and its own trace
+        return replace(base, reason=o.reason, converged=o.reason in CONVERGED_REASONS, **fields)
+    return SearchResult(
+        iterations=o.rounds,
+        converged=o.reason in CONVERGED_REASONS,
+        reason=o.reason,
+        history={},
+        polish="off",
+        **fields,
+    )
+
+
+def _remaining(deadline):
+    return None if deadline is None else deadline - time.perf_counter()
+
+
+def _cells_or_search(W0, a0, X, y, tol, cells_kw, search_args):
+    """``method="cells"``; if it fails, the manifold search, with the failure in ``message``."""
+    dtype = np.asarray(W0).dtype
+    c = cells_kw["neg"]
+    p, solver, kw, loop = search_args
+    try:
+        o = cell_sparse(W0, a0, X, y, m=np.shape(W0)[0], max_seconds=_remaining(loop.deadline), **cells_kw)
+        res = _cells_outcome_result(o, X, y, c, tol, dtype)
+        why = "its network does not interpolate to tol" if res is None else ""
+    except (RuntimeError, ValueError, TimeoutError) as e:
+        res, why = None, str(e)
+    if res is not None:
+        return res
+    start = _project_start(W0, a0, X, y, p, c, tol, solver, kw.get("cg_rank"))
+    res = _search(start.W, start.a, X, y, p, c, tol, solver, kw, loop)
+    return replace(res, message=f"the cell-sparse method failed ({why}); this is the manifold search's point")
+
+
+def _cells_after_search(res, W0, a0, X, y, tol, cells_kw, deadline):
+    """``method="auto"`` at moderate n: the cell-sparse method with the search's cells among its
+    first, the flatter interpolator of the two returned."""
+    c = cells_kw["neg"]
+    left = _remaining(deadline)
+    if left is not None and left <= 0:
+        return replace(res, message="the cell-sparse method was skipped: max_seconds reached")
+    try:
+        o = cell_sparse(W0, a0, X, y, m=res.W.shape[0], networks=[(res.W, res.a)], max_seconds=left, **cells_kw)
+    except (RuntimeError, ValueError, TimeoutError) as e:
+        return replace(res, message=f"the cell-sparse method failed ({e}); this is the search's point")
+    new = _cells_outcome_result(o, X, y, c, tol, res.W.dtype, base=res)
+    if new is None:
+        return replace(res, message="the cell-sparse network does not interpolate to tol; this is the search's point")
+    if new.orbit_min_trace < res.orbit_min_trace:
+        return new
+    return replace(res, message=f"the cell-sparse method found no flatter point ({o.value:.10g})")
 
 
 def _neighbour_networks(W, a, rng, budget=1000, scales=(0.02, 0.05, 0.1, 0.2, 0.4)):

@@ -1,6 +1,6 @@
 """The standard measurements of a network in one call: :func:`measure` -> :class:`Measurements`.
 
-Train loss, residuals, Hessian trace, orbit-minimal trace, top Hessian
+Train loss (with the 1/2, and as a mean square without it), residuals, Hessian trace, orbit-minimal trace, top Hessian
 eigenvalue, population loss against a teacher with the zero predictor's
 (the null loss) and their ratio, each timed. The sweeps build their rows from
 it, so a script and a sweep row agree by construction.
@@ -23,7 +23,8 @@ from .teachers import INPUTS
 __all__ = ["MEASUREMENTS", "Measurements", "measure"]
 
 MEASUREMENTS = ("train_loss", "max_residual", "trace", "orbit_min_trace", "top_eigenvalue", "population_loss")
-"""Names accepted by ``measure(which=...)`` (``population_loss`` also gives ``null_loss`` and the ratio)."""
+"""Names accepted by ``measure(which=...)`` (``train_loss`` also gives ``train_mse``; ``population_loss``
+also gives ``null_loss`` and the ratio)."""
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,17 @@ class Measurements:
     A field is None when it was not asked for (``which``); a measured value
     that does not exist is NaN and ``notes`` says why.
 
+    Loss conventions: ``train_loss`` is the trainers' objective
+    ``(1/(2n)) sum_j r_j^2`` (with the 1/2); ``train_mse = (1/n) sum_j r_j^2 =
+    2 train_loss`` and ``population_loss = E_x[(f(x) - f*(x))^2]`` have no 1/2:
+    compare ``train_mse`` with ``population_loss``.
+
     Attributes
     ----------
     train_loss : float or None
-        ``L = (1/(2n)) sum_j r_j^2``, :func:`flatext.loss`.
+        ``L = (1/(2n)) sum_j r_j^2``, :func:`flatext.loss` (with the 1/2).
+    train_mse : float or None
+        ``(1/n) sum_j r_j^2 = 2 L`` (no 1/2: the convention of ``population_loss``).
     max_residual : float or None
         ``max_j |r_j|``, ``r = forward(W, a, X) - y``.
     max_residual_rel : float or None
@@ -51,7 +59,7 @@ class Measurements:
         Largest Hessian eigenvalue, :func:`flatext.hessian_top_eigenvalues`
         (a Lanczos run that did not reach its tolerance is noted in ``notes``).
     population_loss : float or None
-        ``E_x[(f(x) - f*(x))^2]``, :func:`flatext.population_loss`.
+        ``E_x[(f(x) - f*(x))^2]`` (no 1/2), :func:`flatext.population_loss`.
     population_stderr : float or None
         Its standard error (0 for the exact method).
     null_loss : float or None
@@ -69,6 +77,7 @@ class Measurements:
     """
 
     train_loss: Optional[float] = None
+    train_mse: Optional[float] = None
     max_residual: Optional[float] = None
     max_residual_rel: Optional[float] = None
     trace: Optional[float] = None
@@ -104,10 +113,17 @@ class Measurements:
         return row
 
     def __repr__(self):
-        vals = ", ".join(
-            f"{f.name}={getattr(self, f.name):.6g}" for f in fields(self) if isinstance(getattr(self, f.name), float)
-        )
-        return f"Measurements({vals})"
+        # the losses first, side by side with their conventions, then the rest
+        first = ("train_loss", "train_mse", "population_loss")
+        names = [n for n in first if isinstance(getattr(self, n), float)]
+        names += [f.name for f in fields(self) if f.name not in first and isinstance(getattr(self, f.name), float)]
+        vals = ", ".join(f"{n}={getattr(self, n):.6g}" for n in names)
+        conv = []
+        if "train_loss" in names:
+            conv.append("train_loss = (1/2n) sum r^2")
+        if "train_mse" in names or "population_loss" in names:
+            conv.append("train_mse = (1/n) sum r^2, population_loss = E(f - f*)^2: no 1/2")
+        return f"Measurements({vals})" + (f"  [{'; '.join(conv)}]" if conv else "")
 
 
 def _which(which, teacher):
@@ -194,6 +210,7 @@ def measure(
         t0 = time.perf_counter()
         if name == "train_loss":
             vals["train_loss"] = float(loss(W, a, X, y, **kw))
+            vals["train_mse"] = 2.0 * vals["train_loss"]
         elif name == "max_residual":
             r = forward(W, a, X, **kw) - np.asarray(y)
             vals["max_residual"] = float(np.max(np.abs(r)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ import numpy as np
 from ._native import _core
 from .curvature import _int_arg, forward, loss_grad
 from .interpolators import find_interpolator
+from .stepsize import resolve_lr
 
 __all__ = ["TrainResult", "label_noise_sgd", "train"]
 
@@ -52,13 +54,21 @@ class TrainResult:
         (equal when not polished).
     reason : str
         Why training stopped: ``"tol"`` (loss <= tol), ``"max_iter"``,
-        ``"diverged"``, ``"stationary"`` (zero gradient, SAM) or ``"callback"``.
+        ``"diverged"``, ``"stationary"`` (zero gradient, SAM), ``"callback"``
+        or ``"time_budget"`` (``max_seconds`` ran out; the last point is returned).
     polish : str
         What the polish did: ``"off"`` (``polish=False``), ``"skipped"`` (the
         loss was not within ``polish_factor * tol``), ``"converged"``,
         ``"improved"`` (did not reach its tolerance within ``polish_max_iter``
         but lowered max|r|: that point is returned), ``"no improvement"``
         (the trained point is returned) or ``"failed"`` (an error, in ``message``).
+    lr : float
+        The step size used (``lr="auto"`` and ``"F/lambda_max"`` resolved).
+    lambda_max : float
+        The top Hessian eigenvalue at the start that set ``lr`` (NaN when ``lr``
+        was a number).
+    seconds : float
+        Wall-clock seconds of the whole call (step size, training, polish).
     """
 
     W: np.ndarray
@@ -73,11 +83,22 @@ class TrainResult:
     max_residual_after: float = float("nan")
     reason: str = ""
     polish: str = "off"
+    lr: float = float("nan")
+    lambda_max: float = float("nan")
+    seconds: float = float("nan")
+
+    @property
+    def interpolating(self):
+        """The returned point is an interpolator to the run's own tolerance: with the polish on, the
+        polish converged (its residual tolerance: a loss below ``tol`` still allows max|r| ~ 1e-3 at
+        n = 300); with ``polish=False``, training reached ``tol``."""
+        return bool(self.polish == "converged" if self.polish != "off" else self.converged)
 
     def __repr__(self):
         m, d = self.W.shape
         return (
             f"TrainResult(m={m}, d={d}, loss={self.loss:.3g}, iterations={self.iterations}, "
+            f"lr={self.lr:.3g}, lambda_max={self.lambda_max:.3g}, "
             f"reason={self.reason!r}, polish={self.polish!r}, polished={self.polished}, "
             f"max_residual_before={self.max_residual_before:.3g}, "
             f"max_residual_after={self.max_residual_after:.3g})"
@@ -136,6 +157,7 @@ def train(
     noise=0.1,
     batch=None,
     seed=0,
+    max_seconds=None,
 ):
     """Training of ``(W, a)`` by gradient descent, SAM or label-noise SGD.
 
@@ -150,7 +172,10 @@ def train(
     Stopping rules: ``L <= tol`` (reason ``"tol"``), ``max_iter`` steps
     (``"max_iter"``), divergence (a non-finite loss, gradient or parameter:
     the last finite point is returned, ``"diverged"``), a zero gradient in SAM
-    (``"stationary"``), or the callback returning True (``"callback"``).
+    (``"stationary"``), the callback returning True (``"callback"``), or
+    ``max_seconds`` spent (``"time_budget"``: checked between segments of
+    steps sized to about 2 % of the budget, so the call ends within about
+    ``1.02 max_seconds`` plus one segment; the polish is then skipped).
 
     Polish: if ``polish`` and the final loss is at most ``polish_factor * tol``
     (so also a run that stopped just short of ``tol``), :func:`find_interpolator`
@@ -184,8 +209,13 @@ def train(
         labels with fresh noise; ``noise``, ``batch``, ``seed`` below; it does
         not stop at ``tol``, since the drift toward low trace happens after;
         its polish runs whenever ``polish`` is set).
-    lr : float
-        Step size (> 0).
+    lr : float or str
+        Step size: a number > 0, ``"auto"`` (``0.9 / lambda_max``) or
+        ``"F/lambda_max"`` (``F / lambda_max``, ``F > 0``), with ``lambda_max``
+        the top Hessian eigenvalue at ``(W0, a0)``, computed once
+        (:mod:`flatext.stepsize`). GD diverges above ``2 / lambda_max``, and
+        ``lambda_max`` at a random start grows with the width. The value used
+        is ``result.lr``, the eigenvalue ``result.lambda_max``.
     rho : float
         SAM radius (> 0; ignored by ``gd``).
     max_iter : int
@@ -206,7 +236,8 @@ def train(
     callback : callable, optional
         ``callback(info)`` every ``callback_every`` steps and at the end of
         training, ``info`` a dict with ``iteration``, ``loss``, ``W``, ``a``
-        (e.g. to log :func:`flatext.hessian_trace`); return True to stop.
+        and ``elapsed`` (seconds since the call began) (e.g. to log
+        :func:`flatext.hessian_trace` or show progress); return True to stop.
         With ``method="label_noise_sgd"``, ``info`` has the noisy minibatch
         loss ``batch_loss`` instead of ``loss``, and there is no call at the end.
     callback_every : int
@@ -217,6 +248,9 @@ def train(
         ``label_noise_sgd`` only: minibatch size (default ``min(n, 32)``).
     seed : int or numpy.random.Generator
         ``label_noise_sgd`` only: seeds batches and noise.
+    max_seconds : float, optional
+        Wall-clock budget of the call (> 0; None: none). When it runs out the
+        last point is returned with ``reason="time_budget"``.
 
     Returns
     -------
@@ -229,6 +263,7 @@ def train(
     ValueError
         Bad input (shapes, dtypes, ``lr <= 0``, an unknown ``method``, ...).
     """
+    t_start = time.perf_counter()
     if method not in ("gd", "sam", "label_noise_sgd"):
         raise ValueError(f"method must be 'gd', 'sam' or 'label_noise_sgd'; got {method!r}")
     if method == "label_noise_sgd":
@@ -252,6 +287,7 @@ def train(
             polish=polish,
             polish_tol=polish_tol,
             polish_max_iter=polish_max_iter,
+            max_seconds=max_seconds,
         )
     max_iter = _int_arg(max_iter, "max_iter")
     record_every = _int_arg(record_every, "record_every")
@@ -270,36 +306,11 @@ def train(
     if every < 1 and callback is not None:
         raise ValueError(f"callback_every must be >= 1; got {callback_every}")
     p, c = float(power), float(neg)
-
-    # the C++ loop, `every` steps per call; the history is recorded on the global step count
-    W, a = W0, a0
-    it, h_it, h_loss = 0, [], []
-    rec = record_every if callback is None else 1  # one segment: the C++ history is already on the grid
-    while True:
-        steps = min(every, max_iter - it)
-        r = _core.train(W, a, X, y, p, c, method, float(lr), float(rho), steps, float(tol), rec)
-        hi = np.asarray(r["history_iter"], dtype=np.int64) + it
-        hl = np.asarray(r["history_loss"], dtype=np.float64)
-        keep = (hi % record_every == 0) | (hi == it + r["iterations"])
-        if h_it and len(hi) and hi[0] == h_it[-1]:  # a segment's first point is the previous one's last
-            keep[0] = False
-        h_it.extend(hi[keep].tolist())
-        h_loss.extend(hl[keep].tolist())
-        W, a, it = r["W"], r["a"], it + int(r["iterations"])
-        reason, msg = _reason(r["message"]), r["message"]
-        done = reason != "max_iter" or it >= max_iter
-        if callback is not None:
-            stop = callback({"iteration": it, "loss": float(r["loss"]), "W": W, "a": a})
-            if stop and not done:
-                reason, msg, done = "callback", f"stopped by the callback at iteration {it}", True
-        if done:
-            break
-    # drop the points that are not on the record_every grid, except the end
-    keep = [j for j, i in enumerate(h_it) if i % record_every == 0 or j == len(h_it) - 1]
-    hist = {
-        "iteration": np.asarray([h_it[j] for j in keep], dtype=np.int64),
-        "loss": np.asarray([h_loss[j] for j in keep]),
-    }
+    deadline = None if max_seconds is None else t_start + _positive(max_seconds, "max_seconds")
+    lr, lam = resolve_lr(lr, W0, a0, X, y, power=p, neg=c)
+    W, a, it, reason, msg, r, hist, h_loss = _gd_loop(
+        W0, a0, X, y, p, c, method, lr, rho, max_iter, tol, record_every, callback, every, deadline, t_start
+    )
     loss_end = float(r["loss"])
     if (
         method == "sam"
@@ -314,12 +325,76 @@ def train(
             RuntimeWarning,
             stacklevel=2,
         )
+    if reason == "time_budget" and polish:
+        msg += "; polish skipped (no time left)"
+        polish = None
+    W, a, msg, rb, ra, polished, status = _train_polish(
+        W, a, X, y, p, c, msg, polish, loss_end, tol, polish_factor, polish_tol, polish_max_iter
+    )
+    return TrainResult(
+        W, a, loss_end, it, reason == "tol", msg, hist, polished, rb, ra, reason, status,
+        lr, lam, time.perf_counter() - t_start,
+    )  # fmt: skip
 
+
+def _gd_loop(W0, a0, X, y, p, c, method, lr, rho, max_iter, tol, record_every, callback, every, deadline, t_start):
+    """The C++ loop in segments: ``every`` steps between callbacks and, with a
+    deadline, segments of about 2 % of the budget (timed on the first ones).
+    The history is recorded on the global step count; the iterates are the same
+    bits however the run is cut (neither GD nor SAM keeps state between steps).
+    Returns (W, a, iterations, reason, message, last C++ result, history, losses)."""
+    W, a = W0, a0
+    it, h_it, h_loss = 0, [], []
+    segmented = callback is not None or deadline is not None
+    rec = 1 if segmented else record_every  # one segment: the C++ history is already on the grid
+    chunk, next_cb = 16, every
+    while True:
+        steps = min(max_iter - it, next_cb - it)
+        if deadline is not None:
+            steps = min(steps, chunk)
+        t_seg = time.perf_counter()
+        r = _core.train(W, a, X, y, p, c, method, float(lr), float(rho), steps, float(tol), rec)
+        hi = np.asarray(r["history_iter"], dtype=np.int64) + it
+        hl = np.asarray(r["history_loss"], dtype=np.float64)
+        keep = (hi % record_every == 0) | (hi == it + r["iterations"])
+        if h_it and len(hi) and hi[0] == h_it[-1]:  # a segment's first point is the previous one's last
+            keep[0] = False
+        h_it.extend(hi[keep].tolist())
+        h_loss.extend(hl[keep].tolist())
+        W, a, it = r["W"], r["a"], it + int(r["iterations"])
+        reason, msg = _reason(r["message"]), r["message"]
+        done = reason != "max_iter" or it >= max_iter
+        now = time.perf_counter()
+        if callback is not None and (it >= next_cb or done):
+            info = {"iteration": it, "loss": float(r["loss"]), "W": W, "a": a, "elapsed": now - t_start}
+            if callback(info) and not done:
+                reason, msg, done = "callback", f"stopped by the callback at iteration {it}", True
+            next_cb = it + every
+        if not done and deadline is not None:
+            if now >= deadline:
+                reason, msg, done = "time_budget", f"max_seconds reached at iteration {it}", True
+            else:  # next segment: about 2 % of the budget, from this segment's rate
+                per_step = max(now - t_seg, 1e-9) / max(steps, 1)
+                chunk = int(min(max(1.0, 0.02 * (deadline - t_start) / per_step), 2 * chunk, max_iter))
+                chunk = max(1, min(chunk, int((deadline - now) / per_step) + 1))
+        if done:
+            break
+    # drop the points that are not on the record_every grid, except the end
+    keep = [j for j, i in enumerate(h_it) if i % record_every == 0 or j == len(h_it) - 1]
+    hist = {
+        "iteration": np.asarray([h_it[j] for j in keep], dtype=np.int64),
+        "loss": np.asarray([h_loss[j] for j in keep]),
+    }
+    return W, a, it, reason, msg, r, hist, h_loss
+
+
+def _train_polish(W, a, X, y, p, c, msg, polish, loss_end, tol, polish_factor, polish_tol, polish_max_iter):
+    """The Gauss-Newton polish of :func:`train` (``polish=None``: skipped for want of time).
+    Returns (W, a, message, max_residual_before, max_residual_after, polished, polish status)."""
     yv = np.asarray(y, dtype=W.dtype)
     rb = float(np.max(np.abs(_core.forward(W, a, X, p, c) - yv)))
-    ra, polished, status = rb, False, "off"
+    ra, polished, status = rb, False, "off" if polish is False else "skipped"
     if polish:
-        status = "skipped"
         if math.isfinite(loss_end) and loss_end <= polish_factor * tol:
             try:
                 q = find_interpolator(W, a, X, y, power=p, neg=c, tol=polish_tol, max_iter=polish_max_iter)
@@ -340,7 +415,7 @@ def train(
                     msg += (
                         f"; polish did not lower max|r| ({q.max_residual:.3g} >= {rb:.3g}): keeping the trained point"
                     )
-    return TrainResult(W, a, loss_end, it, reason == "tol", msg, hist, polished, rb, ra, reason, status)
+    return W, a, msg, rb, ra, polished, status
 
 
 # Label-noise SGD.
@@ -389,6 +464,7 @@ def label_noise_sgd(
     polish=False,
     polish_tol=None,
     polish_max_iter=100,
+    max_seconds=None,
 ):
     """Minibatch SGD with fresh Gaussian label noise at every step.
 
@@ -403,8 +479,9 @@ def label_noise_sgd(
         0 gives plain minibatch SGD).
     batch : int
         Minibatch size, ``1 <= batch <= n`` (drawn without replacement).
-    lr : float
-        Step size (> 0).
+    lr : float or str
+        Step size: a number > 0, ``"auto"`` or ``"F/lambda_max"`` (as in
+        :func:`train`: ``lambda_max`` of the full-batch clean loss at the start).
     max_iter : int
         Number of steps.
     tol : float
@@ -422,13 +499,17 @@ def label_noise_sgd(
         Full-batch loss recorded every this many steps (and at the end).
     callback : callable, optional
         ``callback(info)`` every ``callback_every`` steps, ``info`` a dict with
-        ``iteration``, ``W``, ``a``, ``batch_loss`` (the noisy minibatch loss);
-        return True to stop.
+        ``iteration``, ``W``, ``a``, ``batch_loss`` (the noisy minibatch loss)
+        and ``elapsed`` (seconds since the call began); return True to stop.
     callback_every : int
     polish : bool
         After the run, project onto the interpolation set by
         :func:`flatext.find_interpolator` (tolerance ``polish_tol``, at most
-        ``polish_max_iter`` steps); kept only if it converges.
+        ``polish_max_iter`` steps); kept only if it converges (skipped when
+        ``max_seconds`` ran out).
+    max_seconds : float, optional
+        Wall-clock budget (> 0; None: none), checked after every step; when it
+        runs out the current point is returned with ``reason="time_budget"``.
 
     Returns
     -------
@@ -441,6 +522,7 @@ def label_noise_sgd(
     ValueError
         Bad arguments (named in the message).
     """
+    t_start = time.perf_counter()
     W = np.array(W0, copy=True)
     a = np.array(a0, copy=True)
     if W.dtype not in (np.float32, np.float64):
@@ -452,7 +534,7 @@ def label_noise_sgd(
         raise ValueError(f"X must be (n, d) and y (n,); got X {X.shape}, y {y.shape}")
     n = X.shape[0]
     noise = _positive(noise, "noise", allow_zero=True)
-    lr = _positive(lr, "lr")
+    deadline = None if max_seconds is None else t_start + _positive(max_seconds, "max_seconds")
     batch = _int_arg(batch, "batch")
     if not 1 <= batch <= n:
         raise ValueError(f"batch must be in [1, n] = [1, {n}]; got {batch}")
@@ -466,6 +548,7 @@ def label_noise_sgd(
     tol = _positive(tol, "tol", allow_zero=True)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     kw = dict(power=float(power), neg=float(neg))
+    lr, lam = resolve_lr(lr, W, a, X, y, **kw)
 
     def full_loss(W, a):
         return float(loss_grad(W, a, X, y, **kw)[0])
@@ -499,17 +582,23 @@ def label_noise_sgd(
                 reason = "tol"
                 break
         if callback is not None and it % callback_every == 0:
-            if callback({"iteration": it, "W": W, "a": a, "batch_loss": float(bl)}):
+            info = {"iteration": it, "W": W, "a": a, "batch_loss": float(bl), "elapsed": time.perf_counter() - t_start}
+            if callback(info):
                 message = "callback"
                 reason = "callback"
                 break
+        if deadline is not None and it < max_iter and time.perf_counter() >= deadline:
+            message, reason = f"max_seconds reached at step {it}", "time_budget"
+            break
     if its[-1] != it:
         its.append(it)
         losses.append(full_loss(W, a))
     L = losses[-1]
     rb = float(np.max(np.abs(forward(W, a, X, **kw) - y)))
     ra, polished = rb, False
-    if polish:
+    if polish and reason == "time_budget":
+        message += "; polish skipped (no time left)"
+    elif polish:
         try:
             p = find_interpolator(W, a, X, y, tol=polish_tol, max_iter=polish_max_iter, **kw)
         except ValueError as e:
@@ -523,6 +612,11 @@ def label_noise_sgd(
     status = (
         "off"
         if not polish
+        else "skipped"
+        if reason == "time_budget"
         else ("converged" if polished else ("failed" if "polish failed" in message else "no improvement"))
     )
-    return TrainResult(W, a, float(L), it, bool(L <= tol), message, hist, polished, rb, ra, reason, status)
+    return TrainResult(
+        W, a, float(L), it, bool(L <= tol), message, hist, polished, rb, ra, reason, status,
+        lr, lam, time.perf_counter() - t_start,
+    )  # fmt: skip

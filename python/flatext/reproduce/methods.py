@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from typing import List
 
-from ..curvature import hessian_top_eigenvalues
 from ..interpolators import find_interpolator, flattest_interpolator, memorizing_interpolator, teacher_plus_memorizer
 from ..training import label_noise_sgd, train
 from .problems import Problem, Row, measure_row, timed
@@ -47,12 +46,6 @@ MEMORIZERS = ("memorizer", "teacher + memorizer")
 REFERENCE = "teacher network (reference)"
 POLISH = " + GN polish"
 POLISH_MAX_ITER = 500
-
-
-def _lr(prob: Problem, W0, a0) -> float:
-    """0.9 / lambda_max at the init, at most 0.2 (GD's stable step there)."""
-    lam = float(hessian_top_eigenvalues(W0, a0, prob.X, prob.y, k=1, max_iter=100, tol=1e-2, **prob.kw)[0])
-    return min(0.2, 0.9 / max(lam, 1e-12))
 
 
 def _polish_row(prob: Problem, claim: str, label: str, W, a, start: int, seconds: float) -> List[Row]:
@@ -126,7 +119,6 @@ def trained(
             )
             stop = "max_iter (by design: drifts after fitting)" if res.reason == "max_iter" else res.reason
         else:
-            lr = _lr(prob, W0, a0)
             method = "sam" if label == "sam" else "gd"
             steps = (
                 max_iter
@@ -140,7 +132,7 @@ def trained(
                     prob.X,
                     prob.y,
                     method=method,
-                    lr=lr,
+                    lr="auto",  # 0.9 / lambda_max at the init (flatext.stepsize)
                     rho=cfg.sam_rho,
                     max_iter=steps,
                     tol=cfg.gd_tol,
@@ -148,7 +140,7 @@ def trained(
                     **prob.kw,
                 )
             )
-            note = f"lr {lr:.3g}, {res.iterations} steps to loss {res.loss:.1e}; {res.message}"
+            note = f"lr {res.lr:.3g}, {res.iterations} steps to loss {res.loss:.1e}; {res.message}"
             stop = res.reason  # "tol", "max_iter", "diverged", "stationary" (SAM)
         rows.append(measure_row(prob, claim, label, res.W, res.a, start=start, seconds=dt, stop=stop, note=note))
         rows += _polish_row(prob, claim, label, res.W, res.a, start, dt)

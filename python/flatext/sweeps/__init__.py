@@ -2,7 +2,7 @@
 
 A sweep file (TOML, see :mod:`flatext.sweeps.config` and ``docs/sweeps.md``)
 names a grid of cells; each cell draws data from a teacher, runs a method
-(gd, sam, project, flattest, memorize, random) and measures the result with
+(gd, sam, label_noise_sgd, project, flattest, memorize, random) and measures the result with
 :func:`flatext.measure`. Rows are written to Parquet as cells finish,
 crash-safely, and a rerun resumes. Submodules: ``config`` (schema, validation,
 grid), ``cells`` (one cell -> one row), ``executor`` (local processes or
@@ -78,7 +78,8 @@ def sweep(
     local_cluster : int, optional
         Start a ``distributed.LocalCluster`` with this many worker processes.
     resume : bool
-        Skip cells with a finished (``status == "ok"``) row in ``<out>.parts/``
+        Skip cells with a finished row in ``<out>.parts/`` (status ``ok``,
+        ``diverged`` or ``not_interpolating``; ``failed`` cells run again)
         (default). ``False`` deletes earlier results and starts over.
     progress : bool
         Show a progress bar (cells done, running and failed, rate, ETA) on a
@@ -94,7 +95,9 @@ def sweep(
     pandas.DataFrame
         One row per cell, in grid order: the cell's parameters, ``cell_id``,
         ``seed``, what the method reports (``iterations``, ``converged``,
-        ``reason``, ...), the measurements, ``status``/``error``,
+        ``reason``, ``lr``, ``lambda_max``, ...), the measurements, ``status``
+        (``ok``, ``diverged``, ``not_interpolating``, ``failed``:
+        :mod:`flatext.sweeps.status`) and ``error``,
         ``flatext_version``, ``time_*`` (seconds), ``hostname``, ``worker``.
 
     Raises
@@ -236,12 +239,15 @@ def _run_cli(args):
     except KeyboardInterrupt:  # before any cell ran
         print("flatext sweep: interrupted before any cell ran", file=sys.stderr)
         return 130
-    n_err = int((df["status"] != "ok").sum()) if "status" in df else 0
+    counts = Counter(df["status"]) if "status" in df else Counter()
+    n_err = counts.get("failed", 0) + counts.get("error", 0)
+    not_ok = {k: v for k, v in sorted(counts.items()) if k != "ok"}
     el = df.attrs.get("elapsed", 0.0)
     ran = df.attrs.get("cells_run", 0)
     print(
         f"{len(df)} cells in {args.out} ({ran} run now in {el:.1f} s, {len(df) - ran} resumed"
-        + (f", {n_err} with errors: see the 'error' column" if n_err else "")
+        + (f"; not ok: {', '.join(f'{k} {v}' for k, v in not_ok.items())}" if not_ok else "")
+        + (": see the 'status', 'reason' and 'error' columns" if not_ok else "")
         + ")"
     )
     return 1 if n_err else 0

@@ -33,6 +33,7 @@ from ..interpolators import find_interpolator, flattest_interpolator, memorizing
 from ..measure import measure
 from ..teachers import MultiIndex, PlantedNetwork, SumOfSingleIndex
 from ..training import train
+from .status import MEMORIZE_RTOL, row_status
 
 __all__ = ["run_cell", "run_cells", "cell_data", "make_teacher", "error_row", "METHOD_IMPLS", "SWEEP_DELAY_ENV"]
 
@@ -105,8 +106,11 @@ def cell_data(cell):
 
 # ---------------------------------------------------------------------------
 # Methods: name -> callable(cell, data, params) -> (W, a, info dict)
-# info: iterations, converged, reason (why the method stopped), and per method
-# grad_ratio (flattest), polish / polished (gd, sam).
+# info: iterations, converged, reason (why the method stopped), interpolating
+# (the method delivered its promise: sets the row's status, see status.py; not a
+# column), and per method grad_ratio (flattest), polish / polished, lr and
+# lambda_max (gd, sam, label_noise_sgd: the step size used and the top Hessian
+# eigenvalue at the start that set it, NaN for a numeric lr).
 # ---------------------------------------------------------------------------
 
 
@@ -118,8 +122,12 @@ def _m_random(cell, data, p):
     return data["W0"], data["a0"], {}
 
 
+_TRAIN_PARAMS = ("lr", "max_iter", "tol", "rho", "polish_factor", "polish_max_iter", "max_seconds", "noise", "batch")
+
+
 def _m_train(kind):
     def run(cell, data, p):
+        extra = {"seed": _seed(cell["seed"], 4)} if kind == "label_noise_sgd" else {}
         res = train(
             data["W0"],
             data["a0"],
@@ -128,7 +136,8 @@ def _m_train(kind):
             power=cell["power"],
             neg=cell["neg"],
             method=kind,
-            **_given(p, ("lr", "max_iter", "tol", "rho", "polish_factor", "polish_max_iter")),
+            **_given(p, _TRAIN_PARAMS),
+            **extra,
         )
         return (
             res.W,
@@ -139,6 +148,9 @@ def _m_train(kind):
                 "reason": res.reason,
                 "polish": res.polish,
                 "polished": res.polished,
+                "lr": res.lr,
+                "lambda_max": res.lambda_max,
+                "interpolating": res.interpolating,
             },
         )
 
@@ -156,11 +168,8 @@ def _m_project(cell, data, p):
         **_given(p, ("tol", "max_iter")),
     )
     # find_interpolator stops at its tolerance or after max_iter steps (it raises otherwise)
-    return (
-        res.W,
-        res.a,
-        {"iterations": res.iterations, "converged": res.converged, "reason": "tol" if res.converged else "max_iter"},
-    )
+    info = {"iterations": res.iterations, "converged": res.converged, "reason": "tol" if res.converged else "max_iter"}
+    return res.W, res.a, dict(info, interpolating=res.converged)
 
 
 def _m_flattest(cell, data, p):
@@ -173,13 +182,12 @@ def _m_flattest(cell, data, p):
         neg=cell["neg"],
         **_given(p, ("max_iter", "balance", "tol")),
     )
-    # the final projected-gradient ratio ||g_t|| / ||g||
+    # the final projected-gradient ratio ||g_t|| / ||g||; interpolating: the retraction's tolerance
     grad_ratio = float(res.grad_ratio)
-    return (
-        res.W,
-        res.a,
-        {"iterations": res.iterations, "converged": res.converged, "reason": res.reason, "grad_ratio": grad_ratio},
-    )
+    rtol = p.get("tol") or (1e-4 if data["X"].dtype == np.float32 else 1e-10)
+    fits = res.max_residual <= rtol * max(1.0, float(np.max(np.abs(data["y"]))))
+    info = {"iterations": res.iterations, "converged": res.converged, "reason": res.reason, "grad_ratio": grad_ratio}
+    return res.W, res.a, dict(info, interpolating=bool(fits))
 
 
 def _m_memorize(cell, data, p):
@@ -189,13 +197,16 @@ def _m_memorize(cell, data, p):
             raise ValueError(f"memorize: pad=true needs m >= n, got m={cell['m']}, n={cell['n']}")
         kw["m"] = cell["m"]
     W, a = memorizing_interpolator(data["X"], data["y"], power=cell["power"], neg=cell["neg"], **kw)
-    return W, a, {}
+    r = _core.forward(W, a, data["X"], float(cell["power"]), float(cell["neg"])) - data["y"]
+    fits = float(np.max(np.abs(r))) <= MEMORIZE_RTOL * max(1.0, float(np.max(np.abs(data["y"]))))
+    return W, a, {"interpolating": bool(fits)}
 
 
 METHOD_IMPLS = {
     "random": _m_random,
     "gd": _m_train("gd"),
     "sam": _m_train("sam"),
+    "label_noise_sgd": _m_train("label_noise_sgd"),
     "project": _m_project,
     "flattest": _m_flattest,
     "memorize": _m_memorize,
@@ -261,7 +272,8 @@ def _base_row(cell):
     row["teacher_seed"] = t["seed"]
     row["teacher_spec"] = json.dumps(t, sort_keys=True)
     for k, v in cell["method_params"].items():
-        row[f"method_{k}"] = v
+        # lr may be "auto" or "F/lambda_max": always text, so that one column has one type (the value used is `lr`)
+        row[f"method_{k}"] = (v if isinstance(v, str) else f"{v:g}") if k == "lr" else v
     row["method_params"] = json.dumps(cell["method_params"], sort_keys=True)
     row["flatext_version"] = _core.__version__
     row["hostname"] = socket.gethostname()
@@ -291,9 +303,10 @@ def _worker_name():
 def run_cell(cell):
     """Run one cell and return its row (a flat dict of JSON-able scalars).
 
-    A cell that fails (a solver error) still gives a row, with
-    ``status = "error"`` and the message in ``error``; its measurement
-    columns are absent.
+    ``status`` is one of :data:`flatext.sweeps.status.STATUSES`: ``"ok"``,
+    ``"diverged"``, ``"not_interpolating"`` (measured, but not what the method
+    promises) or ``"failed"`` (a solver error: the message in ``error``, no
+    measurement columns).
     """
     t0 = time.perf_counter()
     c0 = time.process_time()
@@ -307,7 +320,8 @@ def run_cell(cell):
         t1 = time.perf_counter()
         W, a, info = METHOD_IMPLS[cell["method_kind"]](cell, data, cell["method_params"])
         t2 = time.perf_counter()
-        row.update(info)
+        status = row_status(info)
+        row.update({k: v for k, v in info.items() if k != "interpolating"})
         row["width"] = int(np.asarray(W).shape[0])
         meas = _measure(cell, data, W, a).to_row()
         notes = meas.pop("notes")
@@ -316,10 +330,10 @@ def run_cell(cell):
         row.update(meas)
         if "time" in cell["measurements"]:
             row["time_method"] = t2 - t1
-        row["status"] = "ok"
+        row["status"] = status
         row["error"] = None
     except Exception as e:  # a cell's failure is data, not a crash of the sweep
-        row["status"] = "error"
+        row["status"] = "failed"
         row["error"] = f"{type(e).__name__}: {e}"
         notes = traceback.format_exc(limit=3)
     row["notes"] = notes
@@ -350,7 +364,7 @@ def set_threads(k):
 def error_row(cell, message):
     """The row of a cell that could not be run at all (e.g. its task kept failing)."""
     row = _base_row(cell)
-    row["status"] = "error"
+    row["status"] = "failed"
     row["error"] = message
     row["notes"] = None
     return row

@@ -29,7 +29,7 @@ A sweep file names a grid (see ``docs/sweeps.md`` for the full schema)::
     [methods.gd_small]                # a method variant: its table name labels it
     method = "gd"                     # the algorithm (defaults to the table name)
     init_scale = 0.01                 # overrides model.init_scale for this variant
-    lr = 0.2
+    lr = "auto"                       # 0.9 / lambda_max at the init; or "F/lambda_max", or a number
 
     [population]
     method = "exact"                  # | "mc"
@@ -51,6 +51,7 @@ import os
 import re
 
 from ..measure import MEASUREMENTS as _MEASURE_NAMES
+from ..stepsize import parse_lr
 from ..teachers import INPUTS
 from ..teachers import LINKS as _LINKS
 
@@ -190,24 +191,30 @@ def _width(v):
     return f'expected an integer or a string such as "2n", got {type(v).__name__} {v!r}'
 
 
+def _lr(v):
+    if isinstance(v, str):
+        try:
+            parse_lr(v)
+        except ValueError:
+            return f'expected a number > 0, "auto" or "F/lambda_max" (e.g. "0.5/lambda_max"), got {v!r}'
+        return None
+    return _pos_num(v)
+
+
 # Method algorithms: parameter -> (checker, default). A None default is not
 # passed on: the flatext function's own default applies.
+_STEPS = {"max_iter": (_pos_int, None), "tol": (_nonneg_num, None)}  # the trainers' shared parameters
+_POLISH = {"polish_factor": (_pos_num, None), "polish_max_iter": (_pos_int, None), "max_seconds": (_pos_num, None)}
 METHODS = {
     "random": {},
-    "gd": {
-        "lr": (_pos_num, None),
-        "max_iter": (_pos_int, None),
-        "tol": (_nonneg_num, None),
-        "polish_factor": (_pos_num, None),
-        "polish_max_iter": (_pos_int, None),
-    },
-    "sam": {
-        "lr": (_pos_num, None),
-        "rho": (_pos_num, None),
-        "max_iter": (_pos_int, None),
-        "tol": (_nonneg_num, None),
-        "polish_factor": (_pos_num, None),
-        "polish_max_iter": (_pos_int, None),
+    "gd": {"lr": (_lr, None), **_STEPS, **_POLISH},
+    "sam": {"lr": (_lr, None), "rho": (_pos_num, None), **_STEPS, **_POLISH},
+    "label_noise_sgd": {
+        "lr": (_lr, None),
+        "noise": (_nonneg_num, None),
+        "batch": (_pos_int, None),
+        **_STEPS,
+        **{k: v for k, v in _POLISH.items() if k != "polish_factor"},  # its polish runs whenever polish is on
     },
     "project": {"tol": (_pos_num, None), "max_iter": (_pos_int, None)},
     "flattest": {
@@ -615,8 +622,8 @@ class _Validator:
                     continue
                 else:
                     vals = [dflt]
-                if chk in _FLOAT_CHECKERS:
-                    vals = [float(v) for v in vals]
+                if chk in _FLOAT_CHECKERS or chk is _lr:
+                    vals = [v if isinstance(v, str) else float(v) for v in vals]
                 axes.append([(pname, v) for v in vals])
             for combo in itertools.product(*axes):
                 out.append((vname, kind, dict(combo)))

@@ -16,7 +16,10 @@ Two kinds (``kind="auto"`` picks one):
 
 ``auto`` chooses ``line`` when x has at most half as many distinct values as
 there are rows, else ``scatter``. Only rows with ``status == "ok"`` and finite
-x, y are drawn (and positive ones on a log axis). Hue and facet values are
+x, y are drawn (and positive ones on a log axis); the rows left out for their
+status (``diverged``, ``not_interpolating``, ``failed``: :mod:`flatext.sweeps.status`)
+are counted in the figure's title, and ``include_not_ok=True``
+(``--include-not-ok``) draws the measured ones too. Hue and facet values are
 ordered numerically when they are numbers (d = 8 before d = 16). Facets:
 ``col`` and ``row`` name columns whose values get one panel each.
 """
@@ -112,6 +115,7 @@ def plot(
     where=None,
     title=None,
     out=None,
+    include_not_ok=False,
 ):
     """Draw ``y`` against ``x`` from sweep results (one panel per ``col`` x ``row`` value).
 
@@ -145,10 +149,15 @@ def plot(
     title : str, optional
     out : str or path, optional
         Save the figure there (PNG, PDF, SVG by extension).
+    include_not_ok : bool
+        Also draw the rows whose ``status`` is not ``"ok"`` (``diverged``,
+        ``not_interpolating``; ``failed`` rows have no measurements). By
+        default they are left out and the title says how many, by status.
 
     Returns
     -------
     matplotlib.figure.Figure
+        ``fig.left_out`` is a dict status -> rows left out for their status.
     """
     # imported here, not at the top: importing pyplot picks a GUI backend, which
     # `flatext plot` must first set to Agg (and `import flatext` stays light)
@@ -171,7 +180,9 @@ def plot(
             raise ValueError(f"{arg}: no column {c!r}; columns: {sorted(df.columns)}")
     if where:
         df = df.query(where)
-    if "status" in df.columns:
+    left_out = {}
+    if "status" in df.columns and not include_not_ok:
+        left_out = {str(k): int(v) for k, v in df.loc[df["status"] != "ok", "status"].value_counts().items()}
         df = df[df["status"] == "ok"]
     if not pd.api.types.is_numeric_dtype(df[y]) or pd.api.types.is_bool_dtype(df[y]):
         raise ValueError(f"y: column {y!r} is not numeric")
@@ -187,6 +198,7 @@ def plot(
         raise ValueError(
             "nothing to plot: no 'ok' row with finite (and, on a log axis, positive) x and y"
             + (f" matching where={where!r}" if where else "")
+            + (f" ({_left_out_text(left_out)}; include_not_ok=True draws them)" if left_out else "")
         )
     if kind == "auto":
         kind = "line" if (not numeric_x or df[x].nunique() * 2 <= len(df)) else "scatter"
@@ -295,12 +307,23 @@ def plot(
             loc="center left",
             bbox_to_anchor=(1.0, 0.5),
         )
-    if title:
-        fig.suptitle(title)
+    note = _left_out_text(left_out)
+    if title or note:
+        fig.suptitle("\n".join(t for t in (title, note) if t), fontsize=None if not note or title else 9)
+    setattr(fig, "left_out", left_out)  # noqa: B010 (matplotlib's Figure type has no such attribute)
     fig.tight_layout()
     if out is not None:
         fig.savefig(os.fspath(out), bbox_inches="tight")
     return fig
+
+
+def _left_out_text(left_out):
+    """``"left out: 3 rows not ok (diverged 2, failed 1)"``, or "" when none."""
+    total = sum(left_out.values())
+    if not total:
+        return ""
+    parts = ", ".join(f"{k} {v}" for k, v in sorted(left_out.items()))
+    return f"left out: {total} row{'s' if total > 1 else ''} not ok ({parts})"
 
 
 def _run_cli(args):
@@ -326,11 +349,14 @@ def _run_cli(args):
             where=args.where,
             title=args.title,
             out=args.out,
+            include_not_ok=args.include_not_ok,
         )
     except (ValueError, FileNotFoundError) as e:
         print(f"flatext plot: {e}", file=sys.stderr)
         return 2
     plt.close(fig)
+    if fig.left_out:
+        print(f"flatext plot: {_left_out_text(fig.left_out)}; --include-not-ok draws them", file=sys.stderr)
     print(args.out)
     return 0
 
@@ -356,5 +382,11 @@ def add_parser(sub):
     p.add_argument("--kind", choices=("auto", "line", "scatter"), default="auto")
     p.add_argument("--where", default=None, help='pandas query filter, e.g. "noise == 0"')
     p.add_argument("--title", default=None)
+    p.add_argument(
+        "--include-not-ok",
+        action="store_true",
+        help="also draw rows whose status is not 'ok' (diverged, not_interpolating); by default they are "
+        "left out and the title counts them",
+    )
     p.add_argument("--out", required=True, help="figure file (.png, .pdf, .svg)")
     p.set_defaults(func=_run_cli)

@@ -51,7 +51,8 @@ class Progress:
     """
 
     def __init__(self, total, initial, desc, enabled=True):
-        self.failed = 0
+        self.failed = 0  # status "failed" (a solver error)
+        self.not_ok = 0  # measured, but "diverged" or "not_interpolating"
         self.in_flight = 0
         self.bar = None
         if enabled and (_in_notebook() or sys.stderr.isatty()):
@@ -70,7 +71,8 @@ class Progress:
             )
 
     def _postfix(self, refresh=True):
-        self.bar.set_postfix_str(f"running {self.in_flight}, failed {self.failed}", refresh=refresh)
+        extra = f", not ok {self.not_ok}" if self.not_ok else ""
+        self.bar.set_postfix_str(f"running {self.in_flight}, failed {self.failed}{extra}", refresh=refresh)
 
     def running(self, k):
         """``k`` cells are now being computed (the executors say so after each result)."""
@@ -80,7 +82,8 @@ class Progress:
 
     def finished(self, rows):
         """Rows of finished cells arrived."""
-        self.failed += sum(r.get("status") != "ok" for r in rows)
+        self.failed += sum(r.get("status") in ("failed", "error") for r in rows)
+        self.not_ok += sum(r.get("status") in ("diverged", "not_interpolating") for r in rows)
         if self.bar is not None:
             self._postfix(refresh=False)
             self.bar.update(len(rows))

@@ -14,8 +14,10 @@ part: after a power failure the newest parts may be missing, never partial,
 and are recomputed on resume. The consolidated file's directory is.) Temporary files left by a kill start with
 ``.tmp-`` and are removed on the next run.
 
-Resume: the rows already in the parts (status ``ok``) are kept and their cells
-skipped; cells whose row has ``status == "error"`` are run again.
+Resume: the rows already in the parts with a final status (``ok``,
+``diverged``, ``not_interpolating``: :mod:`flatext.sweeps.status`) are kept and
+their cells skipped; cells whose row has ``status == "failed"`` (or ``"error"``,
+written by older versions) are run again.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import time
 import warnings
 
 import numpy as np
+
+from .status import FINAL
 
 # pandas and pyarrow (the `sweep` extra) are imported where used, so that
 # `import flatext` works without them.
@@ -175,11 +179,11 @@ class ResultStore:
         return _normalize(pd.concat(frames, ignore_index=True, sort=False))
 
     def finished_ids(self):
-        """Cell ids with an ``ok`` row in the parts."""
+        """Cell ids with a row of a final status (``ok``, ``diverged``, ``not_interpolating``) in the parts."""
         df = self.read_rows()
         if df.empty or "cell_id" not in df:
             return set()
-        return set(df.loc[df["status"] == "ok", "cell_id"])
+        return set(df.loc[df["status"].isin(FINAL), "cell_id"])
 
     # -- writing --------------------------------------------------------------
     def write_part(self, rows):
@@ -194,8 +198,8 @@ class ResultStore:
     def consolidate(self, cell_ids):
         """Write ``out``: one row per cell of ``cell_ids`` (in that order) found in the parts.
 
-        For a cell with several rows (a rerun of an error), the ``ok`` row wins,
-        else the latest. Returns the DataFrame written.
+        For a cell with several rows (a rerun of a failure), a row of a final
+        status wins, else the latest. Returns the DataFrame written.
         """
         import pandas as pd
 
@@ -205,7 +209,7 @@ class ResultStore:
         order = {cid: i for i, cid in enumerate(cell_ids)}
         df = df[df["cell_id"].isin(order)].copy()
         if len(df):
-            df["_ok"] = (df["status"] == "ok").astype(int)
+            df["_ok"] = df["status"].isin(FINAL).astype(int)
             df["_seq"] = range(len(df))
             df = df.sort_values(["_ok", "_seq"]).drop_duplicates("cell_id", keep="last")
             df["_order"] = df["cell_id"].map(order)

@@ -1,0 +1,181 @@
+"""The cell-sparse flattest interpolator (``method="cells"``, flatext/cells.py).
+
+Checked against independent numbers: a planted teacher network's orbit-minimal trace
+(computed here from the formula with numpy), the certified global optimum of
+tests/relu_certify.py (cvxpy over every cell, small d), the manifold search on the
+same data; interpolation with tests/reference.py's forward pass.
+"""
+
+import math
+import time
+
+import flatext as fx
+import numpy as np
+import pytest
+import reference as ref
+from relu_certify import certified_relu_optimum
+
+
+def orbit_min_relu(W, a, X):
+    """Sum over neurons of (2/n) |a_i| sqrt(sum_{j active} |x_j|^2) ||relu(X w_i)|| (docs/design.md s. 4)."""
+    n = X.shape[0]
+    Z = X @ W.T
+    s = np.einsum("ij,ij->i", X, X)
+    act = Z > 0
+    return float(np.sum(2.0 / n * np.abs(a) * np.sqrt(act.T @ s) * np.linalg.norm(np.maximum(Z, 0), axis=0)))
+
+
+def planted(d, n, seed, k=3):
+    """Labels of a planted width-k ReLU network with unit directions and weights in [0.5, 1]."""
+    rng = np.random.default_rng(seed)
+    U = np.linalg.qr(rng.standard_normal((d, k)))[0].T
+    w = rng.uniform(0.5, 1.0, k)
+    X = rng.standard_normal((n, d))
+    return X, np.maximum(X @ U.T, 0) @ w, U, w
+
+
+def start(m, d, seed):
+    rng = np.random.default_rng(seed + 100)
+    return rng.standard_normal((m, d)) / np.sqrt(d), rng.standard_normal(m) / np.sqrt(m)
+
+
+def interpolates(W, a, X, y, tol=1.01e-10):
+    return np.max(np.abs(ref.forward(W, a, X, 1.0, 0.0) - y)) <= tol * max(1.0, np.abs(y).max())
+
+
+def check_cells_result(s, X, y):
+    assert s.method == "cells"
+    assert interpolates(s.W, s.a, X, y)
+    # the reported value is the network's orbit-minimal trace, within the restricted optimum's accuracy
+    assert s.orbit_min_trace == pytest.approx(orbit_min_relu(s.W, s.a, X), rel=1e-9)
+    assert s.restricted_optimum * (1 - 1e-6) <= s.orbit_min_trace <= s.restricted_optimum * (1 + 1e-4)
+    assert s.cells > 0 and s.lower_bound <= s.restricted_optimum * (1 + 1e-6)
+    assert s.converged == (s.reason == "restricted_optimum")
+    if s.converged:
+        assert s.max_ratio <= 1 + 1e-6
+
+
+@pytest.mark.slow  # the restricted cone program and its in-cell construction: ~10 s
+def test_cells_beats_a_planted_teacher_and_the_search():
+    # d = 5, n = 30: 55 682 arrangement cells (above the certified polish's 50 000), where the
+    # search alone stalls at kinks; the planted network is one interpolator the answer must not be above
+    X, y, U, w = planted(5, 30, seed=0)
+    W0, a0 = start(60, 5, 0)
+    s = fx.flattest_interpolator(W0, a0, X, y, method="cells")
+    check_cells_result(s, X, y)
+    teacher = orbit_min_relu(U, w, X)
+    m = fx.flattest_interpolator(W0, a0, X, y, method="manifold", polish=None)
+    assert s.orbit_min_trace <= min(teacher, m.orbit_min_trace) * (1 + 5e-5)
+    assert s.W.shape == (60, 5)
+
+
+@pytest.mark.parametrize("seed", [pytest.param(1, marks=pytest.mark.slow), 2])
+def test_cells_is_never_below_the_certified_optimum(seed):
+    # d = 3: the global optimum over every cell (cvxpy, independent code) bounds every
+    # interpolator from below; the cell-sparse answer is an interpolator, near it
+    pytest.importorskip("cvxpy")
+    X, y, _, _ = planted(3, 16, seed=seed, k=2)
+    value, _, _ = certified_relu_optimum(X, y)
+    s = fx.flattest_interpolator(*start(32, 3, seed), X, y, method="cells")
+    check_cells_result(s, X, y)
+    assert value * (1 - 1e-6) <= s.orbit_min_trace <= value * 1.05
+
+
+@pytest.mark.slow  # the search and the cell-sparse method: ~10 s
+def test_auto_keeps_the_flatter_of_search_and_cells():
+    X, y, _, _ = planted(5, 30, seed=3)
+    W0, a0 = start(60, 5, 3)
+    s = fx.flattest_interpolator(W0, a0, X, y)  # auto: search, then the cell-sparse method
+    assert s.orbit_min_trace <= s.search_orbit_min_trace * (1 + 1e-12)
+    assert interpolates(s.W, s.a, X, y)
+    assert s.method in ("cells", "manifold")
+    if s.method == "cells":
+        check_cells_result(s, X, y)
+    else:
+        assert "no flatter point" in s.message
+
+
+@pytest.mark.slow  # the default method at d = 8-10, n = 100-150: 10-60 s each
+@pytest.mark.parametrize("d, n, seed", [(8, 100, 0), (8, 100, 1), (10, 150, 2)])
+def test_default_is_at_least_as_flat_as_a_planted_teacher(d, n, seed):
+    # the default method ("auto": the search, then the cell-sparse method) never ends above an
+    # interpolator one can write down: the planted width-3 ReLU network
+    X, y, U, w = planted(d, n, seed=seed)
+    s = fx.flattest_interpolator(*start(2 * n, d, seed), X, y)
+    assert interpolates(s.W, s.a, X, y)
+    assert s.orbit_min_trace <= orbit_min_relu(U, w, X) * (1 + 5e-5), (s.method, s.message)
+
+
+def test_cells_failure_falls_back_to_the_search_and_says_why(monkeypatch):
+    from flatext import interpolators as itp
+
+    def broken(*args, **kw):
+        raise RuntimeError("solver says no")
+
+    monkeypatch.setattr(itp, "cell_sparse", broken)
+    X, y, _, _ = planted(6, 30, seed=4)
+    s = fx.flattest_interpolator(*start(60, 6, 4), X, y, method="cells")
+    assert s.method == "manifold"
+    assert "cell-sparse method failed (solver says no)" in s.message
+    assert interpolates(s.W, s.a, X, y)
+
+
+def test_method_arguments_are_checked():
+    X, y, _, _ = planted(4, 10, seed=5)
+    W0, a0 = start(20, 4, 5)
+    with pytest.raises(ValueError, match="method must be"):
+        fx.flattest_interpolator(W0, a0, X, y, method="fastest")
+    with pytest.raises(ValueError, match="method='cells' needs power = 1"):
+        fx.flattest_interpolator(W0, a0, X, y, method="cells", power=2.0)
+    with pytest.raises(ValueError, match="no polish"):
+        fx.flattest_interpolator(W0, a0, X, y, method="cells", polish="convex")
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="max_seconds"):
+            fx.flattest_interpolator(W0, a0, X, y, max_seconds=bad)
+    with pytest.raises(ValueError, match="cells_width"):
+        fx.flattest_interpolator(W0, a0, X, y, method="cells", cells_width=0)
+
+
+def test_max_seconds_stops_the_search_with_an_interpolator():
+    # a search that takes many steps, cut by a budget: every step starts before the deadline,
+    # the point returned is the last accepted one and interpolates
+    X, y, _, _ = planted(8, 150, seed=6)
+    W0, a0 = start(300, 8, 6)
+    proj = fx.find_interpolator(W0, a0, X, y)
+    stamps = []
+    budget = 0.5
+    t0 = time.perf_counter()
+    s = fx.flattest_interpolator(
+        proj.W,
+        proj.a,
+        X,
+        y,
+        method="manifold",
+        polish=None,
+        ftol=0.0,
+        max_seconds=budget,
+        callback=lambda info: stamps.append(time.perf_counter()),
+    )
+    elapsed = time.perf_counter() - t0
+    assert s.reason == "time_budget" and not s.converged
+    assert len(stamps) >= 1 and stamps[-1] - t0 >= budget * 0.5
+    steps = np.diff([t0] + stamps)
+    assert elapsed <= 1.1 * budget + steps.max() + 0.5  # one step may run past it (+ start overhead)
+    assert interpolates(s.W, s.a, X, y)
+    assert s.seconds == pytest.approx(elapsed, rel=0.5)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_cells_bits_do_not_depend_on_threads(threads):
+    X, y, _, _ = planted(5, 24, seed=7)
+    W0, a0 = start(48, 5, 7)
+    old = fx.get_num_threads()
+    try:
+        fx.set_num_threads(1)
+        ref_s = fx.flattest_interpolator(W0, a0, X, y, method="cells")
+        fx.set_num_threads(threads)
+        s = fx.flattest_interpolator(W0, a0, X, y, method="cells")
+    finally:
+        fx.set_num_threads(old)
+    assert np.array_equal(ref_s.W, s.W) and np.array_equal(ref_s.a, s.a)
+    assert math.isfinite(s.orbit_min_trace)
