@@ -272,3 +272,17 @@ def test_local_dask_cluster_gives_the_same_rows(tmp_path):
         b[cols].sort_values("cell_id").reset_index(drop=True),
     )
     assert b["worker"].str.startswith("tcp://").all()
+
+
+def test_method_and_time_budget_are_passed_to_the_search():
+    from flatext.study.cell import has_method_keyword
+    from flatext.sweeps.cells import run_cell
+
+    if not has_method_keyword():
+        pytest.skip("flattest_interpolator has no method keyword in this tree")
+    over = dict(TINY, flattest={"method": "manifold", "max_seconds": 1e-9, "max_iter": 50, "polish": "off"})
+    cell = load_study(over).cells[0]
+    row = run_cell(cell)
+    assert row["status"] == "ok", row["error"]
+    assert row["flattest_method"] == "manifold" and row["flattest_result_method"] == "manifold"
+    assert row["flattest_reason"] == "time_budget" and row["flattest_iterations"] < 50

@@ -15,7 +15,10 @@ Columns added (``<x>`` is ``memorizer``, ``gd`` or ``lnsgd``):
 
 - ``k``, ``interpolates`` (the flattest network's max|r| within 1e-8 of the label scale);
 - ``flattest_method`` (what was passed as ``method=``, or ``"n/a"`` when
-  :func:`flatext.flattest_interpolator` has no such keyword), ``flattest_iterations``,
+  :func:`flatext.flattest_interpolator` has no such keyword), ``flattest_result_method``
+  (which method produced the network), ``flattest_result_restricted_optimum``,
+  ``flattest_result_lower_bound``, ``flattest_result_max_ratio``, ``flattest_result_cells``,
+  ``flattest_result_message`` (the cell-sparse method's bounds), ``flattest_iterations``,
   ``flattest_reason``, ``flattest_converged``, ``flattest_grad_ratio``, ``flattest_polish``,
   ``flattest_search_orbit_min_trace``, ``flattest_certified_optimum`` (the certified global
   optimum, NaN when not certified), ``flattest_gap`` (``orbit_min_trace / certified - 1``),
@@ -158,6 +161,8 @@ def _flattest(cell, data, p):
     kw["polish"] = None if p["flattest_polish"] == "off" else p["flattest_polish"]
     if has_method_keyword():
         kw["method"] = p["flattest_method"]
+        if p.get("flattest_max_seconds") is not None:
+            kw["max_seconds"] = p["flattest_max_seconds"]
     t = time.perf_counter()
     res = flattest_interpolator(data["W0"], data["a0"], data["X"], data["y"], **kw)
     cert = float(res.certified_optimum)
@@ -173,6 +178,10 @@ def _flattest(cell, data, p):
         "flattest_gap": float(res.orbit_min_trace) / cert - 1.0 if math.isfinite(cert) and cert > 0 else math.nan,
         "flattest_seconds": time.perf_counter() - t,
     }
+    # what the cell-sparse method reports (NaN / 0 / "" for the manifold search)
+    for name in ("method", "restricted_optimum", "lower_bound", "max_ratio", "cells", "message"):
+        if hasattr(res, name):
+            info[f"flattest_result_{name}"] = getattr(res, name)
     return res, info
 
 

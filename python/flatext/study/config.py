@@ -20,7 +20,8 @@ A study file (TOML; every key optional, the default below fills the rest)::
     power = 1.0                # ReLU (the cells method and the convex polish are ReLU-only)
 
     [flattest]
-    method = "auto"            # passed to flatext.flattest_interpolator where it has the keyword
+    method = "auto"            # passed to flatext.flattest_interpolator (method=): "auto" | "manifold" | "cells"
+    # max_seconds = 300        # optional: flattest_interpolator's time budget per search
     max_iter = 40
     polish = "auto"            # "auto" | "convex" | "off"
 
@@ -118,6 +119,7 @@ _SCHEMA = {
     "model": {"m": (_width, False), "power": (_choice(1.0, 1), False)},
     "flattest": {
         "method": (_str, False),
+        "max_seconds": (lambda v: None if v is None else _pos(v), False),
         "max_iter": (_pos_int, False),
         "polish": (_choice("auto", "convex", "off"), False),
     },
@@ -176,6 +178,8 @@ def _merge(base, over, source):
 def _check(raw, source):
     for sec, keys in _SCHEMA.items():
         for k, (chk, axis) in keys.items():
+            if k not in raw[sec]:  # optional keys without a default (flattest.max_seconds)
+                continue
             v = raw[sec][k]
             name = f"{sec}.{k}"
             if axis:
