@@ -51,8 +51,10 @@ def main(argv: list[str]) -> int:
     found = problems(members, wanted, tracked(["python"]))
     for line in found:
         print(line)
-    print(f"check_sdist: {len(wanted)} tracked build and test files, {len(members)} files in the sdist, "
-          f"{len(found)} problem(s)")
+    print(
+        f"check_sdist: {len(wanted)} tracked build and test files, {len(members)} files in the sdist, "
+        f"{len(found)} problem(s)"
+    )
     return 1 if found else 0
 
 

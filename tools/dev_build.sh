@@ -12,7 +12,9 @@
 # built are removed from python/flatext/_isa, so that the loader cannot import a stale one.
 # PYTHON (default python3) must import pybind11, cmeel (cmeel-eigen) and scipy_openblas32:
 #   python3 -m pip install pybind11 cmeel-eigen scipy-openblas32
-# Set CMAKE_CXX_COMPILER_LAUNCHER=ccache to reuse objects across clean builds.
+# Set CMAKE_CXX_COMPILER_LAUNCHER=ccache to reuse objects across clean builds, and
+# DEV_CMAKE_ARGS for more CMake options, e.g. -DCMAKE_INTERPROCEDURAL_OPTIMIZATION=OFF
+# (no link-time optimization: faster rebuilds after a binding-file edit, slower after a header edit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -24,7 +26,8 @@ gen=()
 [ -f "$BUILD/CMakeCache.txt" ] || ! command -v ninja > /dev/null || gen=(-G Ninja)
 launcher=()
 [ -z "${CMAKE_CXX_COMPILER_LAUNCHER:-}" ] || launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER="$CMAKE_CXX_COMPILER_LAUNCHER")
-cmake -S . -B "$BUILD" "${gen[@]}" "${launcher[@]}" -DCMAKE_BUILD_TYPE=Release -DFLATEXT_BUILD_PYTHON=ON \
+read -r -a extra <<< "${DEV_CMAKE_ARGS:-}"
+cmake -S . -B "$BUILD" "${gen[@]}" "${launcher[@]}" "${extra[@]}" -DCMAKE_BUILD_TYPE=Release -DFLATEXT_BUILD_PYTHON=ON \
   -DPython_EXECUTABLE="$(command -v "$PY")" -Dpybind11_DIR="$("$PY" -m pybind11 --cmakedir)" \
   -DFLATEXT_DISPATCH_VARIANTS="$VARIANTS" \
   -DFLATEXT_INSTALL_INCLUDEDIR=flatext/include -DFLATEXT_INSTALL_CMAKEDIR=flatext/share/cmake/flatext > /dev/null

@@ -38,7 +38,7 @@ def report(path: str) -> None:
     by_target: dict[str, float] = collections.defaultdict(float)
     for cpu, _, obj in rows:
         parts = obj.split("/")
-        target = parts[1].removesuffix(".dir") if len(parts) > 1 else obj
+        target = "link " + obj if obj.endswith(".so") or len(parts) < 2 else parts[1].removesuffix(".dir")
         by_source[os.path.basename(obj).removesuffix(".o")] += float(cpu)
         by_target[target] += float(cpu)
     total = sum(float(r[0]) for r in rows)
