@@ -28,6 +28,9 @@ start=$(date +%s)
 rm -rf "$VENV"
 "$PY" -m venv --system-site-packages "$VENV"
 VENV=$(cd "$VENV" && pwd)
+# first the wheel into the venv even if the outer Python has the same flatext version
+# installed, then whatever of its dependencies the outer Python lacks (wheels only)
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --ignore-installed --no-deps "$wheel"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --only-binary :all: "$wheel"
 
 tools=$(mktemp -d)
