@@ -160,6 +160,9 @@ class SearchResult:
         ``"cells"``: patterns (cells) in the final cone program; 0 otherwise.
     seconds : float
         Wall time of the call.
+    polish_seconds : float
+        Wall time of the convex polish or of the cell-sparse stage that followed the
+        search (0 when none ran).
     message : str
         What else happened (e.g. why ``"auto"`` kept the search's point, or why the
         cell-sparse method failed and the search ran instead); empty if nothing.
@@ -185,6 +188,7 @@ class SearchResult:
     lower_bound: float = float("nan")
     cells: int = 0
     seconds: float = float("nan")
+    polish_seconds: float = 0.0
     message: str = ""
 
     def __repr__(self):
@@ -746,6 +750,7 @@ def flattest_interpolator(
     else:
         start = _project_start(W0, a0, X, y, p, c, tol, solver, kw.get("cg_rank"))
         res = _search(start.W, start.a, X, y, p, c, tol, solver, kw, loop)
+        t1 = time.perf_counter()
         if method == "manifold+cells":
             res = _cells_after_search(res, W0, a0, X, y, tol, cells_kw, deadline)
         elif polish == "convex" or (polish == "auto" and _auto_polish(p, c, n, d)):
@@ -753,6 +758,7 @@ def flattest_interpolator(
                 res = _convex_polish(res, X, y, c, tol, polish_rounds, seed, deadline)
             else:
                 res = replace(res, polish="skipped: max_seconds reached")
+        res = replace(res, polish_seconds=time.perf_counter() - t1)
     return replace(res, seconds=time.perf_counter() - t0)
 
 
