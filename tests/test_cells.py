@@ -179,3 +179,17 @@ def test_cells_bits_do_not_depend_on_threads(threads):
         fx.set_num_threads(old)
     assert np.array_equal(ref_s.W, s.W) and np.array_equal(ref_s.a, s.a)
     assert math.isfinite(s.orbit_min_trace)
+
+
+def test_max_seconds_bounds_the_polish():
+    # d = 4, n = 40: the certified polish (exact mode over ~20 000 cells) takes several seconds;
+    # with a budget spent by the search the polish stops early and the search's interpolator stays
+    X, y, _, _ = planted(4, 40, seed=8)
+    W0, a0 = start(80, 4, 8)
+    t0 = time.perf_counter()
+    s = fx.flattest_interpolator(W0, a0, X, y, method="manifold", polish="convex", max_seconds=0.3)
+    elapsed = time.perf_counter() - t0
+    assert interpolates(s.W, s.a, X, y)
+    assert math.isnan(s.certified_optimum)  # no certificate within the budget
+    assert s.polish != "improved" or s.orbit_min_trace <= s.search_orbit_min_trace
+    assert elapsed <= 0.3 * 1.1 + 5.0  # at most one cone solve and the enumeration past the budget

@@ -160,6 +160,9 @@ class SearchResult:
         ``"cells"``: patterns (cells) in the final cone program; 0 otherwise.
     seconds : float
         Wall time of the call.
+    polish_seconds : float
+        Wall time of the convex polish or of the cell-sparse stage that followed the
+        search (0 when none ran).
     message : str
         What else happened (e.g. why ``"auto"`` kept the search's point, or why the
         cell-sparse method failed and the search ran instead); empty if nothing.
@@ -185,6 +188,7 @@ class SearchResult:
     lower_bound: float = float("nan")
     cells: int = 0
     seconds: float = float("nan")
+    polish_seconds: float = 0.0
     message: str = ""
 
     def __repr__(self):
@@ -746,13 +750,15 @@ def flattest_interpolator(
     else:
         start = _project_start(W0, a0, X, y, p, c, tol, solver, kw.get("cg_rank"))
         res = _search(start.W, start.a, X, y, p, c, tol, solver, kw, loop)
+        t1 = time.perf_counter()
         if method == "manifold+cells":
             res = _cells_after_search(res, W0, a0, X, y, tol, cells_kw, deadline)
         elif polish == "convex" or (polish == "auto" and _auto_polish(p, c, n, d)):
             if deadline is None or time.perf_counter() < deadline:
-                res = _convex_polish(res, X, y, c, tol, polish_rounds, seed)
+                res = _convex_polish(res, X, y, c, tol, polish_rounds, seed, deadline)
             else:
                 res = replace(res, polish="skipped: max_seconds reached")
+        res = replace(res, polish_seconds=time.perf_counter() - t1)
     return replace(res, seconds=time.perf_counter() - t0)
 
 
@@ -949,7 +955,8 @@ def _cells_outcome_result(o, X, y, c, tol, dtype, base=None, message=""):
 
 
 def _remaining(deadline):
-    return None if deadline is None else deadline - time.perf_counter()
+    """Seconds left before ``deadline`` (at least 1 ms: a budget argument must be positive), or None."""
+    return None if deadline is None else max(deadline - time.perf_counter(), 1e-3)
 
 
 def _cells_or_search(W0, a0, X, y, tol, cells_kw, search_args):
@@ -974,9 +981,9 @@ def _cells_after_search(res, W0, a0, X, y, tol, cells_kw, deadline):
     """``method="auto"`` at moderate n: the cell-sparse method with the search's cells among its
     first, the flatter interpolator of the two returned."""
     c = cells_kw["neg"]
-    left = _remaining(deadline)
-    if left is not None and left <= 0:
+    if deadline is not None and time.perf_counter() >= deadline:
         return replace(res, message="the cell-sparse method was skipped: max_seconds reached")
+    left = _remaining(deadline)
     try:
         o = cell_sparse(W0, a0, X, y, m=res.W.shape[0], networks=[(res.W, res.a)], max_seconds=left, **cells_kw)
     except (RuntimeError, ValueError, TimeoutError) as e:
@@ -1005,8 +1012,9 @@ def _neighbour_networks(W, a, rng, budget=1000, scales=(0.02, 0.05, 0.1, 0.2, 0.
 _POLISH_EXACT_CELLS = 50_000
 
 
-def _convex_polish(res, X, y, neg, tol, rounds, seed):
-    """The convex polish of :func:`flattest_interpolator` (see its docstring)."""
+def _convex_polish(res, X, y, neg, tol, rounds, seed, deadline=None):
+    """The convex polish of :func:`flattest_interpolator` (see its docstring); ``deadline``
+    (``time.perf_counter`` seconds) bounds each cone program and ends the rounds."""
     m = res.W.shape[0]
     rng = np.random.default_rng(seed)
     W, a, best = res.W, res.a, res.orbit_min_trace
@@ -1015,15 +1023,20 @@ def _convex_polish(res, X, y, neg, tol, rounds, seed):
     if arrangement_cell_count(*np.shape(X)) <= _POLISH_EXACT_CELLS:
         # the certified optimum itself (the search's cells in the first program)
         try:
-            q = certified_flattest(X, y, neg=neg, m=m, patterns="exact", warm_start=[(W, a)], seed=seed)
+            q = certified_flattest(
+                X, y, neg=neg, m=m, patterns="exact", warm_start=[(W, a)], seed=seed, max_seconds=_remaining(deadline)
+            )
             if q.certificate == "global":
                 rounds, certified = 0, q.bound
                 if q.value < best * (1 - 1e-12):
                     W, a, best = q.W.astype(res.W.dtype), q.a.astype(res.a.dtype), q.value
                     status = "improved"
-        except (RuntimeError, ValueError) as e:  # inaccurate solve, or width m too small: sampled rounds
+        except (RuntimeError, ValueError, TimeoutError) as e:  # inaccurate solve, width m too small, budget
             error = e
     for k in range(rounds):
+        if deadline is not None and time.perf_counter() >= deadline:
+            error = error or TimeoutError("max_seconds reached")
+            break
         warm = [(W, a)] + _neighbour_networks(W, a, rng)
         q = None
         # an inaccurate solve (the optimum's neurons cannot be placed inside their cells) is
@@ -1046,7 +1059,11 @@ def _convex_polish(res, X, y, neg, tol, rounds, seed):
                     seed=seed + k,
                     tol=solver_tol,
                     pricing_rounds=pricing,
+                    max_seconds=_remaining(deadline),
                 )
+                break
+            except TimeoutError as e:  # the budget ran out before the first program was solved
+                error = e
                 break
             except RuntimeError as e:  # an inaccurate solve
                 error = e

@@ -59,6 +59,11 @@ class ReproduceConfig:
     lnsgd_steps: int = 10000
     lnsgd_lr: float = 0.02
     search_max_iter: int = 200
+    # the flattest search's method (flatext.flattest_interpolator): claims 2-3 compare it with every
+    # other interpolator, so it is the default ("auto": the search, then the cell-sparse method);
+    # claims 4-5 and the full grid read trends over many problems from the search alone (seconds each)
+    search_method: str = "auto"
+    trend_search_method: str = "manifold"
     rescale_draws: int = 10
     sample_ns: Sequence[int] = (50, 100, 200)
     sample_noise: Sequence[float] = (0.0, 0.3)

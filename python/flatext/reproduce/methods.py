@@ -147,8 +147,9 @@ def trained(
     return rows
 
 
-def searched(prob: Problem, claim: str, starts: int, show_start: bool = True) -> List[Row]:
-    """The flattest search from ``starts`` random starts (with each start's projection shown as such)."""
+def searched(prob: Problem, claim: str, starts: int, show_start: bool = True, method: str = "auto") -> List[Row]:
+    """The flattest search (``method`` of :func:`flattest_interpolator`) from ``starts`` random starts
+    (with each start's projection shown as such)."""
     cfg = prob.cfg
     rows: List[Row] = []
     for s in range(starts):
@@ -170,7 +171,9 @@ def searched(prob: Problem, claim: str, starts: int, show_start: bool = True) ->
         if not proj.converged:
             continue
         res, dt = timed(
-            lambda: flattest_interpolator(proj.W, proj.a, prob.X, prob.y, max_iter=cfg.search_max_iter, **prob.kw)
+            lambda: flattest_interpolator(
+                proj.W, proj.a, prob.X, prob.y, max_iter=cfg.search_max_iter, method=method, **prob.kw
+            )
         )
         rows.append(
             measure_row(
@@ -182,7 +185,7 @@ def searched(prob: Problem, claim: str, starts: int, show_start: bool = True) ->
                 start=100 + s,
                 seconds=dt0 + dt,
                 stop=res.reason,
-                note=f"{res.iterations} iterations",
+                note=f"{res.method}: {res.iterations} iterations" + (f"; {res.message}" if res.message else ""),
             )
         )
     return rows

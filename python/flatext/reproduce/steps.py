@@ -54,12 +54,12 @@ def claim2_rows(cfg: ReproduceConfig, teacher: str, seed: int) -> List[Row]:
     rows = methods.reference(prob, "2")
     rows += methods.trained(prob, "2")
     rows += methods.memorizers(prob, "2")
-    rows += methods.searched(prob, "2", cfg.starts)
+    rows += methods.searched(prob, "2", cfg.starts, method=cfg.search_method)
     return rows
 
 
 def _search_only(prob: Problem, claim: str) -> List[Row]:
-    return methods.searched(prob, claim, 1, show_start=False)
+    return methods.searched(prob, claim, 1, show_start=False, method=prob.cfg.trend_search_method)
 
 
 def claim4_rows(cfg: ReproduceConfig, n: int, noise: float, seed: int) -> List[Row]:
