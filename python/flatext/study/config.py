@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List
 
 from ..reproduce.config import index_teacher_links
-from ..sweeps.config import SweepConfig, SweepConfigError, _pos_int, _resolve_width, _toml, _width, cell_id
+from ..sweeps.config import SweepConfig, SweepConfigError, _pos_int, _resolve_width, _width, cell_id, read_toml
 
 __all__ = ["StudyConfig", "load_study", "DEFAULT", "QUICK", "STUDY_MEASUREMENTS"]
 
@@ -225,12 +225,7 @@ def load_study(config=None, *, quick: bool = False) -> StudyConfig:
         source, over = "<dict>", config
     elif isinstance(config, (str, os.PathLike)):
         source = os.fspath(config)
-        toml = _toml()
-        with open(source, "rb") as fh:
-            try:
-                over = toml.load(fh)
-            except toml.TOMLDecodeError as e:
-                raise SweepConfigError(source, "<toml>", f"not valid TOML: {e}") from None
+        over = read_toml(source)
     else:
         raise TypeError(f"config: expected a path, a dict or None, got {type(config).__name__}")
     raw = _merge(base, over, source)

@@ -328,15 +328,20 @@ def load_config(config):
         raw = copy.deepcopy(config)
     elif isinstance(config, (str, os.PathLike)):
         source = os.fspath(config)
-        toml = _toml()
-        with open(source, "rb") as fh:
-            try:
-                raw = toml.load(fh)
-            except toml.TOMLDecodeError as e:
-                raise SweepConfigError(source, "<toml>", f"not valid TOML: {e}") from None
+        raw = read_toml(source)
     else:
         raise TypeError(f"config: expected a path or a dict, got {type(config).__name__}")
     return _Validator(source).build(raw)
+
+
+def read_toml(source):
+    """The TOML file ``source`` as a dict; :class:`SweepConfigError` if it is not valid TOML."""
+    toml = _toml()
+    with open(source, "rb") as fh:
+        try:
+            return toml.load(fh)
+        except toml.TOMLDecodeError as e:
+            raise SweepConfigError(source, "<toml>", f"not valid TOML: {e}") from None
 
 
 class _Validator:
