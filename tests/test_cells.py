@@ -193,3 +193,12 @@ def test_max_seconds_bounds_the_polish():
     assert math.isnan(s.certified_optimum)  # no certificate within the budget
     assert s.polish != "improved" or s.orbit_min_trace <= s.search_orbit_min_trace
     assert elapsed <= 0.3 * 1.1 + 5.0  # at most one cone solve and the enumeration past the budget
+
+
+def test_bad_shapes_name_the_argument():
+    X, y, _, _ = planted(4, 10, seed=9)
+    W0, a0 = start(20, 4, 9)
+    with pytest.raises(ValueError, match="X must be 2-D"):
+        fx.flattest_interpolator(W0, a0, X[:, 0], y)
+    with pytest.raises(ValueError, match="W0 must be 2-D"):
+        fx.flattest_interpolator(W0[:, 0], a0, X, y)

@@ -727,6 +727,9 @@ def flattest_interpolator(
     t0 = time.perf_counter()
     tol = _default_tol(W0, tol)
     p, c = float(power), float(neg)
+    for name, v in (("W0", W0), ("X", X)):
+        if np.ndim(v) != 2:
+            raise ValueError(f"{name} must be 2-D; got shape {np.shape(v)}")
     n, d = np.shape(X)
     method = _resolve_method(method, p, c, n, d, polish)
     deadline = _deadline(max_seconds, t0)
