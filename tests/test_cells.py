@@ -202,3 +202,16 @@ def test_bad_shapes_name_the_argument():
         fx.flattest_interpolator(W0, a0, X[:, 0], y)
     with pytest.raises(ValueError, match="W0 must be 2-D"):
         fx.flattest_interpolator(W0[:, 0], a0, X, y)
+
+
+@pytest.mark.parametrize("method", ["cells", "manifold"])
+def test_float32_and_list_inputs(method):
+    # float32 throughout, and lists for the data: every stage works in the network's dtype
+    X, y, _, _ = planted(3, 12, seed=10, k=2)
+    W0, a0 = start(24, 3, 10)
+    f32 = [v.astype(np.float32) for v in (W0, a0, X, y)]
+    s = fx.flattest_interpolator(*f32, method=method)
+    assert s.W.dtype == np.float32
+    assert np.max(np.abs(ref.forward(s.W, s.a, X, 1.0, 0.0) - y)) <= 1e-3 * max(1.0, np.abs(y).max())
+    s = fx.flattest_interpolator(W0, a0, X.tolist(), y.tolist(), method=method)
+    assert interpolates(s.W, s.a, X, y)

@@ -752,6 +752,8 @@ def flattest_interpolator(
         res = _cells_or_search(W0, a0, X, y, tol, cells_kw, (p, solver, kw, loop))
     else:
         start = _project_start(W0, a0, X, y, p, c, tol, solver, kw.get("cg_rank"))
+        X = np.ascontiguousarray(X, dtype=start.W.dtype)
+        y = np.ascontiguousarray(y, dtype=start.W.dtype)
         res = _search(start.W, start.a, X, y, p, c, tol, solver, kw, loop)
         t1 = time.perf_counter()
         if method == "manifold+cells":
@@ -928,8 +930,8 @@ def _cells_outcome_result(o, X, y, c, tol, dtype, base=None, message=""):
     """A :class:`SearchResult` for a :class:`flatext.cells.CellsOutcome` (None if it does not
     interpolate to ``tol``: never return a non-interpolator)."""
     W, a = o.W.astype(dtype), o.a.astype(dtype)
-    r = _core.forward(W, a, np.ascontiguousarray(X, dtype=dtype), 1.0, c) - np.asarray(y, dtype=dtype)
-    rmax = float(np.max(np.abs(r)))
+    X, y = np.ascontiguousarray(X, dtype=dtype), np.ascontiguousarray(y, dtype=dtype)
+    rmax = float(np.max(np.abs(_core.forward(W, a, X, 1.0, c) - y)))
     if rmax > tol * max(1.0, float(np.max(np.abs(y)))):
         return None
     fields = dict(
