@@ -204,8 +204,11 @@ def test_bad_shapes_name_the_argument():
         fx.flattest_interpolator(W0[:, 0], a0, X, y)
 
 
-@pytest.mark.parametrize("method", ["cells", "manifold"])
-def test_float32_and_list_inputs(method):
+@pytest.mark.parametrize("method", ["cells", "manifold", "auto"])
+def test_float32_and_list_inputs(method, monkeypatch):
+    from flatext import interpolators as itp
+
+    monkeypatch.setattr(itp, "_POLISH_EXACT_CELLS", 0)  # "auto" then runs the cell-sparse stage here
     # float32 throughout, and lists for the data: every stage works in the network's dtype
     X, y, _, _ = planted(3, 12, seed=10, k=2)
     W0, a0 = start(24, 3, 10)

@@ -127,9 +127,9 @@ def cell_sparse(
     largest neurons of ``(W0, a0)``, active cells (with those of ``networks``), restricted
     program grown by pricing, exact network of width ``m``.
 
-    ``max_seconds`` bounds the pricing rounds (:func:`flatext.certified_flattest`'s budget, from
-    the end of the penalty path): when it runs out the last program's network is returned
-    (reason ``"time_budget"``).
+    ``max_seconds`` bounds the call: the cone program gets what the penalty path left
+    (:func:`flatext.certified_flattest`'s budget, checked between pricing rounds); when it runs
+    out the last program's network is returned (reason ``"time_budget"``).
 
     Raises RuntimeError / ValueError as :func:`flatext.certified_flattest` does (an inaccurate
     solve; an optimum needing more than ``m`` neurons), TimeoutError if the budget ends before
@@ -141,7 +141,8 @@ def cell_sparse(
     Wp, ap = _start_rows(W0, a0, width)
     Wp, ap, calls = penalty_path(Wp, ap, X, y, neg=neg)
     starts = [active_neurons(Wp, ap, X, y, neg=neg)]
-    starts += [active_neurons(Wn, an, X, y, neg=neg) for Wn, an in networks]
+    f64 = np.float64
+    starts += [active_neurons(np.asarray(Wn, f64), np.asarray(an, f64), X, y, neg=neg) for Wn, an in networks]
     starts = [(Ws, As) for Ws, As in starts if len(Ws)]
     if not starts:
         raise ValueError("the penalty path left no active neuron (all-zero labels?)")
