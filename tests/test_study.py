@@ -26,8 +26,6 @@ from flatext.study.fit import FLOOR, WIDE, bootstrap_slope, target_table  # noqa
 from flatext.sweeps import SweepConfigError  # noqa: E402
 from flatext.sweeps.cells import SWEEP_DELAY_ENV, cell_data  # noqa: E402
 
-PY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python")
-
 # A tiny grid: 2 n x 2 noise x 2 seeds = 8 cells of under a second each.
 TINY = {
     "study": {"name": "tiny", "seeds": 2, "bootstrap": 200},
@@ -236,7 +234,7 @@ def test_resume_after_sigkill_does_not_recompute_finished_cells(tmp_path):
     cfg_path.write_text(TINY_TOML)
     out = tmp_path / "run"
     parts = str(out / "rows.parquet.parts")
-    env = dict(os.environ, PYTHONPATH=PY, OMP_NUM_THREADS="1", **{SWEEP_DELAY_ENV: "0.4"})
+    env = dict(os.environ, OMP_NUM_THREADS="1", **{SWEEP_DELAY_ENV: "0.4"})  # the flatext this test imports
     cmd = [sys.executable, "-m", "flatext", "study", str(cfg_path), "--out", str(out), "--workers", "1"]
     proc = subprocess.Popen(cmd + ["--no-progress"], env=env, stderr=subprocess.PIPE, start_new_session=True)
     try:

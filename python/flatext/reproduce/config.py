@@ -54,6 +54,7 @@ class ReproduceConfig:
     gd_small_max_iter: int = 20000  # GD from small init is slow to interpolate: more steps
     gd_tol: float = 1e-16  # loss at which GD counts as interpolating (max|r| ~ 1e-8 * label scale)
     sam_rho: float = 0.05
+    gd_lr_cap: float = 0.2  # GD and SAM: lr = min(gd_lr_cap, 0.9 / lambda_max(init)) (methods._gd_lr)
     lnsgd_noise: float = 0.5
     lnsgd_batch: int = 10
     lnsgd_steps: int = 10000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import List
 
@@ -12,6 +13,11 @@ from .problems import Row, interpolates
 from .studies import sample_complexity
 
 __all__ = ["figures"]
+
+
+def _plottable(r) -> bool:
+    """A point with a finite trace and loss below 1e100 (a diverged run's 1e200 breaks log axes)."""
+    return all(math.isfinite(v) and abs(v) < 1e100 for v in (r.orbit_min_trace, r.rel_pop_loss))
 
 
 def _save(fig, out: str, name: str) -> str:
@@ -62,7 +68,7 @@ def figures(rows: List[Row], out: str, cfg) -> List[str]:
         methods = list(dict.fromkeys(r.method for r in c2))
         for ax, te in zip(axes[0], teachers):
             for j, meth in enumerate(methods):
-                rs = [r for r in c2 if r.teacher == te and r.method == meth]
+                rs = [r for r in c2 if r.teacher == te and r.method == meth and _plottable(r)]
                 ok = [r for r in rs if interpolates(r)]
                 off = [r for r in rs if not interpolates(r)]
                 mk = "*" if meth == SEARCH else ("D" if meth == START else "o")
