@@ -545,7 +545,10 @@ def flattest_interpolator(
       those cells, built exactly at width ``m``. ``restricted_optimum``,
       ``max_ratio``, ``lower_bound`` and ``cells`` say what it certifies (a
       bound over the cells tried, never a global certificate). If it fails,
-      the manifold search runs and ``message`` says why.
+      the manifold search runs and ``message`` says why. With label noise
+      it needs about n cells and does not reach them alone (measured at
+      d = 10, n = 150, noise 0.3: 15 % above the search); ``"auto"`` seeds
+      it with the search's cells.
     - ``"auto"`` (default): where the polish certifies (arrangements of at most
       50 000 cells, ``power = 1``) the search with that polish; for
       ``power = 1`` and ``n <= 200`` otherwise, the search followed by the
