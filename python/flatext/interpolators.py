@@ -956,7 +956,7 @@ def _cells_outcome_result(o, X, y, c, tol, dtype, base=None, message=""):
         iterations=o.rounds,
         converged=o.reason in CONVERGED_REASONS,
         reason=o.reason,
-        history={},
+        history={k: np.zeros(0) for k in _HIST_KEYS},  # no search steps
         polish="off",
         **fields,
     )
