@@ -458,3 +458,29 @@ def test_exact_column_generation_retries_a_first_program_that_fails(monkeypatch)
     r = certified_flattest(X, y, patterns="exact")
     assert len(calls) >= 3 and r.certificate == "global"
     assert abs(r.bound / full.bound - 1) <= 1e-7
+
+
+def test_exact_pricing_returns_its_restricted_program_with_named_parts():
+    # the column generation's result names its parts: the program's own cells (fewer than the
+    # arrangement's, each one of them), one (cell, sign) group per (u, t) block of x and column
+    # block of A, and an objective equal to the trace of its t's
+    from dataclasses import FrozenInstanceError
+
+    from flatext import convex
+    from flatext.convex.cells import _exact_patterns
+
+    X, y = _problem(30, 3, 5)
+    Xr = X @ convex._row_basis(X)
+    r = Xr.shape[1]
+    pats = _exact_patterns(Xr)
+    rng = np.random.default_rng(0)
+    sol = convex._exact_by_pricing(Xr, y, 0.0, pats, convex._solve_clarabel, "clarabel", 1e-8, 50, rng, False)
+    assert 0 < len(sol.patterns.signs) < len(pats.signs) == convex.arrangement_cell_count(30, 3)
+    full = {row.tobytes() for row in pats.signs}
+    assert all(row.tobytes() in full for row in sol.patterns.signs)
+    assert sol.A.shape[1] == len(sol.groups) * (r + 1) == sol.x.size
+    assert sol.kappa.shape == (len(sol.groups),) and len(sol.factors) == len(sol.groups)
+    assert abs(np.sum(convex._contributions(sol.kappa, sol.x, r)) / sol.objective - 1) < 1e-6
+    assert sol.pricing["max_ratio"] <= 1 + 1e-6 and sol.pricing["lower_bound"] <= sol.objective * (1 + 1e-6)
+    with pytest.raises(FrozenInstanceError):
+        sol.x = None
