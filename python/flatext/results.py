@@ -21,7 +21,7 @@ and, where the method has a polish, ``polish`` (what it did, a word such as ``"o
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import ClassVar, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -35,7 +35,8 @@ COMMON_FIELDS = ("W", "a", "reason", "message", "converged", "iterations", "hist
 class Result(Protocol):
     """The common part of every result, for type annotations (read-only)."""
 
-    CONVERGED_REASONS: ClassVar[tuple[str, ...]]
+    @property
+    def CONVERGED_REASONS(self) -> tuple[str, ...]: ...
 
     @property
     def W(self) -> np.ndarray: ...
@@ -59,7 +60,20 @@ class Result(Protocol):
     def history(self) -> dict | np.ndarray: ...
 
 
-def _fmt(v):
+class _Declared(Result, Protocol):
+    """What :class:`ResultFields`' methods read: the common fields and the class's settings."""
+
+    @property
+    def REASON_IF_UNSET(self) -> tuple[str, str] | None: ...
+
+    @property
+    def REPR_FIELDS(self) -> tuple[str, ...]: ...
+
+    @property
+    def REASON_MESSAGES(self) -> Mapping[str, str]: ...
+
+
+def _fmt(v: object) -> str:
     if isinstance(v, (float, np.floating)):
         return f"{float(v):.6g}"
     return repr(v)
@@ -79,9 +93,9 @@ class ResultFields:
     CONVERGED_REASONS: ClassVar[tuple[str, ...]] = ()
     REASON_IF_UNSET: ClassVar[tuple[str, str] | None] = None
     REPR_FIELDS: ClassVar[tuple[str, ...]] = ()
-    REASON_MESSAGES: ClassVar[dict[str, str]] = {}
+    REASON_MESSAGES: ClassVar[Mapping[str, str]] = {}
 
-    def __post_init__(self):
+    def __post_init__(self: _Declared) -> None:
         if self.REASON_IF_UNSET is not None and not self.reason:
             object.__setattr__(self, "reason", self.REASON_IF_UNSET[0 if self.converged else 1])
         if not self.message and self.reason in self.REASON_MESSAGES:
@@ -92,7 +106,7 @@ class ResultFields:
                 f"(converged means reason in {self.CONVERGED_REASONS})"
             )
 
-    def __repr__(self):
+    def __repr__(self: _Declared) -> str:
         parts = []
         if np.ndim(self.W) == 2:
             m, d = np.shape(self.W)

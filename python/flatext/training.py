@@ -353,7 +353,9 @@ def _gd_loop(W0, a0, X, y, p, c, method, lr, rho, max_iter, tol, record_every, c
     bits however the run is cut (neither GD nor SAM keeps state between steps).
     Returns (W, a, iterations, reason, message, last C++ result, history, losses)."""
     W, a = W0, a0
-    it, h_it, h_loss = 0, [], []
+    it = 0
+    h_it: list[int] = []
+    h_loss: list[float] = []
     segmented = callback is not None or deadline is not None
     rec = 1 if segmented else record_every  # one segment: the C++ history is already on the grid
     chunk, next_cb = 16, every
