@@ -172,13 +172,14 @@ AVAILABLE = _variant_files()
 FORCED = os.environ.get("FLATEXT_DISPATCH", "").strip().lower()
 if AVAILABLE:
     PATH = _choose(AVAILABLE, CPU_LEVEL, FORCED)
-    _core = _load(AVAILABLE[PATH])
+    _load(AVAILABLE[PATH])
 else:  # a single module next to this file (a development copy of an older build layout)
     if FORCED not in ("", "auto"):
         raise ImportError(f"FLATEXT_DISPATCH={FORCED}: this build has no instruction-set variants")
-    from . import _core  # noqa: E402
-
     PATH = "single"
+# The chosen variant, already in sys.modules as flatext._core (or the single module, found
+# on the path). Type checkers read flatext/_core.pyi, the stub of the bindings, for it.
+from . import _core  # noqa: E402
 
 #: Variants this CPU can run, best first.
 RUNNABLE = [n for n, _ in VARIANTS if n in AVAILABLE and _runnable(n, CPU_LEVEL)]

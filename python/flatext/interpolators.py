@@ -28,6 +28,7 @@ from ._native import _core
 from .cells import cell_sparse
 from .convex import arrangement_cell_count, certified_flattest
 from .curvature import _int_arg
+from .results import ResultFields
 
 __all__ = [
     "InterpolationResult",
@@ -48,9 +49,9 @@ def _default_tol(W, tol):
     return 1e-4 if np.asarray(W).dtype == np.float32 else 1e-10
 
 
-@dataclass(frozen=True)
-class InterpolationResult:
-    """Result of :func:`find_interpolator`.
+@dataclass(frozen=True, repr=False)
+class InterpolationResult(ResultFields):
+    """Result of :func:`find_interpolator` (the common fields: :mod:`flatext.results`).
 
     Attributes
     ----------
@@ -61,6 +62,7 @@ class InterpolationResult:
     iterations : int
         Accepted Gauss-Newton steps.
     converged : bool
+        ``reason in CONVERGED_REASONS``, i.e. ``reason == "tol"``:
         ``max_residual <= tol * max(1, max|y|)``.
     history : ndarray
         ``max |r|`` at the start and after each accepted step.
@@ -72,7 +74,19 @@ class InterpolationResult:
         CG iterations in all, and CG solves that stopped at ``cg_max_iter``
         above ``cg_rtol`` (their inexact step was still used only if it lowered
         the loss).
+    reason : str
+        ``"tol"`` (the residual tolerance was met) or ``"max_iter"``
+        (``max_iter`` accepted steps first). A run that cannot lower the
+        residual raises instead of returning.
+    message : str
+        The stop in a sentence, with the residual reached and the retries with
+        stronger initial damping that ran.
     """
+
+    #: The stop reasons that count as ``converged``.
+    CONVERGED_REASONS = ("tol",)
+    REASON_IF_UNSET = ("tol", "max_iter")
+    REPR_FIELDS = ("max_residual", "solver")
 
     W: np.ndarray
     a: np.ndarray
@@ -84,18 +98,13 @@ class InterpolationResult:
     solver: str = "cholesky"
     krylov_iters: int = 0
     krylov_failures: int = 0
-
-    def __repr__(self):
-        m, d = self.W.shape
-        return (
-            f"InterpolationResult(m={m}, d={d}, max_residual={self.max_residual:.3g}, "
-            f"iterations={self.iterations}, converged={self.converged}, solver={self.solver!r})"
-        )
+    reason: str = ""
+    message: str = ""
 
 
-@dataclass(frozen=True)
-class SearchResult:
-    """Result of :func:`flattest_interpolator`.
+@dataclass(frozen=True, repr=False)
+class SearchResult(ResultFields):
+    """Result of :func:`flattest_interpolator` (the common fields: :mod:`flatext.results`).
 
     Attributes
     ----------
@@ -110,9 +119,11 @@ class SearchResult:
     iterations : int
         Search iterations run (accepted steps).
     converged : bool
-        Stopped at a first-order point: ``||g_t|| <= gtol ||g||`` (reason
-        ``"gtol"``). A stall (``"ftol_stall"``, ``"line_search_failed"``) is
-        never reported as convergence.
+        ``reason in CONVERGED_REASONS``: the search stopped at a first-order
+        point, ``||g_t|| <= gtol ||g||`` (``"gtol"``), or the cell-sparse method
+        at its restricted optimum (``"restricted_optimum"``). A stall
+        (``"ftol_stall"``, ``"line_search_failed"``) is never reported as
+        convergence.
     reason : str
         Why the search stopped (see :func:`flattest_interpolator`).
     history : dict of ndarray
@@ -165,8 +176,25 @@ class SearchResult:
         search (0 when none ran).
     message : str
         What else happened (e.g. why ``"auto"`` kept the search's point, or why the
-        cell-sparse method failed and the search ran instead); empty if nothing.
+        cell-sparse method failed and the search ran instead); when nothing
+        else happened, the stop reason in a sentence.
     """
+
+    #: The stop reasons that count as ``converged`` (as :data:`flatext.interpolators.CONVERGED_REASONS`).
+    CONVERGED_REASONS = ("gtol", "restricted_optimum")
+    REPR_FIELDS = ("method", "trace", "orbit_min_trace", "max_residual", "grad_ratio", "polish")
+    #: The sentence of each stop reason (``message`` when nothing else happened).
+    REASON_MESSAGES = {
+        "gtol": "the search reached a first-order point on the interpolation set (||g_t|| <= gtol ||g||)",
+        "ftol_stall": "the trace stalled above gtol (fell by at most ftol |T| over patience steps or in each of 3)",
+        "line_search_failed": "the line search found no acceptable step in 30 halvings",
+        "krylov_not_converged": "the projection's CG solve missed cg_rtol within cg_max_iter iterations",
+        "max_iter": "max_iter search iterations reached",
+        "callback": "stopped by the callback",
+        "time_budget": "max_seconds reached; the last interpolator is returned",
+        "restricted_optimum": "the cell-sparse method's last pricing round found no violated candidate cell",
+        "pricing_rounds": "the cell-sparse method's pricing rounds ran out with violated candidate cells left",
+    }
 
     W: np.ndarray
     a: np.ndarray
@@ -191,14 +219,10 @@ class SearchResult:
     polish_seconds: float = 0.0
     message: str = ""
 
-    def __repr__(self):
-        m, d = self.W.shape
-        return (
-            f"SearchResult(method={self.method!r}, m={m}, d={d}, trace={self.trace:.6g}, "
-            f"orbit_min_trace={self.orbit_min_trace:.6g}, max_residual={self.max_residual:.3g}, "
-            f"iterations={self.iterations}, converged={self.converged}, reason={self.reason!r}, "
-            f"grad_ratio={self.grad_ratio:.3g}, polish={self.polish!r})"
-        )
+    @property
+    def polished(self):
+        """``W, a`` come from the convex polish (``polish == "improved"``)."""
+        return self.polish == "improved"
 
 
 def jvp(W, a, X, VW, va, *, power=1.0, neg=0.0):
@@ -354,8 +378,9 @@ def find_interpolator(
     # problems each of lambda_init 1e-6, 1e-3, 1e-1 failed on some starts where
     # another succeeded).
     tries = [None, _RETRY_DAMPING[0], _RETRY_DAMPING[1]] if lambda_init is None else [float(lambda_init)]
-    errors, r = [], None
+    errors, r, ran = [], None, 0
     for li in tries:
+        ran += 1
         opt = dict(kw) if li is None else dict(kw, lambda_init=li)
         try:
             t = _core.find_interpolator(
@@ -376,17 +401,28 @@ def find_interpolator(
             if len(errors) == 1
             else f"{errors[0]}; the retries with initial damping {', '.join(map(str, tries[1:]))} failed the same way"
         )
+    converged = bool(r["converged"])
+    message = (
+        f"max|r| = {r['max_residual']:.3g} <= tol * max(1, max|y|) after {int(r['iterations'])} Gauss-Newton steps"
+        if converged
+        else f"max_iter = {max_iter} Gauss-Newton steps reached at max|r| = {r['max_residual']:.3g}"
+    )
+    if ran > 1:
+        dampings = ", ".join("default" if li is None else str(li) for li in tries[:ran])
+        message += f" (best of {ran} runs with initial dampings {dampings})"
     return InterpolationResult(
         r["W"],
         r["a"],
         float(r["max_residual"]),
         int(r["iterations"]),
-        bool(r["converged"]),
+        converged,
         np.asarray(r["history"]),
         int(r["gram_builds"]),
         r["solver"],
         int(r["krylov_iters"]),
         int(r["krylov_failures"]),
+        reason="tol" if converged else "max_iter",
+        message=message,
     )
 
 

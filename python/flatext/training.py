@@ -20,14 +20,15 @@ import numpy as np
 from ._native import _core
 from .curvature import _int_arg, forward, loss_grad
 from .interpolators import find_interpolator
+from .results import ResultFields
 from .stepsize import resolve_lr
 
 __all__ = ["TrainResult", "label_noise_sgd", "train"]
 
 
-@dataclass(frozen=True)
-class TrainResult:
-    """Result of :func:`train`.
+@dataclass(frozen=True, repr=False)
+class TrainResult(ResultFields):
+    """Result of :func:`train` and :func:`label_noise_sgd` (the common fields: :mod:`flatext.results`).
 
     Attributes
     ----------
@@ -39,7 +40,10 @@ class TrainResult:
     iterations : int
         Gradient steps taken.
     converged : bool
-        Training itself reached ``loss <= tol``.
+        ``reason in CONVERGED_REASONS``, i.e. ``reason == "tol"``: training
+        stopped because the loss reached ``tol`` (label-noise SGD: only with
+        ``stop_at_tol``; a run that ends at ``max_iter`` below ``tol`` has
+        ``reached_tol`` but not ``converged``).
     message : str
         Why training stopped and what the polish did, in words (divergence is
         reported here, never as NaN output).
@@ -69,7 +73,16 @@ class TrainResult:
         was a number).
     seconds : float
         Wall-clock seconds of the whole call (step size, training, polish).
+    reached_tol : bool
+        The full-batch loss at the end of training (``loss``, before the polish)
+        is ``<= tol``, whatever stopped the run (label-noise SGD runs on past
+        ``tol`` by design: ``reached_tol`` without ``converged``).
     """
+
+    #: The stop reasons that count as ``converged``.
+    CONVERGED_REASONS = ("tol",)
+    REASON_IF_UNSET = ("tol", "max_iter")
+    REPR_FIELDS = ("loss", "lr", "lambda_max", "polish", "polished", "max_residual_before", "max_residual_after")
 
     W: np.ndarray
     a: np.ndarray
@@ -86,23 +99,19 @@ class TrainResult:
     lr: float = float("nan")
     lambda_max: float = float("nan")
     seconds: float = float("nan")
+    reached_tol: bool | None = None
+
+    def __post_init__(self):
+        if self.reached_tol is None:  # constructed without it: what converged meant before
+            object.__setattr__(self, "reached_tol", bool(self.converged))
+        super().__post_init__()
 
     @property
     def interpolating(self):
         """The returned point is an interpolator to the run's own tolerance: with the polish on, the
         polish converged (its residual tolerance: a loss below ``tol`` still allows max|r| ~ 1e-3 at
-        n = 300); with ``polish=False``, training reached ``tol``."""
-        return bool(self.polish == "converged" if self.polish != "off" else self.converged)
-
-    def __repr__(self):
-        m, d = self.W.shape
-        return (
-            f"TrainResult(m={m}, d={d}, loss={self.loss:.3g}, iterations={self.iterations}, "
-            f"lr={self.lr:.3g}, lambda_max={self.lambda_max:.3g}, "
-            f"reason={self.reason!r}, polish={self.polish!r}, polished={self.polished}, "
-            f"max_residual_before={self.max_residual_before:.3g}, "
-            f"max_residual_after={self.max_residual_after:.3g})"
-        )
+        n = 300); with ``polish=False``, training reached ``tol`` (``reached_tol``)."""
+        return bool(self.polish == "converged" if self.polish != "off" else self.reached_tol)
 
 
 def _reason(message):
@@ -332,8 +341,8 @@ def train(
         W, a, X, y, p, c, msg, polish, loss_end, tol, polish_factor, polish_tol, polish_max_iter
     )
     return TrainResult(
-        W, a, loss_end, it, reason == "tol", msg, hist, polished, rb, ra, reason, status,
-        lr, lam, time.perf_counter() - t_start,
+        W, a, loss_end, it, reason in TrainResult.CONVERGED_REASONS, msg, hist, polished, rb, ra, reason, status,
+        lr, lam, time.perf_counter() - t_start, reached_tol=bool(loss_end <= tol),
     )  # fmt: skip
 
 
@@ -344,7 +353,9 @@ def _gd_loop(W0, a0, X, y, p, c, method, lr, rho, max_iter, tol, record_every, c
     bits however the run is cut (neither GD nor SAM keeps state between steps).
     Returns (W, a, iterations, reason, message, last C++ result, history, losses)."""
     W, a = W0, a0
-    it, h_it, h_loss = 0, [], []
+    it = 0
+    h_it: list[int] = []
+    h_loss: list[float] = []
     segmented = callback is not None or deadline is not None
     rec = 1 if segmented else record_every  # one segment: the C++ history is already on the grid
     chunk, next_cb = 16, every
@@ -485,9 +496,9 @@ def label_noise_sgd(
     max_iter : int
         Number of steps.
     tol : float
-        Loss level: ``converged`` is True when the full-batch loss at the end is
+        Loss level: ``reached_tol`` is True when the full-batch loss at the end is
         ``<= tol``; with ``stop_at_tol`` the run stops the first time a recorded
-        full-batch loss is ``<= tol``.
+        full-batch loss is ``<= tol`` (reason ``"tol"``: only then is ``converged`` True).
     seed : int or numpy.random.Generator
         Seeds the batches and the noise (same seed, same bits).
     power, neg : float
@@ -584,7 +595,7 @@ def label_noise_sgd(
         if callback is not None and it % callback_every == 0:
             info = {"iteration": it, "W": W, "a": a, "batch_loss": float(bl), "elapsed": time.perf_counter() - t_start}
             if callback(info):
-                message = "callback"
+                message = f"stopped by the callback at step {it}"
                 reason = "callback"
                 break
         if deadline is not None and it < max_iter and time.perf_counter() >= deadline:
@@ -617,6 +628,6 @@ def label_noise_sgd(
         else ("converged" if polished else ("failed" if "polish failed" in message else "no improvement"))
     )
     return TrainResult(
-        W, a, float(L), it, bool(L <= tol), message, hist, polished, rb, ra, reason, status,
-        lr, lam, time.perf_counter() - t_start,
+        W, a, float(L), it, reason in TrainResult.CONVERGED_REASONS, message, hist, polished, rb, ra, reason, status,
+        lr, lam, time.perf_counter() - t_start, reached_tol=bool(L <= tol),
     )  # fmt: skip

@@ -6,10 +6,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..results import ResultFields
+from .constants import PRICE_THRESHOLD
 
-@dataclass(frozen=True)
-class ConvexResult:
-    """Result of :func:`certified_flattest`.
+#: The sentence of each stop reason (:attr:`ConvexResult.message`).
+_MESSAGES = {
+    "global_optimum": "the global optimum: every cell of the arrangement was a candidate",
+    "restricted_optimum": "the optimum over the sampled cells; the last pricing round found no violated candidate",
+    "program_optimum": "the optimum over the given cells (no pricing rounds)",
+    "pricing_rounds": "the pricing rounds ran out with violated candidate cells left (value is an upper bound)",
+    "time_budget": "max_seconds reached: the pricing rounds stopped (value is an upper bound)",
+    "callback": "the callback stopped the pricing rounds (value is an upper bound)",
+}
+
+
+@dataclass(frozen=True, repr=False)
+class ConvexResult(ResultFields):
+    """Result of :func:`certified_flattest` (the common fields: :mod:`flatext.results`).
 
     Attributes
     ----------
@@ -49,7 +62,20 @@ class ConvexResult:
         column generation's rounds, cells added, largest dual ratio; in exact
         mode with pricing also ``lower_bound``, a lower bound of the global
         optimum from the dual multipliers, and ``priced_exactly``).
+
+    The common fields are read from the above (properties): ``reason``
+    (``"global_optimum"``, ``"restricted_optimum"``: sampled cells and no violated
+    candidate in the last pricing round, ``"program_optimum"``: sampled cells and
+    no pricing, ``"pricing_rounds"``, ``"time_budget"``, ``"callback"``),
+    ``message``, ``converged`` (``reason in CONVERGED_REASONS``: the cone program's
+    optimum over the cells it was asked to price), ``iterations`` (pricing rounds)
+    and ``history`` (empty: the rounds keep no per-round record; ``info["pricing"]``
+    has their totals).
     """
+
+    #: The stop reasons that count as ``converged``.
+    CONVERGED_REASONS = ("global_optimum", "restricted_optimum", "program_optimum")
+    REPR_FIELDS = ("value", "bound", "certificate", "n_patterns", "active_neurons", "max_residual")
 
     W: np.ndarray = field(repr=False)
     a: np.ndarray = field(repr=False)
@@ -63,3 +89,35 @@ class ConvexResult:
     seconds: float
     max_residual: float
     info: dict = field(repr=False, default_factory=dict)
+
+    @property
+    def reason(self) -> str:
+        """Why the pricing rounds ended (see the class docstring)."""
+        if self.certificate == "global":
+            return "global_optimum"
+        if self.info.get("stopped"):
+            return str(self.info["stopped"])
+        ratio = self.info.get("pricing", {}).get("max_ratio")
+        if ratio is None:
+            return "program_optimum"
+        return "restricted_optimum" if ratio <= PRICE_THRESHOLD else "pricing_rounds"
+
+    @property
+    def message(self) -> str:
+        """The stop reason in a sentence, with the value and the bound."""
+        return f"{_MESSAGES[self.reason]}; value {self.value:.10g}, bound {self.bound:.10g}"
+
+    @property
+    def converged(self) -> bool:
+        """``reason in CONVERGED_REASONS``."""
+        return self.reason in self.CONVERGED_REASONS
+
+    @property
+    def iterations(self) -> int:
+        """Pricing rounds (re-solves after cells were added)."""
+        return int(self.info.get("pricing", {}).get("rounds", 0))
+
+    @property
+    def history(self) -> dict:
+        """Empty: the pricing rounds keep no per-round record (``info["pricing"]`` has their totals)."""
+        return {}

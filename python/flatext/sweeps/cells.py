@@ -168,7 +168,7 @@ def _m_project(cell, data, p):
         **_given(p, ("tol", "max_iter")),
     )
     # find_interpolator stops at its tolerance or after max_iter steps (it raises otherwise)
-    info = {"iterations": res.iterations, "converged": res.converged, "reason": "tol" if res.converged else "max_iter"}
+    info = {"iterations": res.iterations, "converged": res.converged, "reason": res.reason}
     return res.W, res.a, dict(info, interpolating=res.converged)
 
 

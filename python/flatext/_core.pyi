@@ -1,0 +1,354 @@
+# Type stub of the compiled module flatext._core (the pybind11 bindings in cpp/bindings),
+# written by tools/gen_core_stub.py with pybind11-stubgen; tests/test_tooling.py checks it
+# against the compiled module. Regenerate it after changing a binding.
+"""
+flatext C++ core (see the flatext package for documentation)
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import typing
+
+__all__: list[str] = [
+    "Activation",
+    "balance",
+    "blas_backend",
+    "choose_solver",
+    "find_interpolator",
+    "forward",
+    "gaussian_pair_moment_sum",
+    "gaussian_pair_moments",
+    "gaussian_quadratic_form",
+    "get_num_threads",
+    "gram",
+    "gram_apply",
+    "gram_columns",
+    "gram_diag",
+    "gram_solve",
+    "hessian_top_eigenvalues",
+    "hessian_trace",
+    "hessian_trace_grad",
+    "hessian_trace_parts",
+    "hvp",
+    "jvp",
+    "loss",
+    "loss_grad",
+    "memorizing_interpolator",
+    "objective",
+    "openmp_enabled",
+    "orbit_min_trace",
+    "orbit_min_trace_clipped",
+    "rescale",
+    "search_step",
+    "set_num_threads",
+    "train",
+    "vjp",
+]
+
+class Activation:
+    """
+    sigma(z) = max(z,0)^power + neg*max(-z,0)^power; checks power >= 1 and neg
+    """
+    def __init__(
+        self,
+        power: typing.SupportsFloat | typing.SupportsIndex = 1.0,
+        neg: typing.SupportsFloat | typing.SupportsIndex = 0.0,
+    ) -> None: ...
+    def __repr__(self) -> str: ...
+    @property
+    def neg(self) -> float: ...
+    @property
+    def power(self) -> float: ...
+
+def balance(
+    W: typing.Any,
+    a: typing.Any,
+    X: typing.Any,
+    y: typing.Any,
+    power: typing.SupportsFloat | typing.SupportsIndex = 1.0,
+    neg: typing.SupportsFloat | typing.SupportsIndex = 0.0,
+) -> typing.Any: ...
+def choose_solver(
+    n: typing.SupportsInt | typing.SupportsIndex, d: typing.SupportsInt | typing.SupportsIndex
+) -> str: ...
+def find_interpolator(
+    W: typing.Any,
+    a: typing.Any,
+    X: typing.Any,
+    y: typing.Any,
+    power: typing.SupportsFloat | typing.SupportsIndex,
+    neg: typing.SupportsFloat | typing.SupportsIndex,
+    tol: typing.SupportsFloat | typing.SupportsIndex = 1e-10,
+    max_iter: typing.SupportsInt | typing.SupportsIndex = 100,
+    lambda_init: typing.SupportsFloat | typing.SupportsIndex = 1e-06,
+    solver: str = "auto",
+    cg_rtol: typing.SupportsFloat | typing.SupportsIndex = 0.0001,
+    cg_max_iter: typing.SupportsInt | typing.SupportsIndex = 500,
+    cg_rank: typing.SupportsInt | typing.SupportsIndex = -1,
+) -> typing.Any: ...
+def forward(
+    W: typing.Any,
+    a: typing.Any,
+    X: typing.Any,
+    power: typing.SupportsFloat | typing.SupportsIndex = 1.0,
+    neg: typing.SupportsFloat | typing.SupportsIndex = 0.0,
+) -> typing.Any: ...
+def gaussian_pair_moment_sum(
+    U: typing.Any,
+    pu: typing.Any,
+    cu: typing.Any,
+    alpha: typing.Any,
+    V: typing.Any,
+    pv: typing.Any,
+    cv: typing.Any,
+    beta: typing.Any,
+    nodes: typing.SupportsInt | typing.SupportsIndex = 48,
+    closed_forms: bool = True,
+) -> float:
+    """
+    sum_ij alpha_i beta_j E[s_i(u_i.x) s_j(v_j.x)], x ~ N(0, I) (float).
+    """
+
+def gaussian_pair_moments(
+    U: typing.Any,
+    pu: typing.Any,
+    cu: typing.Any,
+    V: typing.Any,
+    pv: typing.Any,
+    cv: typing.Any,
+    nodes: typing.SupportsInt | typing.SupportsIndex = 48,
+    closed_forms: bool = True,
+) -> typing.Any:
+    """
+    Matrix M_ij = E[s_i(u_i.x) s_j(v_j.x)], x ~ N(0, I), s(z) = z+^p + c z-^p (float64).
+    """
+
+def gaussian_quadratic_form(
+    U: typing.Any,
+    pu: typing.Any,
+    cu: typing.Any,
+    alpha: typing.Any,
+    nodes: typing.SupportsInt | typing.SupportsIndex = 48,
+    closed_forms: bool = True,
+) -> float:
+    """
+    E[(sum_i alpha_i s_i(u_i.x))^2], x ~ N(0, I), using the symmetry of the pair moments (float).
+    """
+
+def get_num_threads() -> int:
+    """
+    Number of threads the kernels use.
+    """
+
+def gram(
+    W: typing.Any,
+    a: typing.Any,
+    X: typing.Any,
+    power: typing.SupportsFloat | typing.SupportsIndex,
+    neg: typing.SupportsFloat | typing.SupportsIndex,
+    features_only: bool = False,
+) -> typing.Any: ...
+def gram_apply(
+    W: typing.Any,
+    a: typing.Any,
+    X: typing.Any,
+    v: typing.Any,
+    power: typing.SupportsFloat | typing.SupportsIndex,
+    neg: typing.SupportsFloat | typing.SupportsIndex,
+    pattern: bool = False,
+) -> typing.Any: ...
+def gram_columns(
+    W: typing.Any,
+    a: typing.Any,
+    X: typing.Any,
+    idx: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex],
+    power: typing.SupportsFloat | typing.SupportsIndex,
+    neg: typing.SupportsFloat | typing.SupportsIndex,
+) -> typing.Any: ...
+def gram_diag(
+    W: typing.Any,
+    a: typing.Any,
+    X: typing.Any,
+    power: typing.SupportsFloat | typing.SupportsIndex,
+    neg: typing.SupportsFloat | typing.SupportsIndex,
+) -> typing.Any: ...
+def gram_solve(
+    W: typing.Any,
+    a: typing.Any,
+    X: typing.Any,
+    b: typing.Any,
+    power: typing.SupportsFloat | typing.SupportsIndex,
+    neg: typing.SupportsFloat | typing.SupportsIndex,
+    lambda_: typing.SupportsFloat | typing.SupportsIndex = 0.0,
+    solver: str = "auto",
+    rtol: typing.SupportsFloat | typing.SupportsIndex = 1e-10,
+    cg_max_iter: typing.SupportsInt | typing.SupportsIndex = 500,
+    x0: typing.Any = None,
+    cg_rank: typing.SupportsInt | typing.SupportsIndex = -1,
+) -> typing.Any: ...
+def hessian_top_eigenvalues(
+    W: typing.Any,
+    a: typing.Any,
+    X: typing.Any,
+    y: typing.Any,
+    k: typing.SupportsInt | typing.SupportsIndex = 1,
+    power: typing.SupportsFloat | typing.SupportsIndex = 1.0,
+    neg: typing.SupportsFloat | typing.SupportsIndex = 0.0,
+    max_iter: typing.SupportsInt | typing.SupportsIndex = 0,
+    tol: typing.SupportsFloat | typing.SupportsIndex = 1e-08,
+    seed: typing.SupportsInt | typing.SupportsIndex = 0,
+) -> typing.Any: ...
+def hessian_trace(
+    W: typing.Any,
+    a: typing.Any,
+    X: typing.Any,
+    y: typing.Any,
+    power: typing.SupportsFloat | typing.SupportsIndex = 1.0,
+    neg: typing.SupportsFloat | typing.SupportsIndex = 0.0,
+) -> typing.Any: ...
+def hessian_trace_grad(
+    W: typing.Any,
+    a: typing.Any,
+    X: typing.Any,
+    y: typing.Any,
+    power: typing.SupportsFloat | typing.SupportsIndex = 1.0,
+    neg: typing.SupportsFloat | typing.SupportsIndex = 0.0,
+) -> typing.Any: ...
+def hessian_trace_parts(
+    W: typing.Any,
+    a: typing.Any,
+    X: typing.Any,
+    y: typing.Any,
+    power: typing.SupportsFloat | typing.SupportsIndex = 1.0,
+    neg: typing.SupportsFloat | typing.SupportsIndex = 0.0,
+) -> typing.Any: ...
+def hvp(
+    W: typing.Any,
+    a: typing.Any,
+    X: typing.Any,
+    y: typing.Any,
+    VW: typing.Any,
+    va: typing.Any,
+    power: typing.SupportsFloat | typing.SupportsIndex = 1.0,
+    neg: typing.SupportsFloat | typing.SupportsIndex = 0.0,
+) -> typing.Any: ...
+def jvp(
+    arg0: typing.Any,
+    arg1: typing.Any,
+    arg2: typing.Any,
+    arg3: typing.Any,
+    arg4: typing.Any,
+    arg5: typing.SupportsFloat | typing.SupportsIndex,
+    arg6: typing.SupportsFloat | typing.SupportsIndex,
+) -> typing.Any: ...
+def loss(
+    W: typing.Any,
+    a: typing.Any,
+    X: typing.Any,
+    y: typing.Any,
+    power: typing.SupportsFloat | typing.SupportsIndex = 1.0,
+    neg: typing.SupportsFloat | typing.SupportsIndex = 0.0,
+) -> typing.Any: ...
+def loss_grad(
+    W: typing.Any,
+    a: typing.Any,
+    X: typing.Any,
+    y: typing.Any,
+    power: typing.SupportsFloat | typing.SupportsIndex = 1.0,
+    neg: typing.SupportsFloat | typing.SupportsIndex = 0.0,
+) -> typing.Any: ...
+def memorizing_interpolator(
+    arg0: typing.Any,
+    arg1: typing.Any,
+    arg2: typing.SupportsFloat | typing.SupportsIndex,
+    arg3: typing.SupportsFloat | typing.SupportsIndex,
+    arg4: typing.SupportsFloat | typing.SupportsIndex,
+    arg5: typing.SupportsInt | typing.SupportsIndex,
+) -> typing.Any: ...
+def objective(
+    W: typing.Any,
+    a: typing.Any,
+    X: typing.Any,
+    y: typing.Any,
+    lam: typing.SupportsFloat | typing.SupportsIndex = 0.0,
+    which: str = "loss",
+    power: typing.SupportsFloat | typing.SupportsIndex = 1.0,
+    neg: typing.SupportsFloat | typing.SupportsIndex = 0.0,
+) -> typing.Any:
+    """
+    (value, loss, regularizer, gW, ga) of L + lam * K, K by `which` (loss, gauss_newton, trace).
+    """
+
+def orbit_min_trace(
+    W: typing.Any,
+    a: typing.Any,
+    X: typing.Any,
+    y: typing.Any,
+    power: typing.SupportsFloat | typing.SupportsIndex = 1.0,
+    neg: typing.SupportsFloat | typing.SupportsIndex = 0.0,
+) -> typing.Any: ...
+def orbit_min_trace_clipped(
+    arg0: typing.Any,
+    arg1: typing.Any,
+    arg2: typing.Any,
+    arg3: typing.Any,
+    arg4: typing.SupportsFloat | typing.SupportsIndex,
+    arg5: typing.SupportsFloat | typing.SupportsIndex,
+) -> float: ...
+def rescale(
+    W: typing.Any, a: typing.Any, t: typing.Any, power: typing.SupportsFloat | typing.SupportsIndex = 1.0
+) -> typing.Any: ...
+def search_step(
+    W: typing.Any,
+    a: typing.Any,
+    X: typing.Any,
+    y: typing.Any,
+    power: typing.SupportsFloat | typing.SupportsIndex,
+    neg: typing.SupportsFloat | typing.SupportsIndex,
+    tol: typing.SupportsFloat | typing.SupportsIndex = 1e-10,
+    lambda_rel: typing.SupportsFloat | typing.SupportsIndex = 1e-10,
+    gtol: typing.SupportsFloat | typing.SupportsIndex = 1e-06,
+    eta: typing.SupportsFloat | typing.SupportsIndex = 0.0,
+    balance: bool = True,
+    max_backtrack: typing.SupportsInt | typing.SupportsIndex = 30,
+    retract_iter: typing.SupportsInt | typing.SupportsIndex = 6,
+    a_correction: bool = False,
+    solver: str = "auto",
+    cg_rtol: typing.SupportsFloat | typing.SupportsIndex = 1e-08,
+    retract_rtol: typing.SupportsFloat | typing.SupportsIndex = 0.001,
+    cg_max_iter: typing.SupportsInt | typing.SupportsIndex = 2000,
+    u0: typing.Any = None,
+    cg_rank: typing.SupportsInt | typing.SupportsIndex = -1,
+) -> typing.Any: ...
+def set_num_threads(k: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    Set the kernels' thread count for the process; 0 restores the default.
+    """
+
+def train(
+    W: typing.Any,
+    a: typing.Any,
+    X: typing.Any,
+    y: typing.Any,
+    power: typing.SupportsFloat | typing.SupportsIndex,
+    neg: typing.SupportsFloat | typing.SupportsIndex,
+    method: str,
+    lr: typing.SupportsFloat | typing.SupportsIndex,
+    rho: typing.SupportsFloat | typing.SupportsIndex,
+    max_iter: typing.SupportsInt | typing.SupportsIndex,
+    tol: typing.SupportsFloat | typing.SupportsIndex,
+    record_every: typing.SupportsInt | typing.SupportsIndex,
+) -> typing.Any: ...
+def vjp(
+    arg0: typing.Any,
+    arg1: typing.Any,
+    arg2: typing.Any,
+    arg3: typing.Any,
+    arg4: typing.SupportsFloat | typing.SupportsIndex,
+    arg5: typing.SupportsFloat | typing.SupportsIndex,
+) -> typing.Any: ...
+
+__version__: str
+blas_backend: str
+openmp_enabled: bool
