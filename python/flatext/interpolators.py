@@ -1056,78 +1056,47 @@ def _neighbour_networks(W, a, rng, budget=1000, scales=(0.02, 0.05, 0.1, 0.2, 0.
 _POLISH_EXACT_CELLS = 50_000
 
 
-def _convex_polish(res, X, y, neg, tol, rounds, seed, deadline=None):
-    """The convex polish of :func:`flattest_interpolator` (see its docstring); ``deadline``
-    (``time.perf_counter`` seconds) bounds each cone program and ends the rounds."""
-    m = res.W.shape[0]
-    rng = np.random.default_rng(seed)
-    W, a, best = res.W, res.a, res.orbit_min_trace
-    status, stale, error = "no improvement", 0, None
-    certified = float("nan")
-    if arrangement_cell_count(*np.shape(X)) <= _POLISH_EXACT_CELLS:
-        # the certified optimum itself (the search's cells in the first program)
+def _polish_certified(W, a, X, y, neg, seed, deadline):
+    """The certified optimum itself, the search's cells in its first program. Returns
+    ``(q or None, error)``: q only with a global certificate."""
+    try:
+        q = certified_flattest(
+            X, y, neg=neg, m=W.shape[0], patterns="exact", warm_start=[(W, a)], seed=seed,
+            max_seconds=_remaining(deadline),
+        )  # fmt: skip
+    except (RuntimeError, ValueError, TimeoutError) as e:  # inaccurate solve, width m too small, budget
+        return None, e
+    return (q if q.certificate == "global" else None), None
+
+
+def _polish_round(W, a, X, y, neg, seed, k, rng, deadline):
+    """One sampled round of the polish around ``(W, a)`` and its neighbours. Returns ``(q or None,
+    error)``.
+
+    An inaccurate solve (the optimum's neurons cannot be placed inside their cells) is retried at a
+    100x tighter solver tolerance, then without the column generation (whose added cells can be too
+    thin for the interior placement). Column generation runs in the first round only (two pricing
+    rounds): in every round it made the quick reproduction's polish ~3x slower.
+    """
+    warm = [(W, a)] + _neighbour_networks(W, a, rng)
+    price = 2 if k == 0 else 0
+    error = None
+    for solver_tol, pricing in ((1e-8, price), (1e-10, price), (1e-8, 0), (1e-10, 0)):
         try:
             q = certified_flattest(
-                X, y, neg=neg, m=m, patterns="exact", warm_start=[(W, a)], seed=seed, max_seconds=_remaining(deadline)
-            )
-            if q.certificate == "global":
-                rounds, certified = 0, q.bound
-                if q.value < best * (1 - 1e-12):
-                    W, a, best = q.W.astype(res.W.dtype), q.a.astype(res.a.dtype), q.value
-                    status = "improved"
-        except (RuntimeError, ValueError, TimeoutError) as e:  # inaccurate solve, width m too small, budget
+                X, y, neg=neg, m=W.shape[0], patterns="sampled", n_patterns=20, warm_start=warm, seed=seed + k,
+                tol=solver_tol, pricing_rounds=pricing, max_seconds=_remaining(deadline),
+            )  # fmt: skip
+            return q, None
+        except RuntimeError as e:  # an inaccurate solve: retry
             error = e
-    for k in range(rounds):
-        if deadline is not None and time.perf_counter() >= deadline:
-            error = error or TimeoutError("max_seconds reached")
-            break
-        warm = [(W, a)] + _neighbour_networks(W, a, rng)
-        q = None
-        # an inaccurate solve (the optimum's neurons cannot be placed inside their cells) is
-        # retried at a 100x tighter solver tolerance, then without the column generation
-        # (whose added cells can be too thin for the interior placement) before the round
-        # counts as failed
-        # column generation in the first round only (two pricing rounds of at most n cells):
-        # in every round it made the quick reproduction's polish ~3x slower
-        price = 2 if k == 0 else 0
-        for solver_tol, pricing in ((1e-8, price), (1e-10, price), (1e-8, 0), (1e-10, 0)):
-            try:
-                q = certified_flattest(
-                    X,
-                    y,
-                    neg=neg,
-                    m=m,
-                    patterns="sampled",
-                    n_patterns=20,
-                    warm_start=warm,
-                    seed=seed + k,
-                    tol=solver_tol,
-                    pricing_rounds=pricing,
-                    max_seconds=_remaining(deadline),
-                )
-                break
-            except TimeoutError as e:  # the budget ran out before the first program was solved
-                error = e
-                break
-            except RuntimeError as e:  # an inaccurate solve
-                error = e
-            except ValueError as e:  # width too small for the optimum
-                error = e
-                break
-        if q is None:
-            stale += 1
-        else:
-            if q.value < best * (1 - 1e-12):
-                W, a, best, stale = q.W.astype(res.W.dtype), q.a.astype(res.a.dtype), q.value, 0
-                status = "improved"
-            else:
-                stale += 1
-        if stale >= 2:
-            break
-    if status != "improved" and error is not None:
-        status = f"failed: {error}"
-    if status != "improved":
-        return replace(res, polish=status, certified_optimum=certified)
+        except (TimeoutError, ValueError) as e:  # budget spent before the first program; width too small
+            return None, e
+    return None, error
+
+
+def _polished_result(res, W, a, best, X, y, neg, tol, certified):
+    """``res`` with the polished network, unless it does not interpolate to ``tol`` (then unchanged)."""
     r = _core.forward(W, a, X, 1.0, neg) - y
     rmax = float(np.max(np.abs(r)))
     if rmax > tol * max(1.0, float(np.max(np.abs(y)))):  # never return a non-interpolator
@@ -1144,6 +1113,38 @@ def _convex_polish(res, X, y, neg, tol, rounds, seed, deadline=None):
         polish="improved",
         certified_optimum=certified,
     )
+
+
+def _convex_polish(res, X, y, neg, tol, rounds, seed, deadline=None):
+    """The convex polish of :func:`flattest_interpolator` (see its docstring): the certified optimum
+    where the arrangement is small, else sampled rounds until two bring nothing; ``deadline``
+    (``time.perf_counter`` seconds) bounds each cone program and ends the rounds."""
+    rng = np.random.default_rng(seed)
+    W, a, best = res.W, res.a, res.orbit_min_trace
+    improved, stale, error = False, 0, None
+    certified = float("nan")
+    if arrangement_cell_count(*np.shape(X)) <= _POLISH_EXACT_CELLS:
+        q, error = _polish_certified(W, a, X, y, neg, seed, deadline)
+        if q is not None:
+            rounds, certified = 0, q.bound
+            if q.value < best * (1 - 1e-12):
+                W, a, best, improved = q.W.astype(res.W.dtype), q.a.astype(res.a.dtype), q.value, True
+    for k in range(rounds):
+        if deadline is not None and time.perf_counter() >= deadline:
+            error = error or TimeoutError("max_seconds reached")
+            break
+        q, err = _polish_round(W, a, X, y, neg, seed, k, rng, deadline)
+        error = err or error
+        if q is not None and q.value < best * (1 - 1e-12):
+            W, a, best, stale, improved = q.W.astype(res.W.dtype), q.a.astype(res.a.dtype), q.value, 0, True
+        else:
+            stale += 1
+        if stale >= 2:
+            break
+    if not improved:
+        status = f"failed: {error}" if error is not None else "no improvement"
+        return replace(res, polish=status, certified_optimum=certified)
+    return _polished_result(res, W, a, best, X, y, neg, tol, certified)
 
 
 def memorizing_interpolator(X, y, *, power=1.0, neg=0.0, kappa=1.0, m=None, return_info=False):
