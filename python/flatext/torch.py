@@ -179,47 +179,34 @@ def _grads(gW, ga, W, a, scale, gout):
 # --------------------------------------------------------------------------- autograd Functions
 
 
-class _Loss(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, W, a, X, y, power, neg, scale):
-        Wn, an, Xn, yn = _args(W, a, X, y)
-        need = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
-        if need:
-            val, gW, ga = _fx.loss_grad(Wn, an, Xn, yn, power=power, neg=neg)
-            ctx.grads = (gW, ga)
-        else:
-            val = _fx.loss(Wn, an, Xn, yn, power=power, neg=neg)
-        ctx.scale, ctx.shapes = scale, (W, a)
-        return _scalar(val, scale, W)
+def _value_and_grad_function(name, value, value_grad):
+    """A torch.autograd.Function for the scalar kernel ``value`` (``name`` in messages) whose
+    gradient in (W, a) comes from the fused kernel ``value_grad`` (called only when needed)."""
 
-    @staticmethod
-    def backward(ctx, g):
-        _check_first_order("loss")
-        _check_no_input_grads(ctx, (None, None, "X", "y"), "loss")
-        gW, ga = ctx.grads
-        W, a = ctx.shapes
-        return (*_grads(gW, ga, W, a, ctx.scale, g), None, None, None, None, None)
-
-
-class _Trace(torch.autograd.Function):
-    @staticmethod
     def forward(ctx, W, a, X, y, power, neg, scale):
         Wn, an, Xn, yn = _args(W, a, X, y)
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
-            val, gW, ga = _fx.hessian_trace_grad(Wn, an, Xn, yn, power=power, neg=neg)
+            val, gW, ga = value_grad(Wn, an, Xn, yn, power=power, neg=neg)
             ctx.grads = (gW, ga)
         else:
-            val = _fx.hessian_trace(Wn, an, Xn, yn, power=power, neg=neg)
+            val = value(Wn, an, Xn, yn, power=power, neg=neg)
         ctx.scale, ctx.shapes = scale, (W, a)
         return _scalar(val, scale, W)
 
-    @staticmethod
     def backward(ctx, g):
-        _check_first_order("hessian_trace")
-        _check_no_input_grads(ctx, (None, None, "X", "y"), "hessian_trace")
+        _check_first_order(name)
+        _check_no_input_grads(ctx, (None, None, "X", "y"), name)
         gW, ga = ctx.grads
         W, a = ctx.shapes
         return (*_grads(gW, ga, W, a, ctx.scale, g), None, None, None, None, None)
+
+    return type(
+        f"_{name}", (torch.autograd.Function,), {"forward": staticmethod(forward), "backward": staticmethod(backward)}
+    )
+
+
+_Loss = _value_and_grad_function("loss", _fx.loss, _fx.loss_grad)
+_Trace = _value_and_grad_function("hessian_trace", _fx.hessian_trace, _fx.hessian_trace_grad)
 
 
 class _OrbitMin(torch.autograd.Function):
