@@ -39,13 +39,28 @@ def _binding_defaults(fn):
 def test_interpolation_defaults_equal_the_cpp_struct_and_the_binding():
     cpp = _cpp_struct_defaults("interpolation.hpp", "InterpolationOptions")
     bound = _binding_defaults(_core.find_interpolator)
+    compiled = _core.InterpolationOptions()
     py = fx.InterpolationOptions()
     for name in ("max_iter", "cg_rtol", "cg_max_iter"):
-        assert getattr(py, name) == cpp[name] == type(cpp[name])(bound[name]), name
-    assert py.solver == bound["solver"] == "auto"
+        v = getattr(py, name)
+        assert v == cpp[name] == getattr(compiled, name) == type(v)(bound[name]) and type(v) is type(cpp[name]), name
+    assert py.solver == compiled.solver == bound["solver"] == "auto"
     # the None defaults mean the C++ values: tol (float64) and the first damping
-    assert cpp["tol"] == float(bound["tol"]) == 1e-10 and cpp["lambda_init"] == float(bound["lambda_init"])
-    assert py.tol is None and py.lambda_init is None and py.cg_rank is None and int(bound["cg_rank"]) < 0
+    for name in ("tol", "lambda_init"):
+        assert getattr(py, name) is None and cpp[name] == getattr(compiled, name) == float(bound[name]), name
+    assert cpp["tol"] == 1e-10 and py.cg_rank is None and compiled.cg_rank == int(bound["cg_rank"]) < 0
+
+
+@pytest.mark.parametrize(
+    "kw", [dict(tol=-1.0), dict(tol=float("nan")), dict(max_iter=-1), dict(lambda_init=0.0), dict(solver="lu"),
+           dict(cg_rtol=float("inf")), dict(cg_max_iter=0)]
+)  # fmt: skip
+def test_interpolation_values_are_checked_by_the_cpp_struct(kw):
+    with pytest.raises(ValueError) as cpp:
+        _core.InterpolationOptions(**kw)
+    with pytest.raises(ValueError) as py:
+        fx.InterpolationOptions(**kw)
+    assert str(py.value) == str(cpp.value) and next(iter(kw)) in str(py.value)
 
 
 def test_none_defaults_run_as_the_cpp_values():

@@ -26,6 +26,7 @@ from typing import Any, Iterable, TypeVar, Union
 
 import numpy as np
 
+from ._native import _core
 from .curvature import _int_arg
 from .stepsize import parse_lr
 
@@ -101,10 +102,13 @@ def check_real(v, name: str, low: float = 0.0, *, strict: bool = True, none: boo
     return float(v)
 
 
-def check_choice(v, name: str, choices: tuple[str, ...]) -> str:
-    if v not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {v!r}")
-    return str(v)
+def check_float_type(v, name: str) -> float | None:
+    """None, or a real number as a float (its value is checked elsewhere); bool and others raise TypeError."""
+    if v is None:
+        return None
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a number; got {type(v).__name__} {v!r}")
+    return float(v)
 
 
 def check_lr(v, name: str = "lr"):
@@ -128,13 +132,16 @@ def set_checked(obj, **values) -> None:
 # The options classes. Their defaults are the C++ structs' where one exists (tests/test_options.py
 # reads cpp/include/flatext/*.hpp and the compiled bindings' defaults and compares).
 
-#: The solvers of the Gauss-Newton systems (``InterpolationOptions.solver``).
-SOLVERS = ("auto", "cholesky", "cg")
+#: The defaults of the C++ ``flatext::InterpolationOptions`` (as the compiled module has them).
+_CPP_INTERPOLATION = _core.InterpolationOptions()
 
 
 @dataclass(frozen=True)
 class InterpolationOptions:
     """Options of :func:`flatext.find_interpolator` (the C++ ``flatext::InterpolationOptions``).
+
+    The defaults are the C++ struct's (None stands for a rule below); the values are
+    checked by the C++ ``InterpolationOptions::validate`` when the object is built.
 
     Attributes
     ----------
@@ -142,40 +149,44 @@ class InterpolationOptions:
         Relative residual tolerance: success when ``max_j |r_j| <= tol * max(1, max_j |y_j|)``
         (> 0; None: 1e-10 for float64, the C++ default, and 1e-4 for float32).
     max_iter : int
-        Accepted Gauss-Newton steps at most (>= 0).
+        Accepted Gauss-Newton steps at most (>= 0; default 100).
     lambda_init : float or None
         Initial damping relative to ``trace(K)/n`` (> 0). None: 1e-6, the C++ default, and
         when that run ends at a non-interpolating point, retries from the start with 1e-3 and 1e-1.
     solver : {"auto", "cholesky", "cg"}
-        Cholesky of the n x n Gram matrix, matrix-free conjugate gradients, or Cholesky for
-        ``n <= 4096`` and CG above.
+        Cholesky of the n x n Gram matrix, matrix-free conjugate gradients, or (``"auto"``,
+        the default) Cholesky for ``n <= 4096`` and CG above.
     cg_rtol : float
-        Relative accuracy of each CG solve (> 0).
+        Relative accuracy of each CG solve (> 0; default 1e-4).
     cg_max_iter : int
-        CG iterations per solve (>= 1).
+        CG iterations per solve (>= 1; default 500).
     cg_rank : int or None
         Rank of the CG path's Nystrom preconditioner (>= 0; 0: Jacobi; None: ``min(n // 2, 1000)``).
     """
 
     tol: Union[float, None] = None
-    max_iter: int = 100
+    max_iter: int = _CPP_INTERPOLATION.max_iter
     lambda_init: Union[float, None] = None
-    solver: str = "auto"
-    cg_rtol: float = 1e-4
-    cg_max_iter: int = 500
+    solver: str = _CPP_INTERPOLATION.solver
+    cg_rtol: float = _CPP_INTERPOLATION.cg_rtol
+    cg_max_iter: int = _CPP_INTERPOLATION.cg_max_iter
     cg_rank: Union[int, None] = None
 
     def __post_init__(self):
-        set_checked(
-            self,
-            tol=check_real(self.tol, "tol", none=True),
-            max_iter=check_int(self.max_iter, "max_iter", 0),
-            lambda_init=check_real(self.lambda_init, "lambda_init", none=True),
-            solver=check_choice(self.solver, "solver", SOLVERS),
-            cg_rtol=check_real(self.cg_rtol, "cg_rtol"),
-            cg_max_iter=check_int(self.cg_max_iter, "cg_max_iter", 1),
-            cg_rank=None if self.cg_rank is None else check_int(self.cg_rank, "cg_rank", 0),
-        )
+        # the types here (TypeError naming the option), the values in C++ (ValueError naming it)
+        tol, lam = check_float_type(self.tol, "tol"), check_float_type(self.lambda_init, "lambda_init")
+        max_iter, cg_max_iter = _int_arg(self.max_iter, "max_iter"), _int_arg(self.cg_max_iter, "cg_max_iter")
+        if not isinstance(self.solver, str):
+            raise TypeError(f"solver must be a str; got {self.solver!r}")
+        cg_rtol = check_float_type(self.cg_rtol, "cg_rtol")
+        cg_rank = None if self.cg_rank is None else check_int(self.cg_rank, "cg_rank", 0)
+        d = _CPP_INTERPOLATION
+        _core.InterpolationOptions(
+            tol=d.tol if tol is None else tol, max_iter=max_iter, lambda_init=d.lambda_init if lam is None else lam,
+            solver=self.solver, cg_rtol=cg_rtol, cg_max_iter=cg_max_iter, cg_rank=-1 if cg_rank is None else cg_rank,
+        )  # fmt: skip
+        set_checked(self, tol=tol, max_iter=max_iter, lambda_init=lam, solver=self.solver, cg_rtol=cg_rtol,
+                    cg_max_iter=cg_max_iter, cg_rank=cg_rank)  # fmt: skip
 
 
 def _check_run(o) -> None:
