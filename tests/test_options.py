@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from flatext import _core
 from flatext.options import merge_options
+from test_training import problem as _problem
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
@@ -83,15 +84,6 @@ def test_train_defaults_are_the_documented_signature_defaults():
     for name, value in documented.items():
         v = ast.literal_eval(value)
         assert getattr(py, name) == v and type(getattr(py, name)) is type(v), name
-
-
-def _problem(seed=0, n=12, d=3, m=24):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d))
-    y = np.maximum(X[:, 0], 0) - 0.5 * np.abs(X[:, 1])
-    W = rng.standard_normal((m, d)) / np.sqrt(d)
-    a = rng.standard_normal(m) / np.sqrt(m)
-    return W, a, X, y
 
 
 @pytest.mark.parametrize(

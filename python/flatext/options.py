@@ -208,7 +208,28 @@ def _check_run(o) -> None:
 
 
 @dataclass(frozen=True)
-class TrainOptions:
+class _RunOptions:
+    """The fields of the trainers' options (the defaults :func:`flatext.train`'s)."""
+
+    lr: Union[float, str] = 0.1
+    max_iter: int = 10000
+    tol: float = 1e-8
+    record_every: int = 10
+    polish: bool = True
+    polish_tol: Union[float, None] = None
+    polish_max_iter: int = 200
+    callback_every: int = 100
+    noise: float = 0.1
+    batch: Union[int, None] = None
+    seed: Any = 0
+    max_seconds: Union[float, None] = None
+
+    def __post_init__(self):
+        _check_run(self)
+
+
+@dataclass(frozen=True)
+class TrainOptions(_RunOptions):
     """Options of :func:`flatext.train` (gradient descent, SAM, label-noise SGD).
 
     ``rho`` is SAM's alone; ``noise``, ``batch`` and ``seed`` are label-noise SGD's alone;
@@ -219,8 +240,6 @@ class TrainOptions:
     ----------
     lr : float or str
         Step size: a number > 0, ``"auto"`` or ``"F/lambda_max"`` (:mod:`flatext.stepsize`).
-    rho : float
-        SAM radius (> 0).
     max_iter : int
         Steps at most (>= 0).
     tol : float
@@ -231,8 +250,6 @@ class TrainOptions:
         Run the Gauss-Newton polish (:func:`flatext.find_interpolator`) after training.
     polish_tol : float or None
         Relative residual tolerance of the polish (None: as :class:`InterpolationOptions`).
-    polish_factor : float
-        GD and SAM polish when the final loss is ``<= polish_factor * tol`` (>= 1).
     polish_max_iter : int
         Gauss-Newton steps of the polish at most (>= 1).
     callback_every : int
@@ -245,25 +262,17 @@ class TrainOptions:
         Seeds label-noise SGD's batches and noise.
     max_seconds : float or None
         Wall-clock budget of the call (> 0; None: none).
+    rho : float
+        SAM radius (> 0).
+    polish_factor : float
+        GD and SAM polish when the final loss is ``<= polish_factor * tol`` (>= 1).
     """
 
-    lr: Union[float, str] = 0.1
     rho: float = 0.05
-    max_iter: int = 10000
-    tol: float = 1e-8
-    record_every: int = 10
-    polish: bool = True
-    polish_tol: Union[float, None] = None
     polish_factor: float = 100.0
-    polish_max_iter: int = 200
-    callback_every: int = 100
-    noise: float = 0.1
-    batch: Union[int, None] = None
-    seed: Any = 0
-    max_seconds: Union[float, None] = None
 
     def __post_init__(self):
-        _check_run(self)
+        super().__post_init__()
         set_checked(
             self,
             rho=check_real(self.rho, "rho"),
@@ -279,9 +288,10 @@ class TrainOptions:
 
 
 @dataclass(frozen=True)
-class LabelNoiseOptions:
-    """Options of :func:`flatext.label_noise_sgd` (the fields as in :class:`TrainOptions`, less
-    ``rho`` and ``polish_factor``, plus ``stop_at_tol``; its defaults record and polish less).
+class LabelNoiseOptions(_RunOptions):
+    """Options of :func:`flatext.label_noise_sgd`: the fields of :class:`TrainOptions` but
+    ``rho`` and ``polish_factor``, with ``stop_at_tol``; it records and polishes less by default
+    (``record_every=100``, ``polish=False``, ``polish_max_iter=100``).
 
     Attributes
     ----------
@@ -290,20 +300,11 @@ class LabelNoiseOptions:
         drifts after it fits).
     """
 
-    lr: Union[float, str] = 0.1
-    max_iter: int = 10000
-    tol: float = 1e-8
     record_every: int = 100
     polish: bool = False
-    polish_tol: Union[float, None] = None
     polish_max_iter: int = 100
-    callback_every: int = 100
-    noise: float = 0.1
-    batch: Union[int, None] = None
-    seed: Any = 0
-    max_seconds: Union[float, None] = None
     stop_at_tol: bool = False
 
     def __post_init__(self):
-        _check_run(self)
+        super().__post_init__()
         set_checked(self, stop_at_tol=check_bool(self.stop_at_tol, "stop_at_tol"))
