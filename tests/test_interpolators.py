@@ -258,7 +258,7 @@ def easy_train_problem():
 @pytest.mark.parametrize("method,rho", [("gd", 0.0), ("sam", 1e-3)])
 def test_train_reaches_tolerance_and_polishes(method, rho):
     W, a, X, y, lr = easy_train_problem()
-    r = fx.train(W, a, X, y, method=method, lr=lr, rho=rho or 0.05, max_iter=5000, tol=1e-3, record_every=10)
+    r = fx.train(W, a, X, y, method=method, lr=lr, rho=rho or None, max_iter=5000, tol=1e-3, record_every=10)
     assert r.converged and r.polished
     assert r.loss <= 1e-3
     assert r.max_residual_before == pytest.approx(max_res(*_pre_polish(W, a, X, y, method, lr, rho, r), X, y, 1, 0))
@@ -271,7 +271,7 @@ def test_train_reaches_tolerance_and_polishes(method, rho):
 
 
 def _pre_polish(W, a, X, y, method, lr, rho, r):
-    q = fx.train(W, a, X, y, method=method, lr=lr, rho=rho or 0.05, max_iter=5000, tol=1e-3, polish=False)
+    q = fx.train(W, a, X, y, method=method, lr=lr, rho=rho or None, max_iter=5000, tol=1e-3, polish=False)
     assert not q.polished and q.iterations == r.iterations
     assert q.loss == pytest.approx(ref.loss(q.W, q.a, X, y, 1.0, 0.0), rel=1e-10)
     return q.W, q.a

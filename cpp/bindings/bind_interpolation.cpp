@@ -46,10 +46,54 @@ flatext::Vec<double> optional_vec(py::handle v, Index n, const char* name) {
     return out;
 }
 
+/// InterpolationOptions from the binding's arguments, checked once (InterpolationOptions::validate).
+flatext::InterpolationOptions make_interpolation_options(double tol, int max_iter, double lambda_init,
+                                                         const std::string& solver, double cg_rtol, int cg_max_iter,
+                                                         long long cg_rank) {
+    flatext::InterpolationOptions o;
+    o.tol = tol;
+    o.max_iter = max_iter;
+    o.lambda_init = lambda_init;
+    o.solver = parse_solver(solver);
+    o.cg_rtol = cg_rtol;
+    o.cg_max_iter = cg_max_iter;
+    o.cg_rank = Index(cg_rank);
+    o.validate();
+    return o;
+}
+
+const char* solver_name(flatext::SolverKind k) {
+    return k == flatext::SolverKind::Cholesky ? "cholesky" : k == flatext::SolverKind::CG ? "cg" : "auto";
+}
+
+/// flatext::InterpolationOptions, read-only, built by a checking constructor: the Python
+/// InterpolationOptions (flatext/options.py) takes its defaults from it and builds one to check its values.
+void bind_interpolation_options(py::module_& m) {
+    using flatext::InterpolationOptions;
+    const InterpolationOptions d;
+    py::class_<InterpolationOptions>(m, "InterpolationOptions",
+                                     "Options of find_interpolator (flatext::InterpolationOptions), checked when built",
+                                     py::module_local())
+        .def(py::init(&make_interpolation_options), py::arg("tol") = d.tol, py::arg("max_iter") = d.max_iter,
+             py::arg("lambda_init") = d.lambda_init, py::arg("solver") = solver_name(d.solver),
+             py::arg("cg_rtol") = d.cg_rtol, py::arg("cg_max_iter") = d.cg_max_iter,
+             py::arg("cg_rank") = (long long)d.cg_rank)
+        .def_readonly("tol", &InterpolationOptions::tol)
+        .def_readonly("max_iter", &InterpolationOptions::max_iter)
+        .def_readonly("lambda_init", &InterpolationOptions::lambda_init)
+        .def_readonly("lambda_min", &InterpolationOptions::lambda_min)
+        .def_readonly("lambda_max", &InterpolationOptions::lambda_max)
+        .def_property_readonly("solver", [](const InterpolationOptions& o) { return solver_name(o.solver); })
+        .def_readonly("cg_rtol", &InterpolationOptions::cg_rtol)
+        .def_readonly("cg_max_iter", &InterpolationOptions::cg_max_iter)
+        .def_property_readonly("cg_rank", [](const InterpolationOptions& o) { return (long long)o.cg_rank; });
+}
+
 }  // namespace
 
 void bind_interpolation(py::module_& m) {
     using namespace flatext;
+    bind_interpolation_options(m);
 
     m.def("jvp", [](py::handle W, py::handle a, py::handle X, py::handle VW, py::handle va, double power, double neg) {
         const Net net = check_net(W, a, X, py::none(), false);
@@ -211,18 +255,8 @@ void bind_interpolation(py::module_& m) {
             const Net net = check_net(W, a, X, y, true);
             const auto act = make_activation(power, neg);
             check_params(net);
-            check_positive(tol, "tol");
-            check_positive(lambda_init, "lambda_init");
-            check_cg(cg_rtol, cg_max_iter, "cg_rtol");
-            if (max_iter < 0) throw py::value_error("max_iter must be >= 0");
-            InterpolationOptions o;
-            o.tol = tol;
-            o.max_iter = max_iter;
-            o.lambda_init = lambda_init;
-            o.solver = parse_solver(solver);
-            o.cg_rtol = cg_rtol;
-            o.cg_max_iter = cg_max_iter;
-            o.cg_rank = Index(cg_rank);
+            const InterpolationOptions o =
+                make_interpolation_options(tol, max_iter, lambda_init, solver, cg_rtol, cg_max_iter, cg_rank);
             return dispatch(net.f32(), [&](auto tag) -> py::object {
                 using T = decltype(tag);
                 auto r = without_gil([&] {

@@ -35,6 +35,7 @@ from .interpolators import (
     vjp,
 )
 from .measure import Measurements, measure
+from .options import InterpolationOptions, LabelNoiseOptions, TrainOptions
 from .paths import get_cmake_dir, get_include
 from .population import PopulationEstimate, population_loss
 from .sweeps import sweep
@@ -98,6 +99,9 @@ __all__ = [
     "InterpolationResult",
     "SearchResult",
     "TrainResult",
+    "InterpolationOptions",
+    "TrainOptions",
+    "LabelNoiseOptions",
     "find_interpolator",
     "flattest_interpolator",
     "memorizing_interpolator",

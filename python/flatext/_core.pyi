@@ -12,6 +12,7 @@ import typing
 
 __all__: list[str] = [
     "Activation",
+    "InterpolationOptions",
     "balance",
     "blas_backend",
     "choose_solver",
@@ -45,6 +46,39 @@ __all__: list[str] = [
     "train",
     "vjp",
 ]
+
+class InterpolationOptions:
+    """
+    Options of find_interpolator (flatext::InterpolationOptions), checked when built
+    """
+    def __init__(
+        self,
+        tol: typing.SupportsFloat | typing.SupportsIndex = 1e-10,
+        max_iter: typing.SupportsInt | typing.SupportsIndex = 100,
+        lambda_init: typing.SupportsFloat | typing.SupportsIndex = 1e-06,
+        solver: str = "auto",
+        cg_rtol: typing.SupportsFloat | typing.SupportsIndex = 0.0001,
+        cg_max_iter: typing.SupportsInt | typing.SupportsIndex = 500,
+        cg_rank: typing.SupportsInt | typing.SupportsIndex = -1,
+    ) -> None: ...
+    @property
+    def cg_max_iter(self) -> int: ...
+    @property
+    def cg_rank(self) -> int: ...
+    @property
+    def cg_rtol(self) -> float: ...
+    @property
+    def lambda_init(self) -> float: ...
+    @property
+    def lambda_max(self) -> float: ...
+    @property
+    def lambda_min(self) -> float: ...
+    @property
+    def max_iter(self) -> int: ...
+    @property
+    def solver(self) -> str: ...
+    @property
+    def tol(self) -> float: ...
 
 class Activation:
     """

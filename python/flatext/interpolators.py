@@ -28,6 +28,7 @@ from ._native import _core
 from .cells import cell_sparse
 from .convex import arrangement_cell_count, certified_flattest
 from .curvature import _int_arg
+from .options import InterpolationOptions, merge_options
 from .results import ResultFields
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "jvp",
     "vjp",
     "ntk_gram",
+    "InterpolationOptions",
     "find_interpolator",
     "flattest_interpolator",
     "memorizing_interpolator",
@@ -297,10 +299,11 @@ def find_interpolator(
     *,
     power=1.0,
     neg=0.0,
+    options=None,
     tol=None,
-    max_iter=100,
+    max_iter=None,
     lambda_init=None,
-    solver="auto",
+    solver=None,
     cg_rtol=None,
     cg_max_iter=None,
     cg_rank=None,
@@ -337,13 +340,20 @@ def find_interpolator(
     X, y : array_like, shapes (n, d), (n,)
     power, neg : float
         The activation ``max(z,0)^p + neg * max(-z,0)^p``.
+    options : InterpolationOptions or dict, optional
+        The options below in one object (:class:`flatext.InterpolationOptions`); a name
+        given both here and as a keyword raises ``TypeError`` (``docs/design.md``,
+        "Solver options"). A keyword left at None takes the options' value or default.
     tol : float, optional
         Relative residual tolerance (default 1e-10 for float64, 1e-4 for float32).
-    max_iter : int
+    max_iter : int, optional
+        Accepted Gauss-Newton steps at most (default 100).
     lambda_init : float, optional
         Initial damping relative to ``trace(K)/n`` (default 1e-6: nearly
-        undamped; the damping rises by itself where the model is poor).
-    solver : {"auto", "cholesky", "cg"}
+        undamped; the damping rises by itself where the model is poor; a run
+        that ends at a non-interpolating point is then retried with 1e-3 and 1e-1).
+    solver : {"auto", "cholesky", "cg"}, optional
+        Default "auto".
     cg_rtol, cg_max_iter : optional
         Accuracy and iteration cap of each CG solve (defaults 1e-4, 500).
     cg_rank : int, optional
@@ -364,14 +374,15 @@ def find_interpolator(
     -------
     InterpolationResult
     """
-    tol = _default_tol(W0, tol)
-    kw = _options(
-        cg_rtol=None if cg_rtol is None else float(cg_rtol),
-        cg_max_iter=None if cg_max_iter is None else _int_arg(cg_max_iter, "cg_max_iter"),
-        cg_rank=_rank_arg(cg_rank),
-    )
-    max_iter = _int_arg(max_iter, "max_iter")
-    solver = _solver_arg(solver)
+    o = merge_options(
+        InterpolationOptions,
+        options,
+        dict(tol=tol, max_iter=max_iter, lambda_init=lambda_init, solver=solver, cg_rtol=cg_rtol,
+             cg_max_iter=cg_max_iter, cg_rank=cg_rank),
+        where="find_interpolator",
+    )  # fmt: skip
+    tol, max_iter, lambda_init, solver = _default_tol(W0, o.tol), o.max_iter, o.lambda_init, o.solver
+    kw = _options(cg_rtol=o.cg_rtol, cg_max_iter=o.cg_max_iter, cg_rank=o.cg_rank)
     # With the default damping, a run that ends at a non-interpolating point is
     # retried from the start with stronger initial damping (ReLU projections from
     # random starts reach different basins; measured on d = 3, n = 20-40 ReLU

@@ -9,8 +9,8 @@ the stop reason, and a warning when fixed-``rho`` SAM plateaus.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import numbers
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._native import _core
-from .curvature import _int_arg, forward, loss_grad
+from .curvature import forward, loss_grad
 from .interpolators import find_interpolator
+from .options import LabelNoiseOptions, TrainOptions, merge_options
 from .results import ResultFields
 from .stepsize import resolve_lr
 
-__all__ = ["TrainResult", "label_noise_sgd", "train"]
+__all__ = ["LabelNoiseOptions", "TrainOptions", "TrainResult", "label_noise_sgd", "train"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -152,20 +153,21 @@ def train(
     power=1.0,
     neg=0.0,
     method="gd",
-    lr=0.1,
-    rho=0.05,
-    max_iter=10000,
-    tol=1e-8,
-    record_every=10,
-    polish=True,
+    options=None,
+    lr=None,
+    rho=None,
+    max_iter=None,
+    tol=None,
+    record_every=None,
+    polish=None,
     polish_tol=None,
-    polish_factor=100.0,
-    polish_max_iter=200,
+    polish_factor=None,
+    polish_max_iter=None,
     callback=None,
-    callback_every=100,
-    noise=0.1,
+    callback_every=None,
+    noise=None,
     batch=None,
-    seed=0,
+    seed=None,
     max_seconds=None,
 ):
     """Training of ``(W, a)`` by gradient descent, SAM or label-noise SGD.
@@ -218,30 +220,39 @@ def train(
         labels with fresh noise; ``noise``, ``batch``, ``seed`` below; it does
         not stop at ``tol``, since the drift toward low trace happens after;
         its polish runs whenever ``polish`` is set).
+    options : TrainOptions or dict, optional
+        The options below (all but ``callback``) in one object
+        (:class:`flatext.TrainOptions`, whose fields hold the defaults). A keyword
+        left at None takes the options' value; a name given both here and as a
+        keyword raises ``TypeError``, and so does an option the method does not
+        use (``rho`` with ``gd`` or ``label_noise_sgd``; ``noise``, ``batch`` or
+        ``seed`` with ``gd`` or ``sam``; ``polish_factor`` with
+        ``label_noise_sgd``), whether given as a keyword or in ``options``.
     lr : float or str
-        Step size: a number > 0, ``"auto"`` (``0.9 / lambda_max``) or
+        Step size (default 0.1): a number > 0, ``"auto"`` (``0.9 / lambda_max``) or
         ``"F/lambda_max"`` (``F / lambda_max``, ``F > 0``), with ``lambda_max``
         the top Hessian eigenvalue at ``(W0, a0)``, computed once
         (:mod:`flatext.stepsize`). GD diverges above ``2 / lambda_max``, and
         ``lambda_max`` at a random start grows with the width. The value used
         is ``result.lr``, the eigenvalue ``result.lambda_max``.
     rho : float
-        SAM radius (> 0; ignored by ``gd``).
+        SAM radius (> 0; default 0.05; SAM only).
     max_iter : int
-        Gradient steps at most.
+        Gradient steps at most (default 10000).
     tol : float
-        Loss tolerance (>= 0).
+        Loss tolerance (>= 0; default 1e-8).
     record_every : int
-        History stride (in steps).
+        History stride (in steps; default 10).
     polish : bool
-        Run the Gauss-Newton polish (rules above).
+        Run the Gauss-Newton polish (rules above; default True).
     polish_tol : float, optional
         Relative residual tolerance of the polish (default as in
         :func:`find_interpolator`: 1e-10 float64, 1e-4 float32).
     polish_factor : float
-        The polish runs when the final loss is ``<= polish_factor * tol``.
+        The polish runs when the final loss is ``<= polish_factor * tol`` (>= 1;
+        default 100; GD and SAM only).
     polish_max_iter : int
-        Gauss-Newton steps of the polish at most.
+        Gauss-Newton steps of the polish at most (default 200).
     callback : callable, optional
         ``callback(info)`` every ``callback_every`` steps and at the end of
         training, ``info`` a dict with ``iteration``, ``loss``, ``W``, ``a``
@@ -250,13 +261,13 @@ def train(
         With ``method="label_noise_sgd"``, ``info`` has the noisy minibatch
         loss ``batch_loss`` instead of ``loss``, and there is no call at the end.
     callback_every : int
-        Steps between callbacks (>= 1).
+        Steps between callbacks (>= 1; default 100).
     noise : float
-        ``label_noise_sgd`` only: standard deviation of the label noise.
+        ``label_noise_sgd`` only: standard deviation of the label noise (default 0.1).
     batch : int, optional
         ``label_noise_sgd`` only: minibatch size (default ``min(n, 32)``).
     seed : int or numpy.random.Generator
-        ``label_noise_sgd`` only: seeds batches and noise.
+        ``label_noise_sgd`` only: seeds batches and noise (default 0).
     max_seconds : float, optional
         Wall-clock budget of the call (> 0; None: none). When it runs out the
         last point is returned with ``reason="time_budget"``.
@@ -275,47 +286,27 @@ def train(
     t_start = time.perf_counter()
     if method not in ("gd", "sam", "label_noise_sgd"):
         raise ValueError(f"method must be 'gd', 'sam' or 'label_noise_sgd'; got {method!r}")
-    if method == "label_noise_sgd":
-        n = len(y)
-        return label_noise_sgd(
-            W0,
-            a0,
-            X,
-            y,
-            noise=noise,
-            batch=min(n, 32) if batch is None else batch,
-            lr=lr,
-            max_iter=max_iter,
-            tol=tol,
-            seed=seed,
-            power=power,
-            neg=neg,
-            record_every=record_every,
-            callback=callback,
-            callback_every=callback_every,
-            polish=polish,
-            polish_tol=polish_tol,
-            polish_max_iter=polish_max_iter,
-            max_seconds=max_seconds,
-        )
-    max_iter = _int_arg(max_iter, "max_iter")
-    record_every = _int_arg(record_every, "record_every")
-    polish_max_iter = _int_arg(polish_max_iter, "polish_max_iter")
-    if max_iter < 0:
-        raise ValueError(f"max_iter must be >= 0; got {max_iter}")
-    if record_every < 1:
-        raise ValueError(f"record_every must be >= 1; got {record_every}")
-    if polish_max_iter < 1:
-        raise ValueError(f"polish_max_iter must be >= 1; got {polish_max_iter}")
-    if not (math.isfinite(polish_factor) and polish_factor >= 1):
-        raise ValueError(f"polish_factor must be a finite number >= 1; got {polish_factor!r}")
+    o = merge_options(
+        TrainOptions,
+        options,
+        dict(lr=lr, rho=rho, max_iter=max_iter, tol=tol, record_every=record_every, polish=polish,
+             polish_tol=polish_tol, polish_factor=polish_factor, polish_max_iter=polish_max_iter,
+             callback_every=callback_every, noise=noise, batch=batch, seed=seed, max_seconds=max_seconds),
+        where=f"train(method={method!r})",
+        ignored=TrainOptions.IGNORED[method],
+    )  # fmt: skip
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable; got {type(callback).__name__}")
-    every = max_iter if callback is None else _int_arg(callback_every, "callback_every")
-    if every < 1 and callback is not None:
-        raise ValueError(f"callback_every must be >= 1; got {callback_every}")
+    if method == "label_noise_sgd":
+        fields = {f.name: getattr(o, f.name) for f in dataclasses.fields(LabelNoiseOptions) if hasattr(o, f.name)}
+        ln = LabelNoiseOptions(**dict(fields, batch=min(len(y), 32) if o.batch is None else o.batch))
+        return label_noise_sgd(W0, a0, X, y, power=power, neg=neg, options=ln, callback=callback)
+    lr, rho, max_iter, tol, record_every = o.lr, o.rho, o.max_iter, o.tol, o.record_every
+    polish, polish_tol, polish_factor, polish_max_iter = o.polish, o.polish_tol, o.polish_factor, o.polish_max_iter
+    every = max_iter if callback is None else o.callback_every
+    max_seconds = o.max_seconds
     p, c = float(power), float(neg)
-    deadline = None if max_seconds is None else t_start + _positive(max_seconds, "max_seconds")
+    deadline = None if max_seconds is None else t_start + max_seconds
     lr, lam = resolve_lr(lr, W0, a0, X, y, power=p, neg=c)
     W, a, it, reason, msg, r, hist, h_loss = _gd_loop(
         W0, a0, X, y, p, c, method, lr, rho, max_iter, tol, record_every, callback, every, deadline, t_start
@@ -446,38 +437,36 @@ def _train_polish(W, a, X, y, p, c, msg, polish, loss_end, tol, polish_factor, p
 # ``seed`` (one ``numpy.random.Generator`` draws the batches and the noise).
 
 
-def _positive(v, name, allow_zero=False):
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-        raise ValueError(f"{name} must be a finite number; got {v!r}")
-    if v < 0 or (v == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}; got {v!r}")
-    return float(v)
-
-
 def label_noise_sgd(
     W0,
     a0,
     X,
     y,
     *,
-    noise,
-    batch,
-    lr,
-    max_iter=10000,
-    tol=1e-8,
-    seed=0,
+    noise=None,
+    batch=None,
+    lr=None,
+    max_iter=None,
+    tol=None,
+    seed=None,
     power=1.0,
     neg=0.0,
-    stop_at_tol=False,
-    record_every=100,
+    stop_at_tol=None,
+    record_every=None,
     callback=None,
-    callback_every=100,
-    polish=False,
+    callback_every=None,
+    polish=None,
     polish_tol=None,
-    polish_max_iter=100,
+    polish_max_iter=None,
     max_seconds=None,
+    options=None,
 ):
     """Minibatch SGD with fresh Gaussian label noise at every step.
+
+    Each option (all the keywords but ``power``, ``neg`` and ``callback``) may also be
+    given in ``options`` (:class:`flatext.LabelNoiseOptions` or a dict, its fields hold
+    the defaults); a keyword left at None takes the options' value, and a name given
+    both ways raises ``TypeError``.
 
     Parameters
     ----------
@@ -487,14 +476,14 @@ def label_noise_sgd(
         Training data (clean labels; the noise is added per step).
     noise : float
         Standard deviation of the label noise added to each minibatch label (>= 0;
-        0 gives plain minibatch SGD).
+        0 gives plain minibatch SGD; default 0.1).
     batch : int
-        Minibatch size, ``1 <= batch <= n`` (drawn without replacement).
+        Minibatch size, ``1 <= batch <= n`` (drawn without replacement; default ``min(n, 32)``).
     lr : float or str
         Step size: a number > 0, ``"auto"`` or ``"F/lambda_max"`` (as in
-        :func:`train`: ``lambda_max`` of the full-batch clean loss at the start).
+        :func:`train`: ``lambda_max`` of the full-batch clean loss at the start; default 0.1).
     max_iter : int
-        Number of steps.
+        Number of steps (default 10000).
     tol : float
         Loss level: ``reached_tol`` is True when the full-batch loss at the end is
         ``<= tol``; with ``stop_at_tol`` the run stops the first time a recorded
@@ -521,6 +510,8 @@ def label_noise_sgd(
     max_seconds : float, optional
         Wall-clock budget (> 0; None: none), checked after every step; when it
         runs out the current point is returned with ``reason="time_budget"``.
+    options : LabelNoiseOptions or dict, optional
+        The options in one object (above).
 
     Returns
     -------
@@ -544,19 +535,24 @@ def label_noise_sgd(
     if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0]:
         raise ValueError(f"X must be (n, d) and y (n,); got X {X.shape}, y {y.shape}")
     n = X.shape[0]
-    noise = _positive(noise, "noise", allow_zero=True)
-    deadline = None if max_seconds is None else t_start + _positive(max_seconds, "max_seconds")
-    batch = _int_arg(batch, "batch")
+    o = merge_options(
+        LabelNoiseOptions,
+        options,
+        dict(noise=noise, batch=batch, lr=lr, max_iter=max_iter, tol=tol, seed=seed, stop_at_tol=stop_at_tol,
+             record_every=record_every, callback_every=callback_every, polish=polish, polish_tol=polish_tol,
+             polish_max_iter=polish_max_iter, max_seconds=max_seconds),
+        where="label_noise_sgd",
+    )  # fmt: skip
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable; got {type(callback).__name__}")
+    noise, lr, max_iter, tol, seed, stop_at_tol = o.noise, o.lr, o.max_iter, o.tol, o.seed, o.stop_at_tol
+    record_every, callback_every, polish, polish_tol, polish_max_iter = (
+        o.record_every, o.callback_every, o.polish, o.polish_tol, o.polish_max_iter
+    )  # fmt: skip
+    deadline = None if o.max_seconds is None else t_start + o.max_seconds
+    batch = min(n, 32) if o.batch is None else o.batch
     if not 1 <= batch <= n:
         raise ValueError(f"batch must be in [1, n] = [1, {n}]; got {batch}")
-    max_iter = _int_arg(max_iter, "max_iter")
-    if max_iter < 0:
-        raise ValueError(f"max_iter must be >= 0; got {max_iter}")
-    record_every = _int_arg(record_every, "record_every")
-    callback_every = _int_arg(callback_every, "callback_every")
-    if record_every < 1 or callback_every < 1:
-        raise ValueError("record_every and callback_every must be >= 1")
-    tol = _positive(tol, "tol", allow_zero=True)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     kw = dict(power=float(power), neg=float(neg))
     lr, lam = resolve_lr(lr, W, a, X, y, **kw)

@@ -436,6 +436,19 @@ TEST(bad_input_throws) {
     t[2] = -1.0;
     CHECK_THROWS(flatext::rescale<double>(P.W, P.a, t, 1.0), std::invalid_argument);
     CHECK_THROWS(flatext::hessian_top_eigenvalues<double>(P.W, P.a, P.X, P.y, act, 0), std::invalid_argument);
+    // InterpolationOptions::validate, the one check of the projection's options
+    flatext::InterpolationOptions o;
+    o.validate();
+    for (int k = 0; k < 5; ++k) {
+        flatext::InterpolationOptions bad;
+        if (k == 0) bad.tol = -1.0;
+        if (k == 1) bad.max_iter = -1;
+        if (k == 2) bad.lambda_init = std::nan("");
+        if (k == 3) bad.lambda_min = 2 * bad.lambda_max;
+        if (k == 4) bad.cg_max_iter = 0;
+        CHECK_THROWS(bad.validate(), std::invalid_argument);
+        CHECK_THROWS(flatext::find_interpolator<double>(P.W, P.a, P.X, P.y, act, bad), std::invalid_argument);
+    }
 }
 
 TEST(objective_matches_fd_and_separate_kernels) {

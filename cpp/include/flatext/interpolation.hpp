@@ -468,6 +468,28 @@ struct InterpolationOptions {
     double cg_rtol = 1e-4;  ///< relative accuracy of each (inexact) Gauss-Newton solve by CG
     int cg_max_iter = 500;  ///< CG iterations per solve
     Index cg_rank = -1;     ///< rank of the CG path's Nystrom preconditioner (< 0: default_rank(n), 0: Jacobi)
+
+    /// The one check of the options (std::invalid_argument naming the option): find_interpolator
+    /// and the Python options class rely on it.
+    void validate() const {
+        positive(tol, "tol");
+        if (max_iter < 0) throw std::invalid_argument("max_iter must be >= 0; got " + std::to_string(max_iter));
+        positive(lambda_init, "lambda_init");
+        positive(lambda_min, "lambda_min");
+        positive(lambda_max, "lambda_max");
+        if (!(lambda_min <= lambda_max))
+            throw std::invalid_argument("lambda_min must be <= lambda_max; got " + std::to_string(lambda_min) + " > " +
+                                        std::to_string(lambda_max));
+        positive(cg_rtol, "cg_rtol");
+        if (cg_max_iter < 1)
+            throw std::invalid_argument("cg_max_iter must be >= 1; got " + std::to_string(cg_max_iter));
+    }
+
+  private:
+    static void positive(double v, const char* name) {
+        if (!(v > 0) || !std::isfinite(v))
+            throw std::invalid_argument(std::string(name) + " must be finite and > 0; got " + std::to_string(v));
+    }
 };
 
 template <class T>
@@ -511,7 +533,7 @@ InterpolationResult<T> find_interpolator(const MatRef<T>& W0, const VecRef<T>& a
     if (n > m * (d + 1))
         throw std::domain_error("cannot interpolate: n = " + std::to_string(n) +
                                 " samples exceed the number of parameters m (d+1) = " + std::to_string(m * (d + 1)));
-    if (!(opt.tol > 0)) throw std::invalid_argument("tol must be > 0");
+    opt.validate();
     InterpolationResult<T> res;
     res.W = W0;
     res.a = a0;

@@ -134,7 +134,7 @@ def trained(
                     prob.y,
                     method=method,
                     lr=_gd_lr(prob, W0, a0),
-                    rho=cfg.sam_rho,
+                    rho=cfg.sam_rho if method == "sam" else None,
                     max_iter=steps,
                     tol=cfg.gd_tol,
                     polish=False,

@@ -1,0 +1,310 @@
+"""Solver options: one frozen dataclass per solver, and the one rule that merges keywords into it.
+
+Each solver takes ``options=`` (its options class, or a dict of the same names)
+and, for backward compatibility and the common cases, the same names as keywords
+(``tol=``, ``max_iter=``, ...). :func:`merge_options` is the single place where
+the two meet (``docs/design.md``, "Solver options"):
+
+- a keyword left at ``None`` is not given; the options' value (or its default) applies;
+- a dict key that is not an option raises ``TypeError`` naming it (as an unexpected keyword);
+- a name given both as a keyword and in ``options`` raises ``TypeError`` (an options
+  object gives the fields whose values differ from the class defaults);
+- a name given for a method that does not use it raises ``TypeError`` (as an
+  unexpected keyword of that method): an option is never ignored silently;
+- values are checked once, by the options class when it is built (``ValueError``
+  or ``TypeError`` naming the option).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Iterable, TypeVar, Union
+
+import numpy as np
+
+from ._native import _core
+from .curvature import _int_arg
+from .stepsize import parse_lr
+
+__all__ = ["InterpolationOptions", "LabelNoiseOptions", "TrainOptions", "merge_options"]
+
+O = TypeVar("O")  # noqa: E741
+
+
+def given_fields(options: Any) -> dict[str, Any]:
+    """The fields of an options object whose values differ from the class defaults."""
+    out = {}
+    for f in dataclasses.fields(options):
+        v = getattr(options, f.name)
+        if f.default is dataclasses.MISSING or v is not f.default and not _same(v, f.default):
+            out[f.name] = v
+    return out
+
+
+def _same(v, default):
+    try:
+        return bool(type(v) is type(default) and v == default)
+    except (TypeError, ValueError):  # e.g. an array: not a default
+        return False
+
+
+def merge_options(cls: type[O], options, keywords: dict[str, Any], *, where: str, ignored: Iterable[str] = ()) -> O:
+    """``cls`` built from ``options`` (None, a ``cls`` or a mapping) and the keywords that
+    are not None; ``where`` names the caller (and method) in messages, ``ignored`` the
+    option names the method does not use."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    if options is None:
+        base: dict[str, Any] = {}
+    elif isinstance(options, cls):
+        base = given_fields(options)
+    elif isinstance(options, Mapping):
+        base = dict(options)
+        unknown = sorted(set(map(str, base)) - names)
+        if unknown:
+            known = ", ".join(sorted(names))
+            raise TypeError(f"{where}: unknown option(s) {', '.join(map(repr, unknown))}; the options are {known}")
+    else:
+        raise TypeError(f"{where}: options must be a {cls.__name__} or a dict; got {type(options).__name__}")
+    given = {k: v for k, v in keywords.items() if v is not None}
+    both = sorted(given.keys() & base.keys())
+    if both:
+        raise TypeError(f"{where}: {', '.join(map(repr, both))} given both as a keyword and in options")
+    merged = {**base, **given}
+    unused = sorted(merged.keys() & set(ignored))
+    if unused:
+        raise TypeError(f"{where} does not use the option(s) {', '.join(map(repr, unused))}")
+    return cls(**merged)
+
+
+# Checks of single values, raising with the option's name.
+
+
+def check_int(v, name: str, low: int) -> int:
+    """An integer ``>= low`` (bool and float raise TypeError)."""
+    k = _int_arg(v, name)
+    if k < low:
+        raise ValueError(f"{name} must be >= {low}; got {v!r}")
+    return k
+
+
+def check_real(v, name: str, low: float = 0.0, *, strict: bool = True, none: bool = False) -> float | None:
+    """A finite real ``> low`` (``>= low`` when not ``strict``); None passes when ``none``."""
+    if v is None and none:
+        return None
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number; got {v!r}")
+    if v < low or (strict and v == low):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {low:g}; got {v!r}")
+    return float(v)
+
+
+def check_float_type(v, name: str) -> float | None:
+    """None, or a real number as a float (its value is checked elsewhere); bool and others raise TypeError."""
+    if v is None:
+        return None
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a number; got {type(v).__name__} {v!r}")
+    return float(v)
+
+
+def check_lr(v, name: str = "lr"):
+    """A number > 0 or a ``"auto"`` / ``"F/lambda_max"`` string (:func:`flatext.stepsize.parse_lr`)."""
+    parse_lr(v, name)
+    return v if isinstance(v, str) else float(v)
+
+
+def check_bool(v, name: str) -> bool:
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {v!r}")
+    return bool(v)
+
+
+def set_checked(obj, **values) -> None:
+    """Store checked values on a frozen dataclass (inside ``__post_init__``)."""
+    for k, v in values.items():
+        object.__setattr__(obj, k, v)
+
+
+# The options classes. Their defaults are the C++ structs' where one exists (tests/test_options.py
+# reads cpp/include/flatext/*.hpp and the compiled bindings' defaults and compares).
+
+#: The defaults of the C++ ``flatext::InterpolationOptions`` (as the compiled module has them).
+_CPP_INTERPOLATION = _core.InterpolationOptions()
+
+
+@dataclass(frozen=True)
+class InterpolationOptions:
+    """Options of :func:`flatext.find_interpolator` (the C++ ``flatext::InterpolationOptions``).
+
+    The defaults are the C++ struct's (None stands for a rule below); the values are
+    checked by the C++ ``InterpolationOptions::validate`` when the object is built.
+
+    Attributes
+    ----------
+    tol : float or None
+        Relative residual tolerance: success when ``max_j |r_j| <= tol * max(1, max_j |y_j|)``
+        (> 0; None: 1e-10 for float64, the C++ default, and 1e-4 for float32).
+    max_iter : int
+        Accepted Gauss-Newton steps at most (>= 0; default 100).
+    lambda_init : float or None
+        Initial damping relative to ``trace(K)/n`` (> 0). None: 1e-6, the C++ default, and
+        when that run ends at a non-interpolating point, retries from the start with 1e-3 and 1e-1.
+    solver : {"auto", "cholesky", "cg"}
+        Cholesky of the n x n Gram matrix, matrix-free conjugate gradients, or (``"auto"``,
+        the default) Cholesky for ``n <= 4096`` and CG above.
+    cg_rtol : float
+        Relative accuracy of each CG solve (> 0; default 1e-4).
+    cg_max_iter : int
+        CG iterations per solve (>= 1; default 500).
+    cg_rank : int or None
+        Rank of the CG path's Nystrom preconditioner (>= 0; 0: Jacobi; None: ``min(n // 2, 1000)``).
+    """
+
+    tol: Union[float, None] = None
+    max_iter: int = _CPP_INTERPOLATION.max_iter
+    lambda_init: Union[float, None] = None
+    solver: str = _CPP_INTERPOLATION.solver
+    cg_rtol: float = _CPP_INTERPOLATION.cg_rtol
+    cg_max_iter: int = _CPP_INTERPOLATION.cg_max_iter
+    cg_rank: Union[int, None] = None
+
+    def __post_init__(self):
+        # the types here (TypeError naming the option), the values in C++ (ValueError naming it)
+        tol, lam = check_float_type(self.tol, "tol"), check_float_type(self.lambda_init, "lambda_init")
+        max_iter, cg_max_iter = _int_arg(self.max_iter, "max_iter"), _int_arg(self.cg_max_iter, "cg_max_iter")
+        if not isinstance(self.solver, str):
+            raise TypeError(f"solver must be a str; got {self.solver!r}")
+        cg_rtol = check_float_type(self.cg_rtol, "cg_rtol")
+        cg_rank = None if self.cg_rank is None else check_int(self.cg_rank, "cg_rank", 0)
+        d = _CPP_INTERPOLATION
+        _core.InterpolationOptions(
+            tol=d.tol if tol is None else tol, max_iter=max_iter, lambda_init=d.lambda_init if lam is None else lam,
+            solver=self.solver, cg_rtol=cg_rtol, cg_max_iter=cg_max_iter, cg_rank=-1 if cg_rank is None else cg_rank,
+        )  # fmt: skip
+        set_checked(self, tol=tol, max_iter=max_iter, lambda_init=lam, solver=self.solver, cg_rtol=cg_rtol,
+                    cg_max_iter=cg_max_iter, cg_rank=cg_rank)  # fmt: skip
+
+
+def _check_run(o) -> None:
+    """The checks shared by :class:`TrainOptions` and :class:`LabelNoiseOptions`."""
+    set_checked(
+        o,
+        lr=check_lr(o.lr),
+        max_iter=check_int(o.max_iter, "max_iter", 0),
+        tol=check_real(o.tol, "tol", strict=False),
+        record_every=check_int(o.record_every, "record_every", 1),
+        polish=check_bool(o.polish, "polish"),
+        polish_tol=check_real(o.polish_tol, "polish_tol", none=True),
+        polish_max_iter=check_int(o.polish_max_iter, "polish_max_iter", 1),
+        callback_every=check_int(o.callback_every, "callback_every", 1),
+        noise=check_real(o.noise, "noise", strict=False),
+        batch=None if o.batch is None else check_int(o.batch, "batch", 1),
+        max_seconds=check_real(o.max_seconds, "max_seconds", none=True),
+    )
+
+
+@dataclass(frozen=True)
+class _RunOptions:
+    """The fields of the trainers' options (the defaults :func:`flatext.train`'s)."""
+
+    lr: Union[float, str] = 0.1
+    max_iter: int = 10000
+    tol: float = 1e-8
+    record_every: int = 10
+    polish: bool = True
+    polish_tol: Union[float, None] = None
+    polish_max_iter: int = 200
+    callback_every: int = 100
+    noise: float = 0.1
+    batch: Union[int, None] = None
+    seed: Any = 0
+    max_seconds: Union[float, None] = None
+
+    def __post_init__(self):
+        _check_run(self)
+
+
+@dataclass(frozen=True)
+class TrainOptions(_RunOptions):
+    """Options of :func:`flatext.train` (gradient descent, SAM, label-noise SGD).
+
+    ``rho`` is SAM's alone; ``noise``, ``batch`` and ``seed`` are label-noise SGD's alone;
+    ``polish_factor`` is GD's and SAM's (label-noise SGD polishes whenever ``polish``):
+    giving one to a method that does not use it raises ``TypeError``.
+
+    Attributes
+    ----------
+    lr : float or str
+        Step size: a number > 0, ``"auto"`` or ``"F/lambda_max"`` (:mod:`flatext.stepsize`).
+    max_iter : int
+        Steps at most (>= 0).
+    tol : float
+        Loss tolerance (>= 0).
+    record_every : int
+        History stride in steps (>= 1).
+    polish : bool
+        Run the Gauss-Newton polish (:func:`flatext.find_interpolator`) after training.
+    polish_tol : float or None
+        Relative residual tolerance of the polish (None: as :class:`InterpolationOptions`).
+    polish_max_iter : int
+        Gauss-Newton steps of the polish at most (>= 1).
+    callback_every : int
+        Steps between callbacks (>= 1).
+    noise : float
+        Label-noise standard deviation (>= 0).
+    batch : int or None
+        Minibatch size (>= 1; None: ``min(n, 32)``).
+    seed : int, sequence of int or numpy.random.Generator
+        Seeds label-noise SGD's batches and noise.
+    max_seconds : float or None
+        Wall-clock budget of the call (> 0; None: none).
+    rho : float
+        SAM radius (> 0).
+    polish_factor : float
+        GD and SAM polish when the final loss is ``<= polish_factor * tol`` (>= 1).
+    """
+
+    rho: float = 0.05
+    polish_factor: float = 100.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        set_checked(
+            self,
+            rho=check_real(self.rho, "rho"),
+            polish_factor=check_real(self.polish_factor, "polish_factor", 1.0, strict=False),
+        )
+
+    #: The options each method does not use.
+    IGNORED = {
+        "gd": ("rho", "noise", "batch", "seed"),
+        "sam": ("noise", "batch", "seed"),
+        "label_noise_sgd": ("rho", "polish_factor"),
+    }
+
+
+@dataclass(frozen=True)
+class LabelNoiseOptions(_RunOptions):
+    """Options of :func:`flatext.label_noise_sgd`: the fields of :class:`TrainOptions` but
+    ``rho`` and ``polish_factor``, with ``stop_at_tol``; it records and polishes less by default
+    (``record_every=100``, ``polish=False``, ``polish_max_iter=100``).
+
+    Attributes
+    ----------
+    stop_at_tol : bool
+        Stop at the first recorded full-batch loss ``<= tol`` (default False: label-noise SGD
+        drifts after it fits).
+    """
+
+    record_every: int = 100
+    polish: bool = False
+    polish_max_iter: int = 100
+    stop_at_tol: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        set_checked(self, stop_at_tol=check_bool(self.stop_at_tol, "stop_at_tol"))

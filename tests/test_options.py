@@ -1,0 +1,233 @@
+"""Solver options (flatext/options.py): defaults equal to the C++ structs', values checked once
+naming the option, dict and object forms equal, conflicts, unused and unknown options raise."""
+
+import ast
+import dataclasses
+import os
+import re
+
+import flatext as fx
+import numpy as np
+import pytest
+from flatext import _core
+from flatext.options import merge_options
+from test_training import problem as _problem
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+
+
+def _cpp_struct_defaults(header, struct):
+    """``name -> value`` of the ``double``/``int`` members with a default in a C++ struct (read from the header)."""
+    with open(os.path.join(ROOT, "cpp", "include", "flatext", header)) as fh:
+        text = fh.read()
+    body = re.search(r"struct " + struct + r" \{(.*?)\n\};", text, re.S)
+    assert body, struct
+    out = {}
+    for typ, name, value in re.findall(r"^\s*(double|int)\s+(\w+)\s*=\s*([-+.\deE]+);", body.group(1), re.M):
+        out[name] = float(value) if typ == "double" else int(value)
+    return out
+
+
+def _binding_defaults(fn):
+    """``name -> default`` of a compiled function's keyword arguments (from pybind11's signature line)."""
+    sig = fn.__doc__.splitlines()[0]
+    out = {}
+    for name, value in re.findall(r"(\w+): [^=,]+ = ([^,)]+)", sig):
+        out[name] = value.strip("'")
+    return out
+
+
+def test_interpolation_defaults_equal_the_cpp_struct_and_the_binding():
+    cpp = _cpp_struct_defaults("interpolation.hpp", "InterpolationOptions")
+    bound = _binding_defaults(_core.find_interpolator)
+    compiled = _core.InterpolationOptions()
+    py = fx.InterpolationOptions()
+    for name in ("max_iter", "cg_rtol", "cg_max_iter"):
+        v = getattr(py, name)
+        assert v == cpp[name] == getattr(compiled, name) == type(v)(bound[name]) and type(v) is type(cpp[name]), name
+    assert py.solver == compiled.solver == bound["solver"] == "auto"
+    # the None defaults mean the C++ values: tol (float64) and the first damping
+    for name in ("tol", "lambda_init"):
+        assert getattr(py, name) is None and cpp[name] == getattr(compiled, name) == float(bound[name]), name
+    assert cpp["tol"] == 1e-10 and py.cg_rank is None and compiled.cg_rank == int(bound["cg_rank"]) < 0
+
+
+@pytest.mark.parametrize(
+    "kw", [dict(tol=-1.0), dict(tol=float("nan")), dict(max_iter=-1), dict(lambda_init=0.0), dict(solver="lu"),
+           dict(cg_rtol=float("inf")), dict(cg_max_iter=0)]
+)  # fmt: skip
+def test_interpolation_values_are_checked_by_the_cpp_struct(kw):
+    with pytest.raises(ValueError) as cpp:
+        _core.InterpolationOptions(**kw)
+    with pytest.raises(ValueError) as py:
+        fx.InterpolationOptions(**kw)
+    assert str(py.value) == str(cpp.value) and next(iter(kw)) in str(py.value)
+
+
+def test_none_defaults_run_as_the_cpp_values():
+    W, a, X, y = _problem()
+    base = fx.find_interpolator(W, a, X, y)
+    assert base.converged and "best of" not in base.message  # the first run (C++ damping) converged
+    cpp = _cpp_struct_defaults("interpolation.hpp", "InterpolationOptions")
+    same = fx.find_interpolator(W, a, X, y, options={"tol": cpp["tol"], "lambda_init": cpp["lambda_init"]})
+    assert np.array_equal(base.W, same.W) and np.array_equal(base.a, same.a)
+
+
+def test_train_defaults_are_the_documented_signature_defaults():
+    """TrainOptions holds the values train() had as keyword defaults (docs/workflow.md lists them)."""
+    with open(os.path.join(ROOT, "docs", "workflow.md")) as fh:
+        text = fh.read()
+    listed = re.search(r"the default of `flatext.TrainOptions` \(`(.*?)`\)", text, re.S).group(1)
+    documented = dict(kv.split("=") for kv in re.sub(r"\s+", "", listed).split(","))
+    py = fx.TrainOptions()
+    assert set(documented) == {f.name for f in dataclasses.fields(py)}
+    for name, value in documented.items():
+        v = ast.literal_eval(value)
+        assert getattr(py, name) == v and type(getattr(py, name)) is type(v), name
+
+
+@pytest.mark.parametrize(
+    "cls, kw, err, name",
+    [
+        (fx.InterpolationOptions, dict(tol=-1.0), ValueError, "tol"),
+        (fx.InterpolationOptions, dict(tol=float("nan")), ValueError, "tol"),
+        (fx.InterpolationOptions, dict(max_iter=-1), ValueError, "max_iter"),
+        (fx.InterpolationOptions, dict(max_iter=2.5), TypeError, "max_iter"),
+        (fx.InterpolationOptions, dict(lambda_init=0.0), ValueError, "lambda_init"),
+        (fx.InterpolationOptions, dict(solver="lu"), ValueError, "solver"),
+        (fx.InterpolationOptions, dict(cg_rtol=0.0), ValueError, "cg_rtol"),
+        (fx.InterpolationOptions, dict(cg_max_iter=0), ValueError, "cg_max_iter"),
+        (fx.InterpolationOptions, dict(cg_rank=-2), ValueError, "cg_rank"),
+        (fx.TrainOptions, dict(lr=0.0), ValueError, "lr"),
+        (fx.TrainOptions, dict(lr="fast"), ValueError, "lr"),
+        (fx.TrainOptions, dict(rho=-0.1), ValueError, "rho"),
+        (fx.TrainOptions, dict(tol=-1e-3), ValueError, "tol"),
+        (fx.TrainOptions, dict(polish=1), TypeError, "polish"),
+        (fx.TrainOptions, dict(polish_factor=0.5), ValueError, "polish_factor"),
+        (fx.TrainOptions, dict(polish_tol=0.0), ValueError, "polish_tol"),
+        (fx.TrainOptions, dict(noise=-1.0), ValueError, "noise"),
+        (fx.TrainOptions, dict(batch=0), ValueError, "batch"),
+        (fx.TrainOptions, dict(max_seconds=0), ValueError, "max_seconds"),
+        (fx.LabelNoiseOptions, dict(stop_at_tol="yes"), TypeError, "stop_at_tol"),
+        (fx.LabelNoiseOptions, dict(record_every=0), ValueError, "record_every"),
+    ],
+)
+def test_bad_values_raise_naming_the_option(cls, kw, err, name):
+    with pytest.raises(err, match=name):
+        cls(**kw)
+
+
+@pytest.mark.parametrize(
+    "fn, kw, name",
+    [
+        (fx.find_interpolator, dict(cg_rtol=-1.0), "cg_rtol"),
+        (fx.train, dict(rho=0.0, method="sam"), "rho"),
+        (fx.label_noise_sgd, dict(noise=-0.1), "noise"),
+    ],
+)
+def test_the_functions_check_keywords_and_dict_options_alike(fn, kw, name):
+    W, a, X, y = _problem()
+    method = {"method": kw.pop("method")} if "method" in kw else {}
+    with pytest.raises(ValueError, match=name):
+        fn(W, a, X, y, **method, **kw)
+    with pytest.raises(ValueError, match=name):
+        fn(W, a, X, y, **method, options=kw)
+
+
+def _same_result(r, s):
+    assert np.array_equal(r.W, s.W) and np.array_equal(r.a, s.a) and r.iterations == s.iterations
+
+
+def test_keyword_dict_and_object_forms_give_the_same_result():
+    W, a, X, y = _problem()
+    kw = dict(tol=1e-8, max_iter=50, solver="cg", cg_rtol=1e-6, cg_rank=5)
+    r = fx.find_interpolator(W, a, X, y, **kw)
+    _same_result(r, fx.find_interpolator(W, a, X, y, options=kw))
+    _same_result(r, fx.find_interpolator(W, a, X, y, options=fx.InterpolationOptions(**kw)))
+    # an object's default fields leave room for keywords
+    _same_result(r, fx.find_interpolator(W, a, X, y, options=fx.InterpolationOptions(solver="cg"), tol=1e-8,
+                                         max_iter=50, cg_rtol=1e-6, cg_rank=5))  # fmt: skip
+    # and the options change the run: a different tolerance gives a different result
+    assert fx.find_interpolator(W, a, X, y, tol=1e-3, solver="cg").iterations < r.iterations
+    tk = dict(lr=0.2, rho=0.01, max_iter=30, tol=0.0, polish=False)
+    t = fx.train(W, a, X, y, method="sam", **tk)
+    _same_result(t, fx.train(W, a, X, y, method="sam", options=tk))
+    _same_result(t, fx.train(W, a, X, y, method="sam", options=fx.TrainOptions(**tk)))
+    lk = dict(noise=0.1, batch=4, lr=0.05, max_iter=20, seed=3)
+    s = fx.label_noise_sgd(W, a, X, y, **lk)
+    _same_result(s, fx.label_noise_sgd(W, a, X, y, options=fx.LabelNoiseOptions(**lk)))
+    _same_result(s, fx.train(W, a, X, y, method="label_noise_sgd", options=dict(lk, polish=False, record_every=100)))
+
+
+@pytest.mark.parametrize(
+    "fn, options, kw",
+    [
+        (fx.find_interpolator, {"tol": 1e-8}, {"tol": 1e-8}),
+        (fx.find_interpolator, fx.InterpolationOptions(max_iter=5), {"max_iter": 7}),
+        (fx.train, {"lr": 0.1}, {"lr": 0.2}),
+        (fx.label_noise_sgd, fx.LabelNoiseOptions(batch=4), {"batch": 4}),
+    ],
+)
+def test_a_keyword_also_in_options_raises(fn, options, kw):
+    W, a, X, y = _problem()
+    with pytest.raises(TypeError, match=f"'{next(iter(kw))}' given both as a keyword and in options"):
+        fn(W, a, X, y, options=options, **kw)
+
+
+@pytest.mark.parametrize(
+    "method, name, value",
+    [
+        ("gd", "rho", 0.1),
+        ("gd", "noise", 0.3),
+        ("sam", "batch", 4),
+        ("sam", "seed", 1),
+        ("label_noise_sgd", "rho", 0.1),
+        ("label_noise_sgd", "polish_factor", 10.0),
+    ],
+)
+def test_an_option_the_method_does_not_use_raises(method, name, value):
+    W, a, X, y = _problem()
+    for how in ({name: value}, {"options": {name: value}}, {"options": fx.TrainOptions(**{name: value})}):
+        with pytest.raises(TypeError, match=f"train\\(method='{method}'\\) does not use the option\\(s\\) '{name}'"):
+            fx.train(W, a, X, y, method=method, max_iter=1, **how)
+
+
+def test_options_at_their_defaults_are_not_reported_unused():
+    W, a, X, y = _problem()
+    r = fx.train(W, a, X, y, method="gd", lr=0.2, max_iter=3, options=fx.TrainOptions(), polish=False)
+    assert r.iterations == 3
+
+
+@pytest.mark.parametrize("fn", [fx.find_interpolator, fx.train, fx.label_noise_sgd])
+def test_unknown_option_names_and_option_types_raise(fn):
+    W, a, X, y = _problem()
+    with pytest.raises(TypeError, match="unknown option\\(s\\) 'max_iters'"):
+        fn(W, a, X, y, options={"max_iters": 3})
+    with pytest.raises(TypeError, match="options must be a"):
+        fn(W, a, X, y, options=[("max_iter", 3)])
+    other = fx.TrainOptions() if fn is fx.find_interpolator else fx.InterpolationOptions()
+    with pytest.raises(TypeError, match="options must be a"):
+        fn(W, a, X, y, options=other)
+
+
+def test_options_are_frozen_and_replace_rechecks():
+    o = fx.InterpolationOptions(tol=1e-8)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        o.tol = 1e-9  # type: ignore[misc]
+    assert dataclasses.replace(o, max_iter=5) == fx.InterpolationOptions(tol=1e-8, max_iter=5)
+    with pytest.raises(ValueError, match="max_iter"):
+        dataclasses.replace(o, max_iter=-5)
+
+
+def test_merge_options_rule_on_a_small_class():
+    @dataclasses.dataclass(frozen=True)
+    class Opt:
+        x: int = 1
+        y: float = 2.0
+
+    assert merge_options(Opt, None, {"x": None}, where="f") == Opt()
+    assert merge_options(Opt, {"y": 3.0}, {"x": 5}, where="f") == Opt(5, 3.0)
+    assert merge_options(Opt, Opt(x=4), {"y": 1.0}, where="f") == Opt(4, 1.0)
+    with pytest.raises(TypeError, match="f does not use the option\\(s\\) 'y'"):
+        merge_options(Opt, {"y": 3.0}, {}, where="f", ignored=("y",))
+    assert merge_options(Opt, Opt(), {}, where="f", ignored=("y",)) == Opt()
