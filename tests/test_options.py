@@ -231,3 +231,78 @@ def test_merge_options_rule_on_a_small_class():
     with pytest.raises(TypeError, match="f does not use the option\\(s\\) 'y'"):
         merge_options(Opt, {"y": 3.0}, {}, where="f", ignored=("y",))
     assert merge_options(Opt, Opt(), {}, where="f", ignored=("y",)) == Opt()
+
+
+# flattest_interpolator: SearchOptions
+
+
+def test_search_defaults_equal_the_cpp_struct():
+    cpp = _cpp_struct_defaults("search.hpp", "SearchOptions")
+    o = fx.SearchOptions()
+    assert o.gtol == cpp["gtol"]
+    # None stands for the struct's value, stated in the docstring
+    stated = {float(v) for v in re.findall(r"None: (?:the C\+\+ )?([-+.\deE]+)[);]", fx.SearchOptions.__doc__)}
+    for name in ("lambda_rel", "retract_iter", "cg_rtol", "cg_max_iter"):
+        assert float(cpp[name]) in stated, name
+
+
+@pytest.mark.parametrize(
+    "name, value, exc",
+    [
+        ("max_iter", -1, ValueError),
+        ("max_iter", 2.0, TypeError),
+        ("gtol", -1e-3, ValueError),
+        ("ftol", float("nan"), ValueError),
+        ("patience", 0, ValueError),
+        ("balance", 1, TypeError),
+        ("solver", "lu", ValueError),
+        ("cg_rank", -1, ValueError),
+        ("polish", "always", ValueError),
+        ("polish_rounds", 0, ValueError),
+        ("method", "newton", ValueError),
+        ("max_seconds", 0.0, ValueError),
+        ("cells_width", 0, ValueError),
+    ],
+)
+def test_search_bad_values_name_the_option(name, value, exc):
+    with pytest.raises(exc, match=name):
+        fx.SearchOptions(**{name: value})
+    W, a, X, y = _search_problem()
+    with pytest.raises(exc, match=name):
+        fx.flattest_interpolator(W, a, X, y, **{name: value})
+
+
+def _search_problem():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((12, 3))
+    y = np.maximum(X @ np.array([1.0, -0.5, 0.2]), 0.0)
+    return rng.standard_normal((16, 3)) / np.sqrt(3), rng.standard_normal(16) / 4, X, y
+
+
+def test_search_keyword_dict_and_object_give_the_same_bits():
+    W, a, X, y = _search_problem()
+    kw = dict(max_iter=5, gtol=1e-3, polish=None, method="manifold")
+    r1 = fx.flattest_interpolator(W, a, X, y, **kw)
+    r2 = fx.flattest_interpolator(W, a, X, y, options=kw)
+    r3 = fx.flattest_interpolator(W, a, X, y, options=fx.SearchOptions(**kw))
+    r4 = fx.flattest_interpolator(W, a, X, y, options=fx.SearchOptions(max_iter=5, gtol=1e-3), polish=None)
+    for r in (r2, r3, r4):
+        assert np.array_equal(r.W, r1.W) and np.array_equal(r.a, r1.a)
+        assert r.iterations == r1.iterations and r.reason == r1.reason and r.polish == r1.polish
+    assert r1.iterations <= 5 and r1.polish == "off"
+
+
+def test_search_conflicts_unused_and_unknown_options_raise():
+    W, a, X, y = _search_problem()
+    with pytest.raises(TypeError, match="'gtol' given both"):
+        fx.flattest_interpolator(W, a, X, y, gtol=1e-3, options={"gtol": 1e-2})
+    with pytest.raises(TypeError, match="'polish' given both"):
+        fx.flattest_interpolator(W, a, X, y, polish=None, options={"polish": "convex"})
+    with pytest.raises(TypeError, match="does not use the option.*cells_width"):
+        fx.flattest_interpolator(W, a, X, y, method="manifold", cells_width=50)
+    with pytest.raises(TypeError, match="does not use the option.*cells_width"):
+        fx.flattest_interpolator(W, a, X, y, options=fx.SearchOptions(method="manifold", cells_width=50))
+    with pytest.raises(TypeError, match="unknown option.*'rho'"):
+        fx.flattest_interpolator(W, a, X, y, options={"rho": 0.1})
+    with pytest.raises(TypeError, match="SearchOptions or a dict"):
+        fx.flattest_interpolator(W, a, X, y, options=fx.InterpolationOptions())

@@ -342,7 +342,7 @@ def search_step(
     neg: typing.SupportsFloat | typing.SupportsIndex,
     tol: typing.SupportsFloat | typing.SupportsIndex = 1e-10,
     lambda_rel: typing.SupportsFloat | typing.SupportsIndex = 1e-10,
-    gtol: typing.SupportsFloat | typing.SupportsIndex = 1e-06,
+    gtol: typing.SupportsFloat | typing.SupportsIndex = 0.0001,
     eta: typing.SupportsFloat | typing.SupportsIndex = 0.0,
     balance: bool = True,
     max_backtrack: typing.SupportsInt | typing.SupportsIndex = 30,

@@ -18,6 +18,7 @@ scale, ``max_j |r_j| <= tol * max(1, max_j |y_j|)``.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -28,7 +29,7 @@ from ._native import _core
 from .cells import cell_sparse
 from .convex import arrangement_cell_count, certified_flattest
 from .curvature import _int_arg
-from .options import InterpolationOptions, merge_options
+from .options import InterpolationOptions, SearchOptions, given_fields, merge_options
 from .results import ResultFields
 
 __all__ = [
@@ -274,21 +275,6 @@ _RETRY_DAMPING = (1e-3, 1e-1)
 def _options(**kw):
     """The keyword arguments that were given (None: the C++ default applies)."""
     return {k: v for k, v in kw.items() if v is not None}
-
-
-def _rank_arg(cg_rank):
-    if cg_rank is None:
-        return None
-    k = _int_arg(cg_rank, "cg_rank")
-    if k < 0:
-        raise ValueError(f"cg_rank must be >= 0 (0: Jacobi preconditioner); got {cg_rank}")
-    return k
-
-
-def _solver_arg(solver):
-    if solver not in ("auto", "cholesky", "cg"):
-        raise ValueError(f"solver must be 'auto', 'cholesky' or 'cg'; got {solver!r}")
-    return solver
 
 
 def find_interpolator(
@@ -558,26 +544,27 @@ def flattest_interpolator(
     *,
     power=1.0,
     neg=0.0,
-    max_iter=500,
-    balance=True,
+    max_iter=None,
+    balance=None,
     tol=None,
-    gtol=1e-4,
-    ftol=1e-9,
-    patience=10,
+    gtol=None,
+    ftol=None,
+    patience=None,
     lambda_rel=None,
     retract_iter=None,
     a_correction=None,
-    solver="auto",
+    solver=None,
     cg_rtol=None,
     cg_max_iter=None,
     cg_rank=None,
     callback=None,
     polish="auto",
-    polish_rounds=4,
-    seed=0,
-    method="auto",
+    polish_rounds=None,
+    seed=None,
+    method=None,
     max_seconds=None,
     cells_width=None,
+    options=None,
 ):
     """Search the interpolation set for the interpolator of least Hessian trace.
 
@@ -727,6 +714,11 @@ def flattest_interpolator(
     ----------
     W0, a0, X, y, power, neg
         As in :func:`find_interpolator`.
+    options : SearchOptions or dict, optional
+        The options below in one object (:class:`flatext.SearchOptions`, which has their
+        defaults and checks). Each may also be given as a keyword (None: not given); a name
+        given both ways, an unknown name, or ``cells_width`` with ``method="manifold"``
+        raises ``TypeError`` (``docs/design.md``, "Solver options").
     max_iter : int
         Search iterations at most.
     balance : bool
@@ -775,28 +767,28 @@ def flattest_interpolator(
     SearchResult
     """
     t0 = time.perf_counter()
-    tol = _default_tol(W0, tol)
+    keywords = dict(
+        max_iter=max_iter, balance=balance, tol=tol, gtol=gtol, ftol=ftol, patience=patience, lambda_rel=lambda_rel,
+        retract_iter=retract_iter, a_correction=a_correction, solver=solver, cg_rtol=cg_rtol, cg_max_iter=cg_max_iter,
+        cg_rank=cg_rank, polish_rounds=polish_rounds, seed=seed, method=method, max_seconds=max_seconds,
+        cells_width=cells_width,
+    )  # fmt: skip
+    o = _search_options(options, keywords, polish)
+    tol = _default_tol(W0, o.tol)
     p, c = float(power), float(neg)
     for name, v in (("W0", W0), ("X", X)):
         if np.ndim(v) != 2:
             raise ValueError(f"{name} must be 2-D; got shape {np.shape(v)}")
     n, d = np.shape(X)
-    method = _resolve_method(method, p, c, n, d, polish)
-    deadline = _deadline(max_seconds, t0)
-    loop = _search_loop_args(max_iter, gtol, ftol, patience, balance, callback, deadline)
-    polish_rounds = _int_arg(polish_rounds, "polish_rounds")
-    if polish_rounds < 1:
-        raise ValueError(f"polish_rounds must be >= 1; got {polish_rounds}")
-    solver = _solver_arg(solver)
+    polish, solver, seed = o.polish, o.solver, o.seed
+    method = _resolve_method(o.method, p, c, n, d, polish)
+    deadline = _deadline(o.max_seconds, t0)
+    loop = _Loop(o.max_iter, o.gtol, o.ftol, o.patience, o.balance, callback, deadline)
     kw = _options(
-        lambda_rel=None if lambda_rel is None else float(lambda_rel),
-        retract_iter=None if retract_iter is None else _int_arg(retract_iter, "retract_iter"),
-        a_correction=None if a_correction is None else bool(a_correction),
-        cg_rtol=None if cg_rtol is None else float(cg_rtol),
-        cg_max_iter=None if cg_max_iter is None else _int_arg(cg_max_iter, "cg_max_iter"),
-        cg_rank=_rank_arg(cg_rank),
-    )
-    width = _cells_width_arg(cells_width, n, np.shape(W0)[0])
+        lambda_rel=o.lambda_rel, retract_iter=o.retract_iter, a_correction=o.a_correction, cg_rtol=o.cg_rtol,
+        cg_max_iter=o.cg_max_iter, cg_rank=o.cg_rank,
+    )  # fmt: skip
+    width = min(o.cells_width, np.shape(W0)[0]) if o.cells_width else min(np.shape(W0)[0], max(100, n // 4))
     cells_kw = dict(neg=c, width=width, seed=seed)
     if method == "cells":
         res = _cells_or_search(W0, a0, X, y, tol, cells_kw, (p, solver, kw, loop))
@@ -810,7 +802,7 @@ def flattest_interpolator(
             res = _cells_after_search(res, W0, a0, X, y, tol, cells_kw, deadline)
         elif polish == "convex" or (polish == "auto" and _auto_polish(p, c, n, d)):
             if deadline is None or time.perf_counter() < deadline:
-                res = _convex_polish(res, X, y, c, tol, polish_rounds, seed, deadline)
+                res = _convex_polish(res, X, y, c, tol, o.polish_rounds, seed, deadline)
             else:
                 res = replace(res, polish="skipped: max_seconds reached")
         res = replace(res, polish_seconds=time.perf_counter() - t1)
@@ -824,6 +816,23 @@ _CELLS_AUTO_MAX_N = 200
 def _auto_polish(p, c, n, d):
     """The default convex polish: piecewise-linear activations on small problems (docstring)."""
     return p == 1.0 and -1.0 < c <= 1.0 and n <= 60 and d <= 5
+
+
+def _search_options(options, keywords, polish):
+    """The :class:`SearchOptions` of a :func:`flattest_interpolator` call. ``polish`` is a keyword
+    apart: ``None`` (never polish) is a value there, its default ``"auto"`` means not given."""
+    where = "flattest_interpolator"
+    o = merge_options(SearchOptions, options, keywords, where=where)
+    if polish != "auto":
+        given = options if isinstance(options, Mapping) else ()
+        if isinstance(options, SearchOptions):
+            given = given_fields(options)
+        if "polish" in given:
+            raise TypeError(f"{where}: 'polish' given both as a keyword and in options")
+        o = replace(o, polish=polish)
+    merge_options(SearchOptions, options, keywords, where=f"{where}(method={o.method!r})",
+                  ignored=SearchOptions.IGNORED[o.method])  # fmt: skip
+    return o
 
 
 def _resolve_method(method, p, c, n, d, polish):
@@ -861,16 +870,6 @@ def _deadline(max_seconds, t0):
     return t0 + v
 
 
-def _cells_width_arg(width, n, m):
-    """The penalty path's width (default ``min(m, max(100, n // 4))``)."""
-    if width is None:
-        return min(m, max(100, n // 4))
-    w = _int_arg(width, "cells_width")
-    if w < 1:
-        raise ValueError(f"cells_width must be >= 1; got {width}")
-    return min(w, m)
-
-
 @dataclass(frozen=True)
 class _Loop:
     max_iter: int
@@ -880,18 +879,6 @@ class _Loop:
     balance: bool
     callback: object
     deadline: object
-
-
-def _search_loop_args(max_iter, gtol, ftol, patience, balance, callback, deadline):
-    max_iter = _int_arg(max_iter, "max_iter")
-    if max_iter < 0:
-        raise ValueError(f"max_iter must be >= 0; got {max_iter}")
-    for name, v in (("gtol", gtol), ("ftol", ftol)):
-        if not np.isfinite(v) or v < 0:
-            raise ValueError(f"{name} must be finite and >= 0; got {v}")
-    if _int_arg(patience, "patience") < 1:
-        raise ValueError(f"patience must be >= 1; got {patience}")
-    return _Loop(max_iter, float(gtol), float(ftol), int(patience), bool(balance), callback, deadline)
 
 
 def _stalled(tr, ftol, patience):

@@ -30,7 +30,7 @@ from ._native import _core
 from .curvature import _int_arg
 from .stepsize import parse_lr
 
-__all__ = ["InterpolationOptions", "LabelNoiseOptions", "TrainOptions", "merge_options"]
+__all__ = ["InterpolationOptions", "LabelNoiseOptions", "SearchOptions", "TrainOptions", "merge_options"]
 
 O = TypeVar("O")  # noqa: E741
 
@@ -308,3 +308,103 @@ class LabelNoiseOptions(_RunOptions):
     def __post_init__(self):
         super().__post_init__()
         set_checked(self, stop_at_tol=check_bool(self.stop_at_tol, "stop_at_tol"))
+
+
+def _check_choice(v, name: str, choices: tuple) -> Any:
+    if not any(v is c or (isinstance(v, str) and v == c) for c in choices):
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {v!r}")
+    return v
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Options of :func:`flatext.flattest_interpolator` (the search's part is the C++
+    ``flatext::SearchOptions``; None stands for the C++ default, or the rule below).
+
+    ``cells_width`` is the cell-sparse method's alone: giving it with ``method="manifold"``
+    raises ``TypeError``. ``polish=None`` (never polish) differs from the default ``"auto"``.
+
+    Attributes
+    ----------
+    max_iter : int
+        Search iterations at most (>= 0; default 500).
+    balance : bool
+        Balance each trial point before its line-search test (default True).
+    tol : float or None
+        Relative residual tolerance of the retraction (> 0; None: 1e-10 float64, 1e-4 float32).
+    gtol : float
+        Converged when ``||g_t|| <= gtol ||g||`` (>= 0; default 1e-4).
+    ftol, patience
+        Stalled when the trace fell by at most ``ftol |T|`` over ``patience`` steps
+        (ftol >= 0, default 1e-9; patience >= 1, default 10).
+    lambda_rel : float or None
+        Projection damping relative to ``trace(K)/n`` (> 0; None: the C++ 1e-10).
+    retract_iter : int or None
+        Chord and Gauss-Newton iterations of the retraction before its fallbacks (>= 1; None: 6).
+    a_correction : bool or None
+        The exact correction of ``a`` alone before the Gauss-Newton fallback (None: off).
+    solver : {"auto", "cholesky", "cg"}
+        Linear solver of the projections (default "auto": Cholesky up to n = 4096).
+    cg_rtol, cg_max_iter, cg_rank
+        The CG path's accuracy (> 0; None: 1e-8), iterations per solve (>= 1; None: 2000) and
+        Nystrom preconditioner rank (>= 0, 0: Jacobi; None: ``min(n // 2, 1000)``).
+    polish : {"auto", "convex", None}
+        The convex polish (default "auto").
+    polish_rounds : int
+        Rounds of the convex polish at most (>= 1; default 4).
+    seed : int
+        Seeds the polish's and the cell-sparse method's random choices (default 0).
+    method : {"auto", "manifold", "cells"}
+        The method (default "auto").
+    max_seconds : float or None
+        Time budget of the call (> 0; None: none).
+    cells_width : int or None
+        Width of the cell-sparse method's penalty path (>= 1; None: ``min(m, max(100, n // 4))``).
+    """
+
+    max_iter: int = 500
+    balance: bool = True
+    tol: Union[float, None] = None
+    gtol: float = 1e-4
+    ftol: float = 1e-9
+    patience: int = 10
+    lambda_rel: Union[float, None] = None
+    retract_iter: Union[int, None] = None
+    a_correction: Union[bool, None] = None
+    solver: str = "auto"
+    cg_rtol: Union[float, None] = None
+    cg_max_iter: Union[int, None] = None
+    cg_rank: Union[int, None] = None
+    polish: Union[str, None] = "auto"
+    polish_rounds: int = 4
+    seed: int = 0
+    method: str = "auto"
+    max_seconds: Union[float, None] = None
+    cells_width: Union[int, None] = None
+
+    def __post_init__(self):
+        set_checked(
+            self,
+            max_iter=check_int(self.max_iter, "max_iter", 0),
+            balance=check_bool(self.balance, "balance"),
+            tol=check_real(self.tol, "tol", none=True),
+            gtol=check_real(self.gtol, "gtol", strict=False),
+            ftol=check_real(self.ftol, "ftol", strict=False),
+            patience=check_int(self.patience, "patience", 1),
+            lambda_rel=check_real(self.lambda_rel, "lambda_rel", none=True),
+            retract_iter=None if self.retract_iter is None else check_int(self.retract_iter, "retract_iter", 1),
+            a_correction=None if self.a_correction is None else check_bool(self.a_correction, "a_correction"),
+            solver=_check_choice(self.solver, "solver", ("auto", "cholesky", "cg")),
+            cg_rtol=check_real(self.cg_rtol, "cg_rtol", none=True),
+            cg_max_iter=None if self.cg_max_iter is None else check_int(self.cg_max_iter, "cg_max_iter", 1),
+            cg_rank=None if self.cg_rank is None else check_int(self.cg_rank, "cg_rank", 0),
+            polish=_check_choice(self.polish, "polish", ("auto", "convex", None)),
+            polish_rounds=check_int(self.polish_rounds, "polish_rounds", 1),
+            seed=_int_arg(self.seed, "seed"),
+            method=_check_choice(self.method, "method", ("auto", "manifold", "cells")),
+            max_seconds=check_real(self.max_seconds, "max_seconds", none=True),
+            cells_width=None if self.cells_width is None else check_int(self.cells_width, "cells_width", 1),
+        )
+
+    #: The options each method does not use.
+    IGNORED = {"manifold": ("cells_width",), "cells": (), "auto": ()}

@@ -33,7 +33,7 @@ namespace flatext {
 struct SearchOptions {
     double tol = 1e-10;         ///< retraction target: max|r| <= tol * max(1, max|y|)
     double lambda_rel = 1e-10;  ///< projection damping / (trace(K)/n)
-    double gtol = 1e-6;         ///< no step if ||g_t|| <= gtol ||g|| (converged)
+    double gtol = 1e-4;         ///< no step if ||g_t|| <= gtol ||g|| (converged; as flatext.SearchOptions)
     double c1 = 1e-4;           ///< Armijo constant
     int max_backtrack = 30;     ///< line-search halvings
     int retract_iter = 6;       ///< chord and Gauss-Newton iterations (each) before the fallbacks
