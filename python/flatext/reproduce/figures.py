@@ -34,6 +34,16 @@ def _floor(v):
     return max(v, 1e-16)
 
 
+def _loss_axes(ax, xlabel: str, title: str, legend_size: int, **title_kw) -> None:
+    """Log-log axes of the relative population loss against ``xlabel``, with a title and a legend."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("population loss / zero predictor's")
+    ax.set_title(title, **title_kw)
+    ax.legend(fontsize=legend_size)
+
+
 def figures(rows: List[Row], out: str, cfg) -> List[str]:
     """Draw the figures that ``rows`` have points for into the directory ``out``; their paths."""
     import matplotlib
@@ -85,12 +95,7 @@ def _claims23(rows: List[Row], cfg):
     for ax, te in zip(axes[0], teachers):
         for j, meth in enumerate(methods):
             _claims23_points(ax, [r for r in c2 if r.teacher == te and r.method == meth and _plottable(r)], meth, j)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("orbit-minimal Hessian trace")
-        ax.set_ylabel("population loss / zero predictor's")
-        ax.set_title(te, fontsize=9)
-        ax.legend(fontsize=6)
+        _loss_axes(ax, "orbit-minimal Hessian trace", te, 6, fontsize=9)
     fig.suptitle("Claims 2-3: interpolators by how they were found (hollow: not an interpolator)")
     return fig
 
@@ -140,12 +145,7 @@ def _claim4(rows: List[Row], cfg):
             color=f"C{j}",
             label=f"noise sd {noise:g} (median over seeds)",
         )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(f"n (m = {cfg.width_factor:g} n)")
-    ax.set_ylabel("population loss / zero predictor's")
-    ax.set_title("Claim 4: the flattest interpolator vs n and noise")
-    ax.legend(fontsize=8)
+    _loss_axes(ax, f"n (m = {cfg.width_factor:g} n)", "Claim 4: the flattest interpolator vs n and noise", 8)
     return fig
 
 
@@ -178,12 +178,8 @@ def _claim5(rows: List[Row], cfg):
         )
     lim = [min(r.approx_error / r.null_loss for r in c5 if r.eps > 0) if any(r.eps > 0 for r in c5) else 1e-3, 1.0]
     ax.plot(lim, lim, "k--", lw=1, label="population loss = approximation error")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("approximation error / zero predictor's loss")
-    ax.set_ylabel("population loss / zero predictor's")
-    ax.set_title("Claim 5: the flattest interpolator in the theorem's regime")
-    ax.legend(fontsize=8)
+    title = "Claim 5: the flattest interpolator in the theorem's regime"
+    _loss_axes(ax, "approximation error / zero predictor's loss", title, 8)
     return fig
 
 
@@ -209,12 +205,7 @@ def _sample_complexity(rows: List[Row], cfg):
                 label=f"k={k}: slope {s['slope']:.2f}",
             )
         ax.axhline(cfg.full_target, color="k", lw=1, ls=":")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("n")
-        ax.set_ylabel("population loss / zero predictor's")
-        ax.set_title(f"d = {d}")
-        ax.legend(fontsize=8)
+        _loss_axes(ax, "n", f"d = {d}", 8)
     fig.suptitle("Sample complexity of the flattest interpolator")
     return fig
 
