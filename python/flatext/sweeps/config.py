@@ -387,13 +387,26 @@ class _Validator:
 
     # -- sections ----------------------------------------------------------
     def build(self, raw):
+        """The :class:`SweepConfig` of the parsed sweep ``raw``: each section checked in turn (the first
+        problem raises), then the grid expanded into cells."""
         if not isinstance(raw, dict):
             self.err("<root>", "expected a table")
         for k in raw:
             if k not in _SECTIONS:
                 self.err(k, f"unknown section; allowed: {sorted(_SECTIONS)}")
+        name, seeds, meas = self.sweep_section(self.table(raw, "sweep"))
+        data, spectrum = self.data_section(self.table(raw, "data"))
+        model, dtype = self.model_section(self.table(raw, "model"))
+        pop = self.population_section(self.table(raw, "population"))
+        teachers = self.teachers(raw.get("teacher", None))
+        variants = self.methods(raw.get("methods", None))
+        self.check_directions(teachers, data["d"])
+        axes = {"teacher": teachers, **data, **model, "variant": variants, "seed": seeds}
+        fixed = {"dtype": dtype, "measurements": meas, "population": pop, "spectrum": spectrum}
+        return SweepConfig(self.source, name, self.expand(axes, fixed), meas, raw)
 
-        sw = self.table(raw, "sweep")
+    def sweep_section(self, sw):
+        """[sweep]: the name (the file's by default), the seeds and the measurements (in canonical order)."""
         self.check_keys(sw, _SWEEP_KEYS, "sweep.")
         name = sw.get("name", os.path.splitext(os.path.basename(self.source))[0])
         if not isinstance(name, str):
@@ -417,33 +430,41 @@ class _Validator:
         for mname in meas:
             if mname not in MEASUREMENTS:
                 self.err("sweep.measurements", f"unknown measurement {mname!r}; expected some of {list(MEASUREMENTS)}")
-        meas = [m for m in MEASUREMENTS if m in meas]  # canonical order, no repeats
+        return name, seeds, [m for m in MEASUREMENTS if m in meas]  # canonical order, no repeats
 
-        data = self.table(raw, "data")
+    def data_section(self, data):
+        """[data]: its grid axes n, d, noise, inputs, and the anisotropic inputs' spectrum."""
         self.check_keys(data, _DATA_KEYS, "data.")
-        ns = self.axis(data, "n", _pos_int, True, "data.", _REQUIRED)
-        ds = self.axis(data, "d", _pos_int, True, "data.", _REQUIRED)
-        noises = self.axis(data, "noise", _nonneg_num, True, "data.", 0.0)
-        inputs = self.axis(data, "inputs", _choice(INPUTS), True, "data.", "gaussian")
-        spectrum = self.spectrum(data.get("spectrum"), inputs, ds)
+        axes = {
+            "n": self.axis(data, "n", _pos_int, True, "data.", _REQUIRED),
+            "d": self.axis(data, "d", _pos_int, True, "data.", _REQUIRED),
+            "noise": self.axis(data, "noise", _nonneg_num, True, "data.", 0.0),
+            "inputs": self.axis(data, "inputs", _choice(INPUTS), True, "data.", "gaussian"),
+        }
+        return axes, self.spectrum(data.get("spectrum"), axes["inputs"], axes["d"])
 
-        model = self.table(raw, "model")
+    def model_section(self, model):
+        """[model]: its grid axes m (as written), power, neg, init_scale, and the dtype."""
         self.check_keys(model, _MODEL_KEYS, "model.")
-        ms = self.axis(model, "m", _width, True, "model.", _REQUIRED)
-        powers = self.axis(model, "power", _power, True, "model.", 1.0)
-        negs = self.axis(model, "neg", _finite_num, True, "model.", 0.0)
-        scales = self.axis(model, "init_scale", _pos_num, True, "model.", 1.0)
-        dtype = self.axis(model, "dtype", _choice(("float64", "float32")), False, "model.", "float64")[0]
+        axes = {
+            "m": self.axis(model, "m", _width, True, "model.", _REQUIRED),
+            "power": self.axis(model, "power", _power, True, "model.", 1.0),
+            "neg": self.axis(model, "neg", _finite_num, True, "model.", 0.0),
+            "init_scale": self.axis(model, "init_scale", _pos_num, True, "model.", 1.0),
+        }
+        return axes, self.axis(model, "dtype", _choice(("float64", "float32")), False, "model.", "float64")[0]
 
-        pop = self.table(raw, "population")
+    def population_section(self, pop):
+        """[population]: the method, whether the file names it, and the Monte Carlo sample count."""
         self.check_keys(pop, _POP_KEYS, "population.")
-        pop_method = self.axis(pop, "method", _POP_KEYS["method"][0], False, "population.", "exact")[0]
-        pop_samples = self.axis(pop, "n_samples", _pos_int, False, "population.", 100000)[0]
+        return {
+            "method": self.axis(pop, "method", _POP_KEYS["method"][0], False, "population.", "exact")[0],
+            "given": "method" in pop,
+            "n_samples": self.axis(pop, "n_samples", _pos_int, False, "population.", 100000)[0],
+        }
 
-        teachers = self.teachers(raw.get("teacher", None))
-        variants = self.methods(raw.get("methods", None))
-
-        # impossible combinations
+    def check_directions(self, teachers, ds):
+        """A teacher's orthonormal directions must fit in every input dimension d."""
         for t in teachers:
             k = t.get("_k")
             if k is not None:
@@ -451,58 +472,65 @@ class _Validator:
                     if k > d:
                         self.err("teacher", f"{k} orthonormal directions do not fit in d={d}")
 
+    def expand(self, axes, fixed):
+        """The cells of the cartesian product of the ``axes`` (name -> values, in ``_GRID_AXES`` order), each
+        with its id; a cell equal to an earlier one (e.g. memorize over init scales) is dropped."""
         cells = []
         seen = set()
-        for teacher, n, d, noise, inp, m_spec, power, neg, scale, (vname, vkind, vparams), seed in itertools.product(
-            teachers, ns, ds, noises, inputs, ms, powers, negs, scales, variants, seeds
-        ):
-            m = _resolve_width(m_spec, n)
-            vparams = dict(vparams)
-            init = vparams.pop("init_scale", None)
-            if vkind in NO_INIT:
-                init_scale = None
-            else:
-                init_scale = float(init if init is not None else scale)
-            if inp == "gaussian":
-                cell_pop = pop_method
-            elif "method" in pop and pop_method == "exact":
-                self.err(
-                    "population.method",
-                    f'"exact" needs inputs = "gaussian"; got inputs = "{inp}" '
-                    '(leave it out: other input laws use "mc")',
-                )
-            else:
-                cell_pop = "mc"
-            cell = {
-                "teacher": {k: v for k, v in teacher.items() if not k.startswith("_")},
-                "n": int(n),
-                "d": int(d),
-                "m": int(m),
-                "m_spec": str(m_spec),
-                "noise": float(noise),
-                "inputs": inp,
-                "power": float(power),
-                "neg": float(neg),
-                "init_scale": init_scale,
-                "dtype": dtype,
-                "method": vname,
-                "method_kind": vkind,
-                "method_params": vparams,
-                "measurements": list(meas),
-                "population": {"method": cell_pop, "n_samples": int(pop_samples)},
-                "seed": int(seed),
-            }
-            if inp == "anisotropic":  # only there, so that other cells' ids do not change
-                cell["spectrum"] = spectrum
-            if m < 1:
-                self.err("model.m", f"{m_spec!r} gives m={m} < 1 for n={n}")
+        for values in itertools.product(*(axes[a] for a in _GRID_AXES)):
+            cell = self.cell(dict(zip(_GRID_AXES, values)), fixed)
             cid = cell_id(cell)
-            if cid in seen:  # e.g. memorize repeated over init_scale values
+            if cid in seen:
                 continue
             seen.add(cid)
             cell["cell_id"] = cid
             cells.append(cell)
-        return SweepConfig(self.source, name, cells, meas, raw)
+        return cells
+
+    def cell(self, p, fixed):
+        """One cell (without its id) from one value ``p`` of each grid axis and the ``fixed`` settings."""
+        n, m_spec, inp = p["n"], p["m"], p["inputs"]
+        m = _resolve_width(m_spec, n)
+        vname, vkind, vparams = p["variant"]
+        vparams = dict(vparams)
+        init = vparams.pop("init_scale", None)
+        init_scale = None if vkind in NO_INIT else float(init if init is not None else p["init_scale"])
+        pop = fixed["population"]
+        cell = {
+            "teacher": {k: v for k, v in p["teacher"].items() if not k.startswith("_")},
+            "n": int(n),
+            "d": int(p["d"]),
+            "m": int(m),
+            "m_spec": str(m_spec),
+            "noise": float(p["noise"]),
+            "inputs": inp,
+            "power": float(p["power"]),
+            "neg": float(p["neg"]),
+            "init_scale": init_scale,
+            "dtype": fixed["dtype"],
+            "method": vname,
+            "method_kind": vkind,
+            "method_params": vparams,
+            "measurements": list(fixed["measurements"]),
+            "population": {"method": self.population_method(inp, pop), "n_samples": int(pop["n_samples"])},
+            "seed": int(p["seed"]),
+        }
+        if inp == "anisotropic":  # only there, so that other cells' ids do not change
+            cell["spectrum"] = fixed["spectrum"]
+        if m < 1:
+            self.err("model.m", f"{m_spec!r} gives m={m} < 1 for n={n}")
+        return cell
+
+    def population_method(self, inp, pop):
+        """The population loss's method for inputs ``inp``: the exact one needs Gaussian inputs."""
+        if inp == "gaussian":
+            return pop["method"]
+        if pop["given"] and pop["method"] == "exact":
+            self.err(
+                "population.method",
+                f'"exact" needs inputs = "gaussian"; got inputs = "{inp}" (leave it out: other input laws use "mc")',
+            )
+        return "mc"
 
     def spectrum(self, spec, inputs, ds):
         """The covariance diagonal of ``inputs = "anisotropic"`` (d variances), checked against every d."""
@@ -636,6 +664,8 @@ class _Validator:
 
 
 _FLOAT_CHECKERS = (_pos_num, _nonneg_num, _finite_num, _power)
+# The grid's axes, in the order of its cartesian product (the cells' order).
+_GRID_AXES = ("teacher", "n", "d", "noise", "inputs", "m", "power", "neg", "init_scale", "variant", "seed")
 
 
 class _Required:

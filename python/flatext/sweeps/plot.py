@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass, field
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
@@ -97,6 +99,27 @@ def _spread(v, band, center, logy, q):
     return center - s, center + s
 
 
+@dataclass
+class _Spec:
+    """What :func:`plot` draws: its checked arguments, and what the rows fix (x's kind, the hue values)."""
+
+    x: str
+    y: str
+    hue: Optional[str]
+    col: Optional[str]
+    row: Optional[str]
+    stat: str
+    band: str
+    points: bool
+    quantiles: Tuple[float, float]
+    logx: bool
+    logy: bool
+    kind: str
+    numeric_x: bool = True
+    cats: Optional[List[str]] = None  # the x categories, when x is not numeric
+    hues: List[Any] = field(default_factory=lambda: [None])
+
+
 def plot(
     results,
     *,
@@ -159,13 +182,38 @@ def plot(
     matplotlib.figure.Figure
         ``fig.left_out`` is a dict status -> rows left out for their status.
     """
-    # imported here, not at the top: importing pyplot picks a GUI backend, which
-    # `flatext plot` must first set to Agg (and `import flatext` stays light)
-    import matplotlib.pyplot as plt
-    import pandas as pd
-    from matplotlib.ticker import LogFormatterSciNotation, NullLocator
-
     band = "none" if band is None else band
+    _check_options(stat, band, kind, quantiles)
+    spec = _Spec(x, y, hue, col, row, stat, band, points, quantiles, logx, logy, kind)
+    df, left_out = _select_rows(_load(results), spec, where, include_not_ok)
+    if spec.kind == "auto":
+        spec.kind = "line" if (not spec.numeric_x or df[x].nunique() * 2 <= len(df)) else "scatter"
+    spec.hues = _ordered(df[hue]) if hue else [None]
+    spec.cats = None if spec.numeric_x else [str(v) for v in _ordered(df[x])]
+    fig, axes = _draw_panels(df, spec)
+    _finish(fig, axes, spec, title, left_out, out)
+    return fig
+
+
+def _finish(fig, axes, spec, title, left_out, out):
+    """The figure-wide parts: category ticks, the hue legend, the title with the rows left out; saved to
+    ``out`` if given. ``fig.left_out`` records the rows left out by status."""
+    if spec.cats is not None:
+        for ax in axes[-1]:
+            ax.set_xticks(range(len(spec.cats)), spec.cats, rotation=30, ha="right")
+    if spec.hue is not None:
+        _legend(fig, axes, spec)
+    note = _left_out_text(left_out)
+    if title or note:
+        fig.suptitle("\n".join(t for t in (title, note) if t), fontsize=None if not note or title else 9)
+    setattr(fig, "left_out", left_out)  # noqa: B010 (matplotlib's Figure type has no such attribute)
+    fig.tight_layout()
+    if out is not None:
+        fig.savefig(os.fspath(out), bbox_inches="tight")
+
+
+def _check_options(stat, band, kind, quantiles):
+    """ValueError naming the argument for a statistic, band, kind or quantile pair that does not exist."""
     if stat not in STATS:
         raise ValueError(f"stat: expected one of {list(STATS)}, got {stat!r}")
     if band not in BANDS:
@@ -174,8 +222,15 @@ def plot(
         raise ValueError(f"kind: expected 'auto', 'line' or 'scatter', got {kind!r}")
     if not (len(quantiles) == 2 and 0 <= quantiles[0] < quantiles[1] <= 1):
         raise ValueError(f"quantiles: expected (low, high) with 0 <= low < high <= 1, got {quantiles!r}")
-    df = _load(results)
-    for arg, c in (("x", x), ("y", y), ("hue", hue), ("col", col), ("row", row)):
+
+
+def _select_rows(df, spec, where, include_not_ok):
+    """The rows to draw (matching ``where``, "ok", finite, positive on a log axis) and the count left out
+    by status; sets ``spec.numeric_x``. ValueError when a column is missing or nothing is left."""
+    import pandas as pd
+
+    x, y = spec.x, spec.y
+    for arg, c in (("x", x), ("y", y), ("hue", spec.hue), ("col", spec.col), ("row", spec.row)):
         if c is not None and c not in df.columns:
             raise ValueError(f"{arg}: no column {c!r}; columns: {sorted(df.columns)}")
     if where:
@@ -186,13 +241,13 @@ def plot(
         df = df[df["status"] == "ok"]
     if not pd.api.types.is_numeric_dtype(df[y]) or pd.api.types.is_bool_dtype(df[y]):
         raise ValueError(f"y: column {y!r} is not numeric")
-    numeric_x = bool(pd.api.types.is_numeric_dtype(df[x])) and not pd.api.types.is_bool_dtype(df[x])
+    spec.numeric_x = bool(pd.api.types.is_numeric_dtype(df[x])) and not pd.api.types.is_bool_dtype(df[x])
     df = df[np.isfinite(df[y].astype(float))]
-    if numeric_x:
+    if spec.numeric_x:
         df = df[np.isfinite(df[x].astype(float))]
-    if logx and numeric_x:
+    if spec.logx and spec.numeric_x:
         df = df[df[x] > 0]
-    if logy or stat == "gmean":
+    if spec.logy or spec.stat == "gmean":
         df = df[df[y] > 0]
     if df.empty:
         raise ValueError(
@@ -200,13 +255,22 @@ def plot(
             + (f" matching where={where!r}" if where else "")
             + (f" ({_left_out_text(left_out)}; include_not_ok=True draws them)" if left_out else "")
         )
-    if kind == "auto":
-        kind = "line" if (not numeric_x or df[x].nunique() * 2 <= len(df)) else "scatter"
+    return df, left_out
 
-    cols = _ordered(df[col]) if col else [None]
-    rows = _ordered(df[row]) if row else [None]
-    hues = _ordered(df[hue]) if hue else [None]
-    cats = None if numeric_x else [str(v) for v in _ordered(df[x])]
+
+def _matching(frame, column, value):
+    """The rows of ``frame`` whose ``column`` is ``value`` (NaN matching NaN)."""
+    return frame[frame[column] == value] if value == value else frame[frame[column].isna()]
+
+
+def _draw_panels(df, spec):
+    """The figure and its grid of axes: one panel per (row, col) value, one colour per hue value."""
+    # imported here, not at the top: importing pyplot picks a GUI backend, which
+    # `flatext plot` must first set to Agg (and `import flatext` stays light)
+    import matplotlib.pyplot as plt
+
+    cols = _ordered(df[spec.col]) if spec.col else [None]
+    rows = _ordered(df[spec.row]) if spec.row else [None]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     fig, axes = plt.subplots(
         len(rows),
@@ -221,100 +285,111 @@ def plot(
         for ci, cv in enumerate(cols):
             ax = axes[ri][ci]
             panel = df
-            if col:
-                panel = panel[panel[col] == cv] if cv == cv else panel[panel[col].isna()]
-            if row:
-                panel = panel[panel[row] == rv] if rv == rv else panel[panel[row].isna()]
-            for hi, hv in enumerate(hues):
-                g = panel if hue is None else (panel[panel[hue] == hv] if hv == hv else panel[panel[hue].isna()])
+            if spec.col:
+                panel = _matching(panel, spec.col, cv)
+            if spec.row:
+                panel = _matching(panel, spec.row, rv)
+            for hi, hv in enumerate(spec.hues):
+                g = panel if spec.hue is None else _matching(panel, spec.hue, hv)
                 if g.empty:
                     continue
-                c = colors[hi % len(colors)]
-                label = None if hue is None else _fmt(hv)
-                gx = (
-                    g[x].to_numpy(dtype=float)
-                    if numeric_x
-                    else g[x].astype(str).map({k: j for j, k in enumerate(cats)}).to_numpy(dtype=float)
-                )
-                gy = g[y].to_numpy(dtype=float)
-                if kind == "scatter":
-                    ax.scatter(gx, gy, s=16, alpha=0.8, color=c, label=label)
-                    continue
-                xs = np.unique(gx)
-                center, lo, hi_ = [], [], []
-                for xv in xs:
-                    v = gy[gx == xv]
-                    m = _center(v, stat)
-                    center.append(m)
-                    a, b = _spread(v, band, m, logy, quantiles) if band != "none" else (m, m)
-                    lo.append(a)
-                    hi_.append(b)
-                ax.plot(xs, center, marker="o", ms=4, color=c, label=label, zorder=3)
-                if band != "none" and len(gy) > len(xs):
-                    lo_a = np.asarray(lo)
-                    if logy:  # a mean - std below 0 is drawn down to the axis, not dropped
-                        lo_a = np.where(lo_a > 0, lo_a, np.min(gy) * 0.5)
-                    ax.fill_between(xs, lo_a, hi_, color=c, alpha=0.18, linewidth=0, zorder=1)
-                if points:
-                    ax.scatter(gx, gy, s=7, alpha=0.45, color=c, linewidths=0, zorder=2)
-            if logx and numeric_x:
-                ax.set_xscale("log")
-            if logy:
-                ax.set_yscale("log")
-                ax.yaxis.set_major_formatter(LogFormatterSciNotation())
-            if kind == "line" and numeric_x:
-                xv = np.unique(df[x].to_numpy(dtype=float))
-                if len(xv) <= 10:  # a grid parameter: tick its values, written plainly
-                    ax.set_xticks(xv, [_fmt(v) for v in xv])
-                    ax.xaxis.set_minor_locator(NullLocator())
-            ax.grid(True, alpha=0.3, which="both")
-            facet = [f"{col} = {_fmt(cv)}" if col else "", f"{row} = {_fmt(rv)}" if row else ""]
-            if col or row:
-                ax.set_title(", ".join(t for t in facet if t), fontsize=9)
+                label = None if spec.hue is None else _fmt(hv)
+                _draw_group(ax, g, spec, colors[hi % len(colors)], label)
+            _style_panel(ax, df, spec, cv, rv)
             if ri == len(rows) - 1:
-                ax.set_xlabel(x)
+                ax.set_xlabel(spec.x)
             if ci == 0:
-                what = (
-                    ""
-                    if kind == "scatter"
-                    else {"median": " (median", "gmean": " (geometric mean", "mean": " (mean"}[stat]
-                    + {
-                        "quantile": f", {quantiles[0]:.0%}-{quantiles[1]:.0%} band)",
-                        "std": " +- std)",
-                        "minmax": ", min-max band)",
-                        "none": ")",
-                    }[band]
-                )
-                ax.set_ylabel(y + what)
-    if cats is not None:
-        for ax in axes[-1]:
-            ax.set_xticks(range(len(cats)), cats, rotation=30, ha="right")
-    if hue is not None:
-        handles, labels = axes[0][0].get_legend_handles_labels()
-        for ax in axes.ravel()[1:]:  # facets may lack some hue values: collect them all, in hue order
-            for h, lab in zip(*ax.get_legend_handles_labels()):
-                if lab not in labels:
-                    handles.append(h)
-                    labels.append(lab)
-        order = {_fmt(v): i for i, v in enumerate(hues)}
-        pairs = sorted(zip(handles, labels), key=lambda hl: order.get(hl[1], len(order)))
-        fig.legend(
-            [p[0] for p in pairs],
-            [p[1] for p in pairs],
-            title=hue,
-            fontsize=8,
-            frameon=False,
-            loc="center left",
-            bbox_to_anchor=(1.0, 0.5),
-        )
-    note = _left_out_text(left_out)
-    if title or note:
-        fig.suptitle("\n".join(t for t in (title, note) if t), fontsize=None if not note or title else 9)
-    setattr(fig, "left_out", left_out)  # noqa: B010 (matplotlib's Figure type has no such attribute)
-    fig.tight_layout()
-    if out is not None:
-        fig.savefig(os.fspath(out), bbox_inches="tight")
-    return fig
+                ax.set_ylabel(spec.y + _ylabel_suffix(spec))
+    return fig, axes
+
+
+def _draw_group(ax, g, spec, c, label):
+    """The rows ``g`` of one hue value in one panel: points (scatter), or a line of the statistic over
+    each x with its band and, optionally, every row as a small point."""
+    x = spec.x
+    gx = (
+        g[x].to_numpy(dtype=float)
+        if spec.numeric_x
+        else g[x].astype(str).map({k: j for j, k in enumerate(spec.cats)}).to_numpy(dtype=float)
+    )
+    gy = g[spec.y].to_numpy(dtype=float)
+    if spec.kind == "scatter":
+        ax.scatter(gx, gy, s=16, alpha=0.8, color=c, label=label)
+        return
+    xs = np.unique(gx)
+    center, lo, hi = [], [], []
+    for xv in xs:
+        v = gy[gx == xv]
+        m = _center(v, spec.stat)
+        center.append(m)
+        a, b = _spread(v, spec.band, m, spec.logy, spec.quantiles) if spec.band != "none" else (m, m)
+        lo.append(a)
+        hi.append(b)
+    ax.plot(xs, center, marker="o", ms=4, color=c, label=label, zorder=3)
+    if spec.band != "none" and len(gy) > len(xs):
+        lo_a = np.asarray(lo)
+        if spec.logy:  # a mean - std below 0 is drawn down to the axis, not dropped
+            lo_a = np.where(lo_a > 0, lo_a, np.min(gy) * 0.5)
+        ax.fill_between(xs, lo_a, hi, color=c, alpha=0.18, linewidth=0, zorder=1)
+    if spec.points:
+        ax.scatter(gx, gy, s=7, alpha=0.45, color=c, linewidths=0, zorder=2)
+
+
+def _style_panel(ax, df, spec, cv, rv):
+    """Log scales, grid-parameter ticks, the grid and the facet title of one panel."""
+    from matplotlib.ticker import LogFormatterSciNotation, NullLocator
+
+    if spec.logx and spec.numeric_x:
+        ax.set_xscale("log")
+    if spec.logy:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(LogFormatterSciNotation())
+    if spec.kind == "line" and spec.numeric_x:
+        xv = np.unique(df[spec.x].to_numpy(dtype=float))
+        if len(xv) <= 10:  # a grid parameter: tick its values, written plainly
+            ax.set_xticks(xv, [_fmt(v) for v in xv])
+            ax.xaxis.set_minor_locator(NullLocator())
+    ax.grid(True, alpha=0.3, which="both")
+    col, row = spec.col, spec.row
+    facet = [f"{col} = {_fmt(cv)}" if col else "", f"{row} = {_fmt(rv)}" if row else ""]
+    if col or row:
+        ax.set_title(", ".join(t for t in facet if t), fontsize=9)
+
+
+def _ylabel_suffix(spec):
+    """What the y label adds: the statistic and band of a line plot, e.g. " (median, 25%-75% band)"."""
+    if spec.kind == "scatter":
+        return ""
+    q = spec.quantiles
+    stat = {"median": " (median", "gmean": " (geometric mean", "mean": " (mean"}[spec.stat]
+    band = {
+        "quantile": f", {q[0]:.0%}-{q[1]:.0%} band)",
+        "std": " +- std)",
+        "minmax": ", min-max band)",
+        "none": ")",
+    }[spec.band]
+    return stat + band
+
+
+def _legend(fig, axes, spec):
+    """One legend for the figure, right of the panels: every hue value drawn in some panel, in hue order."""
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes.ravel()[1:]:  # facets may lack some hue values: collect them all, in hue order
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    order = {_fmt(v): i for i, v in enumerate(spec.hues)}
+    pairs = sorted(zip(handles, labels), key=lambda hl: order.get(hl[1], len(order)))
+    fig.legend(
+        [p[0] for p in pairs],
+        [p[1] for p in pairs],
+        title=spec.hue,
+        fontsize=8,
+        frameon=False,
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+    )
 
 
 def _left_out_text(left_out):
