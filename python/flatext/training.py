@@ -525,15 +525,7 @@ def label_noise_sgd(
         Bad arguments (named in the message).
     """
     t_start = time.perf_counter()
-    W = np.array(W0, copy=True)
-    a = np.array(a0, copy=True)
-    if W.dtype not in (np.float32, np.float64):
-        W = W.astype(np.float64)
-    a = a.astype(W.dtype, copy=False)
-    X = np.ascontiguousarray(X, dtype=W.dtype)
-    y = np.ascontiguousarray(y, dtype=W.dtype)
-    if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0]:
-        raise ValueError(f"X must be (n, d) and y (n,); got X {X.shape}, y {y.shape}")
+    W, a, X, y = _float_copies(W0, a0, X, y)
     n = X.shape[0]
     o = merge_options(
         LabelNoiseOptions,
@@ -545,28 +537,65 @@ def label_noise_sgd(
     )  # fmt: skip
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable; got {type(callback).__name__}")
-    noise, lr, max_iter, tol, seed, stop_at_tol = o.noise, o.lr, o.max_iter, o.tol, o.seed, o.stop_at_tol
-    record_every, callback_every, polish, polish_tol, polish_max_iter = (
-        o.record_every, o.callback_every, o.polish, o.polish_tol, o.polish_max_iter
-    )  # fmt: skip
-    deadline = None if o.max_seconds is None else t_start + o.max_seconds
     batch = min(n, 32) if o.batch is None else o.batch
     if not 1 <= batch <= n:
         raise ValueError(f"batch must be in [1, n] = [1, {n}]; got {batch}")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     kw = dict(power=float(power), neg=float(neg))
-    lr, lam = resolve_lr(lr, W, a, X, y, **kw)
+    lr, lam = resolve_lr(o.lr, W, a, X, y, **kw)
+    run = _lnsgd_steps(W, a, X, y, kw, o, lr, batch, callback, t_start)
+    L = run.losses[-1]
+    W, a, rb, ra, polished, message, status = _lnsgd_polish(run, X, y, kw, o)
+    hist = {"iteration": np.asarray(run.its, dtype=np.int64), "loss": np.asarray(run.losses)}
+    return TrainResult(
+        W, a, float(L), run.it, run.reason in TrainResult.CONVERGED_REASONS, message, hist, polished, rb, ra,
+        run.reason, status, lr, lam, time.perf_counter() - t_start, reached_tol=bool(L <= o.tol),
+    )  # fmt: skip
+
+
+def _float_copies(W0, a0, X, y):
+    """Copies of the start (float64 unless float32) and X, y in its dtype, shapes checked."""
+    W = np.array(W0, copy=True)
+    a = np.array(a0, copy=True)
+    if W.dtype not in (np.float32, np.float64):
+        W = W.astype(np.float64)
+    a = a.astype(W.dtype, copy=False)
+    X = np.ascontiguousarray(X, dtype=W.dtype)
+    y = np.ascontiguousarray(y, dtype=W.dtype)
+    if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0]:
+        raise ValueError(f"X must be (n, d) and y (n,); got X {X.shape}, y {y.shape}")
+    return W, a, X, y
+
+
+@dataclass
+class _LnsgdRun:
+    """Where the label-noise SGD steps ended: the point, the step count, the recorded full-batch
+    losses, the stop reason in TrainResult's words and a message."""
+
+    W: np.ndarray
+    a: np.ndarray
+    it: int
+    its: list
+    losses: list
+    reason: str
+    message: str
+
+
+def _lnsgd_steps(W, a, X, y, kw, o, lr, batch, callback, t_start):
+    """The minibatch steps with fresh label noise, until max_iter, tol (``stop_at_tol``), divergence,
+    the callback or the budget."""
+    n = X.shape[0]
+    rng = o.seed if isinstance(o.seed, np.random.Generator) else np.random.default_rng(o.seed)
+    deadline = None if o.max_seconds is None else t_start + o.max_seconds
 
     def full_loss(W, a):
         return float(loss_grad(W, a, X, y, **kw)[0])
 
     its, losses = [0], [full_loss(W, a)]
-    message = "max_iter reached"
-    reason = "max_iter"  # the stop reason in TrainResult's words ("tol", "max_iter", "diverged", "callback")
+    message, reason = "max_iter reached", "max_iter"
     it = 0
-    while it < max_iter:
+    while it < o.max_iter:
         idx = rng.choice(n, size=batch, replace=False) if batch < n else np.arange(n)
-        yb = y[idx] + noise * rng.standard_normal(batch).astype(W.dtype) if noise > 0 else y[idx]
+        yb = y[idx] + o.noise * rng.standard_normal(batch).astype(W.dtype) if o.noise > 0 else y[idx]
         bl, gW, ga = loss_grad(W, a, X[idx], yb, **kw)
         Wn, an = W - lr * gW, a - lr * ga
         it += 1
@@ -576,54 +605,43 @@ def label_noise_sgd(
             it -= 1
             break
         W, a = Wn, an
-        if it % record_every == 0 or it == max_iter:
+        if it % o.record_every == 0 or it == o.max_iter:
             L = full_loss(W, a)
             its.append(it)
             losses.append(L)
             if not math.isfinite(L):
-                message = f"diverged at step {it} (non-finite loss)"
-                reason = "diverged"
+                message, reason = f"diverged at step {it} (non-finite loss)", "diverged"
                 break
-            if stop_at_tol and L <= tol:
-                message = "loss <= tol"
-                reason = "tol"
+            if o.stop_at_tol and L <= o.tol:
+                message, reason = "loss <= tol", "tol"
                 break
-        if callback is not None and it % callback_every == 0:
+        if callback is not None and it % o.callback_every == 0:
             info = {"iteration": it, "W": W, "a": a, "batch_loss": float(bl), "elapsed": time.perf_counter() - t_start}
             if callback(info):
-                message = f"stopped by the callback at step {it}"
-                reason = "callback"
+                message, reason = f"stopped by the callback at step {it}", "callback"
                 break
-        if deadline is not None and it < max_iter and time.perf_counter() >= deadline:
+        if deadline is not None and it < o.max_iter and time.perf_counter() >= deadline:
             message, reason = f"max_seconds reached at step {it}", "time_budget"
             break
     if its[-1] != it:
         its.append(it)
         losses.append(full_loss(W, a))
-    L = losses[-1]
-    rb = float(np.max(np.abs(forward(W, a, X, **kw) - y)))
-    ra, polished = rb, False
-    if polish and reason == "time_budget":
-        message += "; polish skipped (no time left)"
-    elif polish:
-        try:
-            p = find_interpolator(W, a, X, y, tol=polish_tol, max_iter=polish_max_iter, **kw)
-        except ValueError as e:
-            message += f"; polish failed: {e}"
-        else:
-            if p.converged:
-                W, a, ra, polished = p.W, p.a, p.max_residual, True
-            else:
-                message += f"; polish did not converge (max|r| = {p.max_residual:.3g})"
-    hist = {"iteration": np.asarray(its, dtype=np.int64), "loss": np.asarray(losses)}
-    status = (
-        "off"
-        if not polish
-        else "skipped"
-        if reason == "time_budget"
-        else ("converged" if polished else ("failed" if "polish failed" in message else "no improvement"))
-    )
-    return TrainResult(
-        W, a, float(L), it, reason in TrainResult.CONVERGED_REASONS, message, hist, polished, rb, ra, reason, status,
-        lr, lam, time.perf_counter() - t_start, reached_tol=bool(L <= tol),
-    )  # fmt: skip
+    return _LnsgdRun(W, a, it, its, losses, reason, message)
+
+
+def _lnsgd_polish(run, X, y, kw, o):
+    """The Gauss-Newton polish of label-noise SGD's end point (kept when it converges).
+    Returns ``(W, a, max|r| before, max|r| after, polished, message, polish status)``."""
+    W, a, message = run.W, run.a, run.message
+    rb = ra = float(np.max(np.abs(forward(W, a, X, **kw) - y)))
+    if not o.polish:
+        return W, a, rb, ra, False, message, "off"
+    if run.reason == "time_budget":
+        return W, a, rb, ra, False, message + "; polish skipped (no time left)", "skipped"
+    try:
+        p = find_interpolator(W, a, X, y, tol=o.polish_tol, max_iter=o.polish_max_iter, **kw)
+    except ValueError as e:
+        return W, a, rb, ra, False, message + f"; polish failed: {e}", "failed"
+    if p.converged:
+        return p.W, p.a, rb, p.max_residual, True, message, "converged"
+    return W, a, rb, ra, False, message + f"; polish did not converge (max|r| = {p.max_residual:.3g})", "no improvement"
