@@ -14,7 +14,8 @@
 #   python3 -m pip install pybind11 cmeel-eigen scipy-openblas32
 # Set CMAKE_CXX_COMPILER_LAUNCHER=ccache to reuse objects across clean builds, and
 # DEV_CMAKE_ARGS for more CMake options, e.g. -DCMAKE_INTERPROCEDURAL_OPTIMIZATION=OFF
-# (no link-time optimization: faster rebuilds after a binding-file edit, slower after a header edit).
+# (no link-time optimization: faster rebuilds after an edit that recompiles one small binding
+# file, slower ones after an edit of a header many files include, and a slower clean build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

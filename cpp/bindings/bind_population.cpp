@@ -3,6 +3,8 @@
 // No arithmetic here; `nodes` is checked by the core (population::arc_rule).
 #include "checks.hpp"
 
+#include <flatext/population.hpp>
+
 namespace flatext_py {
 
 namespace {

@@ -1,10 +1,12 @@
-// Binding of full-batch training (gradient descent, SAM; flatext/training.hpp):
-// check, dispatch on dtype, release the GIL, convert the result. No arithmetic
-// here. The Python wrapper (flatext.training.train) adds the polish, the
-// callback and the result type.
+// Bindings of flatext/training.hpp: full-batch training (gradient descent, SAM)
+// and the memorizing interpolator. Check, dispatch on dtype, release the GIL,
+// convert the result. No arithmetic here. The Python wrapper
+// (flatext.training.train) adds the polish, the callback and the result type.
 #include <pybind11/stl.h>
 
 #include "checks.hpp"
+
+#include <flatext/training.hpp>
 
 namespace flatext_py {
 
@@ -51,6 +53,34 @@ void bind_training(py::module_& m) {
         },
         py::arg("W"), py::arg("a"), py::arg("X"), py::arg("y"), py::arg("power"), py::arg("neg"), py::arg("method"),
         py::arg("lr"), py::arg("rho"), py::arg("max_iter"), py::arg("tol"), py::arg("record_every"));
+
+    m.def("memorizing_interpolator",
+          [](py::handle X, py::handle y, double power, double neg, double kappa, long long width) {
+              Arg Xa = to_arg(X, "X", 2), ya = to_arg(y, "y", 1);
+              same_dtype({&Xa, &ya});
+              const Index n = Xa.dim(0), d = Xa.dim(1);
+              if (n == 0) throw py::value_error("X is empty (n = 0 samples)");
+              if (d == 0) throw py::value_error("X has no columns (d = 0)");
+              if (ya.dim(0) != n)
+                  throw py::value_error("y must have shape (n,) = (" + std::to_string(n) + ",) to match X of shape " +
+                                        shape_str(Xa.arr) + "; got " + shape_str(ya.arr));
+              check_finite(Xa);
+              check_finite(ya);
+              const auto act = make_activation(power, neg);
+              check_positive(kappa, "kappa");
+              const Index mm = width <= 0 ? n : Index(width);
+              if (mm < n)
+                  throw py::value_error("m must be >= n = " + std::to_string(n) + " (one neuron per sample); got " +
+                                        std::to_string(mm));
+              return dispatch(Xa.f32, [&](auto tag) -> py::object {
+                  using T = decltype(tag);
+                  Eigen::Map<const Mat<T>> Xm(Xa.data<T>(), n, d);
+                  Eigen::Map<const Vec<T>> yv(ya.data<T>(), n);
+                  auto r = without_gil([&] { return flatext::memorizing_interpolator<T>(Xm, yv, act, kappa, mm); });
+                  require_finite(r.a, "memorizing_interpolator");
+                  return py::make_tuple(std::move(r.W), std::move(r.a), r.residual, r.rcond, r.least_squares);
+              });
+          });
 }
 
 }  // namespace flatext_py

@@ -1,5 +1,7 @@
 // Input checks and dtype dispatch shared by the binding files. Every check
-// names the argument; nothing here computes.
+// names the argument; nothing here computes. Only the core's types are included
+// (Index, Mat, Vec, Activation): each binding file includes the headers it binds,
+// so that editing one of them recompiles only the files that use it.
 #pragma once
 
 #include <pybind11/eigen.h>
@@ -10,7 +12,8 @@
 #include <string>
 #include <vector>
 
-#include <flatext/flatext.hpp>
+#include <flatext/activation.hpp>
+#include <flatext/config.hpp>
 
 namespace py = pybind11;
 
@@ -152,6 +155,25 @@ inline Net check_net(py::handle W, py::handle a, py::handle X, py::handle y, boo
     if (net.n == 0) throw py::value_error("X is empty (n = 0 samples)");
     for (const Arg* p : all) check_finite(*p);
     return net;
+}
+
+/// A finite positive scalar argument.
+inline void check_positive(double v, const char* name) {
+    if (!(v > 0) || !std::isfinite(v))
+        throw py::value_error(std::string(name) + " must be finite and > 0; got " + std::to_string(v));
+}
+
+/// An optional float64 vector of length n (None: empty).
+inline flatext::Vec<double> optional_vec(py::handle v, Index n, const char* name) {
+    if (v.is_none()) return {};
+    Arg va = to_arg(v, name, 1);
+    if (va.dim(0) != n)
+        throw py::value_error(std::string(name) + " must have shape (n,) = (" + std::to_string(n) + ",); got " +
+                              shape_str(va.arr));
+    check_finite(va);
+    flatext::Vec<double> out(n);
+    for (Index j = 0; j < n; ++j) out[j] = va.f32 ? double(va.data<float>()[j]) : va.data<double>()[j];
+    return out;
 }
 
 /// The activation; flatext::Activation checks power and neg itself (ValueError naming them).

@@ -2,10 +2,19 @@
 // every computation lives in the header-only core (cpp/include/flatext).
 #include "checks.hpp"
 
+#include <flatext/activation.hpp>
+#include <flatext/config.hpp>
+#include <flatext/gemm.hpp>
+
 namespace flatext_py {
 void bind_kernels(py::module_& m);
+void bind_lanczos(py::module_& m);
+void bind_symmetry(py::module_& m);
+void bind_objective(py::module_& m);
 void bind_population(py::module_& m);
+void bind_gram(py::module_& m);
 void bind_interpolation(py::module_& m);
+void bind_search(py::module_& m);
 void bind_training(py::module_& m);
 }  // namespace flatext_py
 
@@ -21,8 +30,13 @@ PYBIND11_MODULE(_core, m) {
 #endif
     m.doc() = "flatext C++ core (see the flatext package for documentation)";
     flatext_py::bind_kernels(m);
+    flatext_py::bind_lanczos(m);
+    flatext_py::bind_symmetry(m);
+    flatext_py::bind_objective(m);
     flatext_py::bind_population(m);
+    flatext_py::bind_gram(m);
     flatext_py::bind_interpolation(m);
+    flatext_py::bind_search(m);
     flatext_py::bind_training(m);
     m.def("get_num_threads", &flatext::get_num_threads, "Number of threads the kernels use.");
     m.def(
