@@ -295,7 +295,7 @@ def run(n, d, m, iters, repeats, p, c, do_torch):
     Ws, as_ = fx.balance(start.W, start.a, X, y, power=p, neg=c)
     kw = dict(X=X, y=y, power=p, neg=c, tol=tol, gtol=1e-4, solver="cholesky")
     s0 = _core.search_step(Ws, as_, **kw)
-    eta = s0["eta"]
+    eta = s0.eta
     t_step = median_time(lambda: _core.search_step(Ws, as_, eta=eta, **kw), repeats)
     t0 = time.perf_counter()
     res = fx.flattest_interpolator(W0, a0, X, y, power=p, neg=c, tol=tol, max_iter=iters)
@@ -383,10 +383,10 @@ def run_scale(n, d, solver, steps, whole, max_iter, rank=None):
         t0 = time.perf_counter()
         s = _core.search_step(W, a, X, y, 1.0, 0.0, eta=2 * eta, gtol=1e-4, solver=solver, u0=u, **kw)
         ts.append(time.perf_counter() - t0)
-        kry.append(s["krylov_iters"])
-        if not s["accepted"]:
+        kry.append(s.krylov_iters)
+        if not s.accepted:
             break
-        W, a, u, eta = s["W"], s["a"], s["u"], s["eta"]
+        W, a, u, eta = s.W, s.a, s.u, s.eta
     row = dict(
         n=n,
         d=d,

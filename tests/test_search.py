@@ -206,20 +206,20 @@ def test_search_step_cg_matches_cholesky():
     W, a = fx.balance(p.W, p.a, X, y, power=2.0)
     s1 = _core.search_step(W, a, X, y, 2.0, 0.0, solver="cholesky", retract_rtol=1e-13)
     s2 = _core.search_step(W, a, X, y, 2.0, 0.0, solver="cg", cg_rtol=1e-13, retract_rtol=1e-13)
-    assert s1["solver"] == "cholesky" and s2["solver"] == "cg" and s2["krylov_converged"]
-    assert s2["gt_norm"] == pytest.approx(s1["gt_norm"], rel=1e-10)
-    np.testing.assert_allclose(s2["u"], s1["u"], rtol=1e-9, atol=1e-10 * np.abs(s1["u"]).max())
-    assert s1["accepted"] and s2["accepted"] and s2["eta"] == pytest.approx(s1["eta"], rel=1e-12)
+    assert s1.solver == "cholesky" and s2.solver == "cg" and s2.krylov_converged
+    assert s2.gt_norm == pytest.approx(s1.gt_norm, rel=1e-10)
+    np.testing.assert_allclose(s2.u, s1.u, rtol=1e-9, atol=1e-10 * np.abs(s1.u).max())
+    assert s1.accepted and s2.accepted and s2.eta == pytest.approx(s1.eta, rel=1e-12)
     # same tangent step; the retractions differ (Cholesky: chord steps along J(theta)^T first;
     # CG: Gauss-Newton steps along J(theta')^T), so the two land on M at points that differ at
     # second order in the step: both interpolate and both pass the same Armijo test
     scale = max(1.0, np.abs(y).max())
     for s in (s1, s2):
-        assert max_res(s["W"], s["a"], X, y, 2.0) <= 1.01e-10 * scale
-        assert s["trace"] <= s["trace_before"] - 1e-4 * s["eta"] * s["gt_norm"] ** 2
-    step = np.linalg.norm(s1["W"] - W)
-    assert np.linalg.norm(s2["W"] - s1["W"]) <= 0.2 * step
-    assert s2["trace"] == pytest.approx(s1["trace"], rel=1e-2)
+        assert max_res(s.W, s.a, X, y, 2.0) <= 1.01e-10 * scale
+        assert s.trace <= s.trace_before - 1e-4 * s.eta * s.gt_norm**2
+    step = np.linalg.norm(s1.W - W)
+    assert np.linalg.norm(s2.W - s1.W) <= 0.2 * step
+    assert s2.trace == pytest.approx(s1.trace, rel=1e-2)
 
 
 def test_find_interpolator_cg_path_interpolates():
@@ -293,10 +293,10 @@ def test_cg_step_is_thread_count_independent(power):
         s1, g1 = run()
     finally:
         fx.set_num_threads(old)
-    assert s1["solver"] == "cg" and s1["krylov_iters"] > 0
+    assert s1.solver == "cg" and s1.krylov_iters > 0
     for k in ("W", "a", "u"):
-        assert np.array_equal(s1[k], s2[k]), k
-    assert s1["krylov_iters"] == s2["krylov_iters"] and s1["trace"] == s2["trace"]
+        assert np.array_equal(getattr(s1, k), getattr(s2, k)), k
+    assert s1.krylov_iters == s2.krylov_iters and s1.trace == s2.trace
     assert np.array_equal(g1["x"], g2["x"]) and g1["iterations"] == g2["iterations"]
 
 

@@ -12,8 +12,42 @@
 
 namespace flatext_py {
 
+/// What one search step returns to Python: flatext::SearchStep<T> with numpy arrays (read-only fields).
+struct SearchStepResult {
+    py::array W, a, u;
+    double trace_before = 0, trace = 0, orbit_min_trace = 0, max_residual = 0, eta = 0, g_norm = 0, gt_norm = 0;
+    double krylov_residual = 0;
+    int backtracks = 0, retract_iters = 0, gn_iters = 0, gram_builds = 0, krylov_iters = 0;
+    bool krylov_converged = false, accepted = false, small_gradient = false;
+    std::string solver;
+};
+
 void bind_search(py::module_& m) {
     using namespace flatext;
+
+    py::class_<SearchStepResult>(m, "SearchStep",
+                                 "One step of the flatness search (flatext::SearchStep): read-only fields.")
+        .def_readonly("W", &SearchStepResult::W, "first layer at the new point (m, d)")
+        .def_readonly("a", &SearchStepResult::a, "second layer at the new point (m,)")
+        .def_readonly("u", &SearchStepResult::u,
+                      "multipliers of the tangent projection (n,): the next step's warm start")
+        .def_readonly("trace_before", &SearchStepResult::trace_before, "T at the start point")
+        .def_readonly("trace", &SearchStepResult::trace, "T at the new point (after the balance)")
+        .def_readonly("orbit_min_trace", &SearchStepResult::orbit_min_trace, "orbit-minimal T at the new point")
+        .def_readonly("max_residual", &SearchStepResult::max_residual, "max |r| at the new point")
+        .def_readonly("eta", &SearchStepResult::eta, "accepted step size (0: none)")
+        .def_readonly("g_norm", &SearchStepResult::g_norm, "||grad T|| at the start point")
+        .def_readonly("gt_norm", &SearchStepResult::gt_norm, "||g_t||, its tangent part")
+        .def_readonly("backtracks", &SearchStepResult::backtracks, "halvings of eta")
+        .def_readonly("retract_iters", &SearchStepResult::retract_iters, "retraction iterations of the accepted trial")
+        .def_readonly("gn_iters", &SearchStepResult::gn_iters, "Gauss-Newton fallback iterations")
+        .def_readonly("gram_builds", &SearchStepResult::gram_builds, "n x n Gram matrices built (all trials)")
+        .def_readonly("krylov_iters", &SearchStepResult::krylov_iters, "CG iterations (all solves)")
+        .def_readonly("krylov_residual", &SearchStepResult::krylov_residual, "relative residual of the projection")
+        .def_readonly("krylov_converged", &SearchStepResult::krylov_converged, "the projection's solve converged")
+        .def_readonly("solver", &SearchStepResult::solver, "'cholesky' or 'cg'")
+        .def_readonly("accepted", &SearchStepResult::accepted, "a trial passed the line search")
+        .def_readonly("small_gradient", &SearchStepResult::small_gradient, "||g_t|| <= gtol ||g||: no step tried");
 
     m.def(
         "search_step",
@@ -45,33 +79,33 @@ void bind_search(py::module_& m) {
             o.cg_max_iter = cg_max_iter;
             o.cg_rank = Index(cg_rank);
             const Vec<double> uw = optional_vec(u0, net.n, "u0");
-            return dispatch(net.f32(), [&](auto tag) -> py::object {
+            return dispatch(net.f32(), [&](auto tag) -> SearchStepResult {
                 using T = decltype(tag);
                 auto s = without_gil([&] {
                     return flatext::search_step<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), net.yv<T>(), act, o, uw);
                 });
-                py::dict d;
-                d["W"] = std::move(s.W);
-                d["a"] = std::move(s.a);
-                d["u"] = std::move(s.u);
-                d["trace_before"] = s.trace_before;
-                d["trace"] = s.trace;
-                d["orbit_min_trace"] = s.orbit_min;
-                d["max_residual"] = s.max_residual;
-                d["eta"] = s.eta;
-                d["g_norm"] = s.g_norm;
-                d["gt_norm"] = s.gt_norm;
-                d["backtracks"] = s.backtracks;
-                d["retract_iters"] = s.retract_iters;
-                d["gn_iters"] = s.gn_iters;
-                d["gram_builds"] = s.gram_builds;
-                d["krylov_iters"] = s.krylov_iters;
-                d["krylov_residual"] = s.krylov_residual;
-                d["krylov_converged"] = s.krylov_converged;
-                d["solver"] = s.used_cg ? "cg" : "cholesky";
-                d["accepted"] = s.accepted;
-                d["small_gradient"] = s.small_gradient;
-                return d;
+                SearchStepResult r;
+                r.W = py::cast(std::move(s.W));  // numpy arrays (pybind11/eigen.h)
+                r.a = py::cast(std::move(s.a));
+                r.u = py::cast(std::move(s.u));
+                r.trace_before = s.trace_before;
+                r.trace = s.trace;
+                r.orbit_min_trace = s.orbit_min;
+                r.max_residual = s.max_residual;
+                r.eta = s.eta;
+                r.g_norm = s.g_norm;
+                r.gt_norm = s.gt_norm;
+                r.backtracks = s.backtracks;
+                r.retract_iters = s.retract_iters;
+                r.gn_iters = s.gn_iters;
+                r.gram_builds = s.gram_builds;
+                r.krylov_iters = s.krylov_iters;
+                r.krylov_residual = s.krylov_residual;
+                r.krylov_converged = s.krylov_converged;
+                r.solver = s.used_cg ? "cg" : "cholesky";
+                r.accepted = s.accepted;
+                r.small_gradient = s.small_gradient;
+                return r;
             });
         },
         py::arg("W"), py::arg("a"), py::arg("X"), py::arg("y"), py::arg("power"), py::arg("neg"),

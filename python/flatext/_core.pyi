@@ -10,9 +10,12 @@ from __future__ import annotations
 import collections.abc
 import typing
 
+import numpy
+
 __all__: list[str] = [
     "Activation",
     "InterpolationOptions",
+    "SearchStep",
     "balance",
     "blas_backend",
     "choose_solver",
@@ -79,6 +82,111 @@ class InterpolationOptions:
     def solver(self) -> str: ...
     @property
     def tol(self) -> float: ...
+
+class SearchStep:
+    """
+    One step of the flatness search (flatext::SearchStep): read-only fields.
+    """
+    @property
+    def W(self) -> numpy.ndarray:
+        """
+        first layer at the new point (m, d)
+        """
+    @property
+    def a(self) -> numpy.ndarray:
+        """
+        second layer at the new point (m,)
+        """
+    @property
+    def accepted(self) -> bool:
+        """
+        a trial passed the line search
+        """
+    @property
+    def backtracks(self) -> int:
+        """
+        halvings of eta
+        """
+    @property
+    def eta(self) -> float:
+        """
+        accepted step size (0: none)
+        """
+    @property
+    def g_norm(self) -> float:
+        """
+        ||grad T|| at the start point
+        """
+    @property
+    def gn_iters(self) -> int:
+        """
+        Gauss-Newton fallback iterations
+        """
+    @property
+    def gram_builds(self) -> int:
+        """
+        n x n Gram matrices built (all trials)
+        """
+    @property
+    def gt_norm(self) -> float:
+        """
+        ||g_t||, its tangent part
+        """
+    @property
+    def krylov_converged(self) -> bool:
+        """
+        the projection's solve converged
+        """
+    @property
+    def krylov_iters(self) -> int:
+        """
+        CG iterations (all solves)
+        """
+    @property
+    def krylov_residual(self) -> float:
+        """
+        relative residual of the projection
+        """
+    @property
+    def max_residual(self) -> float:
+        """
+        max |r| at the new point
+        """
+    @property
+    def orbit_min_trace(self) -> float:
+        """
+        orbit-minimal T at the new point
+        """
+    @property
+    def retract_iters(self) -> int:
+        """
+        retraction iterations of the accepted trial
+        """
+    @property
+    def small_gradient(self) -> bool:
+        """
+        ||g_t|| <= gtol ||g||: no step tried
+        """
+    @property
+    def solver(self) -> str:
+        """
+        'cholesky' or 'cg'
+        """
+    @property
+    def trace(self) -> float:
+        """
+        T at the new point (after the balance)
+        """
+    @property
+    def trace_before(self) -> float:
+        """
+        T at the start point
+        """
+    @property
+    def u(self) -> numpy.ndarray:
+        """
+        multipliers of the tangent projection (n,): the next step's warm start
+        """
 
 class Activation:
     """
@@ -354,7 +462,7 @@ def search_step(
     cg_max_iter: typing.SupportsInt | typing.SupportsIndex = 2000,
     u0: typing.Any = None,
     cg_rank: typing.SupportsInt | typing.SupportsIndex = -1,
-) -> typing.Any: ...
+) -> SearchStep: ...
 def set_num_threads(k: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
     Set the kernels' thread count for the process; 0 restores the default.

@@ -892,21 +892,24 @@ def _search(W, a, X, y, p, c, tol, solver, kw, loop):
     """The projected-gradient search from an interpolating start (the manifold method)."""
     X = np.ascontiguousarray(X, dtype=W.dtype)
     y = np.ascontiguousarray(y, dtype=W.dtype)
-    step = partial(_core.search_step, X=X, y=y, power=p, neg=c, tol=tol, balance=loop.balance, solver=solver, **kw)
+
+    def step(W, a, **more):
+        return _core.search_step(W, a, X, y, p, c, tol=tol, balance=loop.balance, solver=solver, **kw, **more)
+
     s = step(W, a, gtol=np.inf)  # balance the start point (a search step with gtol = inf does only that)
-    W, a, u = s["W"], s["a"], s["u"]
-    hist = {k: [] for k in _HIST_KEYS}
+    W, a, u = s.W, s.a, s.u
+    hist: dict[str, list] = {k: [] for k in _HIST_KEYS}
 
     def record(s, eta, ratio):
         for k in ("trace", "orbit_min_trace", "max_residual"):
-            hist[k].append(s[k])
+            hist[k].append(getattr(s, k))
         hist["eta"].append(eta)
         hist["gt_ratio"].append(ratio)
         for k in ("backtracks", "retract_iters", "gram_builds", "krylov_iters"):
-            hist[k].append(s[k] if eta > 0 else 0)
+            hist[k].append(getattr(s, k) if eta > 0 else 0)
 
     def ratio_of(s):
-        return s["gt_norm"] / s["g_norm"] if s["g_norm"] > 0 else 0.0
+        return s.gt_norm / s.g_norm if s.g_norm > 0 else 0.0
 
     ratio = ratio_of(s)
     record(s, 0.0, ratio)
@@ -922,10 +925,10 @@ def _search(W, a, X, y, p, c, tol, solver, kw, loop):
             hist["gt_ratio"][-1] = ratio
             reason = stop
             break
-        u, it, best = s["u"], it + 1, s
-        W, a, eta_prev = s["W"], s["a"], s["eta"]
-        grow = 2.0 if s["backtracks"] == 0 else 1.0
-        record(s, s["eta"], ratio)
+        u, it, best = s.u, it + 1, s
+        W, a, eta_prev = s.W, s.a, s.eta
+        grow = 2.0 if s.backtracks == 0 else 1.0
+        record(s, s.eta, ratio)
         if loop.callback is not None:
             info = {"iteration": it, "W": W, "a": a}
             info.update({k: v[-1] for k, v in hist.items()})
@@ -939,26 +942,26 @@ def _search(W, a, X, y, p, c, tol, solver, kw, loop):
     return SearchResult(
         W,
         a,
-        float(best["trace"]),
-        float(best["orbit_min_trace"]),
-        float(best["max_residual"]),
+        float(best.trace),
+        float(best.orbit_min_trace),
+        float(best.max_residual),
         it,
         reason in CONVERGED_REASONS,
         reason,
         history,
         float(ratio),
-        s["solver"],
-        search_orbit_min_trace=float(best["orbit_min_trace"]),
+        s.solver,
+        search_orbit_min_trace=float(best.orbit_min_trace),
     )
 
 
 def _step_stop(s):
     """The stop reason a search step reports, or None (the step was accepted)."""
-    if not s["krylov_converged"]:
+    if not s.krylov_converged:
         return "krylov_not_converged"
-    if s["small_gradient"]:
+    if s.small_gradient:
         return "gtol"
-    if not s["accepted"]:
+    if not s.accepted:
         return "line_search_failed"
     return None
 
