@@ -19,8 +19,8 @@ import numpy as np
 
 from ._native import _core
 from .curvature import forward, loss_grad
-from .interpolators import find_interpolator
 from .options import LabelNoiseOptions, TrainOptions, merge_options
+from .polish import gauss_newton_polish
 from .results import ResultFields
 from .stepsize import resolve_lr
 
@@ -391,33 +391,16 @@ def _gd_loop(W0, a0, X, y, p, c, method, lr, rho, max_iter, tol, record_every, c
 
 
 def _train_polish(W, a, X, y, p, c, msg, polish, loss_end, tol, polish_factor, polish_tol, polish_max_iter):
-    """The Gauss-Newton polish of :func:`train` (``polish=None``: skipped for want of time).
+    """The Gauss-Newton polish of :func:`train` (:func:`flatext.polish.gauss_newton_polish`), run when
+    the final loss is within ``polish_factor * tol`` (``polish=None``: skipped for want of time).
     Returns (W, a, message, max_residual_before, max_residual_after, polished, polish status)."""
+    if polish and math.isfinite(loss_end) and loss_end <= polish_factor * tol:
+        o = gauss_newton_polish(W, a, X, y, power=p, neg=c, tol=polish_tol, max_iter=polish_max_iter)
+        msg += f"; {o.message}" if o.message else ""
+        return o.W, o.a, msg, o.max_residual_before, o.max_residual_after, o.polished, o.status
     yv = np.asarray(y, dtype=W.dtype)
     rb = float(np.max(np.abs(_core.forward(W, a, X, p, c) - yv)))
-    ra, polished, status = rb, False, "off" if polish is False else "skipped"
-    if polish:
-        if math.isfinite(loss_end) and loss_end <= polish_factor * tol:
-            try:
-                q = find_interpolator(W, a, X, y, power=p, neg=c, tol=polish_tol, max_iter=polish_max_iter)
-            except ValueError as e:  # cannot interpolate from here: keep the trained point
-                status = "failed"
-                msg += f"; polish failed: {e}"
-            else:
-                if q.max_residual < rb:
-                    W, a, ra, polished = q.W, q.a, q.max_residual, True
-                    status = "converged" if q.converged else "improved"
-                    if not q.converged:
-                        msg += (
-                            f"; polish did not reach its tolerance in {q.iterations} steps "
-                            f"(max|r| {rb:.3g} -> {q.max_residual:.3g}): returning the polished point"
-                        )
-                else:
-                    status = "no improvement"
-                    msg += (
-                        f"; polish did not lower max|r| ({q.max_residual:.3g} >= {rb:.3g}): keeping the trained point"
-                    )
-    return W, a, msg, rb, ra, polished, status
+    return W, a, msg, rb, rb, False, "off" if polish is False else "skipped"
 
 
 # Label-noise SGD.
@@ -630,18 +613,13 @@ def _lnsgd_steps(W, a, X, y, kw, o, lr, batch, callback, t_start):
 
 
 def _lnsgd_polish(run, X, y, kw, o):
-    """The Gauss-Newton polish of label-noise SGD's end point (kept when it converges).
+    """The Gauss-Newton polish of label-noise SGD's end point (:func:`flatext.polish.gauss_newton_polish`).
     Returns ``(W, a, max|r| before, max|r| after, polished, message, polish status)``."""
     W, a, message = run.W, run.a, run.message
-    rb = ra = float(np.max(np.abs(forward(W, a, X, **kw) - y)))
-    if not o.polish:
-        return W, a, rb, ra, False, message, "off"
-    if run.reason == "time_budget":
-        return W, a, rb, ra, False, message + "; polish skipped (no time left)", "skipped"
-    try:
-        p = find_interpolator(W, a, X, y, tol=o.polish_tol, max_iter=o.polish_max_iter, **kw)
-    except ValueError as e:
-        return W, a, rb, ra, False, message + f"; polish failed: {e}", "failed"
-    if p.converged:
-        return p.W, p.a, rb, p.max_residual, True, message, "converged"
-    return W, a, rb, ra, False, message + f"; polish did not converge (max|r| = {p.max_residual:.3g})", "no improvement"
+    if not o.polish or run.reason == "time_budget":
+        rb = float(np.max(np.abs(forward(W, a, X, **kw) - y)))
+        skipped = "; polish skipped (no time left)" if o.polish else ""
+        return W, a, rb, rb, False, message + skipped, "skipped" if o.polish else "off"
+    q = gauss_newton_polish(W, a, X, y, tol=o.polish_tol, max_iter=o.polish_max_iter, **kw)
+    message += f"; {q.message}" if q.message else ""
+    return q.W, q.a, q.max_residual_before, q.max_residual_after, q.polished, message, q.status

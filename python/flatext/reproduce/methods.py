@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import List
 
 from ..interpolators import find_interpolator, flattest_interpolator, memorizing_interpolator, teacher_plus_memorizer
+from ..polish import gauss_newton_polish
 from ..stepsize import resolve_lr
 from ..training import label_noise_sgd, train
 from .problems import Problem, Row, measure_row, timed
@@ -50,38 +51,16 @@ POLISH_MAX_ITER = 500
 
 
 def _polish_row(prob: Problem, claim: str, label: str, W, a, start: int, seconds: float) -> List[Row]:
-    """The Gauss-Newton polish of a trained point, as its own row (``stop`` says whether it converged;
-    a polish that raises is recorded at the trained point with ``stop="polish failed"``)."""
-    try:
-        pol, dt = timed(lambda: find_interpolator(W, a, prob.X, prob.y, max_iter=POLISH_MAX_ITER, **prob.kw))
-    except ValueError as e:
-        return [
-            measure_row(
-                prob,
-                claim,
-                label + POLISH,
-                W,
-                a,
-                start=start,
-                seconds=seconds,
-                stop="polish failed",
-                note=f"polish failed: {e}"[:200],
-            )
-        ]
-    stop = "converged" if pol.converged else "max_iter"
-    return [
-        measure_row(
-            prob,
-            claim,
-            label + POLISH,
-            pol.W,
-            pol.a,
-            start=start,
-            seconds=seconds + dt,
-            stop=stop,
-            note=f"{pol.iterations} Gauss-Newton steps from max|r| {pol.history[0]:.2e}",
-        )
-    ]
+    """The Gauss-Newton polish of a trained point, as its own row, by the package's one polish rule
+    (:func:`flatext.polish.gauss_newton_polish`: the polished point where it lowered max|r|, else the
+    trained point); ``stop`` is the polish's status (``"converged"``, ``"improved"``,
+    ``"no improvement"``, ``"failed"``)."""
+    pol, dt = timed(lambda: gauss_newton_polish(W, a, prob.X, prob.y, max_iter=POLISH_MAX_ITER, **prob.kw))
+    note = pol.message or f"{pol.iterations} Gauss-Newton steps from max|r| {pol.max_residual_before:.2e}"
+    row = measure_row(
+        prob, claim, label + POLISH, pol.W, pol.a, start=start, seconds=seconds + dt, stop=pol.status, note=note[:200]
+    )
+    return [row]
 
 
 def trained(
