@@ -26,7 +26,8 @@ void bind_search(py::module_& m) {
     using namespace flatext;
 
     py::class_<SearchStepResult>(m, "SearchStep",
-                                 "One step of the flatness search (flatext::SearchStep): read-only fields.")
+                                 "One step of the flatness search (flatext::SearchStep): read-only fields.",
+                                 py::module_local())  // one registration per variant module
         .def_readonly("W", &SearchStepResult::W, "first layer at the new point (m, d)")
         .def_readonly("a", &SearchStepResult::a, "second layer at the new point (m,)")
         .def_readonly("u", &SearchStepResult::u,
