@@ -6,6 +6,7 @@ Usage::
     python benchmarks/bench_convex.py table --neg -0.25  # the same with leaky ReLU (1: |z|)
     python benchmarks/bench_convex.py reach 3:50,100 4:30,40 --sampled 10:100,200
     python benchmarks/bench_convex.py solvers 3:20,40
+    python benchmarks/bench_convex.py restricted 20:1000          # Clarabel vs the structured IPM
 
 ``table``: per problem (X Gaussian, y from a sum of single-index ReLU teachers), the
 certified optimum (exact pattern enumeration) and the search's min / median / max
@@ -15,7 +16,10 @@ with the number of runs that report convergence more than 5 % above it.
 ``reach``: seconds of an exact (and optionally a sampled) certification per (d, n);
 exact mode prices every cell and keeps few in the program (``--pricing-rounds 0``: the
 full program over all cells).
-``solvers``: the same cone program through Clarabel's own API, cvxpy + Clarabel and SCS.
+``solvers``: the same cone program through Clarabel's own API, the structured IPM, cvxpy + Clarabel and SCS.
+``restricted``: the cone program over the cells of the cell-sparse method's penalty path on the
+held-out scale problem of ``bench_methods.py`` (a three-direction teacher with a |z| component),
+one solve by Clarabel and one by the structured interior-point method (``solver="ipm"``).
 """
 
 from __future__ import annotations
@@ -166,7 +170,7 @@ def solvers(args):
     print("|---|---|---|---|---|---|")
     for d, n in _pairs(args.specs):
         X, y, _ = problem(n, d, 2000 + n)
-        for solver in ("clarabel", "ecos", "scs", "cvxpy"):
+        for solver in ("clarabel", "ipm", "ecos", "scs", "cvxpy"):
             t0 = time.perf_counter()
             try:
                 r = fx.certified_flattest(X, y, solver=solver, tol=1e-8)
@@ -181,9 +185,35 @@ def solvers(args):
                 )
 
 
+def restricted(args):
+    from bench_methods import start, teacher_problem
+    from flatext.cells import _start_rows, active_neurons, penalty_path
+    from flatext.convex import _backend, _candidate_patterns, _groups, _row_basis, _socp_blocks, _warm_directions
+
+    print("| d | n | groups | cone rows | solver | seconds | optimum | status |")
+    print("|---|---|---|---|---|---|---|---|")
+    for d, n in _pairs(args.specs):
+        X, y, _ = teacher_problem(n, d, 0.0, 0)
+        W0, a0 = start(n, d, 0)
+        Wp, ap, _ = penalty_path(*_start_rows(W0, a0, max(100, n // 4)), X, y)
+        Q = _row_basis(X)
+        Xr = X @ Q
+        pats = _candidate_patterns(Xr, 0.0, "sampled", 0, 0, 0, _warm_directions([active_neurons(Wp, ap, X, y)], Q))
+        groups, kappa, Ls = _groups(Xr, pats, 0.0)
+        q, A, b, cones = _socp_blocks(Xr, y, pats, 0.0, groups, kappa, Ls)
+        for solver in ("ipm", "clarabel"):
+            t0 = time.perf_counter()
+            _, status, obj, _ = _backend(solver)(q, A, b, cones, 1e-8)
+            print(
+                f"| {d} | {n} | {len(groups)} | {A.shape[0] - n} | {solver} | {time.perf_counter() - t0:.1f} "
+                f"| {obj:.8f} | {status} |",
+                flush=True,
+            )
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["table", "reach", "solvers"])
+    ap.add_argument("what", choices=["table", "reach", "solvers", "restricted"])
     ap.add_argument("specs", nargs="*", help="d:n1,n2,... (reach, solvers)")
     ap.add_argument("--sampled", nargs="*", help="d:n1,n2,... for patterns='sampled' (reach)")
     ap.add_argument("--n-patterns", type=int, default=None)
@@ -196,7 +226,7 @@ def main():
     ap.add_argument("--neg", type=float, default=0.0)
     ap.add_argument("--starts", type=int, default=10)
     args = ap.parse_args()
-    {"table": table, "reach": reach, "solvers": solvers}[args.what](args)
+    {"table": table, "reach": reach, "solvers": solvers, "restricted": restricted}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -216,3 +216,19 @@ def test_float32_and_list_inputs(method, monkeypatch):
     assert np.max(np.abs(ref.forward(s.W, s.a, X, 1.0, 0.0) - y)) <= 1e-3 * max(1.0, np.abs(y).max())
     s = fx.flattest_interpolator(W0, a0, X.tolist(), y.tolist(), method=method)
     assert interpolates(s.W, s.a, X, y)
+
+
+@pytest.mark.parametrize("seed", [2, pytest.param(4, marks=pytest.mark.slow)])
+def test_cells_with_the_structured_ipm_is_exact_and_never_below_the_certified_optimum(seed):
+    # the same restricted programs through solver="ipm": its interior solution is the network itself
+    pytest.importorskip("cvxpy")
+    from flatext.cells import cell_sparse
+
+    X, y, _, _ = planted(3, 16, seed=seed, k=2)
+    value, _, _ = certified_relu_optimum(X, y)
+    W0, a0 = start(400, 3, seed)  # m above the program's groups: no LP vertex, the solution as it is
+    o = cell_sparse(W0, a0, X, y, m=400, width=32, solver="ipm")
+    assert interpolates(o.W, o.a, X, y)
+    assert o.value == pytest.approx(orbit_min_relu(o.W, o.a, X), rel=1e-9)
+    assert o.bound * (1 - 1e-6) <= o.value <= o.bound * (1 + 1e-6)
+    assert value * (1 - 1e-6) <= o.value <= value * 1.05

@@ -122,10 +122,15 @@ def cell_sparse(
     seed=0,
     tol=1e-8,
     max_seconds=None,
+    solver="clarabel",
 ):
     """The cell-sparse flattest interpolator (module docstring): penalty path from the ``width``
     largest neurons of ``(W0, a0)``, active cells (with those of ``networks``), restricted
     program grown by pricing, exact network of width ``m``.
+
+    ``solver`` is the cone program's back end (:func:`flatext.certified_flattest`):
+    ``"clarabel"`` (default) or the block-structured interior-point method ``"ipm"`` (its
+    iterates are strictly inside the cells, so the network is the solution itself).
 
     ``max_seconds`` bounds the call: the cone program gets what the penalty path left
     (:func:`flatext.certified_flattest`'s budget, checked between pricing rounds); when it runs
@@ -156,6 +161,7 @@ def cell_sparse(
         warm_start=starts,
         seed=seed,
         tol=tol,
+        solver=solver,
         pricing_rounds=pricing_rounds,
         pricing_max_add=max_add,
         max_seconds=None if max_seconds is None else max(max_seconds - (time.perf_counter() - t0), 1e-3),

@@ -47,6 +47,7 @@ from .cells import (  # noqa: F401
 from .checks import _check_arguments, _check_X, _warm_directions  # noqa: F401
 from .constants import INTERP_RTOL
 from .constants import SOLVERS as _SOLVERS  # noqa: F401
+from .ipm import _solve_ipm
 from .network import (  # noqa: F401
     _active,
     _alpha_fix,
@@ -55,6 +56,7 @@ from .network import (  # noqa: F401
     _fewer_neurons,
     _final_network,
     _interior_network,
+    _interior_solution,
     _onto_closed_cell,
     _refined,
 )
@@ -76,8 +78,26 @@ __all__ = ["ConvexResult", "arrangement_cell_count", "arrangement_patterns", "ce
 
 def _backend(solver):
     """The conic solver back end named ``solver`` (one of ``SOLVERS``)."""
-    backends = {"clarabel": _solve_clarabel, "scs": _solve_scs, "ecos": _solve_ecos, "cvxpy": _solve_cvxpy}
+    backends = {
+        "clarabel": _solve_clarabel,
+        "ipm": _solve_ipm,
+        "scs": _solve_scs,
+        "ecos": _solve_ecos,
+        "cvxpy": _solve_cvxpy,
+    }
     return backends[solver]
+
+
+def _network(Xr, y, sol, contrib, neg, solve, solver, tol, verbose, m):
+    """The optimum's neurons strictly inside their cells: the interior-point solution itself
+    when it is strictly inside (``solver="ipm"``), else refined and placed (:mod:`.network`).
+    Returns (V (k, r), groups, theta, neurons of the optimum)."""
+    if solver == "ipm":
+        direct = _interior_solution(Xr, y, sol, contrib, neg, INTERP_RTOL, m)
+        if direct is not None:
+            return direct[0], direct[1], 0.0, len(direct[1])
+    U2, contrib2, g2 = _refined(Xr, y, sol, contrib, neg, solve, tol, verbose)
+    return _interior_network(Xr, y, sol.patterns, g2, U2, contrib2, neg, INTERP_RTOL)
 
 
 def certified_flattest(
@@ -129,10 +149,14 @@ def certified_flattest(
     warm_start : sequence of (W, a), optional
         Networks (e.g. a local search's result) whose neurons' patterns are added
         (in exact mode with pricing: to the first program).
-    solver : {"clarabel", "scs", "ecos", "cvxpy"}
+    solver : {"clarabel", "ipm", "scs", "ecos", "cvxpy"}
         Conic solver: Clarabel's own API (default, fastest here: see
-        ``docs/convex.md``), SCS, ECOS, or cvxpy with Clarabel (slow modelling;
-        for cross-checks).
+        ``docs/convex.md``); ``"ipm"``, flatext's primal-dual interior-point method
+        for this program's block structure (:mod:`flatext.convex.ipm`: one
+        ``(r+1) x (r+1)`` block per group and an ``n x n`` Schur complement; its
+        solution is strictly inside the cells, so the network is the solution
+        itself); SCS, ECOS, or cvxpy with Clarabel (slow modelling; for cross-checks).
+        Pricing needs the dual variables: ``"clarabel"`` or ``"ipm"``.
     seed : int
         Seed of the sampled directions.
     tol : float
@@ -219,8 +243,7 @@ def certified_flattest(
     # where the trace's convention (sigma'(0) = 0) differs from its limit: re-solve the groups that
     # matter more accurately, move the neurons strictly inside their cells (docs/convex.md), balance
     t1 = time.perf_counter()
-    U2, contrib2, g2 = _refined(Xr, y, sol, contrib, neg, solve, tol, verbose)
-    V, act_groups, theta, k_opt = _interior_network(Xr, y, sol.patterns, g2, U2, contrib2, neg, INTERP_RTOL)
+    V, act_groups, theta, k_opt = _network(Xr, y, sol, contrib, neg, solve, solver, tol, verbose, m)
     W, a, k_act, max_res, value = _final_network(V, act_groups, Q, X, y, neg, m, bound)
     times["polish"] = time.perf_counter() - t1
     _check_value(value, bound, tol, theta)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .constants import SOLVERS
+from .constants import DUAL_SOLVERS, SOLVERS
 
 
 def _check_X(X):
@@ -61,13 +61,13 @@ def _check_arguments(X, y, neg, patterns, solver, m, tol, pricing_rounds, pricin
     if np.any(np.linalg.norm(X, axis=1) == 0):
         raise ValueError("X has a zero row: a bias-free network outputs 0 there; drop it")
     if pricing_rounds is None:
-        pricing_rounds = (50 if patterns == "exact" else 5) if solver == "clarabel" else 0
+        pricing_rounds = (50 if patterns == "exact" else 5) if solver in DUAL_SOLVERS else 0
     if not _is_int(pricing_rounds) or pricing_rounds < 0:
         raise ValueError(f"pricing_rounds must be an int >= 0; got {pricing_rounds!r}")
     if pricing_max_add is not None and (not _is_int(pricing_max_add) or pricing_max_add < 1):
         raise ValueError(f"pricing_max_add must be a positive int or None; got {pricing_max_add!r}")
-    if pricing_rounds and solver != "clarabel":
-        raise ValueError("pricing_rounds > 0 needs solver='clarabel' (its dual variables)")
+    if pricing_rounds and solver not in DUAL_SOLVERS:
+        raise ValueError(f"pricing_rounds > 0 needs a solver of {DUAL_SOLVERS} (their dual variables)")
     return X, y, neg, pricing_rounds
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 #: The conic solver back ends (``certified_flattest(solver=...)``).
-SOLVERS = ("clarabel", "scs", "ecos", "cvxpy")
+SOLVERS = ("clarabel", "ipm", "scs", "ecos", "cvxpy")
+
+#: The back ends that return the dual variables pricing needs.
+DUAL_SOLVERS = ("clarabel", "ipm")
 
 #: Solver statuses accepted as a solution of the cone program (lower case).
 SOLVED_STATUSES = ("solved", "optimal", "almostsolved")
@@ -13,6 +16,12 @@ PRICE_THRESHOLD = 1.0 + 1e-6
 
 #: A direction u is on sample j's kink (in no cell) when ``|x_j.u| <= KINK_RTOL ||u|| ||x_j||``.
 KINK_RTOL = 1e-10
+
+#: An interior-point solution's neuron is its own network when every sample's pre-activation has
+#: the cell's sign with at least this relative margin, |x_j.u| / (||x_j|| ||u||): the optimum puts
+#: samples on kinks, which the method approaches to ~1e-12; a float64 dot product rounds at
+#: ~sqrt(d) 1e-16, so the sign is still exact. The kernel's trace of the network is then checked.
+IPM_MARGIN_RTOL = 1e-13
 
 #: Eigenvalues of ``M_P^T M_P`` below this times the largest are dropped from its factor.
 EIG_RTOL = 1e-13

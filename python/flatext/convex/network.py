@@ -12,12 +12,13 @@ import math
 import warnings
 
 import numpy as np
+from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import linprog, lsq_linear
 
 from ..curvature import forward
 from ..symmetry import balance, orbit_min_trace
 from .cells import _interior_direction
-from .constants import INTERP_RTOL, REFINE_TOL, SOLVED_STATUSES, refine_groups
+from .constants import INTERP_RTOL, IPM_MARGIN_RTOL, REFINE_TOL, SOLVED_STATUSES, refine_groups
 from .program import _contributions, _socp_blocks
 
 
@@ -289,6 +290,92 @@ def _interior_network(Xr, y, pats, groups, U, contrib, neg, rtol):
     Vin = np.linalg.norm(Ustar, axis=1)[:, None] * pats.inner[P_act]
     cols = _correction_columns(Xr, pats, groups, contrib, P_act, neg)
     return _place(Xr, y, pats, neg, act_groups, Ustar, Vin, cols, rtol)
+
+
+def _interior_solution(Xr, y, sol, contrib, neg, rtol, m=None):
+    """The network of an interior-point solution whose neurons are strictly inside their cells.
+
+    The back end ``"ipm"`` returns an iterate of a primal-dual method, strictly inside every
+    cone: each group's u is then strictly inside its cell (every sample off its hyperplane),
+    its neuron's trace is the group's part of the objective, and no in-cell construction is
+    needed. Groups below 1e-13 of the optimum are dropped, and those below 1e-9 of it that are
+    not strictly inside (near 0 their direction is the method's rounding); if more than ``m``
+    remain, at most n are kept by the LP of :func:`_fewer_neurons` (same outputs, trace not
+    larger); then they are moved
+    by the least change that fits y exactly at their patterns (:func:`_exact_fit`). Returns
+    (V (k, r), groups) or None when a larger group has a sample within ``IPM_MARGIN_RTOL`` of
+    its kink or across it, the fit moves a sample across a kink, or misses
+    ``1e-2 rtol max(1, max|y|)`` (the construction meets the outputs to rounding; the search
+    asks 1e-10 by default).
+    """
+    r = Xr.shape[1]
+    U = sol.x.reshape(-1, r + 1)[:, :r]
+    total = float(np.sum(contrib))
+    act = np.nonzero(contrib > 0)[0]
+    xn = np.linalg.norm(Xr, axis=1)
+    signs = sol.patterns.signs[[sol.groups[i][0] for i in act]]
+    Ua = U[act]
+    margin = np.min(signs * (Ua @ Xr.T) / xn, axis=1) / np.maximum(np.linalg.norm(Ua, axis=1), 1e-300)
+    inside = margin > IPM_MARGIN_RTOL
+    if np.any(~inside & (contrib[act] > 1e-9 * total)):
+        return None
+    act, Ua = act[inside], Ua[inside]
+    if m is not None and act.size > m:  # the LP meets the outputs to ~1e-7 only: when needed
+        act, Ua = _fewer_neurons(Xr, y, sol.patterns, sol.groups, act, Ua, contrib, neg)
+    for _ in range(10):  # the fit may move a tiny group's sample across its kink: drop it, fit again
+        groups = [sol.groups[i] for i in act]
+        Uf = _exact_fit(Xr, y, sol.patterns, float(neg), groups, Ua, contrib[act])
+        crossed = np.any(sol.patterns.signs[[P for P, _ in groups]] * (Uf @ Xr.T) <= 0, axis=1)
+        if not np.any(crossed):
+            break
+        if np.any(crossed & (contrib[act] > 1e-9 * total)):
+            return None
+        act, Ua = act[~crossed], Ua[~crossed]
+    else:
+        return None
+    Ua = Uf
+    F = _outputs(Xr, sol.patterns, float(neg), groups, Ua)
+    if np.max(np.abs(F.sum(axis=1) - y)) > 1e-2 * rtol * max(1.0, float(np.max(np.abs(y)))):
+        return None  # the in-cell construction meets the outputs to rounding: use it instead
+    return Ua, groups
+
+
+def _exact_fit(Xr, y, pats, c, groups, U, contrib, steps=3):
+    """U + dU fitting y exactly at the cells' patterns (what dropped groups and the method's
+    residual left, ~1e-9): the least change of the groups above 1e-6 of the optimum that keeps
+    the pre-activation of every sample within 1e-6 of its kink (relative) unchanged -- the
+    optimum puts samples on kinks, at margins ~1e-12 that any other change would cross. The
+    outputs are sum_q e_q * (Xr u_q), so with P_q the projector onto the null space of the
+    group's near-kink samples the normal matrix is sum_q D_q Xr P_q Xr^T D_q (n x n)."""
+    xn = np.linalg.norm(Xr, axis=1)
+    big = np.nonzero(contrib > 1e-6 * float(np.sum(contrib)))[0]
+    n, r = Xr.shape
+    E = np.stack([groups[i][1] * np.where(pats.signs[groups[i][0]] > 0, 1.0, -c) for i in big])  # (k, n)
+    Ps = []
+    K = np.zeros((n, n))
+    for e, i in zip(E, big):
+        rel = np.abs(Xr @ U[i]) / (xn * max(float(np.linalg.norm(U[i])), 1e-300))
+        near = Xr[rel < 1e-6]
+        P = np.eye(r)
+        if near.shape[0]:
+            _, sv, Vt = np.linalg.svd(near, full_matrices=True)
+            rank = int(np.sum(sv > 1e-12 * sv[0]))
+            P = Vt[rank:].T @ Vt[rank:]
+        Ps.append(P)
+        B = e[:, None] * (Xr @ P)
+        K += B @ Xr.T * e[None, :]
+    K[np.diag_indices_from(K)] += 1e-14 * max(float(np.trace(K)) / n, 1e-300)
+    try:
+        cf = cho_factor(K)
+    except np.linalg.LinAlgError:
+        return U
+    U = U.copy()
+    for _ in range(steps):
+        res = y - sum(g * np.where(pats.signs[P] > 0, 1.0, -c) * (Xr @ u) for (P, g), u in zip(groups, U))
+        lam = cho_solve(cf, res)
+        for e, i, P in zip(E, big, Ps):
+            U[i] += P @ (Xr.T @ (e * lam))
+    return U
 
 
 def _refined(Xr, y, sol, contrib, neg, solve, tol, verbose):
