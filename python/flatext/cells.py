@@ -122,15 +122,16 @@ def cell_sparse(
     seed=0,
     tol=1e-8,
     max_seconds=None,
-    solver="clarabel",
+    solver="ipm",
 ):
     """The cell-sparse flattest interpolator (module docstring): penalty path from the ``width``
     largest neurons of ``(W0, a0)``, active cells (with those of ``networks``), restricted
     program grown by pricing, exact network of width ``m``.
 
-    ``solver`` is the cone program's back end (:func:`flatext.certified_flattest`):
-    ``"clarabel"`` (default) or the block-structured interior-point method ``"ipm"`` (its
-    iterates are strictly inside the cells, so the network is the solution itself).
+    ``solver`` is the cone program's back end (:func:`flatext.certified_flattest`): the
+    block-structured interior-point method ``"ipm"`` (default: its solution is strictly inside
+    the cells, so the network is the solution itself; 4-5x faster than Clarabel at n = 1000)
+    or ``"clarabel"``.
 
     ``max_seconds`` bounds the call: the cone program gets what the penalty path left
     (:func:`flatext.certified_flattest`'s budget, checked between pricing rounds); when it runs

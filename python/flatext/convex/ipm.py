@@ -448,7 +448,7 @@ def _solve_ipm(q, A, b, cones, tol, verbose=False, max_iter=IPM_MAX_ITER):
     m_deg = pt.s_n.size + P.Q
     nb = max(1.0, float(np.linalg.norm(np.r_[P.beq, P.hn, P.hs.ravel()])))
     nc = max(1.0, float(np.linalg.norm(P.q)))
-    best, best_res, stop, last_gain = pt, None, "MaxIterations", 0
+    best, best_res, stop, last_gain, gain_err = pt, None, "MaxIterations", 0, np.inf
     with np.errstate(all="ignore"):
         for it in range(max_iter):
             res = _residuals(P, pt, m_deg, nb, nc)
@@ -456,9 +456,9 @@ def _solve_ipm(q, A, b, cones, tol, verbose=False, max_iter=IPM_MAX_ITER):
                 stop = "NumericalError"
                 break
             if best_res is None or res.err < best_res.err:
-                if best_res is None or res.err < 0.5 * best_res.err:
-                    last_gain = it
                 best, best_res = pt, res
+            if res.err < 0.5 * gain_err:
+                last_gain, gain_err = it, res.err
             if it - last_gain > (IPM_STALL if best_res.err < IPM_REDUCED_TOL else IPM_STALL_FAR):
                 stop = "Stalled"  # e.g. an infeasible program (y not interpolable in these cells)
                 break
