@@ -227,8 +227,26 @@ def test_cells_with_the_structured_ipm_is_exact_and_never_below_the_certified_op
     X, y, _, _ = planted(3, 16, seed=seed, k=2)
     value, _, _ = certified_relu_optimum(X, y)
     W0, a0 = start(400, 3, seed)  # m above the program's groups: no LP vertex, the solution as it is
-    o = cell_sparse(W0, a0, X, y, m=400, width=32, solver="ipm")
+    o = cell_sparse(W0, a0, X, y, m=400, width=32, solver="ipm")  # the default only above n = 200
     assert interpolates(o.W, o.a, X, y)
     assert o.value == pytest.approx(orbit_min_relu(o.W, o.a, X), rel=1e-9)
     assert o.bound * (1 - 1e-6) <= o.value <= o.bound * (1 + 1e-6)
     assert value * (1 - 1e-6) <= o.value <= value * 1.05
+
+
+@pytest.mark.parametrize("n, expected", [(200, "clarabel"), (201, "ipm")])
+def test_cells_solver_default_depends_on_n(n, expected, monkeypatch):
+    import flatext.cells as cells
+
+    seen = {}
+
+    def fake(*args, **kwargs):
+        seen["solver"] = kwargs["solver"]
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(cells, "certified_flattest", fake)
+    monkeypatch.setattr(cells, "penalty_path", lambda W, a, X, y, neg=0.0: (W, a, 0))
+    X, y, _, _ = planted(3, n, seed=0, k=2)
+    with pytest.raises(RuntimeError, match="stop here"):
+        cells.cell_sparse(*start(8, 3, 0), X, y, m=8, width=8)
+    assert seen["solver"] == expected
