@@ -50,3 +50,23 @@ def refine_groups(n):
 
 #: Solver tolerance of the re-solve on the optimum's groups (at most the call's ``tol``).
 REFINE_TOL = 1e-11
+
+#: The structured interior-point method (``solver="ipm"``, :mod:`flatext.convex.ipm`):
+#: iterations at most (it needs 20-60 here).
+IPM_MAX_ITER = 200
+#: Fraction of the step to the cone's boundary taken.
+IPM_STEP = 0.99
+#: Iterative-refinement steps of each Newton solve.
+KKT_REFINE = 8
+#: Below this step length the iterates no longer move (rounding): the method stops.
+IPM_MIN_STEP = 1e-10
+#: A best iterate whose relative residuals and gaps are below this (Clarabel's reduced tolerance
+#: ``reduced_tol_gap_rel``) is reported "AlmostSolved": near a degenerate optimum (samples on
+#: kinks) the sign rows' multipliers grow and their rounding, not the method, bounds the dual
+#: residual; the primal point is then still accurate to ``tol``.
+IPM_REDUCED_TOL = 5e-5
+#: The method stops when the best error has not halved in this many iterations (below the
+#: reduced tolerance), or in ``IPM_STALL_FAR`` iterations above it (an infeasible program: this
+#: method has no infeasibility certificate).
+IPM_STALL = 4
+IPM_STALL_FAR = 30

@@ -6,7 +6,7 @@ rows and the group's second-order cone) involves one block only, and only the
 n interpolation equalities couple them. So the Newton system of a primal-dual
 method reduces to one ``(r+1) x (r+1)`` matrix per group and one ``n x n``
 Schur complement ``S = sum_q E_q H_q^{-1} E_q^T``, formed by one matrix product
-(``docs/design.md`` section 12). A generic sparse LDL of the same system
+(``docs/design.md`` section 11). A generic sparse LDL of the same system
 (Clarabel) factors a matrix with a row per cone row instead.
 
 The method: Mehrotra's predictor-corrector with Nesterov-Todd scaling, an
@@ -27,28 +27,12 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as sla
 
-#: Iterations at most (an interior-point method needs 20-60 here).
-IPM_MAX_ITER = 200
-#: Fraction of the step to the cone's boundary taken.
-IPM_STEP = 0.99
-#: Iterative-refinement steps of each Newton solve.
-KKT_REFINE = 8
-#: Below this step length the iterates no longer move (rounding): the method stops.
-IPM_MIN_STEP = 1e-10
-#: A best iterate whose relative residuals and gaps are below this (Clarabel's reduced tolerance
-#: ``reduced_tol_gap_rel``) is reported "AlmostSolved": near a degenerate optimum (samples on
-#: kinks) the sign rows' multipliers grow and their rounding, not the method, bounds the dual
-#: residual; the primal point is then still accurate to ``tol``.
-IPM_REDUCED_TOL = 5e-5
-#: The method stops when the best error has not halved in this many iterations (below the
-#: reduced tolerance), or in ``IPM_STALL_FAR`` iterations above it (an infeasible program: this
-#: method has no infeasibility certificate).
-IPM_STALL = 4
-IPM_STALL_FAR = 30
+from .constants import IPM_MAX_ITER, IPM_MIN_STEP, IPM_REDUCED_TOL, IPM_STALL, IPM_STALL_FAR, IPM_STEP, KKT_REFINE
 
 
 class _Blocks:
-    """The program split by blocks: equality rows (sparse), sign rows and cones (dense per block)."""
+    """The program split by blocks: the equality and sign rows as multiples of n base rows
+    (:meth:`_equality_rows`, :meth:`_sign_rows`), the cones dense per block (padded)."""
 
     def __init__(self, q, A, b, cones):
         n0, n1, socs = cones
