@@ -298,11 +298,10 @@ def _interior_solution(Xr, y, sol, contrib, neg, rtol, m=None):
     The back end ``"ipm"`` returns an iterate of a primal-dual method, strictly inside every
     cone: each group's u is then strictly inside its cell (every sample off its hyperplane),
     its neuron's trace is the group's part of the objective, and no in-cell construction is
-    needed. Groups below 1e-13 of the optimum are dropped, and those below 1e-9 of it that are
-    not strictly inside (near 0 their direction is the method's rounding); if more than ``m``
-    remain, at most n are kept by the LP of :func:`_fewer_neurons` (same outputs, trace not
-    larger); then they are moved
-    by the least change that fits y exactly at their patterns (:func:`_exact_fit`). Returns
+    needed. Groups below 1e-9 of the optimum that are not strictly inside are dropped (near 0
+    their direction is the method's rounding); if more than ``m`` remain, at most n are kept by
+    the LP of :func:`_fewer_neurons` (same outputs, trace not larger); then they are moved by
+    the least change that fits y exactly at their patterns (:func:`_exact_fit`). Returns
     (V (k, r), groups) or None when a larger group has a sample within ``IPM_MARGIN_RTOL`` of
     its kink or across it, the fit moves a sample across a kink, or misses
     ``1e-2 rtol max(1, max|y|)`` (the construction meets the outputs to rounding; the search
