@@ -48,28 +48,27 @@ class _Blocks:
         self.beq = np.asarray(b[:n0], dtype=np.float64)
         self._sign_rows(A[n0 : n0 + n1].tocsr(), nv)
         self.hn = np.asarray(b[n0 : n0 + n1], dtype=np.float64)
-        # cones: one per block, padded to the largest dimension (zero rows: slack 0, still interior)
+        self._cones(A[n0 + n1 :].tocsr(), np.asarray(b[n0 + n1 :], dtype=np.float64), socs, nv)
+        self.mask = np.arange(self.kmax)[None, :] < self.socs[np.argsort(self.cone_block)][:, None]
+
+    def _cones(self, M, h, socs, nv):
+        """The cones, one per block, dense and padded to the largest dimension (zero rows: their
+        slack is 0, still interior): Gs (Q, kmax, nv), hs (Q, kmax), cone_block[i] = block of cone i."""
+        Q = len(socs)
         self.kmax = max(socs)
         self.socs = np.asarray(socs)
+        rb, dense = self._dense_rows(M, nv)
+        start = np.concatenate([[0], np.cumsum(self.socs)[:-1]])
+        cone = np.repeat(np.arange(Q), self.socs)
+        self.cone_block = rb[start]
+        if np.any(rb != self.cone_block[cone]) or np.unique(self.cone_block).size != Q:
+            raise ValueError("solver 'ipm' needs one second-order cone per block of variables")
+        pos = np.arange(M.shape[0]) - start[cone]
         self.Gs = np.zeros((Q, self.kmax, nv))
         self.hs = np.zeros((Q, self.kmax))
-        Gsoc = A[n0 + n1 :].tocsr()
-        off = 0
-        self.cone_block = np.empty(Q, dtype=np.intp)
-        hsoc = np.asarray(b[n0 + n1 :], dtype=np.float64)
-        for i, k in enumerate(socs):
-            rb, dense = self._dense_rows(Gsoc[off : off + k], nv)
-            blk = int(rb[0])
-            if np.any(rb != blk):
-                raise ValueError("solver 'ipm' needs each second-order cone inside one block of variables")
-            self.cone_block[i] = blk
-            self.Gs[blk, :k] = dense
-            self.hs[blk, :k] = hsoc[off : off + k]
-            off += k
+        self.Gs[self.cone_block[cone], pos] = dense
+        self.hs[self.cone_block[cone], pos] = h
         self.GsT = np.ascontiguousarray(np.transpose(self.Gs, (0, 2, 1)))
-        if np.unique(self.cone_block).size != Q:
-            raise ValueError("solver 'ipm' needs one second-order cone per block of variables")
-        self.mask = np.arange(self.kmax)[None, :] < self.socs[np.argsort(self.cone_block)][:, None]
 
     def _sign_rows(self, M, nv):
         """The sign rows as +-(a base row): the cell constraints of every group are the samples
@@ -115,6 +114,7 @@ class _Blocks:
     @staticmethod
     def _dense_rows(M, nv):
         """(block per row, dense (rows, nv) coefficients) of a CSR matrix whose rows each touch one block."""
+        M.sum_duplicates()
         rows = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))
         blk = M.indices // nv
         rb = np.zeros(M.shape[0], dtype=np.intp)
@@ -123,7 +123,7 @@ class _Blocks:
         if np.any(blk != rb[rows]):
             raise ValueError("solver 'ipm' needs every cone row inside one block of variables")
         dense = np.zeros((M.shape[0], nv))
-        np.add.at(dense, (rows, M.indices % nv), M.data)
+        dense[rows, M.indices % nv] = M.data  # canonical CSR: no repeated entries
         return rb, dense
 
     # the linear maps (x as (Q, nv); sign-row vectors in the original order; cones as (Q, kmax))
