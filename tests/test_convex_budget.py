@@ -73,3 +73,10 @@ def test_bad_max_seconds_is_named(bad):
     X, y = _data(8, 2)
     with pytest.raises(ValueError, match="max_seconds"):
         certified_flattest(X, y, max_seconds=bad)
+
+
+def test_the_ipm_first_solve_gets_the_time_left_as_its_limit():
+    # the message says the solve itself ran out (status "MaxTime"), not the patterns before it
+    X, y = _data(60, 4)
+    with pytest.raises(TimeoutError, match="first cone solve"):
+        certified_flattest(X, y, patterns="sampled", n_patterns=3000, solver="ipm", max_seconds=0.3)

@@ -170,12 +170,12 @@ def certified_flattest(
         optimum's cells and the cells of random directions) whose dual
         constraint the optimum's multipliers violate are added and the
         program is solved again, at most this many times (default 5 with
-        ``"clarabel"`` and sampled patterns, else 0; needs ``"clarabel"``).
+        ``"clarabel"`` or ``"ipm"`` and sampled patterns, else 0; needs one of them).
         Every added cell lowers the optimum or leaves it; ``info["pricing"]``
         has the rounds, the cells added and the largest ratio found in the
         last round (at most ``1 + 1e-6``: no violated candidate was found).
         Exact mode with more than ``2 max(200, 4n)`` cells (default 50 rounds
-        with ``"clarabel"``; 0 solves the program over every cell) prices
+        with ``"clarabel"`` or ``"ipm"``; 0 solves the program over every cell) prices
         every enumerated cell and starts from ``max(200, 4n)`` of them: the
         certificate is then ``"global"`` when no cell is violated, and
         ``info["pricing"]["lower_bound"]`` is a lower bound of the global
@@ -196,8 +196,8 @@ def certified_flattest(
         (certificate ``"upper_bound"`` unless no violated cell was left;
         ``info["stopped"] == "time_budget"``): a valid answer, never a
         non-interpolator. The enumeration of the cells and the first solve
-        are not cut, except that Clarabel's first solve gets the time left
-        as its own limit: a budget spent before the first solve ends raises a
+        are not cut, except that Clarabel's and the IPM's first solve get the
+        time left as their own limit: a budget spent before the first solve ends raises a
         ``TimeoutError`` (no valid answer exists yet). A pricing round's solve
         is not cut, and the final placement of the neurons
         (``info["times"]["polish"]``) runs after the check: the call ends

@@ -8,7 +8,7 @@ import time
 
 class _Budget:
     """``max_seconds`` and ``callback`` of :func:`certified_flattest`: checked after each cone solve
-    (``stop``); Clarabel's first solve is limited to the time left (``solver``)."""
+    (``stop``); Clarabel's and the IPM's first solve is limited to the time left (``solver``)."""
 
     def __init__(self, t0, max_seconds, callback, solver):
         if max_seconds is not None and not (
@@ -41,10 +41,10 @@ class _Budget:
 
     def solver(self, solve_any):
         def solve(q, A, b, cones, tol, verbose=False):
-            if self.max_seconds is None or self.name != "clarabel" or self.solved:
+            if self.max_seconds is None or self.name not in ("clarabel", "ipm") or self.solved:
                 return solve_any(q, A, b, cones, tol, verbose)
             left = max(self.max_seconds - (time.perf_counter() - self.t0), 1e-3)
-            out = solve_any(q, A, b, cones, tol, verbose, time_limit=left)  # Clarabel's own limit
+            out = solve_any(q, A, b, cones, tol, verbose, time_limit=left)  # the solver's own limit
             if out[1] == "MaxTime":
                 raise TimeoutError(
                     f"certified_flattest: max_seconds = {self.max_seconds:g} ran out in the first cone solve "

@@ -22,6 +22,7 @@ Interface: that of the other back ends (:mod:`flatext.convex.backends`),
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -421,12 +422,14 @@ def _step(P, pt, res, m_deg):
     return nxt, alpha
 
 
-def _solve_ipm(q, A, b, cones, tol, verbose=False, max_iter=IPM_MAX_ITER):
+def _solve_ipm(q, A, b, cones, tol, verbose=False, time_limit=None, max_iter=IPM_MAX_ITER):
     """``min q.x s.t. A x + s = b, s in (zero^n0 x R+^n1 x SOC...)`` by the block-structured
     primal-dual method (module docstring). Returns ``(x, status, objective, z)``: the iterate
     with the smallest relative residuals and gap; status ``"Solved"`` when they are below
     ``tol``, ``"AlmostSolved"`` below ``IPM_REDUCED_TOL`` (rounding stopped the method first),
-    else ``"MaxIterations"``, ``"Stalled"`` or ``"NumericalError"``."""
+    else ``"MaxIterations"``, ``"Stalled"``, ``"NumericalError"`` or ``"MaxTime"`` (after
+    ``time_limit`` seconds, as Clarabel's)."""
+    deadline = None if time_limit is None else time.perf_counter() + float(time_limit)
     P = _Blocks(q, A, b, cones)
     pt = _Point(*_initial_point(P))
     m_deg = pt.s_n.size + P.Q
@@ -449,6 +452,9 @@ def _solve_ipm(q, A, b, cones, tol, verbose=False, max_iter=IPM_MAX_ITER):
             if verbose:
                 print(f"ipm {it:3d}: objective {res.pobj:.12e}  errors " + " ".join(f"{v:.1e}" for v in res.parts))
             if res.err < tol:
+                break
+            if deadline is not None and time.perf_counter() > deadline:
+                stop = "MaxTime"
                 break
             try:
                 pt, alpha = _step(P, pt, res, m_deg)
