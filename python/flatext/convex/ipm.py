@@ -252,7 +252,6 @@ class _Kkt:
         H = np.transpose(Gs_scaled, (0, 2, 1)) @ Gs_scaled
         H += (P.sign_sum(wn2) @ P.base_outer).reshape(Q, nv, nv)
         H += 1e-14 * np.trace(H, axis1=1, axis2=2)[:, None, None] / nv * np.eye(nv)
-        self.H = H
         Linv = np.linalg.inv(np.linalg.cholesky(H))  # H = L L^T
         self.Hinv = np.transpose(Linv, (0, 2, 1)) @ Linv
         R = np.transpose(Linv, (0, 2, 1))  # H^{-1} = R R^T
@@ -260,26 +259,12 @@ class _Kkt:
         self.cf = _regularized_cholesky(S) if P.n0 else None
         self.P = P
 
-    def _solve_once(self, f1, f2):
+    def solve(self, f1, f2):
+        """(dx, dy) with H dx + A^T dy = f1, A dx = f2 (the caller refines on the full system)."""
         P = self.P
         hf = np.einsum("qij,qj->qi", self.Hinv, f1)
         dy = sla.cho_solve(self.cf, P.Aop(hf) - f2) if P.n0 else np.zeros(0)
         dx = hf - np.einsum("qij,qj->qi", self.Hinv, P.AT(dy))
-        return dx, dy
-
-    def solve(self, f1, f2, refine=0):
-        """(dx, dy) with H dx + A^T dy = f1, A dx = f2; iterative refinement against the
-        regularization and the rounding of the explicit block inverses (both grow as mu -> 0)."""
-        P = self.P
-        dx, dy = self._solve_once(f1, f2)
-        scale = max(float(np.max(np.abs(f1))), float(np.max(np.abs(f2), initial=0.0)), 1e-300)
-        for _ in range(refine):
-            r1 = f1 - np.einsum("qij,qj->qi", self.H, dx) - P.AT(dy)
-            r2 = f2 - P.Aop(dx)
-            if max(float(np.max(np.abs(r1))), float(np.max(np.abs(r2), initial=0.0))) <= 1e-15 * scale:
-                break
-            cx, cy = self._solve_once(r1, r2)
-            dx, dy = dx + cx, dy + cy
         return dx, dy
 
 

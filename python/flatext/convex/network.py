@@ -349,7 +349,7 @@ def _exact_fit(Xr, y, pats, c, groups, U, contrib, steps=3):
     xn = np.linalg.norm(Xr, axis=1)
     big = np.nonzero(contrib > 1e-6 * float(np.sum(contrib)))[0]
     n, r = Xr.shape
-    E = np.stack([groups[i][1] * np.where(pats.signs[groups[i][0]] > 0, 1.0, -c) for i in big])  # (k, n)
+    E = np.stack([groups[i][1] * _feat(pats, groups[i][0], c) for i in big])  # (k, n)
     Ps = []
     K = np.zeros((n, n))
     for e, i in zip(E, big):
@@ -370,7 +370,7 @@ def _exact_fit(Xr, y, pats, c, groups, U, contrib, steps=3):
         return U
     U = U.copy()
     for _ in range(steps):
-        res = y - sum(g * np.where(pats.signs[P] > 0, 1.0, -c) * (Xr @ u) for (P, g), u in zip(groups, U))
+        res = y - _outputs(Xr, pats, c, groups, U).sum(axis=1)
         lam = cho_solve(cf, res)
         for e, i, P in zip(E, big, Ps):
             U[i] += P @ (Xr.T @ (e * lam))
