@@ -319,25 +319,18 @@ def _part_rows(parts_dir):
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def _sweep_cmd(cfg_path, out):
+    """`flatext sweep` in a subprocess: two workers, one cell per task, no progress bar."""
+    return [sys.executable, "-m", "flatext", "sweep", cfg_path, "--out", str(out), "--workers", "2",
+            "--chunk-size", "1", "--no-progress"]  # fmt: skip
+
+
 def test_sigkill_then_resume_loses_nothing_and_duplicates_nothing(tmp_path):
     cfg_path = write_toml(tmp_path / "kill.toml", KILL_TOML)
     out = tmp_path / "res.parquet"
     parts = str(out) + ".parts"
     env = dict(os.environ, **{SWEEP_DELAY_ENV: "0.1"})
-    cmd = [
-        sys.executable,
-        "-m",
-        "flatext",
-        "sweep",
-        cfg_path,
-        "--out",
-        str(out),
-        "--workers",
-        "2",
-        "--chunk-size",
-        "1",
-        "--no-progress",
-    ]
+    cmd = _sweep_cmd(cfg_path, out)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.time() + 60
@@ -392,20 +385,7 @@ def test_ctrl_c_stops_cleanly_with_one_line_and_resumes(tmp_path):
     parts = str(out) + ".parts"
     # 1 s per cell (24 cells, 2 workers: ~12 s): the Ctrl-C lands long before the sweep could end
     env = dict(os.environ, **{SWEEP_DELAY_ENV: "1.0"})
-    cmd = [
-        sys.executable,
-        "-m",
-        "flatext",
-        "sweep",
-        cfg_path,
-        "--out",
-        str(out),
-        "--workers",
-        "2",
-        "--chunk-size",
-        "1",
-        "--no-progress",
-    ]
+    cmd = _sweep_cmd(cfg_path, out)
     # a terminal's foreground job has SIGINT at its default; a test run started in the
     # background (`cmd &` in a script) inherits it ignored, and so would the sweep. A caught
     # signal is reset to its default by exec, so SIGINT is caught here while the child starts
