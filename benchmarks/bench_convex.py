@@ -143,7 +143,12 @@ def reach(args):
             X, y, _ = problem(n, d, 1000 + n + d)
             try:
                 r = fx.certified_flattest(
-                    X, y, neg=args.neg, patterns=mode, n_patterns=args.n_patterns, pricing_rounds=args.pricing_rounds
+                    X,
+                    y,
+                    neg=args.neg,
+                    patterns=mode,
+                    n_patterns=args.n_patterns if mode == "sampled" else None,
+                    pricing_rounds=args.pricing_rounds,
                 )
             except (RuntimeError, ValueError, ImportError) as e:  # report and go on: this measures reach
                 print(

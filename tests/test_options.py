@@ -306,3 +306,75 @@ def test_search_conflicts_unused_and_unknown_options_raise():
         fx.flattest_interpolator(W, a, X, y, options={"rho": 0.1})
     with pytest.raises(TypeError, match="SearchOptions or a dict"):
         fx.flattest_interpolator(W, a, X, y, options=fx.InterpolationOptions())
+
+
+def test_convex_options_keyword_dict_and_object_give_the_same_optimum():
+    X, y = _convex_problem()
+    kw = dict(patterns="sampled", n_patterns=30, seed=3, pricing_rounds=1)
+    by_kw = fx.certified_flattest(X, y, **kw)
+    by_obj = fx.certified_flattest(X, y, options=fx.ConvexOptions(**kw))
+    by_dict = fx.certified_flattest(X, y, options=kw)
+    for r in (by_obj, by_dict):
+        np.testing.assert_array_equal(r.W, by_kw.W)
+        np.testing.assert_array_equal(r.a, by_kw.a)
+        assert r.n_patterns == by_kw.n_patterns
+
+
+def _convex_problem():
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((10, 2))
+    return X, np.maximum(X @ np.array([1.0, -0.5]), 0) + 0.3 * np.abs(X[:, 1])
+
+
+@pytest.mark.parametrize(
+    "kw, err, name",
+    [
+        (dict(patterns="all"), ValueError, "patterns"),
+        (dict(solver="gurobi"), ValueError, "solver"),
+        (dict(tol=0.5), ValueError, "tol"),
+        (dict(tol=True), ValueError, "tol"),
+        (dict(max_exact=0), ValueError, "max_exact"),
+        (dict(n_patterns=-1), ValueError, "n_patterns"),
+        (dict(n_patterns=2.0), TypeError, "n_patterns"),
+        (dict(pricing_rounds=-1), ValueError, "pricing_rounds"),
+        (dict(pricing_max_add=0), ValueError, "pricing_max_add"),
+        (dict(verbose=1), TypeError, "verbose"),
+        (dict(max_seconds=0), ValueError, "max_seconds"),
+        (dict(solver="scs", pricing_rounds=2), ValueError, "pricing_rounds"),
+    ],
+)
+def test_convex_options_bad_values_name_the_option(kw, err, name):
+    with pytest.raises(err, match=name):
+        fx.ConvexOptions(**kw)
+    X, y = _convex_problem()
+    with pytest.raises(err, match=name):
+        fx.certified_flattest(X, y, **kw)
+    with pytest.raises(err, match=name):
+        fx.certified_flattest(X, y, options=kw)
+
+
+@pytest.mark.parametrize(
+    "kw, name",
+    [
+        (dict(patterns="exact", n_patterns=10), "n_patterns"),
+        (dict(patterns="exact", pricing_max_add=3), "pricing_max_add"),
+        (dict(patterns="exact", max_exact=10), "max_exact"),
+        (dict(patterns="sampled", max_exact=10), "max_exact"),
+    ],
+)
+def test_convex_option_the_patterns_mode_does_not_use_raises(kw, name):
+    X, y = _convex_problem()
+    with pytest.raises(TypeError, match=f"does not use the option.*{name}"):
+        fx.certified_flattest(X, y, **kw)
+    with pytest.raises(TypeError, match=f"does not use the option.*{name}"):
+        fx.certified_flattest(X, y, options=fx.ConvexOptions(**kw))
+
+
+def test_convex_options_conflicts_and_unknown_names_raise():
+    X, y = _convex_problem()
+    with pytest.raises(TypeError, match="'tol' given both"):
+        fx.certified_flattest(X, y, tol=1e-9, options={"tol": 1e-9})
+    with pytest.raises(TypeError, match="unknown option"):
+        fx.certified_flattest(X, y, options={"rounds": 2})
+    with pytest.raises(TypeError, match="ConvexOptions or a dict"):
+        fx.certified_flattest(X, y, options=fx.SearchOptions())

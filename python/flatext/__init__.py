@@ -35,7 +35,7 @@ from .interpolators import (
     vjp,
 )
 from .measure import Measurements, measure
-from .options import InterpolationOptions, LabelNoiseOptions, SearchOptions, TrainOptions
+from .options import ConvexOptions, InterpolationOptions, LabelNoiseOptions, SearchOptions, TrainOptions
 from .paths import get_cmake_dir, get_include
 from .population import PopulationEstimate, population_loss
 from .sweeps import sweep
@@ -100,6 +100,7 @@ __all__ = [
     "SearchResult",
     "TrainResult",
     "InterpolationOptions",
+    "ConvexOptions",
     "SearchOptions",
     "TrainOptions",
     "LabelNoiseOptions",

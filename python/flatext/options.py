@@ -27,10 +27,18 @@ from typing import Any, Iterable, TypeVar, Union
 import numpy as np
 
 from ._native import _core
+from .convex.constants import DUAL_SOLVERS, SOLVERS
 from .curvature import _int_arg
 from .stepsize import parse_lr
 
-__all__ = ["InterpolationOptions", "LabelNoiseOptions", "SearchOptions", "TrainOptions", "merge_options"]
+__all__ = [
+    "ConvexOptions",
+    "InterpolationOptions",
+    "LabelNoiseOptions",
+    "SearchOptions",
+    "TrainOptions",
+    "merge_options",
+]
 
 O = TypeVar("O")  # noqa: E741
 
@@ -89,6 +97,11 @@ def check_int(v, name: str, low: int) -> int:
     if k < low:
         raise ValueError(f"{name} must be >= {low}; got {v!r}")
     return k
+
+
+def _optional_int(v, name: str, low: int) -> int | None:
+    """None, or an integer ``>= low``."""
+    return None if v is None else check_int(v, name, low)
 
 
 def check_real(v, name: str, low: float = 0.0, *, strict: bool = True, none: bool = False) -> float | None:
@@ -408,3 +421,76 @@ class SearchOptions:
 
     #: The options each method does not use.
     IGNORED = {"manifold": ("cells_width",), "cells": (), "auto": ()}
+
+
+@dataclass(frozen=True)
+class ConvexOptions:
+    """Options of :func:`flatext.certified_flattest` (the cone program, its solver and its pricing).
+
+    ``n_patterns`` and ``pricing_max_add`` are the sampled patterns' alone and ``max_exact`` is
+    ``patterns="auto"``'s alone: giving one with a mode that does not use it raises ``TypeError``.
+
+    Attributes
+    ----------
+    patterns : {"auto", "exact", "sampled"}
+        Every cell of the arrangement (certificate ``"global"``), sampled cells
+        (``"upper_bound"``), or exact when the cell count is at most ``max_exact`` (default).
+    n_patterns : int or None
+        Random directions of the sampled patterns (>= 0; None: ``max(200, 10 n)``; 0: the
+        warm starts' patterns alone).
+    solver : {"clarabel", "ipm", "scs", "ecos", "cvxpy"}
+        The conic solver (default "clarabel"); pricing needs "clarabel" or "ipm".
+    seed : int
+        Seeds the sampled directions and the pricing's candidates (default 0).
+    tol : float
+        Solver tolerance, gap and feasibility (in (0, 1e-2); default 1e-8).
+    max_exact : int
+        Cell-count limit of ``patterns="auto"`` (>= 1; default 200000).
+    pricing_rounds : int or None
+        Column-generation rounds at most (>= 0; None: 50 in exact mode and 5 with sampled
+        patterns with "clarabel" or "ipm", else 0; > 0 needs one of those two).
+    pricing_max_add : int or None
+        Cells added per sampled pricing round at most (>= 1; None: n).
+    verbose : bool
+        The solver's log (default False).
+    max_seconds : float or None
+        Wall-clock budget of the call (> 0; None: none).
+    """
+
+    patterns: str = "auto"
+    n_patterns: Union[int, None] = None
+    solver: str = "clarabel"
+    seed: int = 0
+    tol: float = 1e-8
+    max_exact: int = 200000
+    pricing_rounds: Union[int, None] = None
+    pricing_max_add: Union[int, None] = None
+    verbose: bool = False
+    max_seconds: Union[float, None] = None
+
+    def __post_init__(self):
+        tol = check_real(self.tol, "tol")
+        if not tol < 1e-2:
+            raise ValueError(f"tol must be a float in (0, 1e-2); got {self.tol!r}")
+        rounds = None if self.pricing_rounds is None else check_int(self.pricing_rounds, "pricing_rounds", 0)
+        solver = _check_choice(self.solver, "solver", SOLVERS)
+        if rounds and solver not in DUAL_SOLVERS:
+            raise ValueError(f"pricing_rounds > 0 needs a solver of {DUAL_SOLVERS} (their dual variables)")
+        set_checked(
+            self,
+            patterns=_check_choice(self.patterns, "patterns", ("auto", "exact", "sampled")),
+            n_patterns=_optional_int(self.n_patterns, "n_patterns", 0),
+            solver=solver,
+            seed=_int_arg(self.seed, "seed"),
+            tol=tol,
+            max_exact=check_int(self.max_exact, "max_exact", 1),
+            pricing_rounds=rounds,
+            pricing_max_add=None
+            if self.pricing_max_add is None
+            else check_int(self.pricing_max_add, "pricing_max_add", 1),
+            verbose=check_bool(self.verbose, "verbose"),
+            max_seconds=check_real(self.max_seconds, "max_seconds", none=True),
+        )
+
+    #: The options each ``patterns`` mode does not use.
+    IGNORED = {"exact": ("n_patterns", "pricing_max_add", "max_exact"), "sampled": ("max_exact",), "auto": ()}

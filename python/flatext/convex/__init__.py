@@ -31,6 +31,9 @@ import time
 
 import numpy as np
 
+# flatext.options imports this package's constants: its classes are looked up when a call runs
+from .. import options as _options_module
+
 # the back ends are looked up here when certified_flattest runs (tests patch flatext.convex._solve_*)
 from .backends import _solve_clarabel, _solve_cvxpy, _solve_ecos, _solve_scs
 from .budget import _Budget
@@ -100,24 +103,34 @@ def _network(Xr, y, sol, contrib, neg, solve, solver, tol, verbose, m):
     return _interior_network(Xr, y, sol.patterns, g2, U2, contrib2, neg, INTERP_RTOL)
 
 
+def _options(options, keywords):
+    """The :class:`ConvexOptions` of a call, an option its ``patterns`` mode does not use refused."""
+    where = "certified_flattest"
+    cls, merge = _options_module.ConvexOptions, _options_module.merge_options
+    o = merge(cls, options, keywords, where=where)
+    merge(cls, options, keywords, where=f"{where}(patterns={o.patterns!r})", ignored=cls.IGNORED[o.patterns])
+    return o
+
+
 def certified_flattest(
     X,
     y,
     *,
     neg=0.0,
     m=None,
-    patterns="auto",
-    n_patterns=None,
     warm_start=None,
-    solver="clarabel",
-    seed=0,
-    tol=1e-8,
-    max_exact=200000,
+    callback=None,
+    options=None,
+    patterns=None,
+    n_patterns=None,
+    solver=None,
+    seed=None,
+    tol=None,
+    max_exact=None,
     pricing_rounds=None,
     pricing_max_add=None,
-    verbose=False,
+    verbose=None,
     max_seconds=None,
-    callback=None,
 ):
     """The flattest interpolator of a piecewise-linear two-layer network, by a cone program.
 
@@ -137,6 +150,20 @@ def certified_flattest(
         Width of the returned network (zero neurons pad it). If the optimum
         needs more neurons than ``m`` a ValueError says so (the cone program's
         value is then a lower bound of the width-m optimum).
+    warm_start : sequence of (W, a), optional
+        Networks (e.g. a local search's result) whose neurons' patterns are added
+        (in exact mode with pricing: to the first program).
+    callback : callable, optional
+        ``callback(info)`` after each cone solve that a pricing round may
+        follow (with ``pricing_rounds > 0``), ``info`` a dict with
+        ``stage`` (``"solve"`` or ``"pricing"``), ``round``, ``objective``
+        (the program's optimum so far, an upper bound) and ``elapsed``
+        (seconds); return True to stop the rounds there
+        (``info["stopped"] == "callback"``).
+    options : ConvexOptions or dict, optional
+        The options below as one object (:class:`flatext.ConvexOptions`, whose defaults
+        apply); each may also be given as a keyword, not both. An option the chosen
+        ``patterns`` mode does not use raises ``TypeError``.
     patterns : {"auto", "exact", "sampled"}
         ``"exact"``: every cell of the arrangement (:func:`arrangement_patterns`),
         certificate ``"global"``. ``"sampled"``: sign vectors of ``n_patterns``
@@ -146,9 +173,6 @@ def certified_flattest(
     n_patterns : int, optional
         Random directions for ``"sampled"`` (default ``max(200, 10 n)``; 0: only the
         warm starts' patterns).
-    warm_start : sequence of (W, a), optional
-        Networks (e.g. a local search's result) whose neurons' patterns are added
-        (in exact mode with pricing: to the first program).
     solver : {"clarabel", "ipm", "scs", "ecos", "cvxpy"}
         Conic solver: Clarabel's own API (default, fastest here: see
         ``docs/convex.md``); ``"ipm"``, flatext's primal-dual interior-point method
@@ -202,21 +226,20 @@ def certified_flattest(
         is not cut, and the final placement of the neurons
         (``info["times"]["polish"]``) runs after the check: the call ends
         within about one round and that placement past the budget.
-    callback : callable, optional
-        ``callback(info)`` after each cone solve that a pricing round may
-        follow (with ``pricing_rounds > 0``), ``info`` a dict with
-        ``stage`` (``"solve"`` or ``"pricing"``), ``round``, ``objective``
-        (the program's optimum so far, an upper bound) and ``elapsed``
-        (seconds); return True to stop the rounds there
-        (``info["stopped"] == "callback"``).
+
 
     Returns
     -------
     ConvexResult
     """
     t0 = time.perf_counter()
-    budget = _Budget(t0, max_seconds, callback, solver)
-    X, y, neg, pricing_rounds = _check_arguments(X, y, neg, patterns, solver, m, tol, pricing_rounds, pricing_max_add)
+    o = _options(options, dict(patterns=patterns, n_patterns=n_patterns, solver=solver, seed=seed, tol=tol,
+                               max_exact=max_exact, pricing_rounds=pricing_rounds, pricing_max_add=pricing_max_add,
+                               verbose=verbose, max_seconds=max_seconds))  # fmt: skip
+    patterns, n_patterns, solver, seed, tol, verbose = o.patterns, o.n_patterns, o.solver, o.seed, o.tol, o.verbose
+    budget = _Budget(t0, o.max_seconds, callback, solver)
+    X, y, neg, pricing_rounds = _check_arguments(X, y, neg, patterns, solver, m, o.pricing_rounds)
+    max_exact, pricing_max_add = o.max_exact, o.pricing_max_add
     Q = _row_basis(X)  # the row space of X: Xr = X Q has full column rank r
     Xr = X @ Q
     warm_dirs = _warm_directions(warm_start, Q)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .constants import DUAL_SOLVERS, SOLVERS
+from .constants import DUAL_SOLVERS
 
 
 def _check_X(X):
@@ -45,29 +45,18 @@ def _is_int(v):
     return not isinstance(v, bool) and isinstance(v, (int, np.integer))
 
 
-def _check_arguments(X, y, neg, patterns, solver, m, tol, pricing_rounds, pricing_max_add):
-    """Checked ``(X, y, neg, pricing_rounds)`` (the rounds' default filled in); raises on bad input."""
+def _check_arguments(X, y, neg, patterns, solver, m, pricing_rounds):
+    """Checked ``(X, y, neg, pricing_rounds)`` (the rounds' default filled in); raises on bad input.
+    The options are checked by :class:`flatext.ConvexOptions`."""
     X = _check_X(X)
     y = _check_y(y, X.shape[0])
     neg = _check_neg(neg)
-    if patterns not in ("auto", "exact", "sampled"):
-        raise ValueError(f"patterns must be 'auto', 'exact' or 'sampled'; got {patterns!r}")
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {SOLVERS}; got {solver!r}")
     if m is not None and (not _is_int(m) or m < 1):
         raise ValueError(f"m must be a positive int or None; got {m!r}")
-    if not (isinstance(tol, (int, float)) and 0 < tol < 1e-2):
-        raise ValueError(f"tol must be a float in (0, 1e-2); got {tol!r}")
     if np.any(np.linalg.norm(X, axis=1) == 0):
         raise ValueError("X has a zero row: a bias-free network outputs 0 there; drop it")
     if pricing_rounds is None:
         pricing_rounds = (50 if patterns == "exact" else 5) if solver in DUAL_SOLVERS else 0
-    if not _is_int(pricing_rounds) or pricing_rounds < 0:
-        raise ValueError(f"pricing_rounds must be an int >= 0; got {pricing_rounds!r}")
-    if pricing_max_add is not None and (not _is_int(pricing_max_add) or pricing_max_add < 1):
-        raise ValueError(f"pricing_max_add must be a positive int or None; got {pricing_max_add!r}")
-    if pricing_rounds and solver not in DUAL_SOLVERS:
-        raise ValueError(f"pricing_rounds > 0 needs a solver of {DUAL_SOLVERS} (their dual variables)")
     return X, y, neg, pricing_rounds
 
 
