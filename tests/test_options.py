@@ -64,6 +64,38 @@ def test_interpolation_values_are_checked_by_the_cpp_struct(kw):
     assert str(py.value) == str(cpp.value) and next(iter(kw)) in str(py.value)
 
 
+def test_train_defaults_equal_the_cpp_struct_and_the_binding():
+    cpp = _cpp_struct_defaults("training.hpp", "TrainOptions")
+    compiled = _core.TrainOptions()
+    assert set(cpp) == {"lr", "rho", "max_iter", "tol", "record_every"}
+    for cls in (fx.TrainOptions, fx.LabelNoiseOptions):
+        py = cls()
+        for name, v in cpp.items():
+            if name == "record_every" and cls is fx.LabelNoiseOptions:
+                continue  # label-noise SGD records less by default (its docstring says so)
+            if name == "rho" and cls is fx.LabelNoiseOptions:
+                continue
+            assert getattr(py, name) == v == getattr(compiled, name) and type(getattr(py, name)) is type(v), name
+    assert compiled.method == "gd"
+
+
+@pytest.mark.parametrize(
+    "kw", [dict(lr=0.0), dict(lr=float("inf")), dict(rho=-0.1), dict(rho=0.0), dict(max_iter=-1), dict(tol=-1e-3),
+           dict(tol=float("nan")), dict(record_every=0)]
+)  # fmt: skip
+def test_train_values_are_checked_by_the_cpp_struct(kw):
+    with pytest.raises(ValueError) as cpp:
+        _core.TrainOptions(**kw)
+    with pytest.raises(ValueError) as py:
+        fx.TrainOptions(**kw)
+    name = next(iter(kw))
+    assert name in str(py.value) and name in str(cpp.value)
+    if name != "lr":  # lr's message is parse_lr's, which also names the "auto" forms (the same rule for numbers)
+        assert str(py.value) == str(cpp.value)
+    with pytest.raises(ValueError, match="method"):
+        _core.TrainOptions(method="adam")
+
+
 def test_none_defaults_run_as_the_cpp_values():
     W, a, X, y = _problem()
     base = fx.find_interpolator(W, a, X, y)

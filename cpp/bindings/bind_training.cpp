@@ -10,35 +10,58 @@
 
 namespace flatext_py {
 
+namespace {
+const char* method_name(flatext::TrainMethod k) { return k == flatext::TrainMethod::SAM ? "sam" : "gd"; }
+
+/// TrainOptions from the binding's arguments, checked once (TrainOptions::validate).
+flatext::TrainOptions make_train_options(const std::string& method, double lr, double rho, int max_iter, double tol,
+                                         int record_every) {
+    flatext::TrainOptions o;
+    if (method == "sam")
+        o.method = flatext::TrainMethod::SAM;
+    else if (method != "gd")
+        throw py::value_error("method must be 'gd' or 'sam'; got '" + method + "'");
+    o.lr = lr;
+    o.rho = rho;
+    o.max_iter = max_iter;
+    o.tol = tol;
+    o.record_every = record_every;
+    o.validate();
+    return o;
+}
+
+/// flatext::TrainOptions, read-only, built by a checking constructor: the Python TrainOptions
+/// (flatext/options.py) takes its defaults from it and builds one to check its values.
+void bind_train_options(py::module_& m) {
+    using flatext::TrainOptions;
+    const TrainOptions d;
+    py::class_<TrainOptions>(m, "TrainOptions", "Options of train (flatext::TrainOptions), checked when built",
+                             py::module_local())
+        .def(py::init(&make_train_options), py::arg("method") = method_name(d.method), py::arg("lr") = d.lr,
+             py::arg("rho") = d.rho, py::arg("max_iter") = d.max_iter, py::arg("tol") = d.tol,
+             py::arg("record_every") = d.record_every)
+        .def_property_readonly("method", [](const TrainOptions& o) { return method_name(o.method); })
+        .def_readonly("lr", &TrainOptions::lr)
+        .def_readonly("rho", &TrainOptions::rho)
+        .def_readonly("max_iter", &TrainOptions::max_iter)
+        .def_readonly("tol", &TrainOptions::tol)
+        .def_readonly("record_every", &TrainOptions::record_every);
+}
+}  // namespace
+
 void bind_training(py::module_& m) {
     using namespace flatext;
+    bind_train_options(m);
 
     m.def(
         "train",
-        [](py::handle W, py::handle a, py::handle X, py::handle y, double power, double neg, const std::string& method,
-           double lr, double rho, int max_iter, double tol, int record_every) {
+        [](py::handle W, py::handle a, py::handle X, py::handle y, double power, double neg, const TrainOptions& o) {
             const Net net = check_net(W, a, X, y, true);
             const auto act = make_activation(power, neg);
-            TrainMethod meth;
-            if (method == "gd")
-                meth = TrainMethod::GD;
-            else if (method == "sam")
-                meth = TrainMethod::SAM;
-            else
-                throw py::value_error("method must be 'gd' or 'sam'; got '" + method + "'");
-            if (!(lr > 0) || !std::isfinite(lr))
-                throw py::value_error("lr must be finite and > 0; got " + std::to_string(lr));
-            if (meth == TrainMethod::SAM && (!(rho > 0) || !std::isfinite(rho)))
-                throw py::value_error("rho must be finite and > 0; got " + std::to_string(rho));
-            if (max_iter < 0) throw py::value_error("max_iter must be >= 0");
-            if (!(tol >= 0)) throw py::value_error("tol must be >= 0");
-            if (record_every < 1) throw py::value_error("record_every must be >= 1");
             return dispatch(net.f32(), [&](auto tag) -> py::object {
                 using T = decltype(tag);
-                auto r = without_gil([&] {
-                    return flatext::train<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), net.yv<T>(), act, meth, lr, rho,
-                                             max_iter, tol, record_every);
-                });
+                auto r = without_gil(
+                    [&] { return flatext::train<T>(net.Wm<T>(), net.av<T>(), net.Xm<T>(), net.yv<T>(), act, o); });
                 py::dict d;
                 d["W"] = std::move(r.W);
                 d["a"] = std::move(r.a);
@@ -51,8 +74,7 @@ void bind_training(py::module_& m) {
                 return d;
             });
         },
-        py::arg("W"), py::arg("a"), py::arg("X"), py::arg("y"), py::arg("power"), py::arg("neg"), py::arg("method"),
-        py::arg("lr"), py::arg("rho"), py::arg("max_iter"), py::arg("tol"), py::arg("record_every"));
+        py::arg("W"), py::arg("a"), py::arg("X"), py::arg("y"), py::arg("power"), py::arg("neg"), py::arg("options"));
 
     m.def("memorizing_interpolator",
           [](py::handle X, py::handle y, double power, double neg, double kappa, long long width) {

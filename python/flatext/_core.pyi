@@ -16,6 +16,7 @@ __all__: list[str] = [
     "Activation",
     "InterpolationOptions",
     "SearchStep",
+    "TrainOptions",
     "balance",
     "blas_backend",
     "choose_solver",
@@ -187,6 +188,32 @@ class SearchStep:
         """
         multipliers of the tangent projection (n,): the next step's warm start
         """
+
+class TrainOptions:
+    """
+    Options of train (flatext::TrainOptions), checked when built
+    """
+    def __init__(
+        self,
+        method: str = "gd",
+        lr: typing.SupportsFloat | typing.SupportsIndex = 0.1,
+        rho: typing.SupportsFloat | typing.SupportsIndex = 0.05,
+        max_iter: typing.SupportsInt | typing.SupportsIndex = 10000,
+        tol: typing.SupportsFloat | typing.SupportsIndex = 1e-08,
+        record_every: typing.SupportsInt | typing.SupportsIndex = 10,
+    ) -> None: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def max_iter(self) -> int: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def record_every(self) -> int: ...
+    @property
+    def rho(self) -> float: ...
+    @property
+    def tol(self) -> float: ...
 
 class Activation:
     """
@@ -475,12 +502,7 @@ def train(
     y: typing.Any,
     power: typing.SupportsFloat | typing.SupportsIndex,
     neg: typing.SupportsFloat | typing.SupportsIndex,
-    method: str,
-    lr: typing.SupportsFloat | typing.SupportsIndex,
-    rho: typing.SupportsFloat | typing.SupportsIndex,
-    max_iter: typing.SupportsInt | typing.SupportsIndex,
-    tol: typing.SupportsFloat | typing.SupportsIndex,
-    record_every: typing.SupportsInt | typing.SupportsIndex,
+    options: TrainOptions,
 ) -> typing.Any: ...
 def vjp(
     arg0: typing.Any,

@@ -124,6 +124,14 @@ def check_float_type(v, name: str) -> float | None:
     return float(v)
 
 
+def _number(v, name: str) -> float:
+    """A real number as a float (its value is checked elsewhere); None, bool and others raise TypeError."""
+    x = check_float_type(v, name)
+    if x is None:
+        raise TypeError(f"{name} must be a number; got None")
+    return x
+
+
 def check_lr(v, name: str = "lr"):
     """A number > 0 or a ``"auto"`` / ``"F/lambda_max"`` string (:func:`flatext.stepsize.parse_lr`)."""
     parse_lr(v, name)
@@ -147,6 +155,8 @@ def set_checked(obj, **values) -> None:
 
 #: The defaults of the C++ ``flatext::InterpolationOptions`` (as the compiled module has them).
 _CPP_INTERPOLATION = _core.InterpolationOptions()
+#: The defaults of the C++ ``flatext::TrainOptions``.
+_CPP_TRAIN = _core.TrainOptions()
 
 
 @dataclass(frozen=True)
@@ -203,13 +213,21 @@ class InterpolationOptions:
 
 
 def _check_run(o) -> None:
-    """The checks shared by :class:`TrainOptions` and :class:`LabelNoiseOptions`."""
+    """The checks shared by :class:`TrainOptions` and :class:`LabelNoiseOptions`: the types here,
+    the values of the loop's own fields (``lr``, ``max_iter``, ``tol``, ``record_every``, ``rho``)
+    by the C++ ``TrainOptions::validate`` (a string ``lr`` is a rule, checked by
+    :func:`flatext.stepsize.parse_lr`)."""
+    lr = check_lr(o.lr)
+    max_iter, record_every = _int_arg(o.max_iter, "max_iter"), _int_arg(o.record_every, "record_every")
+    tol, rho = _number(o.tol, "tol"), _number(getattr(o, "rho", _CPP_TRAIN.rho), "rho")
+    _core.TrainOptions(lr=_CPP_TRAIN.lr if isinstance(lr, str) else lr, rho=rho, max_iter=max_iter, tol=tol,
+                       record_every=record_every)  # fmt: skip
     set_checked(
         o,
-        lr=check_lr(o.lr),
-        max_iter=check_int(o.max_iter, "max_iter", 0),
-        tol=check_real(o.tol, "tol", strict=False),
-        record_every=check_int(o.record_every, "record_every", 1),
+        lr=lr,
+        max_iter=max_iter,
+        tol=tol,
+        record_every=record_every,
         polish=check_bool(o.polish, "polish"),
         polish_tol=check_real(o.polish_tol, "polish_tol", none=True),
         polish_max_iter=check_int(o.polish_max_iter, "polish_max_iter", 1),
@@ -222,12 +240,13 @@ def _check_run(o) -> None:
 
 @dataclass(frozen=True)
 class _RunOptions:
-    """The fields of the trainers' options (the defaults :func:`flatext.train`'s)."""
+    """The fields of the trainers' options (the defaults :func:`flatext.train`'s; the loop's own
+    are the C++ ``flatext::TrainOptions``')."""
 
-    lr: Union[float, str] = 0.1
-    max_iter: int = 10000
-    tol: float = 1e-8
-    record_every: int = 10
+    lr: Union[float, str] = _CPP_TRAIN.lr
+    max_iter: int = _CPP_TRAIN.max_iter
+    tol: float = _CPP_TRAIN.tol
+    record_every: int = _CPP_TRAIN.record_every
     polish: bool = True
     polish_tol: Union[float, None] = None
     polish_max_iter: int = 200
@@ -281,14 +300,14 @@ class TrainOptions(_RunOptions):
         GD and SAM polish when the final loss is ``<= polish_factor * tol`` (>= 1).
     """
 
-    rho: float = 0.05
+    rho: float = _CPP_TRAIN.rho
     polish_factor: float = 100.0
 
     def __post_init__(self):
-        super().__post_init__()
+        super().__post_init__()  # checks rho too (the C++ struct's field)
         set_checked(
             self,
-            rho=check_real(self.rho, "rho"),
+            rho=float(self.rho),
             polish_factor=check_real(self.polish_factor, "polish_factor", 1.0, strict=False),
         )
 

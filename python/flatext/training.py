@@ -355,7 +355,9 @@ def _gd_loop(W0, a0, X, y, p, c, method, lr, rho, max_iter, tol, record_every, c
         if deadline is not None:
             steps = min(steps, chunk)
         t_seg = time.perf_counter()
-        r = _core.train(W, a, X, y, p, c, method, float(lr), float(rho), steps, float(tol), rec)
+        opts = _core.TrainOptions(method=method, lr=float(lr), rho=float(rho), max_iter=steps, tol=float(tol),
+                                  record_every=rec)  # fmt: skip
+        r = _core.train(W, a, X, y, p, c, opts)
         hi = np.asarray(r["history_iter"], dtype=np.int64) + it
         hl = np.asarray(r["history_loss"], dtype=np.float64)
         keep = (hi % record_every == 0) | (hi == it + r["iterations"])

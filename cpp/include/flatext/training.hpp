@@ -89,20 +89,44 @@ struct TrainResult {
 
 enum class TrainMethod { GD, SAM };
 
+/// Options of train(): the loop's own (the Python TrainOptions adds the polish, label noise and the
+/// budget, and takes its defaults from this struct).
+struct TrainOptions {
+    TrainMethod method = TrainMethod::GD;
+    double lr = 0.1;        ///< step size
+    double rho = 0.05;      ///< SAM radius (SAM only)
+    int max_iter = 10000;   ///< steps at most
+    double tol = 1e-8;      ///< stop when the loss is <= tol
+    int record_every = 10;  ///< history stride in steps
+
+    /// The one check of the options (std::invalid_argument naming the option): train() and the
+    /// Python options class rely on it.
+    void validate() const {
+        if (!(lr > 0) || !std::isfinite(lr))
+            throw std::invalid_argument("lr must be finite and > 0; got " + std::to_string(lr));
+        if (!(rho > 0) || !std::isfinite(rho))
+            throw std::invalid_argument("rho must be finite and > 0; got " + std::to_string(rho));
+        if (max_iter < 0) throw std::invalid_argument("max_iter must be >= 0; got " + std::to_string(max_iter));
+        if (!(tol >= 0) || !std::isfinite(tol))
+            throw std::invalid_argument("tol must be finite and >= 0; got " + std::to_string(tol));
+        if (record_every < 1)
+            throw std::invalid_argument("record_every must be >= 1; got " + std::to_string(record_every));
+    }
+};
+
 template <class T>
 TrainResult<T> train(const MatRef<T>& W0, const VecRef<T>& a0, const MatRef<T>& X, const VecRef<T>& y,
-                     const Activation& act, TrainMethod method, double lr, double rho, int max_iter, double tol,
-                     int record_every) {
+                     const Activation& act, const TrainOptions& opt) {
     act.validate();
+    opt.validate();
     detail::check_network(W0, a0, X);
     detail::check_labels(X, y);
-    if (!(lr > 0) || !std::isfinite(lr)) throw std::invalid_argument("lr must be finite and > 0");
-    if (method == TrainMethod::SAM && (!(rho >= 0) || !std::isfinite(rho)))
-        throw std::invalid_argument("rho must be finite and >= 0");
+    const TrainMethod method = opt.method;
+    const double lr = opt.lr, rho = opt.rho, tol = opt.tol;
+    const int max_iter = opt.max_iter, record_every = opt.record_every;
     TrainResult<T> res;
     res.W = W0;
     res.a = a0;
-    if (record_every < 1) record_every = 1;
     int it = 0;
     Mat<T> Wprev;
     Vec<T> aprev;
