@@ -35,6 +35,29 @@ struct ValueGrad {
     Vec<T> a;  ///< (m)
 };
 
+namespace detail {
+/// The checks of a value-and-gradient kernel writing into caller buffers (gW (m, d), ga (m)).
+template <class T>
+void check_grad_call(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const VecRef<T>& y,
+                     const Activation& act, const Eigen::Ref<Mat<T>>& gW, const Eigen::Ref<Vec<T>>& ga) {
+    act.validate();
+    check_network(W, a, X);
+    check_labels(X, y);
+    check_out(gW.rows(), gW.cols(), W.rows(), W.cols(), "gW");
+    check_out(ga.size(), 1, W.rows(), 1, "ga");
+}
+
+/// A kernel's value and gradient in fresh buffers: ``write(gW, ga)`` fills them and returns the value.
+template <class T, class Write>
+ValueGrad<T> with_grad_buffers(Index m, Index d, Write&& write) {
+    ValueGrad<T> out;
+    out.W.resize(m, d);
+    out.a.resize(m);
+    out.value = write(out.W, out.a);
+    return out;
+}
+}  // namespace detail
+
 /// The exact Hessian trace split into its parts (docs/design.md section 3).
 template <class T>
 struct TraceParts {
@@ -278,12 +301,8 @@ T loss(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const VecRef<
 template <class T>
 T loss_grad(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const VecRef<T>& y, const Activation& act,
             Eigen::Ref<Mat<T>> gW, Eigen::Ref<Vec<T>> ga) {
-    act.validate();
-    detail::check_network(W, a, X);
-    detail::check_labels(X, y);
+    detail::check_grad_call(W, a, X, y, act, gW, ga);
     const Index n = X.rows(), m = W.rows();
-    detail::check_out(gW.rows(), gW.cols(), m, W.cols(), "gW");
-    detail::check_out(ga.size(), 1, m, 1, "ga");
     const auto sums = detail::jt_pass<T>(W, a, X, act, [&](const auto sig, const T* z, Index j) -> T {
         return detail::row_output(sig, z, a.data(), m) - y[j];
     });
@@ -297,11 +316,8 @@ T loss_grad(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const Ve
 template <class T>
 ValueGrad<T> loss_grad(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const VecRef<T>& y,
                        const Activation& act) {
-    ValueGrad<T> out;
-    out.W.resize(W.rows(), W.cols());
-    out.a.resize(W.rows());
-    out.value = loss_grad<T>(W, a, X, y, act, out.W, out.a);
-    return out;
+    return detail::with_grad_buffers<T>(W.rows(), W.cols(),
+                                        [&](auto& gW, auto& ga) { return loss_grad<T>(W, a, X, y, act, gW, ga); });
 }
 
 /// J^T u, the transposed Jacobian of the outputs times u (n), not divided by n:
@@ -435,12 +451,8 @@ T hessian_trace(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, cons
 template <class T>
 T hessian_trace_grad(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const VecRef<T>& y,
                      const Activation& act, Eigen::Ref<Mat<T>> gW, Eigen::Ref<Vec<T>> ga) {
-    act.validate();
-    detail::check_network(W, a, X);
-    detail::check_labels(X, y);
+    detail::check_grad_call(W, a, X, y, act, gW, ga);
     const Index n = X.rows(), m = W.rows();
-    detail::check_out(gW.rows(), gW.cols(), m, W.cols(), "gW");
-    detail::check_out(ga.size(), 1, m, 1, "ga");
     const auto sums = detail::curvature_pass<false, detail::Curvature::trace, T>(W, a, X, y, act, 1.0);
     const auto tot = sums.reduce();
     for (Index i = 0; i < m; ++i) ga[i] = T(tot[std::size_t(i)] / double(n));
@@ -452,11 +464,8 @@ T hessian_trace_grad(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X,
 template <class T>
 ValueGrad<T> hessian_trace_grad(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const VecRef<T>& y,
                                 const Activation& act) {
-    ValueGrad<T> out;
-    out.W.resize(W.rows(), W.cols());
-    out.a.resize(W.rows());
-    out.value = hessian_trace_grad<T>(W, a, X, y, act, out.W, out.a);
-    return out;
+    return detail::with_grad_buffers<T>(
+        W.rows(), W.cols(), [&](auto& gW, auto& ga) { return hessian_trace_grad<T>(W, a, X, y, act, gW, ga); });
 }
 
 /// Exact Hessian-vector product H v of L, v = (VW, va):

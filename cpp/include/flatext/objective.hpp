@@ -68,12 +68,8 @@ ObjectiveValue<T> objective(const MatRef<T>& W, const VecRef<T>& a, const MatRef
         out.value = out.loss;
         return out;
     }
-    act.validate();
-    detail::check_network(W, a, X);
-    detail::check_labels(X, y);
+    detail::check_grad_call(W, a, X, y, act, gW, ga);
     const Index n = X.rows(), m = W.rows();
-    detail::check_out(gW.rows(), gW.cols(), m, W.cols(), "gW");
-    detail::check_out(ga.size(), 1, m, 1, "ga");
     const auto sums = which == Regularizer::trace
                           ? detail::curvature_pass<true, detail::Curvature::trace, T>(W, a, X, y, act, lambda)
                           : detail::curvature_pass<true, detail::Curvature::gauss_newton, T>(W, a, X, y, act, lambda);
