@@ -168,7 +168,7 @@ def test_cpp_core_tests_pass(builds):
 
 
 def _splitmix_uniform(state, k):
-    """k numbers of splitmix64 in [-1, 1), as in examples/cpp/flatness_descent.cpp."""
+    """k numbers of splitmix64 in [-1, 1), as in examples/cpp/example_problem.hpp."""
     M = (1 << 64) - 1
     out = np.empty(k)
     for i in range(k):

@@ -12,33 +12,20 @@
 //
 // Usage: flatness_descent [n d m steps]     (defaults 200 10 64 8)
 // Output: one "<label> loss <L> trace <T>" line per stage (17 digits).
-// Random numbers: splitmix64, uniform in [-1, 1), drawn in the order X, teacher
-// W, teacher a, student W, student a (easy to reproduce in any language).
+// Data: example_problem.hpp (splitmix64, uniform in [-1, 1), drawn in the order X, teacher
+// W, teacher a, student W, student a: easy to reproduce in any language).
 #include <flatext/flatext.hpp>
+
+#include "example_problem.hpp"
 
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 
-using Mat = flatext::Mat<double>;
-using Vec = flatext::Vec<double>;
+using example::Mat;
+using example::Vec;
 
 namespace {
-
-struct SplitMix64 {
-    std::uint64_t state;
-    double uniform() {  // in [-1, 1)
-        std::uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-        z ^= z >> 31;
-        return double(z >> 11) * 0x1.0p-53 * 2.0 - 1.0;
-    }
-};
-
-void fill(SplitMix64& rng, double* p, long k, double scale) {
-    for (long i = 0; i < k; ++i) p[i] = scale * rng.uniform();
-}
 
 void print_stage(const char* label, double L, double T) { std::printf("%-8s loss %.17g trace %.17g\n", label, L, T); }
 
@@ -47,22 +34,13 @@ void print_stage(const char* label, double L, double T) { std::printf("%-8s loss
 int main(int argc, char** argv) {
     const long n = argc > 1 ? std::atol(argv[1]) : 200, d = argc > 2 ? std::atol(argv[2]) : 10,
                m = argc > 3 ? std::atol(argv[3]) : 64, steps = argc > 4 ? std::atol(argv[4]) : 8;
-    const long mt = 3;  // teacher neurons
     if (n < 1 || d < 1 || m < 1 || steps < 0) {
         std::fprintf(stderr, "usage: flatness_descent [n d m steps] (positive sizes)\n");
         return 2;
     }
     const flatext::Activation act(1.0, 0.0);  // ReLU: B_i >= 0, so balance always has a minimum
 
-    SplitMix64 rng{20260101};
-    Mat X(n, d), Wt(mt, d), W(m, d);
-    Vec at(mt), a(m);
-    fill(rng, X.data(), n * d, 1.0);
-    fill(rng, Wt.data(), mt * d, 1.0);
-    fill(rng, at.data(), mt, 1.0);
-    fill(rng, W.data(), m * d, 1.0);
-    fill(rng, a.data(), m, 1.0 / double(m));
-    const Vec y = flatext::forward<double>(Wt, at, X, act);
+    auto [X, W, y, a] = example::make_problem(n, d, m, act);
 
     std::printf("flatext %s example: n=%ld d=%ld m=%ld power=%g neg=%g gemm=%s threads=%d\n",
                 flatext::openmp_enabled() ? "(OpenMP)" : "(serial)", n, d, m, act.power, act.neg,

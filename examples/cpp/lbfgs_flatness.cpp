@@ -21,10 +21,12 @@
 //        "<target> iterations <k> value <v> loss <L> reg <K> gnorm <|g|> xnorm <|theta|>
 //        stationary <0|1> converged <0|1>" (stationary: ||g|| <= 1e-7 ||theta||; converged: stationary,
 //        or for the trace target the value stalled, before the iteration cap and without a line-search failure)
-// Random numbers: splitmix64 as in flatness_descent.cpp (X, teacher W, teacher a, student W, student a).
+// Data: example_problem.hpp (splitmix64; X, teacher W, teacher a, student W, student a).
 #include <flatext/objective.hpp>  // include what you use: no Lanczos, no searches
 
 #include <LBFGS.h>
+
+#include "example_problem.hpp"
 
 #include <cmath>
 #include <cstdint>
@@ -33,25 +35,10 @@
 #include <stdexcept>
 #include <string>
 
-using Mat = flatext::Mat<double>;
-using Vec = flatext::Vec<double>;
+using example::Mat;
+using example::Vec;
 
 namespace {
-
-struct SplitMix64 {
-    std::uint64_t state;
-    double uniform() {  // in [-1, 1)
-        std::uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-        z ^= z >> 31;
-        return double(z >> 11) * 0x1.0p-53 * 2.0 - 1.0;
-    }
-};
-
-void fill(SplitMix64& rng, double* p, long k, double scale) {
-    for (long i = 0; i < k; ++i) p[i] = scale * rng.uniform();
-}
 
 enum class Target { gauss_newton, trace };
 
@@ -80,16 +67,7 @@ struct Objective {
 
 int run(const char* name, Target target, double power, double lambda, long n, long d, long m, const char* prefix) {
     const flatext::Activation act(power, 0.0);
-    SplitMix64 rng{20260101};
-    const long mt = 3;
-    Mat X(n, d), Wt(mt, d), W(m, d);
-    Vec at(mt), a(m);
-    fill(rng, X.data(), n * d, 1.0);
-    fill(rng, Wt.data(), mt * d, 1.0);
-    fill(rng, at.data(), mt, 1.0);
-    fill(rng, W.data(), m * d, 1.0);
-    fill(rng, a.data(), m, 1.0 / double(m));
-    const Vec y = flatext::forward<double>(Wt, at, X, act);
+    auto [X, W, y, a] = example::make_problem(n, d, m, act);
 
     Vec theta(m * (d + 1));
     Eigen::Map<Mat>(theta.data(), m, d) = W;
