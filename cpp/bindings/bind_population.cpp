@@ -5,6 +5,8 @@
 
 #include <flatext/population.hpp>
 
+#include <utility>
+
 namespace flatext_py {
 
 namespace {
@@ -42,6 +44,18 @@ UnitsArg check_units(py::handle U, py::handle p, py::handle c, const char* nU, c
     return u;
 }
 
+/// The two unit sets (U, pu, cu) and (V, pv, cv) of a pair moment: same dtype and d.
+std::pair<UnitsArg, UnitsArg> check_unit_pair(py::handle U, py::handle pu, py::handle cu, py::handle V, py::handle pv,
+                                              py::handle cv) {
+    UnitsArg a = check_units(U, pu, cu, "U", "pu", "cu");
+    UnitsArg b = check_units(V, pv, cv, "V", "pv", "cv");
+    same_dtype({&a.U, &b.U});
+    if (a.d != b.d)
+        throw py::value_error("U and V must have the same number of columns d; got " + shape_str(a.U.arr) + " and " +
+                              shape_str(b.U.arr));
+    return {std::move(a), std::move(b)};
+}
+
 Arg check_coef(py::handle a, const char* name, const UnitsArg& u) {
     Arg c = to_arg(a, name, 1);
     same_dtype({&u.U, &c});
@@ -62,12 +76,8 @@ void bind_population(py::module_& m) {
         "gaussian_pair_moments",
         [](py::handle U, py::handle pu, py::handle cu, py::handle V, py::handle pv, py::handle cv, int nodes,
            bool closed_forms) {
-            const UnitsArg a = check_units(U, pu, cu, "U", "pu", "cu");
-            const UnitsArg b = check_units(V, pv, cv, "V", "pv", "cv");
-            same_dtype({&a.U, &b.U});
-            if (a.d != b.d)
-                throw py::value_error("U and V must have the same number of columns d; got " + shape_str(a.U.arr) +
-                                      " and " + shape_str(b.U.arr));
+            const auto units = check_unit_pair(U, pu, cu, V, pv, cv);  // named: lambdas below capture them
+            const UnitsArg &a = units.first, &b = units.second;
             return dispatch(a.U.f32, [&](auto tag) -> py::object {
                 using T = decltype(tag);
                 Mat<double> M;
@@ -87,12 +97,8 @@ void bind_population(py::module_& m) {
         "gaussian_pair_moment_sum",
         [](py::handle U, py::handle pu, py::handle cu, py::handle alpha, py::handle V, py::handle pv, py::handle cv,
            py::handle beta, int nodes, bool closed_forms) {
-            const UnitsArg a = check_units(U, pu, cu, "U", "pu", "cu");
-            const UnitsArg b = check_units(V, pv, cv, "V", "pv", "cv");
-            same_dtype({&a.U, &b.U});
-            if (a.d != b.d)
-                throw py::value_error("U and V must have the same number of columns d; got " + shape_str(a.U.arr) +
-                                      " and " + shape_str(b.U.arr));
+            const auto units = check_unit_pair(U, pu, cu, V, pv, cv);  // named: lambdas below capture them
+            const UnitsArg &a = units.first, &b = units.second;
             const Arg al = check_coef(alpha, "alpha", a), be = check_coef(beta, "beta", b);
             return dispatch(a.U.f32, [&](auto tag) -> double {
                 using T = decltype(tag);

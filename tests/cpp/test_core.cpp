@@ -18,6 +18,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 using flatext::Activation;
@@ -368,18 +369,16 @@ TEST(results_bit_identical_with_1_and_2_threads) {
     const int saved = flatext::get_num_threads();
     flatext::TilePlan plan(P.X.rows(), P.W.rows(), P.W.size(), sizeof(double));
     CHECK(plan.chunks > 1);
-    flatext::set_num_threads(1);
-    CHECK(flatext::get_num_threads() == 1);
-    const auto g1 = flatext::hessian_trace_grad<double>(P.W, P.a, P.X, P.y, act);
-    const auto l1 = flatext::loss_grad<double>(P.W, P.a, P.X, P.y, act);
-    const auto h1 = flatext::hvp<double>(P.W, P.a, P.X, P.y, VW, va, act);
-    const auto t1 = flatext::hessian_trace_parts<double>(P.W, P.a, P.X, P.y, act);
-    flatext::set_num_threads(2);
-    CHECK(flatext::get_num_threads() == 2);
-    const auto g2 = flatext::hessian_trace_grad<double>(P.W, P.a, P.X, P.y, act);
-    const auto l2 = flatext::loss_grad<double>(P.W, P.a, P.X, P.y, act);
-    const auto h2 = flatext::hvp<double>(P.W, P.a, P.X, P.y, VW, va, act);
-    const auto t2 = flatext::hessian_trace_parts<double>(P.W, P.a, P.X, P.y, act);
+    const auto at_threads = [&](int t) {  // the four kernels with t threads
+        flatext::set_num_threads(t);
+        CHECK(flatext::get_num_threads() == t);
+        return std::make_tuple(flatext::hessian_trace_grad<double>(P.W, P.a, P.X, P.y, act),
+                               flatext::loss_grad<double>(P.W, P.a, P.X, P.y, act),
+                               flatext::hvp<double>(P.W, P.a, P.X, P.y, VW, va, act),
+                               flatext::hessian_trace_parts<double>(P.W, P.a, P.X, P.y, act));
+    };
+    const auto [g1, l1, h1, t1] = at_threads(1);
+    const auto [g2, l2, h2, t2] = at_threads(2);
     flatext::set_num_threads(saved);
     CHECK(g1.value == g2.value);
     CHECK(bit_identical(g1.W, g2.W));
