@@ -213,6 +213,18 @@ def estimate_row(tool, method, probes, t, runs, value, ref, se, note="", kind="t
     return Row(tool, method, probes, t, runs, float(value), e, bound, ok, note, kind)
 
 
+def over_budget_row(tool, method, probes, proj, limit="budget", kind="trace"):
+    """The row of a run left out because its projected time ``proj`` (seconds) exceeds the
+    budget; ``limit`` words the budget in the note."""
+    return Row(tool, method, probes, kind=kind, note=f"skipped: projected {proj:.0f} s > {limit}")
+
+
+def budget_repeats(proj, budget):
+    """Timing repeats for a run projected to take ``proj`` seconds: 3 when three of them fit in a
+    third of the budget, else 1."""
+    return 3 if proj * 3 <= budget / 3 else 1
+
+
 def rademacher_like(params, gen):
     import torch
 
@@ -419,16 +431,10 @@ def run_case(n, d, m, power, neg, args, mode, flatext, log):
     for k in probes:
         proj = per_probe * k
         if proj > budget:
-            rows.append(
-                Row(
-                    "autograd",
-                    "Hutchinson (Rademacher, HVP loop)",
-                    str(k),
-                    note=f"skipped: projected {proj:.0f} s > budget {budget:.0f} s (--budget)",
-                )
-            )
+            limit = f"budget {budget:.0f} s (--budget)"
+            rows.append(over_budget_row("autograd", "Hutchinson (Rademacher, HVP loop)", str(k), proj, limit))
             continue
-        reps = 3 if proj * 3 <= budget / 3 else 1
+        reps = budget_repeats(proj, budget)
         t, r, vals = _common.timeit(lambda k=k: hutchinson_values(model, Xt, y2, k, 12345), repeats=reps, warmup=0)
         if vals_all is None or len(vals) > len(vals_all):
             vals_all = vals
@@ -460,18 +466,12 @@ def run_case(n, d, m, power, neg, args, mode, flatext, log):
             (100, 0.0, "trace(maxIter=100, tol=0)"),
             (100, 1e-3, "trace() defaults: maxIter=100, tol=1e-3"),
         ):
-            if per_probe * max_iter > budget:
-                rows.append(
-                    Row(
-                        "PyHessian",
-                        label,
-                        str(max_iter),
-                        note=f"skipped: projected {per_probe * max_iter:.0f} s > budget",
-                    )
-                )
+            proj = per_probe * max_iter
+            if proj > budget:
+                rows.append(over_budget_row("PyHessian", label, str(max_iter), proj))
                 continue
             torch.manual_seed(7)
-            reps = 3 if per_probe * max_iter * 3 <= budget / 3 else 1
+            reps = budget_repeats(proj, budget)
             t, r, vals = _common.timeit(lambda: ph_trace(max_iter, tol), repeats=reps, warmup=0)
             k = len(vals)
             se = vals.std(ddof=1) / math.sqrt(k) if k > 1 else None
@@ -498,14 +498,7 @@ def run_case(n, d, m, power, neg, args, mode, flatext, log):
                 continue
             proj = per_probe * mv * 1.2
             if proj > budget:
-                rows.append(
-                    Row(
-                        "curvlinops",
-                        "Hutch++ (HessianLinearOperator)",
-                        str(mv),
-                        note=f"skipped: projected {proj:.0f} s > budget",
-                    )
-                )
+                rows.append(over_budget_row("curvlinops", "Hutch++ (HessianLinearOperator)", str(mv), proj))
                 continue
 
             def hpp(mv=mv):
@@ -515,7 +508,7 @@ def run_case(n, d, m, power, neg, args, mode, flatext, log):
                 )
                 return 0.5 * float(hutchpp_trace(ChunkedOperator(op, col_chunk), mv))
 
-            reps = 3 if proj * 3 <= budget / 3 else 1
+            reps = budget_repeats(proj, budget)
             try:
                 t, r, v = _common.timeit(hpp, repeats=reps, warmup=0)
             except Exception as exc:
@@ -619,17 +612,9 @@ def run_case(n, d, m, power, neg, args, mode, flatext, log):
     for k in probes:
         proj = per_gprobe * k
         if proj > budget:
-            rows.append(
-                Row(
-                    "autograd",
-                    "double-backward grad of Hutchinson",
-                    str(k),
-                    kind="grad",
-                    note=f"skipped: projected {proj:.0f} s > budget",
-                )
-            )
+            rows.append(over_budget_row("autograd", "double-backward grad of Hutchinson", str(k), proj, kind="grad"))
             continue
-        reps = 3 if proj * 3 <= budget / 3 else 1
+        reps = budget_repeats(proj, budget)
         t, r, (gm, var_sum) = _common.timeit(lambda k=k: hutchinson_grad(model, Xt, y2, k, 777), repeats=reps, warmup=0)
         e = float(np.linalg.norm(gm - gflat)) / gnorm
         bound = N_SIGMA * math.sqrt(var_sum) / gnorm

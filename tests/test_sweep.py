@@ -20,6 +20,7 @@ pytest.importorskip("pyarrow")
 import flatext  # noqa: E402
 from flatext.sweeps import SweepConfigError, load_config  # noqa: E402
 from flatext.sweeps.cells import SWEEP_DELAY_ENV, cell_data  # noqa: E402
+from flatext.sweeps.config import MEASUREMENTS  # noqa: E402
 
 # Columns that legitimately differ between runs of the same cell.
 VOLATILE = {"hostname", "pid", "worker"}  # and every time_* column
@@ -31,15 +32,7 @@ def tiny(**over):
         "sweep": {
             "name": "tiny",
             "seeds": 2,
-            "measurements": [
-                "train_loss",
-                "max_residual",
-                "trace",
-                "orbit_min_trace",
-                "top_eigenvalue",
-                "population_loss",
-                "time",
-            ],
+            "measurements": list(MEASUREMENTS),  # every one, and time
         },
         "teacher": {"kind": "sum_of_single_index", "links": ["relu", "abs"], "weights": [1.0, 0.5]},
         "data": {"n": 16, "d": 3, "noise": [0.0, 0.1]},

@@ -49,6 +49,26 @@ def _int_arg(v, name):
         raise TypeError(f"{name} must be an integer; got {type(v).__name__} {v!r}") from None
 
 
+def _check_matrix_and_vector(A, v, names, dims):
+    """Raise ValueError unless ``A`` is 2-D and ``v`` has one entry per row of ``A``.
+
+    Parameters
+    ----------
+    A, v : ndarray
+    names : (str, str)
+        Their names in the messages, e.g. ``("W", "a")``.
+    dims : (str, str)
+        The names of ``A``'s two dimensions, e.g. ``("m", "d")``.
+    """
+    (a_name, v_name), (rows, cols) = names, dims
+    if A.ndim != 2:
+        raise ValueError(f"{a_name} must be 2-D ({rows}, {cols}); got shape {A.shape}")
+    if v.shape != (A.shape[0],):
+        raise ValueError(
+            f"{v_name} must have shape ({rows},) = ({A.shape[0]},) to match {a_name} of shape {A.shape}; got {v.shape}"
+        )
+
+
 def forward(W, a, X, *, power=1.0, neg=0.0):
     """Network outputs ``f(x_j) = sum_i a_i sigma(w_i . x_j)``.
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._native import _core
+from .curvature import _check_matrix_and_vector
 from .teachers import INPUTS, Teacher, _check_spectrum, _rng, sample_inputs
 
 __all__ = ["PopulationEstimate", "population_loss"]
@@ -264,10 +265,7 @@ def population_loss(
         raise TypeError(f"teacher must be a flatext.teachers.Teacher; got {type(teacher).__name__}")
     W = np.array(W, dtype=np.float64)
     a = np.array(a, dtype=np.float64)
-    if W.ndim != 2:
-        raise ValueError(f"W must be 2-D (m, d); got shape {W.shape}")
-    if a.shape != (W.shape[0],):
-        raise ValueError(f"a must have shape (m,) = ({W.shape[0]},); got {a.shape}")
+    _check_matrix_and_vector(W, a, ("W", "a"), ("m", "d"))
     if W.shape[1] != teacher.d:
         raise ValueError(f"W must have d = {teacher.d} columns (the teacher's input dimension); got {W.shape}")
     if not (np.all(np.isfinite(W)) and np.all(np.isfinite(a))):

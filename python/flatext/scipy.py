@@ -56,10 +56,7 @@ def pack(W, a):
     """
     W = np.asarray(W, dtype=np.float64)
     a = np.asarray(a, dtype=np.float64)
-    if W.ndim != 2:
-        raise ValueError(f"W must be 2-D (m, d); got shape {W.shape}")
-    if a.shape != (W.shape[0],):
-        raise ValueError(f"a must have shape (m,) = ({W.shape[0]},) to match W of shape {W.shape}; got {a.shape}")
+    _cv._check_matrix_and_vector(W, a, ("W", "a"), ("m", "d"))
     return np.concatenate([W.ravel(order="C"), a])
 
 
@@ -102,10 +99,7 @@ def _check_d(d):
 def _data(X, y):
     X = np.ascontiguousarray(X, dtype=np.float64)
     y = np.ascontiguousarray(y, dtype=np.float64)
-    if X.ndim != 2:
-        raise ValueError(f"X must be 2-D (n, d); got shape {X.shape}")
-    if y.shape != (X.shape[0],):
-        raise ValueError(f"y must have shape (n,) = ({X.shape[0]},) to match X of shape {X.shape}; got {y.shape}")
+    _cv._check_matrix_and_vector(X, y, ("X", "y"), ("n", "d"))
     return X, y
 
 

@@ -118,6 +118,16 @@ def _given(p, names):
     return {k: p[k] for k in names if p.get(k) is not None}
 
 
+def _fit(fn, cell, data, **kw):
+    """``fn(W0, a0, X, y, power=, neg=, **kw)`` from the cell's data and initialization."""
+    return fn(data["W0"], data["a0"], data["X"], data["y"], power=cell["power"], neg=cell["neg"], **kw)
+
+
+def _stop_info(res):
+    """The info every iterative method gives: iterations, converged and why it stopped."""
+    return {"iterations": res.iterations, "converged": res.converged, "reason": res.reason}
+
+
 def _m_random(cell, data, p):
     return data["W0"], data["a0"], {}
 
@@ -128,24 +138,12 @@ _TRAIN_PARAMS = ("lr", "max_iter", "tol", "rho", "polish_factor", "polish_max_it
 def _m_train(kind):
     def run(cell, data, p):
         extra = {"seed": _seed(cell["seed"], 4)} if kind == "label_noise_sgd" else {}
-        res = train(
-            data["W0"],
-            data["a0"],
-            data["X"],
-            data["y"],
-            power=cell["power"],
-            neg=cell["neg"],
-            method=kind,
-            **_given(p, _TRAIN_PARAMS),
-            **extra,
-        )
+        res = _fit(train, cell, data, method=kind, **_given(p, _TRAIN_PARAMS), **extra)
         return (
             res.W,
             res.a,
             {
-                "iterations": res.iterations,
-                "converged": res.converged,
-                "reason": res.reason,
+                **_stop_info(res),
                 "polish": res.polish,
                 "polished": res.polished,
                 "lr": res.lr,
@@ -158,36 +156,18 @@ def _m_train(kind):
 
 
 def _m_project(cell, data, p):
-    res = find_interpolator(
-        data["W0"],
-        data["a0"],
-        data["X"],
-        data["y"],
-        power=cell["power"],
-        neg=cell["neg"],
-        **_given(p, ("tol", "max_iter")),
-    )
+    res = _fit(find_interpolator, cell, data, **_given(p, ("tol", "max_iter")))
     # find_interpolator stops at its tolerance or after max_iter steps (it raises otherwise)
-    info = {"iterations": res.iterations, "converged": res.converged, "reason": res.reason}
-    return res.W, res.a, dict(info, interpolating=res.converged)
+    return res.W, res.a, dict(_stop_info(res), interpolating=res.converged)
 
 
 def _m_flattest(cell, data, p):
-    res = flattest_interpolator(
-        data["W0"],
-        data["a0"],
-        data["X"],
-        data["y"],
-        power=cell["power"],
-        neg=cell["neg"],
-        **_given(p, ("max_iter", "balance", "tol")),
-    )
+    res = _fit(flattest_interpolator, cell, data, **_given(p, ("max_iter", "balance", "tol")))
     # the final projected-gradient ratio ||g_t|| / ||g||; interpolating: the retraction's tolerance
     grad_ratio = float(res.grad_ratio)
     rtol = p.get("tol") or (1e-4 if data["X"].dtype == np.float32 else 1e-10)
     fits = res.max_residual <= rtol * max(1.0, float(np.max(np.abs(data["y"]))))
-    info = {"iterations": res.iterations, "converged": res.converged, "reason": res.reason, "grad_ratio": grad_ratio}
-    return res.W, res.a, dict(info, interpolating=bool(fits))
+    return res.W, res.a, dict(_stop_info(res), grad_ratio=grad_ratio, interpolating=bool(fits))
 
 
 def _m_memorize(cell, data, p):

@@ -401,31 +401,20 @@ def _left_out_text(left_out):
     return f"left out: {total} row{'s' if total > 1 else ''} not ok ({parts})"
 
 
+# The 'flatext plot' options passed on to plot() under their own name
+# (--no-points is passed as points=not args.no_points).
+_CLI_KEYWORDS = "x y hue col row stat band logx logy kind where title out include_not_ok".split()
+
+
 def _run_cli(args):
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    kwargs = {name: getattr(args, name) for name in _CLI_KEYWORDS}
     try:
-        fig = plot(
-            args.results,
-            x=args.x,
-            y=args.y,
-            hue=args.hue,
-            col=args.col,
-            row=args.row,
-            stat=args.stat,
-            band=args.band,
-            points=not args.no_points,
-            logx=args.logx,
-            logy=args.logy,
-            kind=args.kind,
-            where=args.where,
-            title=args.title,
-            out=args.out,
-            include_not_ok=args.include_not_ok,
-        )
+        fig = plot(args.results, points=not args.no_points, **kwargs)
     except (ValueError, FileNotFoundError) as e:
         print(f"flatext plot: {e}", file=sys.stderr)
         return 2
