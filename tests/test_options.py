@@ -52,16 +52,31 @@ def test_interpolation_defaults_equal_the_cpp_struct_and_the_binding():
     assert cpp["tol"] == 1e-10 and py.cg_rank is None and compiled.cg_rank == int(bound["cg_rank"]) < 0
 
 
+_INTERP_BAD = [dict(tol=-1.0), dict(tol=float("nan")), dict(max_iter=-1), dict(lambda_init=0.0), dict(solver="lu"),
+               dict(cg_rtol=float("inf")), dict(cg_max_iter=0)]  # fmt: skip
+_TRAIN_BAD = [dict(lr=0.0), dict(lr=float("inf")), dict(rho=-0.1), dict(rho=0.0), dict(max_iter=-1), dict(tol=-1e-3),
+              dict(tol=float("nan")), dict(record_every=0)]  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    "kw", [dict(tol=-1.0), dict(tol=float("nan")), dict(max_iter=-1), dict(lambda_init=0.0), dict(solver="lu"),
-           dict(cg_rtol=float("inf")), dict(cg_max_iter=0)]
-)  # fmt: skip
-def test_interpolation_values_are_checked_by_the_cpp_struct(kw):
+    "cpp_cls, py_cls, kw",
+    [(_core.InterpolationOptions, fx.InterpolationOptions, kw) for kw in _INTERP_BAD]
+    + [(_core.TrainOptions, fx.TrainOptions, kw) for kw in _TRAIN_BAD],
+)
+def test_values_are_checked_by_the_cpp_struct(cpp_cls, py_cls, kw):
     with pytest.raises(ValueError) as cpp:
-        _core.InterpolationOptions(**kw)
+        cpp_cls(**kw)
     with pytest.raises(ValueError) as py:
-        fx.InterpolationOptions(**kw)
-    assert str(py.value) == str(cpp.value) and next(iter(kw)) in str(py.value)
+        py_cls(**kw)
+    name = next(iter(kw))
+    assert name in str(py.value) and name in str(cpp.value)
+    if name != "lr":  # lr's message is parse_lr's, which also names the "auto" forms (the same rule for numbers)
+        assert str(py.value) == str(cpp.value)
+
+
+def test_train_method_is_checked_by_the_cpp_struct():
+    with pytest.raises(ValueError, match="method"):
+        _core.TrainOptions(method="adam")
 
 
 def test_train_defaults_equal_the_cpp_struct_and_the_binding():
@@ -77,23 +92,6 @@ def test_train_defaults_equal_the_cpp_struct_and_the_binding():
                 continue
             assert getattr(py, name) == v == getattr(compiled, name) and type(getattr(py, name)) is type(v), name
     assert compiled.method == "gd"
-
-
-@pytest.mark.parametrize(
-    "kw", [dict(lr=0.0), dict(lr=float("inf")), dict(rho=-0.1), dict(rho=0.0), dict(max_iter=-1), dict(tol=-1e-3),
-           dict(tol=float("nan")), dict(record_every=0)]
-)  # fmt: skip
-def test_train_values_are_checked_by_the_cpp_struct(kw):
-    with pytest.raises(ValueError) as cpp:
-        _core.TrainOptions(**kw)
-    with pytest.raises(ValueError) as py:
-        fx.TrainOptions(**kw)
-    name = next(iter(kw))
-    assert name in str(py.value) and name in str(cpp.value)
-    if name != "lr":  # lr's message is parse_lr's, which also names the "auto" forms (the same rule for numbers)
-        assert str(py.value) == str(cpp.value)
-    with pytest.raises(ValueError, match="method"):
-        _core.TrainOptions(method="adam")
 
 
 def test_none_defaults_run_as_the_cpp_values():
