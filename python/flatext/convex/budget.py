@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import math
 import time
 
 
 class _Budget:
     """``max_seconds`` and ``callback`` of :func:`certified_flattest`: checked after each cone solve
-    (``stop``); Clarabel's and the IPM's first solve is limited to the time left (``solver``)."""
+    (``stop``); Clarabel's and the IPM's first solve is limited to the time left (``solver``).
+    ``max_seconds`` was checked by :class:`flatext.ConvexOptions`."""
 
     def __init__(self, t0, max_seconds, callback, solver):
-        if max_seconds is not None and not (
-            isinstance(max_seconds, (int, float)) and not isinstance(max_seconds, bool) and 0 < max_seconds < math.inf
-        ):
-            raise ValueError(f"max_seconds must be a number > 0 or None; got {max_seconds!r}")
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable; got {type(callback).__name__}")
         self.t0, self.max_seconds, self.callback, self.name = t0, max_seconds, callback, solver
