@@ -54,6 +54,8 @@ def test_interpolation_defaults_equal_the_cpp_struct_and_the_binding():
 
 _INTERP_BAD = [dict(tol=-1.0), dict(tol=float("nan")), dict(max_iter=-1), dict(lambda_init=0.0), dict(solver="lu"),
                dict(cg_rtol=float("inf")), dict(cg_max_iter=0)]  # fmt: skip
+_SEARCH_BAD = [dict(tol=0.0), dict(lambda_rel=-1.0), dict(gtol=-1e-3), dict(gtol=float("nan")), dict(retract_iter=0),
+               dict(cg_rtol=0.0), dict(cg_max_iter=0), dict(solver="lu")]  # fmt: skip
 _TRAIN_BAD = [dict(lr=0.0), dict(lr=float("inf")), dict(rho=-0.1), dict(rho=0.0), dict(max_iter=-1), dict(tol=-1e-3),
               dict(tol=float("nan")), dict(record_every=0)]  # fmt: skip
 
@@ -61,7 +63,8 @@ _TRAIN_BAD = [dict(lr=0.0), dict(lr=float("inf")), dict(rho=-0.1), dict(rho=0.0)
 @pytest.mark.parametrize(
     "cpp_cls, py_cls, kw",
     [(_core.InterpolationOptions, fx.InterpolationOptions, kw) for kw in _INTERP_BAD]
-    + [(_core.TrainOptions, fx.TrainOptions, kw) for kw in _TRAIN_BAD],
+    + [(_core.TrainOptions, fx.TrainOptions, kw) for kw in _TRAIN_BAD]
+    + [(_core.SearchOptions, fx.SearchOptions, kw) for kw in _SEARCH_BAD],
 )
 def test_values_are_checked_by_the_cpp_struct(cpp_cls, py_cls, kw):
     with pytest.raises(ValueError) as cpp:
@@ -269,7 +272,11 @@ def test_merge_options_rule_on_a_small_class():
 def test_search_defaults_equal_the_cpp_struct():
     cpp = _cpp_struct_defaults("search.hpp", "SearchOptions")
     o = fx.SearchOptions()
-    assert o.gtol == cpp["gtol"]
+    compiled = _core.SearchOptions()
+    assert o.gtol == cpp["gtol"] == compiled.gtol
+    for name in ("lambda_rel", "retract_iter", "cg_rtol", "cg_max_iter", "tol"):
+        assert getattr(compiled, name) == cpp[name], name
+    assert o.balance is compiled.balance is True and o.a_correction is None and compiled.a_correction is False
     # None stands for the struct's value, stated in the docstring
     stated = {float(v) for v in re.findall(r"None: (?:the C\+\+ )?([-+.\deE]+)[);]", fx.SearchOptions.__doc__)}
     for name in ("lambda_rel", "retract_iter", "cg_rtol", "cg_max_iter"):

@@ -22,8 +22,57 @@ struct SearchStepResult {
     std::string solver;
 };
 
+namespace {
+/// SearchOptions from the binding's arguments, checked once (SearchOptions::validate).
+flatext::SearchOptions make_search_options(double tol, double lambda_rel, double gtol, double eta, bool balance,
+                                           int max_backtrack, int retract_iter, bool a_correction,
+                                           const std::string& solver, double cg_rtol, double retract_rtol,
+                                           int cg_max_iter, long long cg_rank) {
+    flatext::SearchOptions o;
+    o.tol = tol;
+    o.lambda_rel = lambda_rel;
+    o.gtol = gtol;
+    o.eta = eta;
+    o.balance = balance;
+    o.max_backtrack = max_backtrack;
+    o.retract_iter = retract_iter;
+    o.a_correction = a_correction;
+    o.solver = parse_solver(solver);
+    o.cg_rtol = cg_rtol;
+    o.retract_rtol = retract_rtol;
+    o.cg_max_iter = cg_max_iter;
+    o.cg_rank = Index(cg_rank);
+    o.validate();
+    return o;
+}
+
+/// flatext::SearchOptions, read-only, built by a checking constructor: the Python SearchOptions
+/// (flatext/options.py) builds one to check the values of the fields it shares with the struct.
+void bind_search_options(py::module_& m) {
+    using flatext::SearchOptions;
+    const SearchOptions d;
+    py::class_<SearchOptions>(m, "SearchOptions", "Options of search_step (flatext::SearchOptions), checked when built",
+                              py::module_local())
+        .def(py::init(&make_search_options), py::arg("tol") = d.tol, py::arg("lambda_rel") = d.lambda_rel,
+             py::arg("gtol") = d.gtol, py::arg("eta") = d.eta, py::arg("balance") = d.balance,
+             py::arg("max_backtrack") = d.max_backtrack, py::arg("retract_iter") = d.retract_iter,
+             py::arg("a_correction") = d.a_correction, py::arg("solver") = "auto", py::arg("cg_rtol") = d.cg_rtol,
+             py::arg("retract_rtol") = d.retract_rtol, py::arg("cg_max_iter") = d.cg_max_iter,
+             py::arg("cg_rank") = (long long)d.cg_rank)
+        .def_readonly("tol", &SearchOptions::tol)
+        .def_readonly("lambda_rel", &SearchOptions::lambda_rel)
+        .def_readonly("gtol", &SearchOptions::gtol)
+        .def_readonly("retract_iter", &SearchOptions::retract_iter)
+        .def_readonly("a_correction", &SearchOptions::a_correction)
+        .def_readonly("balance", &SearchOptions::balance)
+        .def_readonly("cg_rtol", &SearchOptions::cg_rtol)
+        .def_readonly("cg_max_iter", &SearchOptions::cg_max_iter);
+}
+}  // namespace
+
 void bind_search(py::module_& m) {
     using namespace flatext;
+    bind_search_options(m);
 
     py::class_<SearchStepResult>(m, "SearchStep",
                                  "One step of the flatness search (flatext::SearchStep): read-only fields.",
@@ -58,27 +107,9 @@ void bind_search(py::module_& m) {
            py::handle u0, long long cg_rank) {
             const Net net = check_net(W, a, X, y, true);
             const auto act = make_activation(power, neg);
-            check_positive(tol, "tol");
-            check_positive(lambda_rel, "lambda_rel");
-            check_cg(cg_rtol, cg_max_iter, "cg_rtol");
-            check_positive(retract_rtol, "retract_rtol");
-            if (!(gtol >= 0)) throw py::value_error("gtol must be >= 0");
-            if (max_backtrack < 0) throw py::value_error("max_backtrack must be >= 0");
-            if (retract_iter < 0) throw py::value_error("retract_iter must be >= 0");
-            SearchOptions o;
-            o.tol = tol;
-            o.lambda_rel = lambda_rel;
-            o.gtol = gtol;
-            o.eta = eta;
-            o.balance = balance;
-            o.max_backtrack = max_backtrack;
-            o.retract_iter = retract_iter;
-            o.a_correction = a_correction;
-            o.solver = parse_solver(solver);
-            o.cg_rtol = cg_rtol;
-            o.retract_rtol = retract_rtol;
-            o.cg_max_iter = cg_max_iter;
-            o.cg_rank = Index(cg_rank);
+            const SearchOptions o =
+                make_search_options(tol, lambda_rel, gtol, eta, balance, max_backtrack, retract_iter, a_correction,
+                                    solver, cg_rtol, retract_rtol, cg_max_iter, cg_rank);
             const Vec<double> uw = optional_vec(u0, net.n, "u0");
             return dispatch(net.f32(), [&](auto tag) -> SearchStepResult {
                 using T = decltype(tag);

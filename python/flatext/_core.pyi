@@ -15,6 +15,7 @@ import numpy
 __all__: list[str] = [
     "Activation",
     "InterpolationOptions",
+    "SearchOptions",
     "SearchStep",
     "TrainOptions",
     "balance",
@@ -81,6 +82,43 @@ class InterpolationOptions:
     def max_iter(self) -> int: ...
     @property
     def solver(self) -> str: ...
+    @property
+    def tol(self) -> float: ...
+
+class SearchOptions:
+    """
+    Options of search_step (flatext::SearchOptions), checked when built
+    """
+    def __init__(
+        self,
+        tol: typing.SupportsFloat | typing.SupportsIndex = 1e-10,
+        lambda_rel: typing.SupportsFloat | typing.SupportsIndex = 1e-10,
+        gtol: typing.SupportsFloat | typing.SupportsIndex = 0.0001,
+        eta: typing.SupportsFloat | typing.SupportsIndex = 0.0,
+        balance: bool = True,
+        max_backtrack: typing.SupportsInt | typing.SupportsIndex = 30,
+        retract_iter: typing.SupportsInt | typing.SupportsIndex = 6,
+        a_correction: bool = False,
+        solver: str = "auto",
+        cg_rtol: typing.SupportsFloat | typing.SupportsIndex = 1e-08,
+        retract_rtol: typing.SupportsFloat | typing.SupportsIndex = 0.001,
+        cg_max_iter: typing.SupportsInt | typing.SupportsIndex = 2000,
+        cg_rank: typing.SupportsInt | typing.SupportsIndex = -1,
+    ) -> None: ...
+    @property
+    def a_correction(self) -> bool: ...
+    @property
+    def balance(self) -> bool: ...
+    @property
+    def cg_max_iter(self) -> int: ...
+    @property
+    def cg_rtol(self) -> float: ...
+    @property
+    def gtol(self) -> float: ...
+    @property
+    def lambda_rel(self) -> float: ...
+    @property
+    def retract_iter(self) -> int: ...
     @property
     def tol(self) -> float: ...
 

@@ -351,7 +351,8 @@ def _check_choice(v, name: str, choices: tuple) -> Any:
 @dataclass(frozen=True)
 class SearchOptions:
     """Options of :func:`flatext.flattest_interpolator` (the search's part is the C++
-    ``flatext::SearchOptions``; None stands for the C++ default, or the rule below).
+    ``flatext::SearchOptions``, whose ``validate`` checks those values; None stands for the
+    C++ default, or the rule below).
 
     ``cells_width`` is the cell-sparse method's alone: giving it with ``method="manifold"``
     raises ``TypeError``. ``polish=None`` (never polish) differs from the default ``"auto"``.
@@ -415,20 +416,27 @@ class SearchOptions:
     cells_width: Union[int, None] = None
 
     def __post_init__(self):
+        # the fields of the C++ struct: their types here, their values by SearchOptions::validate
+        shared = dict(
+            tol=check_float_type(self.tol, "tol"),
+            lambda_rel=check_float_type(self.lambda_rel, "lambda_rel"),
+            gtol=_number(self.gtol, "gtol"),
+            retract_iter=None if self.retract_iter is None else _int_arg(self.retract_iter, "retract_iter"),
+            a_correction=None if self.a_correction is None else check_bool(self.a_correction, "a_correction"),
+            balance=check_bool(self.balance, "balance"),
+            solver=self.solver,
+            cg_rtol=check_float_type(self.cg_rtol, "cg_rtol"),
+            cg_max_iter=None if self.cg_max_iter is None else _int_arg(self.cg_max_iter, "cg_max_iter"),
+        )
+        if not isinstance(self.solver, str):
+            raise TypeError(f"solver must be a str; got {self.solver!r}")
+        _core.SearchOptions(**{k: v for k, v in shared.items() if v is not None})
         set_checked(
             self,
+            **shared,
             max_iter=check_int(self.max_iter, "max_iter", 0),
-            balance=check_bool(self.balance, "balance"),
-            tol=check_real(self.tol, "tol", none=True),
-            gtol=check_real(self.gtol, "gtol", strict=False),
             ftol=check_real(self.ftol, "ftol", strict=False),
             patience=check_int(self.patience, "patience", 1),
-            lambda_rel=check_real(self.lambda_rel, "lambda_rel", none=True),
-            retract_iter=None if self.retract_iter is None else check_int(self.retract_iter, "retract_iter", 1),
-            a_correction=None if self.a_correction is None else check_bool(self.a_correction, "a_correction"),
-            solver=_check_choice(self.solver, "solver", ("auto", "cholesky", "cg")),
-            cg_rtol=check_real(self.cg_rtol, "cg_rtol", none=True),
-            cg_max_iter=None if self.cg_max_iter is None else check_int(self.cg_max_iter, "cg_max_iter", 1),
             cg_rank=None if self.cg_rank is None else check_int(self.cg_rank, "cg_rank", 0),
             polish=_check_choice(self.polish, "polish", ("auto", "convex", None)),
             polish_rounds=check_int(self.polish_rounds, "polish_rounds", 1),

@@ -472,23 +472,16 @@ struct InterpolationOptions {
     /// The one check of the options (std::invalid_argument naming the option): find_interpolator
     /// and the Python options class rely on it.
     void validate() const {
-        positive(tol, "tol");
-        if (max_iter < 0) throw std::invalid_argument("max_iter must be >= 0; got " + std::to_string(max_iter));
-        positive(lambda_init, "lambda_init");
-        positive(lambda_min, "lambda_min");
-        positive(lambda_max, "lambda_max");
+        detail::check_positive_option(tol, "tol");
+        detail::check_int_option(max_iter, 0, "max_iter");
+        detail::check_positive_option(lambda_init, "lambda_init");
+        detail::check_positive_option(lambda_min, "lambda_min");
+        detail::check_positive_option(lambda_max, "lambda_max");
         if (!(lambda_min <= lambda_max))
             throw std::invalid_argument("lambda_min must be <= lambda_max; got " + std::to_string(lambda_min) + " > " +
                                         std::to_string(lambda_max));
-        positive(cg_rtol, "cg_rtol");
-        if (cg_max_iter < 1)
-            throw std::invalid_argument("cg_max_iter must be >= 1; got " + std::to_string(cg_max_iter));
-    }
-
-  private:
-    static void positive(double v, const char* name) {
-        if (!(v > 0) || !std::isfinite(v))
-            throw std::invalid_argument(std::string(name) + " must be finite and > 0; got " + std::to_string(v));
+        detail::check_positive_option(cg_rtol, "cg_rtol");
+        detail::check_int_option(cg_max_iter, 1, "cg_max_iter");
     }
 };
 

@@ -46,6 +46,21 @@ struct SearchOptions {
     double retract_rtol = 1e-3;  ///< CG accuracy of each PCG solve of the retraction
     int cg_max_iter = 2000;      ///< CG iterations per solve
     Index cg_rank = -1;          ///< rank of the CG path's Nystrom preconditioner (< 0: default_rank(n), 0: Jacobi)
+
+    /// The one check of the options (std::invalid_argument naming the option): search_step and
+    /// the Python SearchOptions rely on it. gtol may be +inf (a step that only balances).
+    void validate() const {
+        detail::check_positive_option(tol, "tol");
+        detail::check_positive_option(lambda_rel, "lambda_rel");
+        if (!(gtol >= 0)) throw std::invalid_argument("gtol must be >= 0; got " + std::to_string(gtol));
+        if (!(c1 > 0 && c1 < 1)) throw std::invalid_argument("c1 must be in (0, 1); got " + std::to_string(c1));
+        detail::check_int_option(max_backtrack, 0, "max_backtrack");
+        detail::check_int_option(retract_iter, 1, "retract_iter");
+        if (!std::isfinite(eta)) throw std::invalid_argument("eta must be finite; got " + std::to_string(eta));
+        detail::check_positive_option(cg_rtol, "cg_rtol");
+        detail::check_positive_option(retract_rtol, "retract_rtol");
+        detail::check_int_option(cg_max_iter, 1, "cg_max_iter");
+    }
 };
 
 template <class T>
@@ -244,6 +259,7 @@ template <class T>
 SearchStep<T> search_step(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& X, const VecRef<T>& y,
                           const Activation& act, const SearchOptions& opt = {}, const Vec<double>& u0 = Vec<double>()) {
     act.validate();
+    opt.validate();
     detail::check_network(W, a, X);
     detail::check_labels(X, y);
     SearchStep<T> st;

@@ -51,6 +51,19 @@ void check_direction(const MatRef<T>& W, const VecRef<T>& a, const MatRef<T>& VW
     if (va.size() != a.size()) throw std::invalid_argument("va must have the shape of a");
 }
 
+/// An option that must be finite and > 0 (the options structs' validate()).
+inline void check_positive_option(double v, const char* name) {
+    if (!(v > 0) || !std::isfinite(v))
+        throw std::invalid_argument(std::string(name) + " must be finite and > 0; got " + std::to_string(v));
+}
+
+/// An integer option that must be >= low.
+inline void check_int_option(long long v, long long low, const char* name) {
+    if (v < low)
+        throw std::invalid_argument(std::string(name) + " must be >= " + std::to_string(low) + "; got " +
+                                    std::to_string(v));
+}
+
 /// An output buffer (gradient) must have the shape of what it receives.
 inline void check_out(Index rows, Index cols, Index want_rows, Index want_cols, const char* name) {
     if (rows != want_rows || cols != want_cols)

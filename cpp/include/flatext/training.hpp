@@ -102,15 +102,12 @@ struct TrainOptions {
     /// The one check of the options (std::invalid_argument naming the option): train() and the
     /// Python options class rely on it.
     void validate() const {
-        if (!(lr > 0) || !std::isfinite(lr))
-            throw std::invalid_argument("lr must be finite and > 0; got " + std::to_string(lr));
-        if (!(rho > 0) || !std::isfinite(rho))
-            throw std::invalid_argument("rho must be finite and > 0; got " + std::to_string(rho));
-        if (max_iter < 0) throw std::invalid_argument("max_iter must be >= 0; got " + std::to_string(max_iter));
+        detail::check_positive_option(lr, "lr");
+        detail::check_positive_option(rho, "rho");
+        detail::check_int_option(max_iter, 0, "max_iter");
         if (!(tol >= 0) || !std::isfinite(tol))
             throw std::invalid_argument("tol must be finite and >= 0; got " + std::to_string(tol));
-        if (record_every < 1)
-            throw std::invalid_argument("record_every must be >= 1; got " + std::to_string(record_every));
+        detail::check_int_option(record_every, 1, "record_every");
     }
 };
 
