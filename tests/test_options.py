@@ -415,3 +415,10 @@ def test_convex_options_conflicts_and_unknown_names_raise():
         fx.certified_flattest(X, y, options={"rounds": 2})
     with pytest.raises(TypeError, match="ConvexOptions or a dict"):
         fx.certified_flattest(X, y, options=fx.SearchOptions())
+
+
+def test_train_max_iter_beyond_a_c_int_runs_in_segments():
+    W, a, X, y = _problem()
+    assert fx.TrainOptions(max_iter=10**12).max_iter == 10**12
+    res = fx.train(W, a, X, y, max_iter=10**12, max_seconds=0.2, polish=False)
+    assert res.reason in ("time_budget", "tol") and 0 < res.iterations < 10**12

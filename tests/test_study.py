@@ -21,7 +21,7 @@ pytest.importorskip("pyarrow")
 import flatext  # noqa: E402
 from flatext.cli import main as cli_main  # noqa: E402
 from flatext.study import load_study, study  # noqa: E402
-from flatext.study.costs import MEASURED, estimate, fit_power_law  # noqa: E402
+from flatext.study.costs import MEASURED, estimate, table_from_rows  # noqa: E402
 from flatext.study.fit import FLOOR, WIDE, bootstrap_slope, target_table  # noqa: E402
 from flatext.sweeps import SweepConfigError  # noqa: E402
 from flatext.sweeps.cells import SWEEP_DELAY_ENV, cell_data  # noqa: E402
@@ -174,17 +174,55 @@ def test_bad_config_names_the_key(over, key):
         load_study(over)
 
 
-def test_dry_run_estimate_is_the_sum_of_the_power_law(capsys):
+def test_dry_run_estimate_follows_the_executor_plan(capsys):
+    """Small cells side by side (their sum over the workers), large cells in turn (their sum),
+    each kind from its own power law; the laws reproduce the measured table within a factor 2."""
+    from flatext.sweeps.executor import LARGE_CELL
+
     cfg = load_study()
-    c, a, b = fit_power_law()
-    ref = sum(math.exp(c) * x["n"] ** a * x["d"] ** b for x in cfg.cells)
-    assert estimate(cfg.cells, 2)["wall"] == pytest.approx(ref / 2, rel=1e-12)
-    # the fit reproduces the measured table within a factor 2 (a power law, not an interpolation)
+    (cs, as_, bs), (cl, al, bl) = estimate(cfg.cells, 2)["coef"]
+    small = sum(math.exp(cs) * x["n"] ** as_ * x["d"] ** bs for x in cfg.cells if x["n"] * x["m"] * x["d"] < LARGE_CELL)
+    large = sum(math.exp(cl) * x["n"] ** al * x["d"] ** bl for x in cfg.cells if x["n"] * x["m"] * x["d"] >= LARGE_CELL)
+    assert small > 0 and large > 0
+    assert estimate(cfg.cells, 2)["wall"] == pytest.approx(small / 2 + large, rel=1e-12)
+    assert estimate(cfg.cells, 1)["wall"] == pytest.approx(small + large, rel=1e-12)
     for n, d, s in MEASURED:
-        assert 0.5 < math.exp(c) * n**a * d**b / s < 2.0
+        c, a, b = (cl, al, bl) if n * n * d >= LARGE_CELL else (cs, as_, bs)
+        assert 0.5 < math.exp(c) * n**a * d**b / s < 2.0, (n, d)
     assert cli_main(["study", "--dry-run", "--workers", "2"]) == 0
     out = capsys.readouterr().out
-    assert f"{len(cfg.cells)} cells" in out and "minutes wall on 2 worker(s)" in out
+    assert f"{len(cfg.cells)} cells" in out and "minutes wall with 2 worker(s)" in out
+
+
+def test_cost_table_from_rows_is_the_median_per_n_and_d():
+    rows = pd.DataFrame(
+        {
+            "n": [10, 10, 10, 20],
+            "d": [2, 2, 2, 2],
+            "time_total": [1.0, 3.0, 100.0, 5.0],
+            "status": ["ok"] * 3 + ["error"],
+        }
+    )
+    assert table_from_rows(rows) == [(10, 2, 3.0)]
+
+
+def test_competitor_rows_at_the_rounding_floor_are_not_a_lower_loss():
+    """A flattest network whose exact relative loss rounds to -2e-16 (noise-free, teacher recovered):
+    the competitor's ratio is huge and positive, and it is not counted as the lower loss."""
+    from flatext.study.report import _competitor_section
+
+    rows = pd.DataFrame(
+        {
+            "status": ["ok", "ok"], "interpolates": [True, True], "noise": [0.0, 0.0],
+            "population_loss_rel": [-2.2e-16, 1e-3], "orbit_min_trace": [1.0, 1.0],
+            "memorizer_status": ["ok", "ok"], "memorizer_interpolates": [True, True],
+            "memorizer_population_loss_rel": [0.5, 5e-4], "memorizer_orbit_min_trace": [100.0, 50.0],
+        }
+    )  # fmt: skip
+    line = next(x for x in _competitor_section(rows) if x.startswith("| memorizer |"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[2] == "2" and cells[4] == "1"  # two cells; one (the second) with the lower loss
+    assert cells[3].startswith("2.5e+14") and "[0.5, 5e+14]" in cells[3]  # median, [min, max]: 0.5 / 1e-15
 
 
 # ---------------------------------------------------------------------------

@@ -157,6 +157,7 @@ def set_checked(obj, **values) -> None:
 _CPP_INTERPOLATION = _core.InterpolationOptions()
 #: The defaults of the C++ ``flatext::TrainOptions``.
 _CPP_TRAIN = _core.TrainOptions()
+_C_INT_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -220,8 +221,9 @@ def _check_run(o) -> None:
     lr = check_lr(o.lr)
     max_iter, record_every = _int_arg(o.max_iter, "max_iter"), _int_arg(o.record_every, "record_every")
     tol, rho = _number(o.tol, "tol"), _number(getattr(o, "rho", _CPP_TRAIN.rho), "rho")
-    _core.TrainOptions(lr=_CPP_TRAIN.lr if isinstance(lr, str) else lr, rho=rho, max_iter=max_iter, tol=tol,
-                       record_every=record_every)  # fmt: skip
+    # the Python loop runs the C++ one in segments, so max_iter may exceed a C int: the struct checks its sign
+    _core.TrainOptions(lr=_CPP_TRAIN.lr if isinstance(lr, str) else lr, rho=rho, max_iter=min(max_iter, _C_INT_MAX),
+                       tol=tol, record_every=min(record_every, _C_INT_MAX))  # fmt: skip
     set_checked(
         o,
         lr=lr,

@@ -19,7 +19,7 @@ import numpy as np
 
 from ._native import _core
 from .curvature import forward, loss_grad
-from .options import LabelNoiseOptions, TrainOptions, merge_options
+from .options import _C_INT_MAX, LabelNoiseOptions, TrainOptions, merge_options
 from .polish import gauss_newton_polish
 from .results import ResultFields
 from .stepsize import resolve_lr
@@ -351,7 +351,7 @@ def _gd_loop(W0, a0, X, y, p, c, method, lr, rho, max_iter, tol, record_every, c
     rec = 1 if segmented else record_every  # one segment: the C++ history is already on the grid
     chunk, next_cb = 16, every
     while True:
-        steps = min(max_iter - it, next_cb - it)
+        steps = min(max_iter - it, next_cb - it, _C_INT_MAX)  # a segment's steps are a C int
         if deadline is not None:
             steps = min(steps, chunk)
         t_seg = time.perf_counter()

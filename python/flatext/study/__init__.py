@@ -76,7 +76,6 @@ def _print_dry_run(cfg, workers):
     from .costs import MEASURED, MEASURED_ON, estimate
 
     est = estimate(cfg.cells, workers)
-    c, a, b = est["coef"]
     print(f"study {cfg.name!r} ({cfg.source}): {len(cfg.cells)} cells")
     g = cfg.raw["grid"]
     print(f"  n = {g['n']}, d = {g['d']}, k = {g['k']}, noise = {g['noise']}, seeds = {cfg.seeds}")
@@ -87,10 +86,13 @@ def _print_dry_run(cfg, workers):
     for (n, d), v in sorted(est["per"].items()):
         far = " (extrapolated beyond the measured cells)" if n > n_max or not d_lo <= d <= d_hi else ""
         print(f"{n:>6} {d:>4} {len(v):>6} {v[0]:>9.1f} {sum(v):>11.0f}{far}")
+    laws = ", ".join(
+        f"{kind} cells exp({c:.2f}) n^{a:.2f} d^{b:.2f}" for kind, (c, a, b) in zip(("small", "large"), est["coef"])
+    )
     print(
-        f"estimated: {est['total'] / 60:.1f} CPU-minutes, {est['wall'] / 60:.1f} minutes wall on {workers} "
-        f"worker(s) (seconds per cell = exp({c:.2f}) n^{a:.2f} d^{b:.2f}, fitted to measured cells: "
-        f"{MEASURED_ON}; see flatext/study/costs.py)"
+        f"estimated: {est['wall'] / 60:.1f} minutes wall with {workers} worker(s) for the small cells and the "
+        f"large ones in turn ({est['total'] / 60:.1f} minutes of cells; seconds per cell: {laws}; fitted to "
+        f"measured cells: {MEASURED_ON}; see flatext/study/costs.py)"
     )
 
 

@@ -1,53 +1,62 @@
-"""Measured seconds per study cell, a power law fitted to them, and the estimate of a grid's time.
+"""Measured seconds per study cell, power laws fitted to them, and the estimate of a grid's time.
 
-``MEASURED`` holds seconds of whole cells (flattest search, memorizer, GD and
-label-noise SGD where the default config runs them, every measurement), one
-kernel thread per cell, on the machine named in ``MEASURED_ON``, made by::
+``MEASURED`` holds the median wall seconds of whole cells (flattest search,
+memorizer, GD and label-noise SGD where the default config runs them, every
+measurement) as the local executor ran them in a real run of the default study
+on the machine named in ``MEASURED_ON`` (``MEASURED_CORES`` cores): small cells
+(``n m d < LARGE_CELL``, :mod:`flatext.sweeps.executor`) side by side with one
+kernel thread each, large cells one at a time with every core. It is made from
+that run's rows by::
 
-    OMP_NUM_THREADS=1 python -m flatext.study.costs
+    python -m flatext.study.costs ROWS.parquet      # prints the table to paste here
 
-(which runs the default config's cells at k = 2, noise = 0.3, seed 0 on the
-(n, d) grid below and prints the table to paste here). The fit is
-``seconds = exp(c) n^a d^b`` by least squares on the logs; a grid's estimate is
-the sum over its cells divided by the worker processes that run side by side
-(the local pool runs ``cores`` of them).
+Small and large cells run differently, so each kind has its own fit
+``seconds = exp(c) n^a d^b`` (least squares on the logs). A grid's estimate
+follows the executor's plan: the small cells' seconds summed and divided by the
+worker processes that run side by side, plus the large cells' seconds in turn.
 """
 
 from __future__ import annotations
 
 import math
 import sys
-import time
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["MEASURED", "MEASURED_ON", "fit_power_law", "predict", "estimate", "measure_costs"]
+__all__ = ["MEASURED", "MEASURED_ON", "MEASURED_CORES", "fit_power_law", "predict", "estimate", "table_from_rows"]
 
 MEASURED_ON = (
-    "vm, x86_64, 1 kernel thread, flattest method n/a (the manifold search), 4 other sessions sharing the 2 cores"
+    "vm, x86_64 (AVX-512), 2 cores, the default study's run of 2026-12-07 (docs/study.md; medians over k, noise "
+    "and seeds; a CI run shared the cores during most n = 2000 cells)"
 )
-# (n, d, seconds): filled by `python -m flatext.study.costs`
+MEASURED_CORES = 2
+# (n, d, seconds): made by `python -m flatext.study.costs ROWS.parquet`
 MEASURED: List[Tuple[int, int, float]] = [
-    (250, 8, 4.28),  # flattest 2.9, memorizer 0.0, gd 0.8, lnsgd 0.5
-    (500, 8, 16.19),  # flattest 12.7, memorizer 0.1, gd 3.4, lnsgd 0.0
-    (1000, 8, 109.53),  # flattest 109.2, memorizer 0.2, gd 0.0, lnsgd 0.0
-    (250, 16, 2.91),  # flattest 1.3, memorizer 0.0, gd 1.0, lnsgd 0.6
-    (500, 16, 13.76),  # flattest 9.3, memorizer 0.0, gd 4.3, lnsgd 0.0
-    (1000, 16, 48.76),  # flattest 48.4, memorizer 0.2, gd 0.0, lnsgd 0.0
-    (250, 32, 3.69),  # flattest 1.5, memorizer 0.0, gd 1.5, lnsgd 0.6
-    (500, 32, 13.56),  # flattest 7.7, memorizer 0.0, gd 5.8, lnsgd 0.0
-    (1000, 32, 38.73),  # flattest 38.3, memorizer 0.2, gd 0.0, lnsgd 0.0
-    # measure_costs(ns=(2000,), ds=(32,)): the cheapest n = 2000 cell, a check of the extrapolation (191 s predicted)
-    (2000, 32, 184.36),  # flattest 182.7, memorizer 1.1, gd 0.0, lnsgd 0.0
+    (250, 8, 1.2),
+    (250, 16, 1.2),
+    (250, 32, 1.9),
+    (500, 8, 6.3),
+    (500, 16, 5.9),
+    (500, 32, 7.8),
+    (1000, 8, 31.5),
+    (1000, 16, 19.5),
+    (1000, 32, 21.3),
+    (2000, 8, 191.0),
+    (2000, 16, 112.8),
+    (2000, 32, 112.9),
 ]
 
-MEASURE_NS = (250, 500, 1000)
-MEASURE_DS = (8, 16, 32)
+
+def _is_large(n: int, d: int, m: int | None = None) -> bool:
+    from ..sweeps.executor import LARGE_CELL
+
+    return n * (n if m is None else m) * d >= LARGE_CELL
 
 
 def fit_power_law(table: Sequence[Tuple[int, int, float]] = ()) -> Tuple[float, float, float]:
-    """``(c, a, b)`` with ``log seconds = c + a log n + b log d``, least squares over ``table``."""
+    """``(c, a, b)`` with ``log seconds = c + a log n + b log d``, least squares over ``table``
+    (default: every row of ``MEASURED``)."""
     table = list(table) or MEASURED
     if len(table) < 3:
         raise ValueError(f"table: need at least 3 measured (n, d, seconds) rows, got {len(table)}")
@@ -57,46 +66,54 @@ def fit_power_law(table: Sequence[Tuple[int, int, float]] = ()) -> Tuple[float, 
     return float(coef[0]), float(coef[1]), float(coef[2])
 
 
+def _fits() -> Dict[bool, Tuple[float, float, float]]:
+    """One fit per kind of cell (large: True), each over its own measured rows (or all rows when
+    a kind has fewer than 3: a coarser model, still from measurements)."""
+    out = {}
+    for large in (False, True):
+        rows = [r for r in MEASURED if _is_large(r[0], r[1]) == large]
+        out[large] = fit_power_law(rows if len(rows) >= 3 else MEASURED)
+    return out
+
+
 def predict(n: int, d: int, coef=None) -> float:
-    """Predicted seconds of one cell at (n, d)."""
-    c, a, b = coef or fit_power_law()
+    """Predicted seconds of one cell at (n, d) (width m = n), as the local executor runs it."""
+    c, a, b = coef or _fits()[_is_large(n, d)]
     return math.exp(c + a * math.log(n) + b * math.log(d))
 
 
 def estimate(cells: List[dict], workers: int) -> Dict:
-    """Per (n, d): cells and predicted seconds; ``total`` (CPU seconds) and ``wall`` (over ``workers``)."""
-    coef = fit_power_law()
+    """Per (n, d): predicted seconds of each cell; ``wall``: the small cells' sum over ``workers``
+    plus the large cells' sum; ``total``: the sum of all; ``coef``: the fits (small, large)."""
+    fits = _fits()
     per: Dict[Tuple[int, int], List[float]] = {}
+    small = large = 0.0
     for c in cells:
-        per.setdefault((c["n"], c["d"]), []).append(predict(c["n"], c["d"], coef))
-    total = sum(sum(v) for v in per.values())
-    return {"per": per, "total": total, "wall": total / max(1, workers), "coef": coef}
+        big = _is_large(c["n"], c["d"], c.get("m"))
+        s = predict(c["n"], c["d"], fits[big])
+        per.setdefault((c["n"], c["d"]), []).append(s)
+        large, small = (large + s, small) if big else (large, small + s)
+    return {
+        "per": per,
+        "total": small + large,
+        "wall": small / max(1, workers) + large,
+        "coef": (fits[False], fits[True]),
+    }
 
 
-def measure_costs(ns=MEASURE_NS, ds=MEASURE_DS) -> List[Tuple[int, int, float]]:
-    """Run one default cell (k = 2, noise 0.3, seed 0) per (n, d) in this process; return (n, d, seconds)."""
-    from ..sweeps.cells import run_cell
-    from .config import load_study
+def table_from_rows(rows) -> List[Tuple[int, int, float]]:
+    """``(n, d, median seconds)`` per (n, d) of a study's rows (a DataFrame, or a Parquet path)."""
+    import pandas as pd
 
-    out = []
-    cfg = load_study({"grid": {"n": list(ns), "d": list(ds), "k": [2], "noise": [0.3]}, "study": {"seeds": [0]}})
-    for cell in cfg.cells:
-        t = time.perf_counter()
-        row = run_cell(cell)
-        s = time.perf_counter() - t
-        if row["status"] != "ok":
-            raise RuntimeError(f"cell n={cell['n']} d={cell['d']} failed: {row['error']}")
-        out.append((cell["n"], cell["d"], round(s, 2)))
-        parts = ", ".join(f"{k} {row.get(k + '_seconds', 0.0):.1f}" for k in ("flattest", "memorizer", "gd", "lnsgd"))
-        print(f"    ({cell['n']}, {cell['d']}, {s:.2f}),  # {parts}", flush=True)
-    return out
+    df = pd.read_parquet(rows) if isinstance(rows, str) else rows
+    med = df[df["status"] == "ok"].groupby(["n", "d"])["time_total"].median()
+    return [(int(n), int(d), round(float(s), 1)) for (n, d), s in med.items()]
 
 
 if __name__ == "__main__":  # pragma: no cover - the measurement itself
-    import platform
-
-    print(f'MEASURED_ON = "{platform.node()}, {platform.processor() or platform.machine()}, 1 kernel thread"')
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m flatext.study.costs ROWS.parquet")
     print("MEASURED = [")
-    measure_costs()
+    for n, d, s in table_from_rows(sys.argv[1]):
+        print(f"    ({n}, {d}, {s}),")
     print("]")
-    sys.exit(0)

@@ -33,6 +33,7 @@ from ..reproduce.studies import n_at_target
 
 __all__ = [
     "FLOOR",
+    "ROUNDING",
     "WIDE",
     "LEVEL",
     "bootstrap_slope",
@@ -44,6 +45,9 @@ __all__ = [
 ]
 
 FLOOR = 1e-6
+#: Relative losses below this are the rounding of an exact float64 integral (they can come out
+#: slightly negative): ratios to them divide by this instead.
+ROUNDING = 1e-15
 WIDE = 1.0
 LEVEL = 0.95
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Dict, List
 
-from .fit import FLOOR, LEVEL, WIDE, ratio_table, slope_table, target_table, usable
+from .fit import FLOOR, LEVEL, ROUNDING, WIDE, ratio_table, slope_table, target_table, usable
 
 __all__ = ["conclusions", "markdown"]
 
@@ -122,7 +122,8 @@ def _competitor_section(df) -> List[str]:
         "## 4. The other interpolators on the same data sets",
         "",
         "Ratios competitor / flattest, over the cells where the competitor ran and interpolated (max|r| within "
-        "1e-8 of the label scale).",
+        f"1e-8 of the label scale); relative losses below {ROUNDING:g} (rounding of the exact integral) count "
+        f"as {ROUNDING:g} in the ratios.",
         "",
         "| interpolator | noise | cells | loss ratio: median [min, max] | cells with lower loss | "
         "trace ratio: median [min, max] | cells with lower trace |",
@@ -136,11 +137,13 @@ def _competitor_section(df) -> List[str]:
             g = g[(g[f"{p}_status"] == "ok") & g[f"{p}_interpolates"].fillna(False).astype(bool)]
             if g.empty:
                 continue
-            lr = g[f"{p}_population_loss_rel"] / g["population_loss_rel"]
+            loss, flat = g[f"{p}_population_loss_rel"], g["population_loss_rel"]
+            lr = loss.clip(lower=ROUNDING) / flat.clip(lower=ROUNDING)
             tr = g[f"{p}_orbit_min_trace"] / g["orbit_min_trace"]
+            lower_loss, lower_trace = int((loss < flat).sum()), int((tr < 1).sum())
             out.append(
                 f"| {name} | {noise:g} | {len(g)} | {lr.median():.3g} [{lr.min():.3g}, {lr.max():.3g}] | "
-                f"{int((lr < 1).sum())} | {tr.median():.3g} [{tr.min():.3g}, {tr.max():.3g}] | {int((tr < 1).sum())} |"
+                f"{lower_loss} | {tr.median():.3g} [{tr.min():.3g}, {tr.max():.3g}] | {lower_trace} |"
             )
     out += [
         "",
