@@ -28,7 +28,7 @@ __all__ = ["MEASURED", "MEASURED_ON", "MEASURED_CORES", "fit_power_law", "predic
 
 MEASURED_ON = (
     "vm, x86_64 (AVX-512), 2 cores, the default study's run of 2026-12-07 (docs/study.md; medians over k, noise "
-    "and seeds; a CI run shared the cores during most n = 2000 cells)"
+    "and seeds; a CI run shared the cores during about half of the n = 2000 cells)"
 )
 MEASURED_CORES = 2
 # (n, d, seconds): made by `python -m flatext.study.costs ROWS.parquet`
@@ -42,9 +42,9 @@ MEASURED: List[Tuple[int, int, float]] = [
     (1000, 8, 31.5),
     (1000, 16, 19.5),
     (1000, 32, 21.3),
-    (2000, 8, 191.0),
-    (2000, 16, 112.8),
-    (2000, 32, 112.9),
+    (2000, 8, 168.8),
+    (2000, 16, 109.3),
+    (2000, 32, 95.6),
 ]
 
 
