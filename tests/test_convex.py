@@ -3,6 +3,7 @@
 import math
 
 import flatext as fx
+import flatext.convex.pricing as pricing_module
 import numpy as np
 import pytest
 from flatext.convex import (
@@ -285,6 +286,30 @@ def test_column_generation_reaches_the_enumerated_optimum(neg):
         gaps_with.append(priced.bound / exact - 1)
     assert max(gaps_without) > 1e-3, gaps_without  # the check can fail: sampling alone misses
     assert max(gaps_with) <= 1e-4, gaps_with
+
+
+def test_sampled_pricing_drops_the_cells_that_carry_nothing(monkeypatch):
+    # 200 sampled cells, most of them carrying nothing at the optimum. Programs over more than
+    # PRICING_DROP_MIN_N samples drop them before the next solve (here lowered to 0 so that the
+    # enumerated optimum can judge it): the final program is smaller than the first, and the answer
+    # still reaches the global optimum; below the limit no cell leaves
+    gaps = []
+    for seed in (7, 8, 9):
+        X, y = _problem(30, 3, seed)
+        exact = certified_flattest(X, y, patterns="exact").bound
+        kw = dict(patterns="sampled", n_patterns=200, seed=1)
+        plain = certified_flattest(X, y, pricing_rounds=0, **kw)
+        assert certified_flattest(X, y, pricing_rounds=2, **kw).info["pricing"]["dropped"] == 0
+        with monkeypatch.context() as mp:
+            mp.setattr(pricing_module, "PRICING_DROP_MIN_N", 0)
+            priced = certified_flattest(X, y, pricing_rounds=10, **kw)
+        p = priced.info["pricing"]
+        assert p["rounds"] >= 1 and p["dropped"] > 100, p
+        assert priced.n_patterns < plain.n_patterns
+        assert exact * (1 - 1e-6) <= priced.bound <= plain.bound * (1 + 1e-7)
+        assert p["lower_bound_tried"] <= priced.bound * (1 + 1e-6)
+        gaps.append(priced.bound / exact - 1)
+    assert max(gaps) <= 1e-4, gaps
 
 
 def test_bad_inputs_raise():

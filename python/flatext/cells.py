@@ -16,17 +16,20 @@ works with those cells instead of the width-m network:
 3. **restricted program**: :func:`flatext.certified_flattest` over those cells
    only (``n_patterns=0``), grown by pricing: the facet neighbours of the
    optimum's cells (one sample's sign flipped) whose dual constraint the
-   optimum's multipliers violate join, at most ``max_add`` per round;
+   optimum's multipliers violate join, at most ``max_add`` per round, and the
+   cells carrying at most 1e-4 of the optimum leave, so each round's program
+   stays near the size of the cells that matter;
 4. **exact network**: the program's in-cell construction (every sample
    strictly off the neurons' hyperplanes), balanced, padded to width m.
 
 What it certifies: the returned network's orbit-minimal trace ``value`` is
 within the solver's accuracy of the restricted program's optimum ``bound``; no
-candidate cell tried in the last round violates its dual constraint by more
-than ``1e-6`` (``max_ratio``); ``lower_bound`` (``lam.y / max(1, max_ratio)``)
-bounds the optimum over the cells tried from below. None of this is a global
-certificate: cells that were never candidates are not priced (the exact mode
-of :func:`flatext.certified_flattest` prices every cell, for small arrangements).
+candidate cell priced with the returned program's multipliers violates its
+dual constraint by more than ``1e-6`` (``max_ratio``); ``lower_bound``
+(``lam.y / max(1, max_ratio)``) bounds the optimum over the cells tried from
+below. None of this is a global certificate: cells that were never candidates
+are not priced (the exact mode of :func:`flatext.certified_flattest` prices
+every cell, for small arrangements).
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ class CellsOutcome:
     a: np.ndarray
     value: float  # orbit-minimal trace of (W, a)
     bound: float  # the restricted program's optimum
-    max_ratio: float  # the largest dual ratio over the last round's candidates
+    max_ratio: float  # the largest dual ratio over the candidates priced with the returned program
     lower_bound: float  # lam.y / max(1, max_ratio): a lower bound over the cells tried only
     cells: int  # patterns in the final program
     rounds: int  # pricing rounds run

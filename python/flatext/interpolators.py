@@ -165,8 +165,9 @@ class SearchResult(ResultFields):
         ``"cells"``: the optimum of the cone program over the cells it tried
         (``orbit_min_trace`` exceeds it by the solver's accuracy); ``nan`` otherwise.
     max_ratio : float
-        ``"cells"``: the largest dual ratio over the last pricing round's candidate
-        cells (at most ``1 + 1e-6``: none of them would lower the optimum).
+        ``"cells"``: the largest dual ratio over the candidate cells priced with the
+        returned program's multipliers (at most ``1 + 1e-6``: none of them would lower
+        the optimum).
     lower_bound : float
         ``"cells"``: ``lam.y / max(1, max_ratio)``, a lower bound of the optimum over
         the cells tried only (not a global certificate: other cells were not priced).

@@ -195,9 +195,12 @@ def certified_flattest(
         constraint the optimum's multipliers violate are added and the
         program is solved again, at most this many times (default 5 with
         ``"clarabel"`` or ``"ipm"`` and sampled patterns, else 0; needs one of them).
-        Every added cell lowers the optimum or leaves it; ``info["pricing"]``
-        has the rounds, the cells added and the largest ratio found in the
-        last round (at most ``1 + 1e-6``: no violated candidate was found).
+        With sampled patterns over more than 200 samples the least cells that
+        together carry at most 1e-4 of the optimum leave the program before each
+        re-solve (each at most once), and the program of least optimum is returned; ``info["pricing"]`` has
+        the rounds, the cells added and dropped and the largest ratio found
+        with the returned program's multipliers (at most ``1 + 1e-6``: no
+        violated candidate was found).
         Exact mode with more than ``2 max(200, 4n)`` cells (default 50 rounds
         with ``"clarabel"`` or ``"ipm"``; 0 solves the program over every cell) prices
         every enumerated cell and starts from ``max(200, 4n)`` of them: the
@@ -206,7 +209,7 @@ def certified_flattest(
         optimum from the dual multipliers (``docs/design.md`` section 11); if
         the rounds run out first, ``"upper_bound"``. With sampled patterns
         ``info["pricing"]["lower_bound_tried"]`` is ``lam.y / max(1, max_ratio)`` from the
-        last priced multipliers: a lower bound of the optimum over the cells in that
+        returned program's multipliers: a lower bound of the optimum over the cells in that
         program and the candidates priced with it only, not of the global optimum.
     pricing_max_add : int, optional
         Cells added per pricing round with sampled patterns at most (default n), the most

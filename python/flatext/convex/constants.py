@@ -14,6 +14,17 @@ SOLVED_STATUSES = ("solved", "optimal", "almostsolved")
 #: A cell's dual ratio above this is violated: the cell joins the program (column generation).
 PRICE_THRESHOLD = 1.0 + 1e-6
 
+#: Sampled pricing drops the least cells that together carry at most this share of the optimum
+#: before the next solve (each at most once; they may return as candidates), over more than
+#: ``PRICING_DROP_MIN_N`` samples. The interior-point optimum spreads shares of 1e-6-1e-9 over most
+#: cells, all with dual ratios near 1, so without dropping each round's program only grows. Measured
+#: with the cell-sparse method at n = 1000, d = 20 (5 rounds): 73 s instead of 262 s, optimum 0.72 %
+#: against 0.73 % below the teacher network. At n = 100-200, d = 8-10 (a planted network) dropping
+#: made 5 rounds 2-4x cheaper but left the optimum 0.5 % higher (the dropped cells, binding,
+#: return as candidates and use the rounds' slots), so small programs keep every cell.
+PRICING_DROP_SHARE = 1e-4
+PRICING_DROP_MIN_N = 200
+
 #: A direction u is on sample j's kink (in no cell) when ``|x_j.u| <= KINK_RTOL ||u|| ||x_j||``.
 KINK_RTOL = 1e-10
 

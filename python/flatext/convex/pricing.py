@@ -10,8 +10,15 @@ from __future__ import annotations
 import numpy as np
 
 from .cells import _interior_direction, _Patterns
-from .constants import FIRST_PROGRAM_RETRIES, KINK_RTOL, PRICE_THRESHOLD, start_cells
-from .program import _check_status, _solve_over, _solve_program
+from .constants import (
+    FIRST_PROGRAM_RETRIES,
+    KINK_RTOL,
+    PRICE_THRESHOLD,
+    PRICING_DROP_MIN_N,
+    PRICING_DROP_SHARE,
+    start_cells,
+)
+from .program import _check_status, _contributions, _solve_over, _solve_program
 from .ratios import _dual_ratio, _exact_ratios, _ratio_bounds, _tiered_ratios
 
 
@@ -19,10 +26,11 @@ def _price(Xr, lam, neg, signs, seeds, rng, n_dirs=20000, n_cells=400, threshold
     """Cells not in ``signs`` whose dual constraint ``lam`` violates (the pricing step).
 
     Candidates: the facet neighbours of the optimum's cells (``seeds``: its groups'
-    u; the sign of each of the 2r samples nearest to a seed's hyperplane flipped,
-    since the optimum's neurons sit on kinks), then the cells of random Gaussian
-    directions ranked by the ratio there; the first ``n_cells`` new ones are priced
-    (:func:`_tiered_ratios`: exact where they may be violated); at most
+    u, the largest part of the optimum first; the sign of each of the 2r samples
+    nearest to a seed's hyperplane flipped, since the optimum's neurons sit on
+    kinks), then the cells of random Gaussian directions ranked by the ratio
+    there; the first ``n_cells`` new ones are priced (:func:`_tiered_ratios`:
+    exact where they may be violated); at most
     ``max_add`` (default n) of the violated ones are returned, the most violated
     first (each added cell adds n cone rows to the program).
     Returns (new signs (k, n) int8, unit directions strictly inside them (k, r),
@@ -193,33 +201,67 @@ def _exact_by_pricing(
         pricing["added"] += int(viol.size)
 
 
+def _kept_cells(sol, r, returned):
+    """The cells of ``sol``'s program that stay for the next solve: all but the least ones that
+    together carry at most :data:`PRICING_DROP_SHARE` of its optimum, and any that came back after
+    being dropped (``returned``, packed sign keys: each cell leaves at most once, so no cycles).
+    Over at most :data:`PRICING_DROP_MIN_N` samples every cell stays."""
+    keys = [row.tobytes() for row in np.packbits(sol.patterns.signs > 0, axis=1)]
+    if len(sol.patterns.signs[0]) <= PRICING_DROP_MIN_N:
+        return np.ones(len(keys), dtype=bool), keys
+    contrib = _contributions(sol.kappa, sol.x, r)
+    per_cell = np.zeros(len(keys))
+    np.add.at(per_cell, np.array([P for P, _ in sol.groups], dtype=np.intp), contrib)
+    order = np.argsort(per_cell, kind="stable")
+    tail = np.zeros(per_cell.size, dtype=bool)
+    tail[order] = np.cumsum(per_cell[order]) <= PRICING_DROP_SHARE * float(contrib.sum())
+    back = np.array([k in returned for k in keys], dtype=bool)
+    return ~tail | back, keys
+
+
 def _sampled_pricing(Xr, y, neg, sol, solve, solver, tol, verbose, rounds, max_add, rng, stop):
-    """Column generation with sampled patterns: add the cells whose dual constraint the
-    optimum's multipliers violate (:func:`_price`), re-solve, until none is found, at most
-    ``rounds`` times or until ``stop(rounds, objective)``. Returns the last :class:`_Solution`."""
+    """Column generation with sampled patterns: the cells whose dual constraint the optimum's
+    multipliers violate (:func:`_price`) join the program, the cells of its tail leave it
+    (:func:`_kept_cells`), and it is solved again, until no violated candidate is found,
+    ``rounds`` times at most or until ``stop(rounds, objective)``.
+
+    Every solution is priced, the last one too, so ``max_ratio`` and ``lower_bound_tried`` are
+    those of the returned solution's multipliers: the program of least optimum (dropping cells
+    can raise it by their small share). Returns that :class:`_Solution`.
+    """
+    if rounds == 0:
+        return sol
     n, r = Xr.shape
     xn = np.linalg.norm(Xr, axis=1)
     pricing = sol.pricing
-    for _ in range(rounds):
-        if stop(pricing["rounds"], sol.objective):
-            break
+    best = None
+    dropped, returned = set(), set()
+    while True:
+        last = pricing["rounds"] >= rounds or stop(pricing["rounds"], sol.objective)
         lam = -sol.z[:n] / xn  # multipliers of sum g D_P X u = y (rows were scaled by 1/||x_j||)
         pats = sol.patterns
-        new, inner_new, vmax = _price(Xr, lam, neg, pats.signs, sol.x.reshape(-1, r + 1)[:, :r], rng, max_add=max_add)
-        pricing["max_ratio"] = vmax
-        pricing["lower_bound_tried"] = float(lam @ y) / max(1.0, vmax)
-        if not len(new):
+        order = np.argsort(-_contributions(sol.kappa, sol.x, r), kind="stable")  # neighbours of the largest first
+        seeds = sol.x.reshape(-1, r + 1)[order, :r]
+        new, inner_new, vmax = _price(Xr, lam, neg, pats.signs, seeds, rng, max_add=max_add)
+        if best is None or sol.objective < best[0].objective:
+            best = (sol, vmax, float(lam @ y) / max(1.0, vmax))
+        if last or not len(new):
             break
+        keep, keys = _kept_cells(sol, r, returned)
+        dropped.update(k for k, kept in zip(keys, keep) if not kept)
+        returned.update(k for k in (row.tobytes() for row in np.packbits(new > 0, axis=1)) if k in dropped)
         pats = _Patterns(
-            np.concatenate([pats.signs, new]),
-            [np.arange(n)] * (len(pats.rows) + len(new)),
-            np.concatenate([pats.inner, inner_new]),
+            np.concatenate([pats.signs[keep], new]),
+            [np.arange(n)] * (int(keep.sum()) + len(new)),
+            np.concatenate([pats.inner[keep], inner_new]),
             False,
         )
         sol = _solve_over(Xr, y, pats, neg, solve, tol, verbose, pricing)
         _check_status(solver, sol.status, sol.x)
         pricing["rounds"] += 1
         pricing["added"] += len(new)
+        pricing["dropped"] += int(keep.size - keep.sum())
+    sol, pricing["max_ratio"], pricing["lower_bound_tried"] = best
     return sol
 
 

@@ -149,7 +149,9 @@ def _solve_program(Xr, y, pats, neg, solve, solver, tol, verbose, times):
     times["assemble"] = time.perf_counter() - t1
     x, status, obj, z = solve(qv, A, b, cones, tol, verbose)
     _check_status(solver, status, x)
-    return _Solution(pats, x, status, obj, z, groups, kappa, Ls, A, {"rounds": 0, "added": 0, "max_ratio": None})
+    return _Solution(
+        pats, x, status, obj, z, groups, kappa, Ls, A, {"rounds": 0, "added": 0, "dropped": 0, "max_ratio": None}
+    )
 
 
 def _contributions(kappa, x, r):
