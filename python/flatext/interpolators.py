@@ -582,7 +582,7 @@ def flattest_interpolator(
       bound over the cells tried, never a global certificate). If it fails,
       the manifold search runs and ``message`` says why. With label noise
       it needs about n cells and does not reach them alone (measured at
-      d = 10, n = 150, noise 0.3: 15 % above the search); ``"auto"`` seeds
+      d = 10, n = 150, noise 0.3: 13 % above the search); ``"auto"`` seeds
       it with the search's cells.
     - ``"auto"`` (default): where the polish certifies (arrangements of at most
       50 000 cells, ``power = 1``) the search with that polish; for
