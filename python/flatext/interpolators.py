@@ -591,7 +591,7 @@ def flattest_interpolator(
       the flatter interpolator of the two (``method`` in the result says
       which); otherwise the search alone. Measured at d = 8-10,
       n = 100-200 (``benchmarks/bench_search.py planted``): the search alone
-      ends up to 1.2 % above a planted teacher network, the cell-sparse
+      ends up to 2.1 % above a planted teacher network, the cell-sparse
       method below it on every seed.
 
     The manifold search: projected gradient on ``M = {r = 0}``, one C++ step per iteration
