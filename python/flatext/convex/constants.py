@@ -18,8 +18,10 @@ PRICE_THRESHOLD = 1.0 + 1e-6
 #: before the next solve (each at most once; they may return as candidates), over more than
 #: ``PRICING_DROP_MIN_N`` samples. The interior-point optimum spreads shares of 1e-6-1e-9 over most
 #: cells, all with dual ratios near 1, so without dropping each round's program only grows. Measured
-#: with the cell-sparse method at n = 1000, d = 20 (5 rounds): 73 s instead of 262 s, optimum 0.72 %
-#: against 0.73 % below the teacher network. At n = 100-200, d = 8-10 (a planted network) dropping
+#: with the cell-sparse method at n = 1000, d = 20, 5 rounds, penalty path at width 200: 73 s and
+#: 0.72 % below the teacher network against 262 s and 0.73 % without dropping (with the pricing order
+#: by share in both; ``benchmarks/bench_search.py --methods scale --sizes 1000`` at the default width:
+#: 77 s). At n = 100-200, d = 8-10 (a planted network) dropping
 #: made 5 rounds 2-4x cheaper but left the optimum 0.5 % higher (the dropped cells, binding,
 #: return as candidates and use the rounds' slots), so small programs keep every cell.
 PRICING_DROP_SHARE = 1e-4
