@@ -225,12 +225,24 @@ def test_competitor_rows_at_the_rounding_floor_are_not_a_lower_loss():
     assert cells[3].startswith("2.5e+14") and "[0.5, 5e+14]" in cells[3]  # median, [min, max]: 0.5 / 1e-15
 
 
+def test_rows_from_different_code_are_reported():
+    """Rows resumed after the package changed carry two flatext_source digests: study.md says so."""
+    from flatext.study.report import _counts
+
+    rows = pd.DataFrame({"status": ["ok"] * 3, "flatext_source": ["aaa", "aaa", "bbb"]})
+    lines = _counts(rows)
+    assert any("different code" in x and "aaa x2" in x and "bbb x1" in x for x in lines), lines
+    assert not any("different code" in x for x in _counts(rows.assign(flatext_source="aaa")))
+
+
 # ---------------------------------------------------------------------------
 # End to end
 # ---------------------------------------------------------------------------
 
 
 def test_tiny_study_end_to_end(tmp_path):
+    from flatext.info import source_digest
+
     df, fits = study(TINY, out=str(tmp_path), workers=0, progress=False)
     assert len(df) == 8 and (df["status"] == "ok").all()
     for name in ("study.md", "rows.parquet", "rows.csv", "loss_vs_n.png", "trace_ratio_vs_n.png"):
@@ -260,6 +272,7 @@ def test_tiny_study_end_to_end(tmp_path):
         assert (row["gd_status"] != "ok" or gd_run) and (row["gd_status"].startswith("skipped") != gd_run)
     assert checked >= 4
     assert df["flattest_method"].notna().all() and df["flattest_reason"].notna().all()
+    assert df["flatext_source"].eq(source_digest()).all() and "different code" not in md
 
 
 def _parts(parts):

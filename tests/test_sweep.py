@@ -204,7 +204,25 @@ def _np_relu_net(W, a, X):
     return np.maximum(Z, 0.0) @ a, Z
 
 
+def test_source_digest_tells_code_apart(tmp_path):
+    # rows record which code computed them: the digest follows the files' bytes and nothing else
+    from flatext.info import file_digest, source_digest
+
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    a.write_text("x = 1\n")
+    b.write_text("y = 2\n")
+    d0 = file_digest([a, b])
+    assert file_digest([a, b]) == d0 and len(d0) == 12
+    a.write_text("x = 2\n")
+    assert file_digest([a, b]) != d0
+    a.write_text("x = 1\n")
+    assert file_digest([a, b]) == d0
+    assert source_digest() == source_digest() and len(source_digest()) == 12
+
+
 def test_rows_match_independent_numpy(tmp_path):
+    from flatext.info import source_digest
+
     cfg = load_config(tiny())
     df = flatext.sweep(tiny(), out=tmp_path / "r.parquet", workers=0, progress=False)
     assert len(df) == len(cfg) == 8
@@ -215,6 +233,7 @@ def test_rows_match_independent_numpy(tmp_path):
     assert (gd["reason"] == "max_iter").all() and (gd["polish"] == "skipped").all()
     assert (gd["status"] == "not_interpolating").all() and (gd["max_residual"] > 1e-3).all()
     assert df["flatext_version"].eq(flatext.__version__).all()
+    assert df["flatext_source"].eq(source_digest()).all()
     by_id = df.set_index("cell_id")
     for cell in cfg.cells:
         row = by_id.loc[cell["cell_id"]]

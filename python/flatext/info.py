@@ -7,6 +7,10 @@ and the thread pools in the process (``flatext.threads.report``).
 
 from __future__ import annotations
 
+import functools
+import hashlib
+from pathlib import Path
+
 
 def info():
     """Describe the build and the process.
@@ -14,7 +18,7 @@ def info():
     Returns
     -------
     dict
-        ``version``, ``openmp`` (bool), ``num_threads``, ``blas_backend``;
+        ``version``, ``source`` (:func:`source_digest`), ``openmp`` (bool), ``num_threads``, ``blas_backend``;
         ``dispatch``: the extension variant in use (``baseline``, ``avx2``,
         ``avx512`` or ``native``; ``single`` for a development copy without
         variants); ``dispatch_available``: the variants this build holds;
@@ -42,6 +46,7 @@ def info():
         wait = f"OMP_WAIT_POLICY={w['OMP_WAIT_POLICY']}, GOMP_SPINCOUNT={w['GOMP_SPINCOUNT']} (user)"
     return {
         "version": __version__,
+        "source": source_digest(),
         "openmp": bool(_core.openmp_enabled),
         "num_threads": _core.get_num_threads(),
         "blas_backend": _core.blas_backend,
@@ -53,6 +58,28 @@ def info():
         "omp_wait_policy": wait,
         "thread_pools": report(),
     }
+
+
+def file_digest(paths):
+    """A short SHA-256 over the given files' names (as given) and bytes, in the given order."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(str(p).encode() + b"\0")
+        h.update(Path(p).read_bytes() if Path(p).is_file() else b"")
+    return h.hexdigest()[:12]
+
+
+@functools.lru_cache(maxsize=1)
+def source_digest():
+    """What code this process runs: a short digest of the package's Python files and the loaded
+    extension (:func:`file_digest`). Two processes with the same digest run the same flatext; the
+    version alone does not say so for a source tree being edited (rows of a sweep or study record it,
+    ``flatext_source``, so that a run resumed after the code changed can be told apart)."""
+    from ._native import _core
+
+    root = Path(__file__).resolve().parent
+    files = sorted(p.relative_to(root) for p in root.rglob("*.py"))
+    return file_digest([root / f for f in files] + [Path(_core.__file__).resolve()])
 
 
 def _run(args):

@@ -168,6 +168,13 @@ def _counts(df) -> List[str]:
         lines.append(
             "Failed cells (rerunning retries them): " + "; ".join(f"{k.strip()} x{v}" for k, v in errs.items())
         )
+    if "flatext_source" in df and df["flatext_source"].nunique() > 1:
+        by = df["flatext_source"].value_counts().to_dict()
+        lines.append(
+            "The rows were computed by different code (flatext_source: "
+            + ", ".join(f"{k} x{v}" for k, v in by.items())
+            + "): the package changed between invocations; rerun with a new --out to compute every cell with one."
+        )
     if "flattest_method" in df:
         meth = df["flattest_method"].dropna().unique()
         lines.append("flattest_interpolator(method=...): " + ", ".join(map(str, meth)) + ".")

@@ -98,7 +98,8 @@ def sweep(
         ``reason``, ``lr``, ``lambda_max``, ...), the measurements, ``status``
         (``ok``, ``diverged``, ``not_interpolating``, ``failed``:
         :mod:`flatext.sweeps.status`) and ``error``,
-        ``flatext_version``, ``time_*`` (seconds), ``hostname``, ``worker``.
+        ``flatext_version``, ``flatext_source`` (:func:`flatext.info.source_digest`: which code
+        computed the row), ``time_*`` (seconds), ``hostname``, ``worker``.
 
     Raises
     ------

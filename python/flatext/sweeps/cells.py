@@ -29,6 +29,7 @@ import traceback
 import numpy as np
 
 from .._native import _core
+from ..info import source_digest
 from ..interpolators import find_interpolator, flattest_interpolator, memorizing_interpolator
 from ..measure import measure
 from ..teachers import MultiIndex, PlantedNetwork, SumOfSingleIndex
@@ -256,6 +257,7 @@ def _base_row(cell):
         row[f"method_{k}"] = (v if isinstance(v, str) else f"{v:g}") if k == "lr" else v
     row["method_params"] = json.dumps(cell["method_params"], sort_keys=True)
     row["flatext_version"] = _core.__version__
+    row["flatext_source"] = source_digest()
     row["hostname"] = socket.gethostname()
     row["pid"] = os.getpid()
     row["worker"] = _worker_name()
