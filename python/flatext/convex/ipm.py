@@ -278,7 +278,7 @@ class _Kkt:
         """(dx, dy) with H dx + A^T dy = f1, A dx = f2 (the caller refines on the full system)."""
         P = self.P
         hf = np.einsum("qij,qj->qi", self.Hinv, f1)
-        dy = sla.cho_solve(self.cf, P.Aop(hf) - f2) if P.n0 else np.zeros(0)
+        dy = sla.cho_solve(self.cf, P.Aop(hf) - f2, check_finite=False) if P.n0 else np.zeros(0)
         dx = hf - np.einsum("qij,qj->qi", self.Hinv, P.AT(dy))
         return dx, dy
 
