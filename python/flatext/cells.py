@@ -16,9 +16,9 @@ works with those cells instead of the width-m network:
 3. **restricted program**: :func:`flatext.certified_flattest` over those cells
    only (``n_patterns=0``), grown by pricing: the facet neighbours of the
    optimum's cells (one sample's sign flipped) whose dual constraint the
-   optimum's multipliers violate join, at most ``max_add`` per round, and the
-   cells carrying at most 1e-4 of the optimum leave, so each round's program
-   stays near the size of the cells that matter;
+   optimum's multipliers violate join, at most ``max_add`` per round, and
+   above 200 samples the tail of cells carrying 1e-4 of the optimum leaves, so
+   each round's program stays near the size of the cells that matter;
 4. **exact network**: the program's in-cell construction (every sample
    strictly off the neurons' hyperplanes), balanced, padded to width m.
 

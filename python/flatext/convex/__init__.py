@@ -197,10 +197,10 @@ def certified_flattest(
         ``"clarabel"`` or ``"ipm"`` and sampled patterns, else 0; needs one of them).
         With sampled patterns over more than 200 samples the least cells that
         together carry at most 1e-4 of the optimum leave the program before each
-        re-solve (each at most once), and the program of least optimum is returned; ``info["pricing"]`` has
-        the rounds, the cells added and dropped and the largest ratio found
-        with the returned program's multipliers (at most ``1 + 1e-6``: no
-        violated candidate was found).
+        re-solve (each at most once), and the program of least optimum is
+        returned; ``info["pricing"]`` has the rounds, the cells added and dropped
+        and the largest ratio found with the returned program's multipliers (at
+        most ``1 + 1e-6``: no violated candidate was found).
         Exact mode with more than ``2 max(200, 4n)`` cells (default 50 rounds
         with ``"clarabel"`` or ``"ipm"``; 0 solves the program over every cell) prices
         every enumerated cell and starts from ``max(200, 4n)`` of them: the

@@ -201,21 +201,21 @@ def _exact_by_pricing(
         pricing["added"] += int(viol.size)
 
 
-def _kept_cells(sol, r, returned):
-    """The cells of ``sol``'s program that stay for the next solve: all but the least ones that
-    together carry at most :data:`PRICING_DROP_SHARE` of its optimum, and any that came back after
-    being dropped (``returned``, packed sign keys: each cell leaves at most once, so no cycles).
-    Over at most :data:`PRICING_DROP_MIN_N` samples every cell stays."""
+def _kept_cells(sol, contrib, dropped):
+    """Which cells of ``sol``'s program stay for the next solve, and their packed sign keys: all but
+    the least ones that together carry at most :data:`PRICING_DROP_SHARE` of its optimum
+    (``contrib``: per group), and any that was dropped before (``dropped``, keys: it came back as
+    a candidate; each cell leaves at most once, so no cycles). Over at most
+    :data:`PRICING_DROP_MIN_N` samples every cell stays."""
     keys = [row.tobytes() for row in np.packbits(sol.patterns.signs > 0, axis=1)]
     if len(sol.patterns.signs[0]) <= PRICING_DROP_MIN_N:
         return np.ones(len(keys), dtype=bool), keys
-    contrib = _contributions(sol.kappa, sol.x, r)
     per_cell = np.zeros(len(keys))
     np.add.at(per_cell, np.array([P for P, _ in sol.groups], dtype=np.intp), contrib)
     order = np.argsort(per_cell, kind="stable")
     tail = np.zeros(per_cell.size, dtype=bool)
     tail[order] = np.cumsum(per_cell[order]) <= PRICING_DROP_SHARE * float(contrib.sum())
-    back = np.array([k in returned for k in keys], dtype=bool)
+    back = np.array([k in dropped for k in keys], dtype=bool)
     return ~tail | back, keys
 
 
@@ -235,21 +235,21 @@ def _sampled_pricing(Xr, y, neg, sol, solve, solver, tol, verbose, rounds, max_a
     xn = np.linalg.norm(Xr, axis=1)
     pricing = sol.pricing
     best = None
-    dropped, returned = set(), set()
+    dropped = set()  # packed sign keys of the cells that left the program
     while True:
         last = pricing["rounds"] >= rounds or stop(pricing["rounds"], sol.objective)
         lam = -sol.z[:n] / xn  # multipliers of sum g D_P X u = y (rows were scaled by 1/||x_j||)
         pats = sol.patterns
-        order = np.argsort(-_contributions(sol.kappa, sol.x, r), kind="stable")  # neighbours of the largest first
+        contrib = _contributions(sol.kappa, sol.x, r)
+        order = np.argsort(-contrib, kind="stable")  # the neighbours of the largest groups first
         seeds = sol.x.reshape(-1, r + 1)[order, :r]
         new, inner_new, vmax = _price(Xr, lam, neg, pats.signs, seeds, rng, max_add=max_add)
         if best is None or sol.objective < best[0].objective:
             best = (sol, vmax, float(lam @ y) / max(1.0, vmax))
         if last or not len(new):
             break
-        keep, keys = _kept_cells(sol, r, returned)
+        keep, keys = _kept_cells(sol, contrib, dropped)
         dropped.update(k for k, kept in zip(keys, keep) if not kept)
-        returned.update(k for k in (row.tobytes() for row in np.packbits(new > 0, axis=1)) if k in dropped)
         pats = _Patterns(
             np.concatenate([pats.signs[keep], new]),
             [np.arange(n)] * (int(keep.sum()) + len(new)),
