@@ -91,16 +91,22 @@ def _backend(solver):
     return backends[solver]
 
 
-def _network(Xr, y, sol, contrib, neg, solve, solver, tol, verbose, m):
-    """The optimum's neurons strictly inside their cells: the interior-point solution itself
-    when it is strictly inside (``solver="ipm"``), else refined and placed (:mod:`.network`).
-    Returns (V (k, r), groups, theta, neurons of the optimum)."""
+def _network(Xr, y, sols, neg, solve, solver, tol, verbose, m):
+    """The optimum's neurons strictly inside their cells: with ``solver="ipm"`` the first of
+    ``sols`` (the programs solved, least optimum first) whose interior-point solution is strictly
+    inside, as it is; else the first refined and placed (:mod:`.network`; at n = 2000 this
+    placement took over 15 minutes where a later pricing round's optimum had neurons on the
+    facets it shares with the cells added next to it, and the first program's was inside).
+    Returns (V (k, r), groups, theta, neurons of the optimum, the solution used)."""
+    r = Xr.shape[1]
     if solver == "ipm":
-        direct = _interior_solution(Xr, y, sol, contrib, neg, INTERP_RTOL, m)
-        if direct is not None:
-            return direct[0], direct[1], 0.0, len(direct[1])
-    U2, contrib2, g2 = _refined(Xr, y, sol, contrib, neg, solve, tol, verbose)
-    return _interior_network(Xr, y, sol.patterns, g2, U2, contrib2, neg, INTERP_RTOL)
+        for sol in sols:
+            direct = _interior_solution(Xr, y, sol, _contributions(sol.kappa, sol.x, r), neg, INTERP_RTOL, m)
+            if direct is not None:
+                return direct[0], direct[1], 0.0, len(direct[1]), sol
+    sol = sols[0]
+    U2, contrib2, g2 = _refined(Xr, y, sol, _contributions(sol.kappa, sol.x, r), neg, solve, tol, verbose)
+    return (*_interior_network(Xr, y, sol.patterns, g2, U2, contrib2, neg, INTERP_RTOL), sol)
 
 
 def _options(options, keywords):
@@ -129,6 +135,7 @@ def certified_flattest(
     max_exact=None,
     pricing_rounds=None,
     pricing_max_add=None,
+    pricing_max_columns=None,
     verbose=None,
     max_seconds=None,
 ):
@@ -214,6 +221,11 @@ def certified_flattest(
     pricing_max_add : int, optional
         Cells added per pricing round with sampled patterns at most (default n), the most
         violated first.
+    pricing_max_columns : int, optional
+        Columns of each program of the sampled pricing rounds at most (two groups of
+        ``rank + 1`` columns per cell; default: no limit): fewer cells join, the most violated
+        first, and when none fit the rounds end (``info["pricing"]["column_limit"]``). An
+        interior-point iteration costs about n^2 per column.
     verbose : bool
         The solver's log.
     max_seconds : float, optional
@@ -238,11 +250,12 @@ def certified_flattest(
     t0 = time.perf_counter()
     o = _options(options, dict(patterns=patterns, n_patterns=n_patterns, solver=solver, seed=seed, tol=tol,
                                max_exact=max_exact, pricing_rounds=pricing_rounds, pricing_max_add=pricing_max_add,
+                               pricing_max_columns=pricing_max_columns,
                                verbose=verbose, max_seconds=max_seconds))  # fmt: skip
     patterns, n_patterns, solver, seed, tol, verbose = o.patterns, o.n_patterns, o.solver, o.seed, o.tol, o.verbose
     budget = _Budget(t0, o.max_seconds, callback, solver)
     X, y, neg, pricing_rounds = _check_arguments(X, y, neg, patterns, solver, m, o.pricing_rounds)
-    max_exact, pricing_max_add = o.max_exact, o.pricing_max_add
+    max_exact, limits = o.max_exact, (o.pricing_max_add, o.pricing_max_columns)
     Q = _row_basis(X)  # the row space of X: Xr = X Q has full column rank r
     Xr = X @ Q
     warm_dirs = _warm_directions(warm_start, Q)
@@ -256,20 +269,18 @@ def certified_flattest(
     t1 = time.perf_counter()
     solve = budget.solver(_backend(solver))
     rng_p = np.random.default_rng([seed, 1])
-    sol, certificate = _optimum(
-        Xr, y, neg, pats, solve, solver, tol, verbose, pricing_rounds, pricing_max_add, rng_p, warm_dirs,
+    sols, certificate = _optimum(
+        Xr, y, neg, pats, solve, solver, tol, verbose, pricing_rounds, limits, rng_p, warm_dirs,
         budget.stop, times,
     )  # fmt: skip
     times["solve"] = time.perf_counter() - t1 - times["assemble"]
-    r = Xr.shape[1]
-    contrib = _contributions(sol.kappa, sol.x, r)
-    bound = float(np.sum(contrib))
 
     # 3. the network: the optimum usually has samples exactly on kinks (cone constraints active),
     # where the trace's convention (sigma'(0) = 0) differs from its limit: re-solve the groups that
     # matter more accurately, move the neurons strictly inside their cells (docs/convex.md), balance
     t1 = time.perf_counter()
-    V, act_groups, theta, k_opt = _network(Xr, y, sol, contrib, neg, solve, solver, tol, verbose, m)
+    V, act_groups, theta, k_opt, sol = _network(Xr, y, sols, neg, solve, solver, tol, verbose, m)
+    bound = float(np.sum(_contributions(sol.kappa, sol.x, Xr.shape[1])))
     W, a, k_act, max_res, value = _final_network(V, act_groups, Q, X, y, neg, m, bound)
     times["polish"] = time.perf_counter() - t1
     _check_value(value, bound, tol, theta)
@@ -281,7 +292,7 @@ def certified_flattest(
         "theta": theta,
         "optimum_neurons": k_opt,
         "solver_objective": sol.objective,
-        "rank": r,
+        "rank": Xr.shape[1],
         "pricing": sol.pricing,
         "stopped": budget.stopped,
     }

@@ -29,6 +29,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from .constants import (
+    IPM_DUAL_GAP,
     IPM_MAX_ITER,
     IPM_MIN_STEP,
     IPM_REDUCED_TOL,
@@ -432,7 +433,9 @@ def _solve_ipm(q, A, b, cones, tol, verbose=False, time_limit=None, max_iter=IPM
     primal-dual method (module docstring). Returns ``(x, status, objective, z)``: the iterate
     with the smallest relative residuals and gap; status ``"Solved"`` when they are below
     ``tol``, ``"AlmostSolved"`` below ``IPM_REDUCED_TOL`` (rounding stopped the method first),
-    else ``"MaxIterations"``, ``"Stalled"``, ``"NumericalError"`` or ``"MaxTime"`` (after
+    ``"InaccurateDual"`` when only the objective gap is above it, below ``IPM_DUAL_GAP``
+    (a converged primal point, its multipliers rounded), else ``"MaxIterations"``,
+    ``"Stalled"``, ``"NumericalError"`` or ``"MaxTime"`` (after
     ``time_limit`` seconds, as Clarabel's)."""
     deadline = None if time_limit is None else time.perf_counter() + float(time_limit)
     P = _Blocks(q, A, b, cones)
@@ -441,6 +444,7 @@ def _solve_ipm(q, A, b, cones, tol, verbose=False, time_limit=None, max_iter=IPM
     nb = max(1.0, float(np.linalg.norm(np.r_[P.beq, P.hn, P.hs.ravel()])))
     nc = max(1.0, float(np.linalg.norm(P.q)))
     best, best_res, stop, last_gain, gain_err = pt, None, "MaxIterations", 0, np.inf
+    primal = None
     with np.errstate(all="ignore"):
         for it in range(max_iter):
             res = _residuals(P, pt, m_deg, nb, nc)
@@ -449,6 +453,8 @@ def _solve_ipm(q, A, b, cones, tol, verbose=False, time_limit=None, max_iter=IPM
                 break
             if best_res is None or res.err < best_res.err:
                 best, best_res = pt, res
+            if res.parts[3] < IPM_DUAL_GAP and (primal is None or max(res.parts[:3]) < max(primal[1].parts[:3])):
+                primal = (pt, res)  # the most converged primal point with an objective gap below IPM_DUAL_GAP
             if res.err < 0.5 * gain_err:
                 last_gain, gain_err = it, res.err
             if it - last_gain > (IPM_STALL if best_res.err < IPM_REDUCED_TOL else IPM_STALL_FAR):
@@ -471,6 +477,10 @@ def _solve_ipm(q, A, b, cones, tol, verbose=False, time_limit=None, max_iter=IPM
                 break
     err = best_res.err if best_res is not None else np.inf
     status = "Solved" if err < tol else ("AlmostSolved" if err < max(tol, IPM_REDUCED_TOL) else stop)
+    converged = primal is not None and max(primal[1].parts[:3]) < max(tol, IPM_REDUCED_TOL)
+    if status == stop and stop != "MaxTime" and converged:
+        best, best_res = primal  # the primal point converged; the dual objective is off by < IPM_DUAL_GAP
+        status = "InaccurateDual"
     x = best.x
     z_soc = np.concatenate([best.z_s[P.cone_block[i], : P.socs[i]] for i in range(P.Q)])
     z = np.concatenate([best.y, best.z_n, z_soc])

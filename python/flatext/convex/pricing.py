@@ -7,6 +7,8 @@ picks the one that applies. The ratios themselves: :mod:`flatext.convex.ratios`.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .cells import _interior_direction, _Patterns
@@ -16,6 +18,7 @@ from .constants import (
     PRICE_THRESHOLD,
     PRICING_DROP_MIN_N,
     PRICING_DROP_SHARE,
+    SAMPLED_STATUSES,
     start_cells,
 )
 from .program import _check_status, _contributions, _solve_over, _solve_program
@@ -219,22 +222,24 @@ def _kept_cells(sol, contrib, dropped):
     return ~tail | back, keys
 
 
-def _sampled_pricing(Xr, y, neg, sol, solve, solver, tol, verbose, rounds, max_add, rng, stop):
+def _sampled_pricing(Xr, y, neg, sol, solve, solver, tol, verbose, rounds, max_add, max_columns, rng, stop):
     """Column generation with sampled patterns: the cells whose dual constraint the optimum's
     multipliers violate (:func:`_price`) join the program, the cells of its tail leave it
     (:func:`_kept_cells`), and it is solved again, until no violated candidate is found,
-    ``rounds`` times at most or until ``stop(rounds, objective)``.
+    ``rounds`` times at most, until ``stop(rounds, objective)``, until no new cell fits in
+    ``max_columns`` columns (two groups of r + 1 per cell) or until a round's solve fails
+    (``pricing["failed"]`` says which round and the solver's status).
 
-    Every solution is priced, the last one too, so ``max_ratio`` and ``lower_bound_tried`` are
-    those of the returned solution's multipliers: the program of least optimum (dropping cells
-    can raise it by their small share). Returns that :class:`_Solution`.
+    Every solution is priced, the last one too. Returns every program's :class:`_Solution`, the
+    least optimum first (dropping cells can raise it by their small share), each with the
+    ``max_ratio`` and ``lower_bound_tried`` of its own multipliers in its ``pricing``.
     """
     if rounds == 0:
-        return sol
+        return [sol]
     n, r = Xr.shape
     xn = np.linalg.norm(Xr, axis=1)
     pricing = sol.pricing
-    best = None
+    tried = []  # (solution, largest ratio priced, lower bound over the cells tried)
     dropped = set()  # packed sign keys of the cells that left the program
     while True:
         last = pricing["rounds"] >= rounds or stop(pricing["rounds"], sol.objective)
@@ -244,11 +249,16 @@ def _sampled_pricing(Xr, y, neg, sol, solve, solver, tol, verbose, rounds, max_a
         order = np.argsort(-contrib, kind="stable")  # the neighbours of the largest groups first
         seeds = sol.x.reshape(-1, r + 1)[order, :r]
         new, inner_new, vmax = _price(Xr, lam, neg, pats.signs, seeds, rng, max_add=max_add)
-        if best is None or sol.objective < best[0].objective:
-            best = (sol, vmax, float(lam @ y) / max(1.0, vmax))
+        tried.append((sol, vmax, float(lam @ y) / max(1.0, vmax)))
         if last or not len(new):
             break
         keep, keys = _kept_cells(sol, contrib, dropped)
+        if max_columns is not None:  # two groups of r + 1 columns per cell
+            fit = max(max_columns // (2 * (r + 1)) - int(keep.sum()), 0)
+            new, inner_new = new[:fit], inner_new[:fit]
+            if not len(new):
+                pricing["column_limit"] = True
+                break
         dropped.update(k for k, kept in zip(keys, keep) if not kept)
         pats = _Patterns(
             np.concatenate([pats.signs[keep], new]),
@@ -256,29 +266,38 @@ def _sampled_pricing(Xr, y, neg, sol, solve, solver, tol, verbose, rounds, max_a
             np.concatenate([pats.inner[keep], inner_new]),
             False,
         )
-        sol = _solve_over(Xr, y, pats, neg, solve, tol, verbose, pricing)
-        _check_status(solver, sol.status, sol.x)
+        nxt = _solve_over(Xr, y, pats, neg, solve, tol, verbose, pricing)
+        try:
+            _check_status(solver, nxt.status, nxt.x, SAMPLED_STATUSES)
+        except RuntimeError:  # the programs solved so far stand; the rounds end, saying why
+            pricing["failed"] = f"round {pricing['rounds'] + 1}: solver {solver!r} status {nxt.status!r}"
+            break
+        sol = nxt
         pricing["rounds"] += 1
         pricing["added"] += len(new)
         pricing["dropped"] += int(keep.size - keep.sum())
-    sol, pricing["max_ratio"], pricing["lower_bound_tried"] = best
-    return sol
+    return [  # stable sort: the earlier program first on a tie
+        replace(s, pricing=dict(pricing, max_ratio=v, lower_bound_tried=lb, program=k))
+        for k, (s, v, lb) in sorted(enumerate(tried), key=lambda e: e[1][0].objective)
+    ]
 
 
-def _optimum(Xr, y, neg, pats, solve, solver, tol, verbose, rounds, max_add, rng, warm_dirs, stop, times):
+def _optimum(Xr, y, neg, pats, solve, solver, tol, verbose, rounds, limits, rng, warm_dirs, stop, times):
     """The cone program's optimum over the candidate cells, with the pricing rounds that apply.
 
     Exact mode with more than ``2 start_cells(n)`` cells and ``rounds > 0``: every cell
     priced, few in the program (:func:`_exact_by_pricing`; ``docs/convex.md`` section 3).
-    Otherwise the program over every candidate, then (sampled patterns) :func:`_sampled_pricing`.
-    Returns (:class:`_Solution`, certificate ``"global"`` or ``"upper_bound"``).
+    Otherwise the program over every candidate, then (sampled patterns) :func:`_sampled_pricing`
+    (``limits``: its cells added per round and columns per program at most, or None).
+    Returns (the solutions, the least optimum first: one but with sampled pricing, certificate
+    ``"global"`` or ``"upper_bound"``).
     """
     if pats.exact and rounds and pats.signs.shape[0] > 2 * start_cells(Xr.shape[0]):
         times["assemble"] = 0.0
         sol = _exact_by_pricing(Xr, y, neg, pats, solve, solver, tol, rounds, rng, verbose, warm_dirs, stop=stop)
         # rounds exhausted: bound and lower_bound bracket the optimum
-        return sol, "upper_bound" if sol.pricing["max_ratio"] > PRICE_THRESHOLD else "global"
-    sol = _solve_program(Xr, y, pats, neg, solve, solver, tol, verbose, times)
+        return [sol], "upper_bound" if sol.pricing["max_ratio"] > PRICE_THRESHOLD else "global"
     if pats.exact:
-        return sol, "global"
-    return _sampled_pricing(Xr, y, neg, sol, solve, solver, tol, verbose, rounds, max_add, rng, stop), "upper_bound"
+        return [_solve_program(Xr, y, pats, neg, solve, solver, tol, verbose, times)], "global"
+    sol = _solve_program(Xr, y, pats, neg, solve, solver, tol, verbose, times, SAMPLED_STATUSES)
+    return _sampled_pricing(Xr, y, neg, sol, solve, solver, tol, verbose, rounds, *limits, rng, stop), "upper_bound"

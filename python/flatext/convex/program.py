@@ -106,9 +106,9 @@ def _socp_blocks(Xr, y, pats, neg, groups, kappa, Ls):
     return q, A, b, (n, row_nn, soc_dims)
 
 
-def _check_status(solver, status, x):
+def _check_status(solver, status, x, accept=SOLVED_STATUSES):
     # AlmostSolved: Clarabel met its reduced tolerances (reported in ConvexResult.status)
-    if x is None or not np.all(np.isfinite(x)) or status.lower() not in SOLVED_STATUSES:
+    if x is None or not np.all(np.isfinite(x)) or status.lower() not in accept:
         raise RuntimeError(
             f"the conic solver {solver!r} did not solve the program (status {status!r}); "
             "y may not be interpolable with these patterns (use more patterns)"
@@ -139,8 +139,9 @@ def _solve_over(Xr, y, pats, neg, solve, tol, verbose, pricing):
     return _Solution(pats, x, status, obj, z, groups, kappa, Ls, A, pricing)
 
 
-def _solve_program(Xr, y, pats, neg, solve, solver, tol, verbose, times):
-    """The cone program over every pattern of ``pats`` (``times["assemble"]`` set), status checked."""
+def _solve_program(Xr, y, pats, neg, solve, solver, tol, verbose, times, accept=SOLVED_STATUSES):
+    """The cone program over every pattern of ``pats`` (``times["assemble"]`` set), status checked
+    against ``accept``."""
     t1 = time.perf_counter()
     groups, kappa, Ls = _groups(Xr, pats, neg)
     if not groups:
@@ -148,7 +149,7 @@ def _solve_program(Xr, y, pats, neg, solve, solver, tol, verbose, times):
     qv, A, b, cones = _socp_blocks(Xr, y, pats, neg, groups, kappa, Ls)
     times["assemble"] = time.perf_counter() - t1
     x, status, obj, z = solve(qv, A, b, cones, tol, verbose)
-    _check_status(solver, status, x)
+    _check_status(solver, status, x, accept)
     return _Solution(
         pats, x, status, obj, z, groups, kappa, Ls, A, {"rounds": 0, "added": 0, "dropped": 0, "max_ratio": None}
     )
