@@ -6,6 +6,7 @@ tests/relu_certify.py (cvxpy over every cell, small d), the manifold search on t
 same data; interpolation with tests/reference.py's forward pass.
 """
 
+import dataclasses
 import math
 import time
 
@@ -250,3 +251,94 @@ def test_cells_solver_default_depends_on_n(n, expected, monkeypatch):
     with pytest.raises(RuntimeError, match="stop here"):
         cells.cell_sparse(*start(8, 3, 0), X, y, m=8, width=8)
     assert seen["solver"] == expected
+
+
+@pytest.mark.slow  # two cell-sparse runs at n = 500: ~20 s each
+def test_auto_above_200_samples_runs_the_cells_method_when_its_first_program_is_small():
+    # n = 500, d = 6: too many arrangement cells for the certified polish, more than 200 samples.
+    # One planted ReLU neuron: the penalty path's active neurons span ~35 cells, 2 x 35 x 7 columns
+    # <= n, so "auto" runs the cell-sparse method alone, at or below the planted network (its
+    # orbit-minimal trace is an independent upper bound of the flattest interpolator's)
+    for seed in (0, 1):
+        X, y, U, w = planted(6, 500, seed, k=1)
+        W0, a0 = start(500, 6, seed)
+        s = fx.flattest_interpolator(W0, a0, X, y)
+        check_cells_result(s, X, y)
+        assert s.orbit_min_trace <= orbit_min_relu(U, w, X) * (1 + 5e-5)
+
+
+def test_auto_above_200_samples_runs_the_search_when_the_first_program_is_large():
+    # with label noise the active neurons span ~n cells, more than the first program's limit
+    # (n columns): "auto" runs the search and says why; so does the noise-free problem at n = 300,
+    # d = 8, whose ~35 cells give 2 x 35 x 9 > 300 columns
+    X, y, _, _ = planted(8, 300, 0, k=1)
+    W0, a0 = start(300, 8, 0)
+    y_noisy = y + 0.3 * np.random.default_rng(5).standard_normal(300)
+    for labels in (y_noisy, y):
+        s = fx.flattest_interpolator(W0, a0, X, labels, max_iter=5)
+        assert s.method == "manifold" and "was not run (its first program would have" in s.message, s.message
+        assert interpolates(s.W, s.a, X, labels)
+
+
+def _failing_round(monkeypatch, fail_at):
+    """Make the ``fail_at``-th pricing round's cone solve (sampled patterns) return NumericalError."""
+    import flatext.convex.pricing as pricing_module
+
+    real, calls = pricing_module._solve_over, []
+
+    def solve_over(*args, **kw):
+        sol = real(*args, **kw)
+        calls.append(1)
+        return dataclasses.replace(sol, status="NumericalError") if len(calls) == fail_at else sol
+
+    monkeypatch.setattr(pricing_module, "_solve_over", solve_over)
+
+
+def test_a_failed_pricing_round_keeps_the_programs_solved_before_it(monkeypatch):
+    # the second round's solve fails: the answer is the flattest of the first two programs, the
+    # same as with one round, and the result says which round failed (never a crash of the call)
+    X, y, _, _ = planted(6, 80, 3)
+    kw = dict(patterns="sampled", n_patterns=60, seed=2, solver="ipm")
+    one = fx.certified_flattest(X, y, pricing_rounds=1, **kw)
+    _failing_round(monkeypatch, 2)
+    q = fx.certified_flattest(X, y, pricing_rounds=4, **kw)
+    assert q.info["pricing"]["failed"].startswith("round 2: solver 'ipm' status 'NumericalError'")
+    assert q.info["pricing"]["rounds"] == 1
+    assert q.bound == pytest.approx(one.bound, rel=1e-12) and q.value == pytest.approx(one.value, rel=1e-12)
+    monkeypatch.undo()
+    _failing_round(monkeypatch, 1)  # the cell-sparse method: its first round fails
+    W0, a0 = start(320, 6, 3)  # the optimum needs ~160 neurons
+    o = fx.flattest_interpolator(W0, a0, X, y, method="cells")
+    assert o.method == "cells" and o.reason == "round_failed" and "round 1" in o.message, (o.reason, o.message)
+    assert o.iterations == 0  # the rounds run
+    assert interpolates(o.W, o.a, X, y)
+
+
+def test_the_network_comes_from_the_next_flattest_program_when_the_flattest_is_on_kinks(monkeypatch):
+    # the interior-point solution of the flattest program cannot be used as it is (here: said so by
+    # a patched check): the next program's is, and bound, value and the pricing figures are its own
+    import flatext.convex as convex_module
+
+    X, y, _, _ = planted(6, 80, 4, k=1)  # its second program's solution is strictly inside
+    kw = dict(patterns="sampled", n_patterns=60, seed=2, solver="ipm", pricing_rounds=1)
+    best = fx.certified_flattest(X, y, **kw)
+    real, seen = convex_module._interior_solution, []
+
+    def interior(Xr, y_, sol, *args):
+        out = None if not seen else real(Xr, y_, sol, *args)
+        seen.append((sol.objective, out is not None))
+        return out
+
+    monkeypatch.setattr(convex_module, "_interior_solution", interior)
+    q = fx.certified_flattest(X, y, **kw)
+    objectives = [o for o, _ in seen]
+    assert len(seen) >= 2 and objectives == sorted(objectives)
+    assert seen[0][0] == pytest.approx(best.bound, rel=1e-9)
+    # the first that is strictly inside (here the second program; none: the flattest one by the
+    # in-cell construction)
+    used = next((o for o, ok in seen if ok), None)
+    assert used is not None and used > seen[0][0]
+    assert q.bound == pytest.approx(used, rel=1e-9)
+    assert q.info["pricing"]["program"] != best.info["pricing"]["program"]
+    assert q.value == pytest.approx(q.bound, rel=1e-6)
+    assert interpolates(q.W, q.a, X, y, tol=1e-9)

@@ -509,3 +509,19 @@ def test_exact_pricing_returns_its_restricted_program_with_named_parts():
     assert sol.pricing["max_ratio"] <= 1 + 1e-6 and sol.pricing["lower_bound"] <= sol.objective * (1 + 1e-6)
     with pytest.raises(FrozenInstanceError):
         sol.x = None
+
+
+def test_sampled_pricing_keeps_each_program_within_max_columns():
+    # two groups of r + 1 columns per cell: with room for few cells beyond the first program the
+    # rounds add only what fits and end when nothing does; without the limit the program grows
+    X, y = _problem(40, 3, 11)
+    kw = dict(patterns="sampled", n_patterns=30, seed=1, solver="ipm", pricing_rounds=6)
+    free = certified_flattest(X, y, **kw)
+    first = certified_flattest(X, y, **dict(kw, pricing_rounds=0)).n_patterns
+    cap = 2 * 4 * (first + 3)  # r = 3: three cells beyond the first program fit
+    q = certified_flattest(X, y, pricing_max_columns=cap, **kw)
+    assert q.n_patterns <= first + 3 < free.n_patterns
+    assert q.info["pricing"].get("column_limit") or q.info["pricing"]["rounds"] < 6
+    assert q.bound >= free.bound * (1 - 1e-9)
+    with pytest.raises(TypeError, match="pricing_max_columns"):
+        certified_flattest(X, y, patterns="exact", pricing_max_columns=10)

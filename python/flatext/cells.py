@@ -43,7 +43,7 @@ from scipy.optimize import minimize
 from .convex import certified_flattest
 from .curvature import hessian_trace_parts, objective
 
-__all__ = ["CellsOutcome", "penalty_path", "active_neurons", "cell_sparse"]
+__all__ = ["CellsOutcome", "FirstProgramTooLarge", "penalty_path", "active_neurons", "cell_sparse"]
 
 #: Penalty weights of the path, relative to the label scale ``sqrt(mean y^2)`` (L scales like
 #: y^2 and G like |y|, so ``lam`` must scale like |y| for the path not to depend on the units).
@@ -58,6 +58,10 @@ ACTIVE_SHARE = 1e-4
 IPM_MIN_N = 200
 
 
+class FirstProgramTooLarge(ValueError):
+    """The active neurons span more cells than :func:`cell_sparse`'s ``max_columns`` allows."""
+
+
 @dataclass(frozen=True)
 class CellsOutcome:
     """What :func:`cell_sparse` found (the fields :class:`flatext.SearchResult` reports)."""
@@ -70,9 +74,11 @@ class CellsOutcome:
     lower_bound: float  # lam.y / max(1, max_ratio): a lower bound over the cells tried only
     cells: int  # patterns in the final program
     rounds: int  # pricing rounds run
-    reason: str  # "restricted_optimum" (no violated candidate), "pricing_rounds" or "time_budget"
+    reason: str  # "restricted_optimum" (no violated candidate), "pricing_rounds", "time_budget" or
+    # "round_failed" (a pricing round's solve failed: the programs before it stand)
     penalty_calls: int  # objective evaluations of the penalty path
     max_residual: float
+    note: str = ""  # which pricing round's solve failed, and the solver's status ("round_failed")
 
 
 def penalty_path(W, a, X, y, *, neg=0.0, lams=PENALTY_LAMBDAS, max_iter=PENALTY_MAX_ITER):
@@ -130,6 +136,7 @@ def cell_sparse(
     tol=1e-8,
     max_seconds=None,
     solver=None,
+    max_columns=None,
 ):
     """The cell-sparse flattest interpolator (module docstring): penalty path from the ``width``
     largest neurons of ``(W0, a0)``, active cells (with those of ``networks``), restricted
@@ -144,6 +151,12 @@ def cell_sparse(
     ``max_seconds`` bounds the call: the cone program gets what the penalty path left
     (:func:`flatext.certified_flattest`'s budget, checked between pricing rounds); when it runs
     out the last program's network is returned (reason ``"time_budget"``).
+
+    ``max_columns`` bounds every program: more than ``max_columns / (2 (d + 1))`` cells among the
+    active neurons' raise :class:`FirstProgramTooLarge` before any solve (each cell gives two
+    groups of ``d + 1`` columns, and an interior-point iteration costs ``n^2`` per column), and
+    the pricing rounds add only the cells that fit (``pricing_max_columns`` of
+    :func:`flatext.certified_flattest`).
 
     Raises RuntimeError / ValueError as :func:`flatext.certified_flattest` does (an inaccurate
     solve; an optimum needing more than ``m`` neurons), TimeoutError if the budget ends before
@@ -160,6 +173,13 @@ def cell_sparse(
     starts = [(Ws, As) for Ws, As in starts if len(Ws)]
     if not starts:
         raise ValueError("the penalty path left no active neuron (all-zero labels?)")
+    if max_columns is not None:
+        cells = np.unique(np.concatenate([Ws for Ws, _ in starts]) @ X.T > 0, axis=0).shape[0]
+        if 2 * cells * (X.shape[1] + 1) > max_columns:
+            raise FirstProgramTooLarge(
+                f"its first program would have {cells} cells, 2 x {cells} x (d + 1) = "
+                f"{2 * cells * (X.shape[1] + 1)} columns > {max_columns}"
+            )
     if solver is None:
         solver = "ipm" if X.shape[0] > IPM_MIN_N else "clarabel"
     q = certified_flattest(
@@ -175,6 +195,7 @@ def cell_sparse(
         solver=solver,
         pricing_rounds=pricing_rounds,
         pricing_max_add=max_add,
+        pricing_max_columns=max_columns,
         max_seconds=None if max_seconds is None else max(max_seconds - (time.perf_counter() - t0), 1e-3),
     )
     pr = q.info["pricing"]
@@ -182,6 +203,8 @@ def cell_sparse(
     reason = "restricted_optimum" if max_ratio <= 1.0 + 1e-6 else "pricing_rounds"
     if q.info.get("stopped") == "time_budget":
         reason = "time_budget"
+    elif pr.get("failed"):
+        reason = "round_failed"
     return CellsOutcome(
         W=q.W,
         a=q.a,
@@ -194,4 +217,5 @@ def cell_sparse(
         reason=reason,
         penalty_calls=calls,
         max_residual=q.max_residual,
+        note=f"the cone solve of pricing {pr['failed']}" if pr.get("failed") else "",
     )

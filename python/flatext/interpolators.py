@@ -26,7 +26,7 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 
 from ._native import _core
-from .cells import cell_sparse
+from .cells import FirstProgramTooLarge, cell_sparse
 from .convex import arrangement_cell_count, certified_flattest
 from .curvature import _int_arg
 from .options import InterpolationOptions, SearchOptions, given_fields, merge_options
@@ -198,6 +198,7 @@ class SearchResult(ResultFields):
         "time_budget": "max_seconds reached; the last interpolator is returned",
         "restricted_optimum": "the cell-sparse method's last pricing round found no violated candidate cell",
         "pricing_rounds": "the cell-sparse method's pricing rounds ran out with violated candidate cells left",
+        "round_failed": "a pricing round's cone solve failed; the flattest program solved before it is returned",
     }
 
     W: np.ndarray
@@ -589,7 +590,10 @@ def flattest_interpolator(
       ``power = 1`` and ``n <= 200`` otherwise, the search followed by the
       cell-sparse method with the search's cells among its first, returning
       the flatter interpolator of the two (``method`` in the result says
-      which); otherwise the search alone. Measured at d = 8-10,
+      which); above 200 samples the cell-sparse method alone when its cone
+      programs fit in n columns (the penalty path's active neurons span at
+      most n / (2 (d + 1)) cells), else the search (``message`` says why);
+      otherwise the search alone. Measured at d = 8-10,
       n = 100-200 (``benchmarks/bench_search.py planted``): the search alone
       ends up to 2.1 % above a planted teacher network, the cell-sparse
       method below it on every seed.
@@ -661,7 +665,9 @@ def flattest_interpolator(
       interpolates);
     - (``"cells"``) ``"restricted_optimum"``: no candidate cell of the last
       pricing round violates its dual constraint (``converged=True``);
-      ``"pricing_rounds"``: the rounds ran out first.
+      ``"pricing_rounds"``: the rounds ran out first; ``"round_failed"``: a
+      round's cone solve failed (the network of the flattest program solved
+      before it is returned; ``message`` names the round and the status).
 
     ``grad_ratio`` is the last measured ``||g_t|| / ||g||``.
 
@@ -791,8 +797,9 @@ def flattest_interpolator(
     )  # fmt: skip
     width = min(o.cells_width, np.shape(W0)[0]) if o.cells_width else min(np.shape(W0)[0], max(100, n // 4))
     cells_kw = dict(neg=c, width=width, seed=seed)
-    if method == "cells":
-        res = _cells_or_search(W0, a0, X, y, tol, cells_kw, (p, solver, kw, loop))
+    if method in ("cells", "cells-if-small"):
+        limit = n if method == "cells-if-small" else None
+        res = _cells_or_search(W0, a0, X, y, tol, cells_kw, (p, solver, kw, loop), limit)
     else:
         start = _project_start(W0, a0, X, y, p, c, tol, solver, kw.get("cg_rank"))
         X = np.ascontiguousarray(X, dtype=start.W.dtype)
@@ -810,7 +817,9 @@ def flattest_interpolator(
     return replace(res, seconds=time.perf_counter() - t0)
 
 
-#: ``method="auto"`` follows the search by the cell-sparse method (p = 1) up to this many samples.
+#: ``method="auto"`` follows the search by the cell-sparse method (p = 1) up to this many samples;
+#: above, it runs the cell-sparse method alone when its first program has at most n columns
+#: (``max_columns``), else the search.
 _CELLS_AUTO_MAX_N = 200
 
 
@@ -857,8 +866,8 @@ def _resolve_method(method, p, c, n, d, polish):
     if method == "manifold" or polish is not None and polish != "auto":
         return "manifold"
     small = arrangement_cell_count(n, d) <= _POLISH_EXACT_CELLS  # the polish certifies there
-    if polish == "auto" and piecewise_linear and not small and n <= _CELLS_AUTO_MAX_N:
-        return "manifold+cells"
+    if polish == "auto" and piecewise_linear and not small:
+        return "manifold+cells" if n <= _CELLS_AUTO_MAX_N else "cells-if-small"
     return "manifold"
 
 
@@ -986,7 +995,7 @@ def _cells_outcome_result(o, X, y, c, tol, dtype, base=None, message=""):
         max_ratio=o.max_ratio,
         lower_bound=o.lower_bound,
         cells=o.cells,
-        message=message,
+        message=message or o.note,
     )
     if base is not None:  # the search ran first: keep its history and its own trace
         return replace(base, reason=o.reason, converged=o.reason in CONVERGED_REASONS, **fields)
@@ -1005,22 +1014,27 @@ def _remaining(deadline):
     return None if deadline is None else max(deadline - time.perf_counter(), 1e-3)
 
 
-def _cells_or_search(W0, a0, X, y, tol, cells_kw, search_args):
-    """``method="cells"``; if it fails, the manifold search, with the failure in ``message``."""
+def _cells_or_search(W0, a0, X, y, tol, cells_kw, search_args, max_columns=None):
+    """``method="cells"``; if it fails, the manifold search, with the failure in ``message``.
+    ``max_columns`` (``"auto"`` above 200 samples): the search also when the first program would
+    be larger (:class:`flatext.cells.FirstProgramTooLarge`)."""
     dtype = np.asarray(W0).dtype
     c = cells_kw["neg"]
     p, solver, kw, loop = search_args
+    m = np.shape(W0)[0]
     try:
-        o = cell_sparse(W0, a0, X, y, m=np.shape(W0)[0], max_seconds=_remaining(loop.deadline), **cells_kw)
+        o = cell_sparse(W0, a0, X, y, m=m, max_seconds=_remaining(loop.deadline), max_columns=max_columns, **cells_kw)
         res = _cells_outcome_result(o, X, y, c, tol, dtype)
-        why = "its network does not interpolate to tol" if res is None else ""
+        why = "failed (its network does not interpolate to tol)" if res is None else ""
+    except FirstProgramTooLarge as e:
+        res, why = None, f"was not run ({e})"
     except (RuntimeError, ValueError, TimeoutError) as e:
-        res, why = None, str(e)
+        res, why = None, f"failed ({e})"
     if res is not None:
         return res
     start = _project_start(W0, a0, X, y, p, c, tol, solver, kw.get("cg_rank"))
     res = _search(start.W, start.a, X, y, p, c, tol, solver, kw, loop)
-    return replace(res, message=f"the cell-sparse method failed ({why}); this is the manifold search's point")
+    return replace(res, message=f"the cell-sparse method {why}; this is the manifold search's point")
 
 
 def _cells_after_search(res, W0, a0, X, y, tol, cells_kw, deadline):

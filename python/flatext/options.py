@@ -456,7 +456,7 @@ class SearchOptions:
 class ConvexOptions:
     """Options of :func:`flatext.certified_flattest` (the cone program, its solver and its pricing).
 
-    ``n_patterns`` and ``pricing_max_add`` are the sampled patterns' alone and ``max_exact`` is
+    ``n_patterns``, ``pricing_max_add`` and ``pricing_max_columns`` are the sampled patterns' alone and ``max_exact`` is
     ``patterns="auto"``'s alone: giving one with a mode that does not use it raises ``TypeError``.
 
     Attributes
@@ -480,6 +480,10 @@ class ConvexOptions:
         patterns with "clarabel" or "ipm", else 0; > 0 needs one of those two).
     pricing_max_add : int or None
         Cells added per sampled pricing round at most (>= 1; None: n).
+    pricing_max_columns : int or None
+        Columns of each sampled pricing round's program at most, two groups of ``r + 1`` per
+        cell (>= 1; None: no limit): fewer cells join, the most violated first; none fit, the
+        rounds end (``info["pricing"]["column_limit"]``).
     verbose : bool
         The solver's log (default False).
     max_seconds : float or None
@@ -494,6 +498,7 @@ class ConvexOptions:
     max_exact: int = 200000
     pricing_rounds: Union[int, None] = None
     pricing_max_add: Union[int, None] = None
+    pricing_max_columns: Union[int, None] = None
     verbose: bool = False
     max_seconds: Union[float, None] = None
 
@@ -517,9 +522,14 @@ class ConvexOptions:
             pricing_max_add=None
             if self.pricing_max_add is None
             else check_int(self.pricing_max_add, "pricing_max_add", 1),
+            pricing_max_columns=_optional_int(self.pricing_max_columns, "pricing_max_columns", 1),
             verbose=check_bool(self.verbose, "verbose"),
             max_seconds=check_real(self.max_seconds, "max_seconds", none=True),
         )
 
     #: The options each ``patterns`` mode does not use.
-    IGNORED = {"exact": ("n_patterns", "pricing_max_add", "max_exact"), "sampled": ("max_exact",), "auto": ()}
+    IGNORED = {
+        "exact": ("n_patterns", "pricing_max_add", "pricing_max_columns", "max_exact"),
+        "sampled": ("max_exact",),
+        "auto": (),
+    }
