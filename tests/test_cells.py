@@ -121,6 +121,25 @@ def test_cells_failure_falls_back_to_the_search_and_says_why(monkeypatch):
     assert interpolates(s.W, s.a, X, y)
 
 
+def test_cells_rtol_ends_the_pricing_rounds_when_a_round_gains_little():
+    # cells_rtol = 1: the first round gains less than the whole optimum, so it is the last (reason
+    # "small_gain" unless nothing was violated); 0 runs the rounds until none is violated or they
+    # run out. Fewer rounds never give a lower restricted optimum (at n <= 200 no cell leaves)
+    X, y, _, _ = planted(6, 40, seed=4)
+    W0, a0 = start(80, 6, 4)
+    every = fx.flattest_interpolator(W0, a0, X, y, method="cells", cells_rtol=0.0)
+    one = fx.flattest_interpolator(W0, a0, X, y, method="cells", cells_rtol=1.0)
+    for s in (every, one):
+        check_cells_result(s, X, y)
+    assert every.iterations >= 2 and every.reason in ("restricted_optimum", "pricing_rounds")
+    assert one.iterations == 1 and one.reason in ("small_gain", "restricted_optimum")
+    assert one.restricted_optimum >= every.restricted_optimum * (1 - 1e-9)
+    with pytest.raises(TypeError, match="cells_rtol"):
+        fx.flattest_interpolator(W0, a0, X, y, method="manifold", cells_rtol=0.1)
+    with pytest.raises(ValueError, match="cells_rtol"):
+        fx.flattest_interpolator(W0, a0, X, y, method="cells", cells_rtol=-1.0)
+
+
 def test_method_arguments_are_checked():
     X, y, _, _ = planted(4, 10, seed=5)
     W0, a0 = start(20, 4, 5)

@@ -525,3 +525,25 @@ def test_sampled_pricing_keeps_each_program_within_max_columns():
     assert q.bound >= free.bound * (1 - 1e-9)
     with pytest.raises(TypeError, match="pricing_max_columns"):
         certified_flattest(X, y, patterns="exact", pricing_max_columns=10)
+
+
+def test_sampled_pricing_small_gain_rule_ends_the_rounds():
+    # the rounds' optima (a callback's record, rounds unlimited by the rule) give each round's
+    # relative gain; with pricing_rtol between two of them the rounds end exactly after the first
+    # round gaining less, returning that round's optimum, and 0 never fires while every gain is > 0
+    X, y = _problem(40, 3, 11)
+    kw = dict(patterns="sampled", n_patterns=30, seed=1, solver="ipm", pricing_rounds=6)
+    seen = []
+    free = certified_flattest(X, y, callback=lambda info: seen.append(info["objective"]) and False, **kw)
+    assert "small_gain" not in free.info["pricing"] and len(seen) >= 4
+    gains = -np.diff(seen) / np.array(seen[:-1])
+    assert np.all(gains > 0) and gains[0] > gains[1]  # this problem: 39 %, 13 %, 23 %, 21 %, 1 %
+    q = certified_flattest(X, y, pricing_rtol=1.01 * gains[1], **kw)
+    assert q.info["pricing"]["small_gain"] and q.info["pricing"]["rounds"] == 2
+    assert q.reason == "small_gain" and q.bound == pytest.approx(seen[2], rel=1e-12)
+    zero = certified_flattest(X, y, pricing_rtol=0.0, **kw)
+    assert zero.info["pricing"]["rounds"] == free.info["pricing"]["rounds"] and zero.bound == free.bound
+    with pytest.raises(ValueError, match="pricing_rtol"):
+        certified_flattest(X, y, pricing_rtol=-1.0, **kw)
+    with pytest.raises(TypeError, match="pricing_rtol"):
+        certified_flattest(X, y, patterns="exact", pricing_rtol=0.1)

@@ -225,6 +225,25 @@ def test_competitor_rows_at_the_rounding_floor_are_not_a_lower_loss():
     assert cells[3].startswith("2.5e+14") and "[0.5, 5e+14]" in cells[3]  # median, [min, max]: 0.5 / 1e-15
 
 
+def test_competitor_skipped_in_every_cell_is_left_out_of_the_report():
+    """A grid whose every n is above gd_max_n: no GD measurement column exists; the section lists
+    the memorizer only (it raised KeyError 'gd_interpolates' before)."""
+    from flatext.study.report import _competitor_section
+
+    rows = pd.DataFrame(
+        {
+            "status": ["ok"], "interpolates": [True], "noise": [0.0],
+            "population_loss_rel": [1e-3], "orbit_min_trace": [1.0],
+            "memorizer_status": ["ok"], "memorizer_interpolates": [True],
+            "memorizer_population_loss_rel": [0.5], "memorizer_orbit_min_trace": [3.0],
+            "gd_status": ["skipped: n = 2000 > gd_max_n = 500 (cost ~ n m d steps)"],
+            "lnsgd_status": ["failed: RuntimeError: x"],
+        }
+    )  # fmt: skip
+    lines = _competitor_section(rows)
+    assert [x.split("|")[1].strip() for x in lines if x.startswith("| ") and "---" not in x][1:] == ["memorizer"]
+
+
 def test_rows_from_different_code_are_reported():
     """Rows resumed after the package changed carry two flatext_source digests: study.md says so."""
     from flatext.study.report import _counts

@@ -26,7 +26,7 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 
 from ._native import _core
-from .cells import FirstProgramTooLarge, cell_sparse
+from .cells import CELLS_RTOL, FirstProgramTooLarge, cell_sparse
 from .convex import arrangement_cell_count, certified_flattest
 from .curvature import _int_arg
 from .options import InterpolationOptions, SearchOptions, given_fields, merge_options
@@ -198,6 +198,7 @@ class SearchResult(ResultFields):
         "time_budget": "max_seconds reached; the last interpolator is returned",
         "restricted_optimum": "the cell-sparse method's last pricing round found no violated candidate cell",
         "pricing_rounds": "the cell-sparse method's pricing rounds ran out with violated candidate cells left",
+        "small_gain": "the cell-sparse method's last pricing round lowered the restricted optimum by less than rtol",
         "round_failed": "a pricing round's cone solve failed; the flattest program solved before it is returned",
     }
 
@@ -566,6 +567,7 @@ def flattest_interpolator(
     method=None,
     max_seconds=None,
     cells_width=None,
+    cells_rtol=None,
     options=None,
 ):
     """Search the interpolation set for the interpolator of least Hessian trace.
@@ -665,7 +667,8 @@ def flattest_interpolator(
       interpolates);
     - (``"cells"``) ``"restricted_optimum"``: no candidate cell of the last
       pricing round violates its dual constraint (``converged=True``);
-      ``"pricing_rounds"``: the rounds ran out first; ``"round_failed"``: a
+      ``"pricing_rounds"``: the rounds ran out first; ``"small_gain"``: a round
+      lowered the restricted optimum by less than the gain rule's ``rtol``; ``"round_failed"``: a
       round's cone solve failed (the network of the flattest program solved
       before it is returned; ``message`` names the round and the status).
 
@@ -768,6 +771,13 @@ def flattest_interpolator(
     cells_width : int, optional
         Width of the cell-sparse method's penalty path (default
         ``min(m, max(100, n // 4))``).
+    cells_rtol : float, optional
+        The cell-sparse method's pricing rounds end once a round lowered the
+        restricted optimum by less than ``cells_rtol`` times it (reason
+        ``"small_gain"``; 0: only a round that raised it ends them). Default:
+        :data:`flatext.cells.CELLS_RTOL` = 1e-3 where the method runs alone
+        (``"cells"``, and ``"auto"`` above 200 samples), no such rule where it
+        follows the search.
 
     Returns
     -------
@@ -778,7 +788,7 @@ def flattest_interpolator(
         max_iter=max_iter, balance=balance, tol=tol, gtol=gtol, ftol=ftol, patience=patience, lambda_rel=lambda_rel,
         retract_iter=retract_iter, a_correction=a_correction, solver=solver, cg_rtol=cg_rtol, cg_max_iter=cg_max_iter,
         cg_rank=cg_rank, polish_rounds=polish_rounds, seed=seed, method=method, max_seconds=max_seconds,
-        cells_width=cells_width,
+        cells_width=cells_width, cells_rtol=cells_rtol,
     )  # fmt: skip
     o = _search_options(options, keywords, polish)
     tol = _default_tol(W0, o.tol)
@@ -796,7 +806,9 @@ def flattest_interpolator(
         cg_max_iter=o.cg_max_iter, cg_rank=o.cg_rank,
     )  # fmt: skip
     width = min(o.cells_width, np.shape(W0)[0]) if o.cells_width else min(np.shape(W0)[0], max(100, n // 4))
-    cells_kw = dict(neg=c, width=width, seed=seed)
+    # the gain rule by default where the cell-sparse method runs alone, not after the search (n <= 200)
+    rtol = CELLS_RTOL if o.cells_rtol is None and method in ("cells", "cells-if-small") else o.cells_rtol
+    cells_kw = dict(neg=c, width=width, seed=seed, rtol=rtol)
     if method in ("cells", "cells-if-small"):
         limit = n if method == "cells-if-small" else None
         res = _cells_or_search(W0, a0, X, y, tol, cells_kw, (p, solver, kw, loop), limit)

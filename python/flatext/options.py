@@ -356,7 +356,7 @@ class SearchOptions:
     ``flatext::SearchOptions``, whose ``validate`` checks those values; None stands for the
     C++ default, or the rule below).
 
-    ``cells_width`` is the cell-sparse method's alone: giving it with ``method="manifold"``
+    ``cells_width`` and ``cells_rtol`` are the cell-sparse method's alone: giving one with ``method="manifold"``
     raises ``TypeError``. ``polish=None`` (never polish) differs from the default ``"auto"``.
 
     Attributes
@@ -395,6 +395,10 @@ class SearchOptions:
         Time budget of the call (> 0; None: none).
     cells_width : int or None
         Width of the cell-sparse method's penalty path (>= 1; None: ``min(m, max(100, n // 4))``).
+    cells_rtol : float or None
+        The cell-sparse method's pricing rounds end once a round lowered the restricted optimum by
+        less than ``cells_rtol`` times it (>= 0; None: :data:`flatext.cells.CELLS_RTOL` = 1e-3 where
+        the method runs alone, no such rule where it follows the search).
     """
 
     max_iter: int = 500
@@ -416,6 +420,7 @@ class SearchOptions:
     method: str = "auto"
     max_seconds: Union[float, None] = None
     cells_width: Union[int, None] = None
+    cells_rtol: Union[float, None] = None
 
     def __post_init__(self):
         # the fields of the C++ struct: their types here, their values by SearchOptions::validate
@@ -446,17 +451,19 @@ class SearchOptions:
             method=_check_choice(self.method, "method", ("auto", "manifold", "cells")),
             max_seconds=check_real(self.max_seconds, "max_seconds", none=True),
             cells_width=None if self.cells_width is None else check_int(self.cells_width, "cells_width", 1),
+            cells_rtol=check_real(self.cells_rtol, "cells_rtol", strict=False, none=True),
         )
 
     #: The options each method does not use.
-    IGNORED = {"manifold": ("cells_width",), "cells": (), "auto": ()}
+    IGNORED = {"manifold": ("cells_width", "cells_rtol"), "cells": (), "auto": ()}
 
 
 @dataclass(frozen=True)
 class ConvexOptions:
     """Options of :func:`flatext.certified_flattest` (the cone program, its solver and its pricing).
 
-    ``n_patterns``, ``pricing_max_add`` and ``pricing_max_columns`` are the sampled patterns' alone and ``max_exact`` is
+    ``n_patterns``, ``pricing_max_add``, ``pricing_max_columns`` and ``pricing_rtol`` are the sampled patterns' alone
+    and ``max_exact`` is
     ``patterns="auto"``'s alone: giving one with a mode that does not use it raises ``TypeError``.
 
     Attributes
@@ -484,6 +491,10 @@ class ConvexOptions:
         Columns of each sampled pricing round's program at most, two groups of ``r + 1`` per
         cell (>= 1; None: no limit): fewer cells join, the most violated first; none fit, the
         rounds end (``info["pricing"]["column_limit"]``).
+    pricing_rtol : float or None
+        The sampled pricing rounds end once a round lowered the optimum by less than
+        ``pricing_rtol`` times it (>= 0; None: they run while violated candidates are found, up to
+        ``pricing_rounds``; ``info["pricing"]["small_gain"]`` says so).
     verbose : bool
         The solver's log (default False).
     max_seconds : float or None
@@ -499,6 +510,7 @@ class ConvexOptions:
     pricing_rounds: Union[int, None] = None
     pricing_max_add: Union[int, None] = None
     pricing_max_columns: Union[int, None] = None
+    pricing_rtol: Union[float, None] = None
     verbose: bool = False
     max_seconds: Union[float, None] = None
 
@@ -523,13 +535,14 @@ class ConvexOptions:
             if self.pricing_max_add is None
             else check_int(self.pricing_max_add, "pricing_max_add", 1),
             pricing_max_columns=_optional_int(self.pricing_max_columns, "pricing_max_columns", 1),
+            pricing_rtol=check_real(self.pricing_rtol, "pricing_rtol", 0.0, strict=False, none=True),
             verbose=check_bool(self.verbose, "verbose"),
             max_seconds=check_real(self.max_seconds, "max_seconds", none=True),
         )
 
     #: The options each ``patterns`` mode does not use.
     IGNORED = {
-        "exact": ("n_patterns", "pricing_max_add", "pricing_max_columns", "max_exact"),
+        "exact": ("n_patterns", "pricing_max_add", "pricing_max_columns", "pricing_rtol", "max_exact"),
         "sampled": ("max_exact",),
         "auto": (),
     }

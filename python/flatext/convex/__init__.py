@@ -136,6 +136,7 @@ def certified_flattest(
     pricing_rounds=None,
     pricing_max_add=None,
     pricing_max_columns=None,
+    pricing_rtol=None,
     verbose=None,
     max_seconds=None,
 ):
@@ -226,6 +227,10 @@ def certified_flattest(
         ``rank + 1`` columns per cell; default: no limit): fewer cells join, the most violated
         first, and when none fit the rounds end (``info["pricing"]["column_limit"]``). An
         interior-point iteration costs about n^2 per column.
+    pricing_rtol : float, optional
+        With sampled patterns the rounds end once a round lowered the optimum by less than
+        ``pricing_rtol`` times it (>= 0; default: no such rule); ``info["pricing"]["small_gain"]``
+        says so.
     verbose : bool
         The solver's log.
     max_seconds : float, optional
@@ -250,12 +255,12 @@ def certified_flattest(
     t0 = time.perf_counter()
     o = _options(options, dict(patterns=patterns, n_patterns=n_patterns, solver=solver, seed=seed, tol=tol,
                                max_exact=max_exact, pricing_rounds=pricing_rounds, pricing_max_add=pricing_max_add,
-                               pricing_max_columns=pricing_max_columns,
+                               pricing_max_columns=pricing_max_columns, pricing_rtol=pricing_rtol,
                                verbose=verbose, max_seconds=max_seconds))  # fmt: skip
     patterns, n_patterns, solver, seed, tol, verbose = o.patterns, o.n_patterns, o.solver, o.seed, o.tol, o.verbose
     budget = _Budget(t0, o.max_seconds, callback, solver)
     X, y, neg, pricing_rounds = _check_arguments(X, y, neg, patterns, solver, m, o.pricing_rounds)
-    max_exact, limits = o.max_exact, (o.pricing_max_add, o.pricing_max_columns)
+    max_exact, limits = o.max_exact, (o.pricing_max_add, o.pricing_max_columns, o.pricing_rtol)
     Q = _row_basis(X)  # the row space of X: Xr = X Q has full column rank r
     Xr = X @ Q
     warm_dirs = _warm_directions(warm_start, Q)

@@ -36,10 +36,15 @@ PRICING_DROP_MIN_N = 200
 KINK_RTOL = 1e-10
 
 #: An interior-point solution's neuron is its own network when every sample's pre-activation has
-#: the cell's sign with at least this relative margin, |x_j.u| / (||x_j|| ||u||): the optimum puts
-#: samples on kinks, which the method approaches to ~1e-12; a float64 dot product rounds at
-#: ~sqrt(d) 1e-16, so the sign is still exact. The kernel's trace of the network is then checked.
-IPM_MARGIN_RTOL = 1e-13
+#: the cell's sign with a relative margin |x_j.u| / (||x_j|| ||u||) above this many times r eps
+#: (r the rank of X, eps float64's): a dot product of r terms rounds by at most r eps ||x_j|| ||u||
+#: (Cauchy-Schwarz), so the sign survives the map back to W and the kernels' summation order with
+#: a factor 8 to spare. The optimum puts samples on kinks, which the method approaches to
+#: 1e-14-1e-12 (at n = 2000, d = 8: 2e-14-9e-14 on groups carrying 25-50 % of the optimum, where
+#: the fixed margin 1e-13 sent the network to the in-cell construction, which failed after minutes).
+#: The kernel's trace of the network is then checked against the optimum (a sample across its kink
+#: would put it below: an error).
+IPM_MARGIN_EPS = 8
 
 #: Eigenvalues of ``M_P^T M_P`` below this times the largest are dropped from its factor.
 EIG_RTOL = 1e-13

@@ -18,7 +18,7 @@ from scipy.optimize import linprog, lsq_linear
 from ..curvature import forward
 from ..symmetry import balance, orbit_min_trace
 from .cells import _interior_direction
-from .constants import INTERP_RTOL, IPM_MARGIN_RTOL, REFINE_TOL, SOLVED_STATUSES, refine_groups
+from .constants import INTERP_RTOL, IPM_MARGIN_EPS, REFINE_TOL, SOLVED_STATUSES, refine_groups
 from .program import _contributions, _socp_blocks
 
 
@@ -302,7 +302,7 @@ def _interior_solution(Xr, y, sol, contrib, neg, rtol, m=None):
     their direction is the method's rounding); if more than ``m`` remain, at most n are kept by
     the LP of :func:`_fewer_neurons` (same outputs, trace not larger); then they are moved by
     the least change that fits y exactly at their patterns (:func:`_exact_fit`). Returns
-    (V (k, r), groups) or None when a larger group has a sample within ``IPM_MARGIN_RTOL`` of
+    (V (k, r), groups) or None when a larger group has a sample within ``IPM_MARGIN_EPS r eps`` of
     its kink or across it, the fit moves a sample across a kink, or misses
     ``1e-2 rtol max(1, max|y|)`` (the construction meets the outputs to rounding; the search
     asks 1e-10 by default).
@@ -315,7 +315,7 @@ def _interior_solution(Xr, y, sol, contrib, neg, rtol, m=None):
     signs = sol.patterns.signs[[sol.groups[i][0] for i in act]]
     Ua = U[act]
     margin = np.min(signs * (Ua @ Xr.T) / xn, axis=1) / np.maximum(np.linalg.norm(Ua, axis=1), 1e-300)
-    inside = margin > IPM_MARGIN_RTOL
+    inside = margin > IPM_MARGIN_EPS * r * np.finfo(np.float64).eps
     if np.any(~inside & (contrib[act] > 1e-9 * total)):
         return None
     act, Ua = act[inside], Ua[inside]

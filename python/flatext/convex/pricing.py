@@ -222,12 +222,13 @@ def _kept_cells(sol, contrib, dropped):
     return ~tail | back, keys
 
 
-def _sampled_pricing(Xr, y, neg, sol, solve, solver, tol, verbose, rounds, max_add, max_columns, rng, stop):
+def _sampled_pricing(Xr, y, neg, sol, solve, solver, tol, verbose, rounds, max_add, max_columns, rtol, rng, stop):
     """Column generation with sampled patterns: the cells whose dual constraint the optimum's
     multipliers violate (:func:`_price`) join the program, the cells of its tail leave it
     (:func:`_kept_cells`), and it is solved again, until no violated candidate is found,
     ``rounds`` times at most, until ``stop(rounds, objective)``, until no new cell fits in
-    ``max_columns`` columns (two groups of r + 1 per cell) or until a round's solve fails
+    ``max_columns`` columns (two groups of r + 1 per cell), until a round lowers the optimum by
+    less than ``rtol`` times it (``pricing["small_gain"]``) or until a round's solve fails
     (``pricing["failed"]`` says which round and the solver's status).
 
     Every solution is priced, the last one too. Returns every program's :class:`_Solution`, the
@@ -242,7 +243,7 @@ def _sampled_pricing(Xr, y, neg, sol, solve, solver, tol, verbose, rounds, max_a
     tried = []  # (solution, largest ratio priced, lower bound over the cells tried)
     dropped = set()  # packed sign keys of the cells that left the program
     while True:
-        last = pricing["rounds"] >= rounds or stop(pricing["rounds"], sol.objective)
+        last = pricing["rounds"] >= rounds or pricing.get("small_gain") or stop(pricing["rounds"], sol.objective)
         lam = -sol.z[:n] / xn  # multipliers of sum g D_P X u = y (rows were scaled by 1/||x_j||)
         pats = sol.patterns
         contrib = _contributions(sol.kappa, sol.x, r)
@@ -272,6 +273,8 @@ def _sampled_pricing(Xr, y, neg, sol, solve, solver, tol, verbose, rounds, max_a
         except RuntimeError:  # the programs solved so far stand; the rounds end, saying why
             pricing["failed"] = f"round {pricing['rounds'] + 1}: solver {solver!r} status {nxt.status!r}"
             break
+        if rtol is not None and sol.objective - nxt.objective < rtol * abs(sol.objective):
+            pricing["small_gain"] = True
         sol = nxt
         pricing["rounds"] += 1
         pricing["added"] += len(new)
@@ -288,7 +291,7 @@ def _optimum(Xr, y, neg, pats, solve, solver, tol, verbose, rounds, limits, rng,
     Exact mode with more than ``2 start_cells(n)`` cells and ``rounds > 0``: every cell
     priced, few in the program (:func:`_exact_by_pricing`; ``docs/convex.md`` section 3).
     Otherwise the program over every candidate, then (sampled patterns) :func:`_sampled_pricing`
-    (``limits``: its cells added per round and columns per program at most, or None).
+    (``limits``: its cells added per round and columns per program at most, and ``rtol``, or None).
     Returns (the solutions, the least optimum first: one but with sampled pricing, certificate
     ``"global"`` or ``"upper_bound"``).
     """

@@ -15,6 +15,7 @@ _MESSAGES = {
     "restricted_optimum": "the optimum over the sampled cells; the last pricing round found no violated candidate",
     "program_optimum": "the optimum over the given cells (no pricing rounds)",
     "pricing_rounds": "the pricing rounds ran out with violated candidate cells left (value is an upper bound)",
+    "small_gain": "a pricing round lowered the optimum by less than pricing_rtol (value is an upper bound)",
     "time_budget": "max_seconds reached: the pricing rounds stopped (value is an upper bound)",
     "callback": "the callback stopped the pricing rounds (value is an upper bound)",
 }
@@ -66,7 +67,8 @@ class ConvexResult(ResultFields):
     The common fields are read from the above (properties): ``reason``
     (``"global_optimum"``, ``"restricted_optimum"``: sampled cells and no violated
     candidate in the last pricing round, ``"program_optimum"``: sampled cells and
-    no pricing, ``"pricing_rounds"``, ``"time_budget"``, ``"callback"``),
+    no pricing, ``"pricing_rounds"``, ``"small_gain"``: a round lowered the optimum by less
+    than ``pricing_rtol`` times it, ``"time_budget"``, ``"callback"``),
     ``message``, ``converged`` (``reason in CONVERGED_REASONS``: the cone program's
     optimum over the cells it was asked to price), ``iterations`` (pricing rounds)
     and ``history`` (empty: the rounds keep no per-round record; ``info["pricing"]``
@@ -100,7 +102,9 @@ class ConvexResult(ResultFields):
         ratio = self.info.get("pricing", {}).get("max_ratio")
         if ratio is None:
             return "program_optimum"
-        return "restricted_optimum" if ratio <= PRICE_THRESHOLD else "pricing_rounds"
+        if ratio <= PRICE_THRESHOLD:
+            return "restricted_optimum"
+        return "small_gain" if self.info["pricing"].get("small_gain") else "pricing_rounds"
 
     @property
     def message(self) -> str:

@@ -134,7 +134,9 @@ def _competitor_section(df) -> List[str]:
         if f"{p}_status" not in d0:
             continue
         for noise, g in d0.groupby("noise"):
-            g = g[(g[f"{p}_status"] == "ok") & g[f"{p}_interpolates"].fillna(False).astype(bool)]
+            g = g[g[f"{p}_status"] == "ok"]  # a competitor skipped or failed in every cell has no measurements
+            if not g.empty:
+                g = g[g[f"{p}_interpolates"].fillna(False).astype(bool)]
             if g.empty:
                 continue
             loss, flat = g[f"{p}_population_loss_rel"], g["population_loss_rel"]
