@@ -6,7 +6,7 @@ import pytest
 from flatext.convex import certified_flattest
 from flatext.convex.cells import _candidate_patterns, _row_basis
 from flatext.convex.constants import SOLVED_STATUSES
-from flatext.convex.ipm import _soc_div, _soc_prod, _soc_step, _solve_ipm
+from flatext.convex.ipm import _Blocks, _soc_div, _soc_prod, _soc_step, _solve_ipm
 from flatext.convex.program import _groups, _socp_blocks
 
 pytest.importorskip("clarabel")
@@ -35,6 +35,25 @@ def _cone_violation(A, b, cones, x):
         worst.append(np.linalg.norm(s[off + 1 : off + k]) - s[off])
         off += k
     return max(worst)
+
+
+@pytest.mark.parametrize("neg", NEGS)
+def test_schur_complement_of_paired_signs_equals_the_sum_over_blocks(neg):
+    """The Schur complement with the two signs of each cell sharing a term against the plain
+    sum of E_q H_q^{-1} E_q^T over the blocks, from the equality rows of the program itself."""
+    q, A, b, cones = _program(18, 3, neg, 0)
+    P = _Blocks(q, A, b, cones)
+    assert P.pair_rep.size < P.Q  # the program has both signs of its cells: pairs exist
+    Aeq = A.tocsr()[: cones[0]].toarray().reshape(cones[0], P.Q, P.nv)
+    for seed in range(3):
+        R = np.random.default_rng(seed).standard_normal((P.Q, P.nv, P.nv))
+        Hinv = R @ np.transpose(R, (0, 2, 1))
+        want = sum(Aeq[:, k] @ Hinv[k] @ Aeq[:, k].T for k in range(P.Q))
+        got = P.schur(Hinv, R)
+        assert np.max(np.abs(got - want)) <= 1e-11 * np.max(np.abs(want))
+        for k in range(P.Q):  # pairs are blocks whose equality rows agree up to sign
+            rep = Aeq[:, P.pair_rep[P.pair_of[k]]]
+            assert np.array_equal(Aeq[:, k], rep) or np.array_equal(Aeq[:, k], -rep)
 
 
 @pytest.mark.parametrize("neg", NEGS)

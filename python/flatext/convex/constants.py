@@ -85,6 +85,10 @@ KKT_REFINE = 8
 #: (measured on the n = 500, d = 20 restricted program: through most iterations the residual
 #: falls to rounding, ~1e-13 relative, in one or two steps and then stays there).
 KKT_REFINE_RATIO = 0.5
+#: The two signs of a cell share one term of the IPM's Schur complement (the sum of their
+#: H_q^{-1}, factored): the sum is shifted by this times its mean eigenvalue so that it factors in
+#: floating point (iterative refinement absorbs the shift, as the Schur complement's own).
+SCHUR_PAIR_SHIFT = 1e-13
 #: Below this step length the iterates no longer move (rounding): the method stops.
 IPM_MIN_STEP = 1e-10
 #: A best iterate whose relative residuals and gaps are below this (Clarabel's reduced tolerance

@@ -38,6 +38,7 @@ from .constants import (
     IPM_STEP,
     KKT_REFINE,
     KKT_REFINE_RATIO,
+    SCHUR_PAIR_SHIFT,
 )
 
 
@@ -117,6 +118,12 @@ class _Blocks:
         if err.size and np.max(err) > 1e-13 * np.max(np.abs(v)):
             raise ValueError("solver 'ipm' needs equality rows whose blocks are multiples of one row")
         self.E, self.ebase = E, base
+        # groups whose rows are equal up to sign (the two signs of one cell) share one term of the
+        # Schur complement: E_q H_q^{-1} E_q^T + E_p H_p^{-1} E_p^T = E_q (H_q^{-1} + H_p^{-1}) E_q^T
+        lead = E[np.arange(self.Q), np.argmax(E != 0, axis=1)]  # each row's first non-zero entry
+        signed = E * np.where(lead < 0, -1.0, 1.0)[:, None]
+        _, self.pair_rep, self.pair_of = np.unique(signed, axis=0, return_index=True, return_inverse=True)
+        self.pair_of = self.pair_of.ravel()
 
     def sign_sum(self, v):
         """(Q, nb): the sum of v over each block's rows of each base row."""
@@ -152,11 +159,23 @@ class _Blocks:
     def AT(self, y):
         return (self.E * y) @ self.ebase
 
-    def schur(self, R):
-        """A H^{-1} A^T for H^{-1} = R_q R_q^T per block: B B^T, B = [E_q * (base R_q)]_q."""
-        Q, nv = self.Q, self.nv
-        T = (self.ebase @ np.transpose(R, (1, 0, 2)).reshape(nv, Q * nv)).reshape(-1, Q, nv)
-        B = (T * self.E.T[:, :, None]).reshape(-1, Q * nv)
+    def schur(self, Hinv, R):
+        """A H^{-1} A^T for H^{-1} = R_q R_q^T per block: B B^T (one SYRK), B = [E_q * (base R_q)]_q.
+        Blocks of equal rows up to sign first add their H_q^{-1} (:data:`SCHUR_PAIR_SHIFT`): half
+        the columns of B for the two signs of every cell. Where such a sum does not factor, the
+        blocks one by one."""
+        nv, E, R = self.nv, self.E, R
+        if self.pair_rep.size < self.Q:
+            M = np.zeros((self.pair_rep.size, nv, nv))
+            np.add.at(M, self.pair_of, Hinv)
+            M += SCHUR_PAIR_SHIFT * np.trace(M, axis1=1, axis2=2)[:, None, None] / nv * np.eye(nv)
+            try:
+                R, E = np.linalg.cholesky(M), E[self.pair_rep]
+            except np.linalg.LinAlgError:
+                pass
+        G = E.shape[0]
+        T = (self.ebase @ np.transpose(R, (1, 0, 2)).reshape(nv, G * nv)).reshape(-1, G, nv)
+        B = (T * E.T[:, :, None]).reshape(-1, G * nv)
         return B @ B.T
 
 
@@ -269,7 +288,7 @@ class _Kkt:
         Linv = np.linalg.inv(np.linalg.cholesky(H))  # H = L L^T
         self.Hinv = np.transpose(Linv, (0, 2, 1)) @ Linv
         R = np.transpose(Linv, (0, 2, 1))  # H^{-1} = R R^T
-        S = P.schur(R)
+        S = P.schur(self.Hinv, R)
         self.cf = None
         if P.n0:
             self.cf, P.shift = _regularized_cholesky(S, P.shift)
