@@ -607,6 +607,29 @@ def test_local_plan_never_oversubscribes():
     assert phases[0][1:3] == (3, 2)  # 3 cells: 3 processes with 2 threads each
 
 
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    pools = [i for i in threadpool_info() if i["user_api"] == "blas"]
+    return sorted(i["num_threads"] for i in pools if "scipy_openblas32" not in i["filepath"])
+
+
+def test_worker_processes_give_numpy_blas_the_threads_of_their_cells():
+    """A worker of a phase with t threads per cell runs numpy's BLAS with t threads (a large cell
+    alone: every core), not one (the cell-sparse method's cone solves are numpy BLAS)."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    pytest.importorskip("threadpoolctl")
+    from flatext.sweeps.executor import _child_env, _env, cpu_count
+
+    for threads in (1, 2) if cpu_count() >= 2 else (1,):  # OpenBLAS caps its pool at the cores
+        with _env(_child_env(threads)):
+            with cf.ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+                got = pool.submit(_blas_threads).result()
+        assert got and set(got) == {threads}, (threads, got)
+
+
 def test_progress_bar_on_a_terminal_only(tmp_path, monkeypatch):
     import io
 

@@ -47,9 +47,15 @@ LARGE_CELL = 1 << 22
 # A dead worker process breaks its pool: the unfinished chunks run again in a
 # fresh pool, at most this many times.
 LOCAL_RESTARTS = 2
-# Environment of worker processes: BLAS pools of numpy single-threaded (the
-# kernels' own OpenMP threads are set per worker with flatext.set_num_threads).
-_CHILD_ENV = {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def _child_env(threads):
+    """Environment of worker processes running cells with ``threads`` threads each: numpy's BLAS
+    and OpenMP pools get as many as the kernels (flatext.set_num_threads, per worker): one beside
+    other workers, every core for a large cell running alone (the cell-sparse method's cone
+    solves are numpy BLAS: with one BLAS thread a large cell used one core of two)."""
+    t = str(int(threads))
+    return {"OPENBLAS_NUM_THREADS": t, "MKL_NUM_THREADS": t, "OMP_NUM_THREADS": t, "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def cpu_count():
@@ -163,7 +169,7 @@ def run_local(cells, on_result, *, workers=None, chunk_size=None, cores=None, on
         return
     ctx = mp.get_context("spawn")
     for phase_cells, procs, threads, chunk in plan_local(cells, cores=cores, workers=workers, chunk_size=chunk_size):
-        env = dict(_CHILD_ENV, OMP_NUM_THREADS=str(threads))
+        env = _child_env(threads)
         pending = chunked(phase_cells, chunk)
         for _attempt in range(LOCAL_RESTARTS + 1):
             # spawned children inherit the environment and the ignored SIGINT (they start during the submits)
@@ -287,7 +293,7 @@ def run_dask(
             raise ValueError(f"local_cluster: expected a number of workers >= 1, got {local_cluster!r}")
         threads = max(1, cpu_count() // n)
         with (
-            _env(dict(_CHILD_ENV, OMP_NUM_THREADS=str(threads))),
+            _env(_child_env(threads)),
             _children_ignore_sigint(),
             dask.config.set(_DASK_LOCAL_CONFIG),
         ):
