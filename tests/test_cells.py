@@ -286,17 +286,25 @@ def test_auto_above_200_samples_runs_the_cells_method_when_its_first_program_is_
         assert s.orbit_min_trace <= orbit_min_relu(U, w, X) * (1 + 5e-5)
 
 
-def test_auto_above_200_samples_runs_the_search_when_the_first_program_is_large():
+def test_auto_above_200_samples_runs_the_search_when_the_first_program_is_large(monkeypatch):
     # with label noise the active neurons span ~n cells, more than the first program's limit
-    # (n columns): "auto" runs the search and says why; so does the noise-free problem at n = 300,
-    # d = 8, whose ~35 cells give 2 x 35 x 9 > 300 columns
-    X, y, _, _ = planted(8, 300, 0, k=1)
+    # (3n columns): "auto" runs the search and says why. The noise-free problem at n = 300, d = 8
+    # has ~35 cells, 2 x 35 x 9 columns: between n and 3n, so the limit decides it
+    import flatext.interpolators as itp
+
+    X, y, U, w = planted(8, 300, 0, k=1)
     W0, a0 = start(300, 8, 0)
     y_noisy = y + 0.3 * np.random.default_rng(5).standard_normal(300)
-    for labels in (y_noisy, y):
-        s = fx.flattest_interpolator(W0, a0, X, labels, max_iter=5)
-        assert s.method == "manifold" and "was not run (its first program would have" in s.message, s.message
-        assert interpolates(s.W, s.a, X, labels)
+    s = fx.flattest_interpolator(W0, a0, X, y_noisy, max_iter=5)
+    assert s.method == "manifold" and "was not run (its first program would have" in s.message, s.message
+    assert "> 900" in s.message and interpolates(s.W, s.a, X, y_noisy)
+    s = fx.flattest_interpolator(W0, a0, X, y, max_iter=5)
+    assert s.method == "cells", s.message
+    check_cells_result(s, X, y)
+    assert s.orbit_min_trace <= orbit_min_relu(U, w, X) * (1 + 5e-5)
+    monkeypatch.setattr(itp, "_CELLS_AUTO_COLUMNS", 1)  # a limit of n columns: the search
+    s = fx.flattest_interpolator(W0, a0, X, y, max_iter=5)
+    assert s.method == "manifold" and "columns > 300" in s.message, s.message
 
 
 def _failing_round(monkeypatch, fail_at):

@@ -593,8 +593,8 @@ def flattest_interpolator(
       cell-sparse method with the search's cells among its first, returning
       the flatter interpolator of the two (``method`` in the result says
       which); above 200 samples the cell-sparse method alone when its cone
-      programs fit in n columns (the penalty path's active neurons span at
-      most n / (2 (d + 1)) cells), else the search (``message`` says why);
+      programs fit in 3n columns (the penalty path's active neurons span at
+      most 3n / (2 (d + 1)) cells), else the search (``message`` says why);
       otherwise the search alone. Measured at d = 8-10,
       n = 100-200 (``benchmarks/bench_search.py planted``): the search alone
       ends up to 2.1 % above a planted teacher network, the cell-sparse
@@ -810,7 +810,7 @@ def flattest_interpolator(
     rtol = CELLS_RTOL if o.cells_rtol is None and method in ("cells", "cells-if-small") else o.cells_rtol
     cells_kw = dict(neg=c, width=width, seed=seed, rtol=rtol)
     if method in ("cells", "cells-if-small"):
-        limit = n if method == "cells-if-small" else None
+        limit = _CELLS_AUTO_COLUMNS * n if method == "cells-if-small" else None
         res = _cells_or_search(W0, a0, X, y, tol, cells_kw, (p, solver, kw, loop), limit)
     else:
         start = _project_start(W0, a0, X, y, p, c, tol, solver, kw.get("cg_rank"))
@@ -830,9 +830,13 @@ def flattest_interpolator(
 
 
 #: ``method="auto"`` follows the search by the cell-sparse method (p = 1) up to this many samples;
-#: above, it runs the cell-sparse method alone when its first program has at most n columns
-#: (``max_columns``), else the search.
+#: above, it runs the cell-sparse method alone when its first program has at most
+#: ``_CELLS_AUTO_COLUMNS * n`` columns (``max_columns``), else the search.
 _CELLS_AUTO_MAX_N = 200
+#: On the default study's noise-free n = 2000 data sets (d = 8, 16, 32) the cell-sparse method was
+#: flatter than the search on all, faster wherever the penalty path's first program had at most
+#: 2.9n columns, slower at 3.9n and 5.3n (docs/interpolators.md).
+_CELLS_AUTO_COLUMNS = 3
 
 
 def _auto_polish(p, c, n, d):
