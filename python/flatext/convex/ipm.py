@@ -164,7 +164,7 @@ class _Blocks:
         Blocks of equal rows up to sign first add their H_q^{-1} (:data:`SCHUR_PAIR_SHIFT`): half
         the columns of B for the two signs of every cell. Where such a sum does not factor, the
         blocks one by one."""
-        nv, E, R = self.nv, self.E, R
+        nv, E = self.nv, self.E
         if self.pair_rep.size < self.Q:
             M = np.zeros((self.pair_rep.size, nv, nv))
             np.add.at(M, self.pair_of, Hinv)
