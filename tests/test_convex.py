@@ -547,3 +547,34 @@ def test_sampled_pricing_small_gain_rule_ends_the_rounds():
         certified_flattest(X, y, pricing_rtol=-1.0, **kw)
     with pytest.raises(TypeError, match="pricing_rtol"):
         certified_flattest(X, y, patterns="exact", pricing_rtol=0.1)
+
+
+# ----------------------------------------------------------------------------- correction LP
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_correction_lp_outside_the_range_of_few_columns_is_refused_as_highs_refuses_it(seed, monkeypatch):
+    """The in-cell construction's correction LP (min cost.|beta| s.t. F beta = t): with fewer
+    columns than samples a generic target is outside F's range; the least-squares check answers
+    None without the LP, as HiGHS itself does (status 2, infeasible: checked on this small case,
+    where it is fast). A target inside the range gets an exact beta no dearer than a known one."""
+    import flatext.convex.network as network
+    from flatext.convex.network import _cheapest_fit
+    from scipy.optimize import linprog
+
+    calls = []
+    monkeypatch.setattr(network, "linprog", lambda *a, **k: calls.append(1) or linprog(*a, **k))
+
+    rng = np.random.default_rng(seed)
+    n, K = 80, 30
+    F = np.maximum(rng.standard_normal((n, 4)) @ rng.standard_normal((4, K)), 0) + 0.1 * rng.standard_normal((n, K))
+    cost = rng.uniform(0.5, 2.0, K)
+    t = rng.standard_normal(n)
+    assert _cheapest_fit(F, cost, t) is None and not calls  # refused before the LP
+    lp = linprog(np.r_[cost, cost], A_eq=np.hstack([F, -F]), b_eq=t / np.abs(t).max(), bounds=(0, None))
+    assert lp.status == 2  # infeasible
+    beta0 = np.zeros(K)
+    beta0[rng.choice(K, 6, replace=False)] = rng.standard_normal(6)
+    t_in = 1e-9 * (F @ beta0)  # tiny, as the construction's residuals are
+    beta = _cheapest_fit(F, cost, t_in)
+    assert beta is not None and len(calls) == 1
+    assert np.max(np.abs(F @ beta - t_in)) <= 1e-12 * np.max(np.abs(t_in))
+    assert cost @ np.abs(beta) <= cost @ np.abs(beta0) * (1 + 1e-9)

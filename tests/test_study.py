@@ -175,26 +175,35 @@ def test_bad_config_names_the_key(over, key):
 
 
 def test_dry_run_estimate_follows_the_executor_plan(capsys):
-    """Small cells side by side (their sum over the workers), large cells in turn (their sum),
-    each kind from its own power law; the laws reproduce the measured table within a factor 2."""
+    """Small cells side by side (their sum over the workers), large cells in turn (their sum); a cell
+    at a measured (n, d) and m = n costs the measured mean, elsewhere its kind's power law; the laws
+    reproduce the measured table within a factor 2."""
     from flatext.sweeps.executor import LARGE_CELL
 
     cfg = load_study()
-    (cs, as_, bs), (cl, al, bl) = estimate(cfg.cells, 2)["coef"]
-    small = sum(math.exp(cs) * x["n"] ** as_ * x["d"] ** bs for x in cfg.cells if x["n"] * x["m"] * x["d"] < LARGE_CELL)
-    large = sum(math.exp(cl) * x["n"] ** al * x["d"] ** bl for x in cfg.cells if x["n"] * x["m"] * x["d"] >= LARGE_CELL)
+    table = {(n, d): s for n, d, s in MEASURED}
+    assert all((x["n"], x["d"]) in table and x["m"] == x["n"] for x in cfg.cells)  # the default grid was measured
+    small = sum(table[x["n"], x["d"]] for x in cfg.cells if x["n"] * x["m"] * x["d"] < LARGE_CELL)
+    large = sum(table[x["n"], x["d"]] for x in cfg.cells if x["n"] * x["m"] * x["d"] >= LARGE_CELL)
     assert small > 0 and large > 0
     assert estimate(cfg.cells, 2)["wall"] == pytest.approx(small / 2 + large, rel=1e-12)
     assert estimate(cfg.cells, 1)["wall"] == pytest.approx(small + large, rel=1e-12)
+    (cs, as_, bs), (cl, al, bl) = estimate(cfg.cells, 2)["coef"]
     for n, d, s in MEASURED:
         c, a, b = (cl, al, bl) if n * n * d >= LARGE_CELL else (cs, as_, bs)
         assert 0.5 < math.exp(c) * n**a * d**b / s < 2.0, (n, d)
+    # off the table (n = 4000; m = 2n at a measured (n, d)): the law of the cell's kind
+    off = [dict(cfg.cells[0], n=4000, m=4000, d=16), dict(cfg.cells[0], n=250, m=500, d=8)]
+    c2, a2, b2 = (cl, al, bl) if 250 * 500 * 8 >= LARGE_CELL else (cs, as_, bs)
+    law = [math.exp(cl) * 4000**al * 16**bl, math.exp(c2) * 250**a2 * 8**b2]
+    assert estimate(off, 1)["total"] == pytest.approx(sum(law), rel=1e-12)
     assert cli_main(["study", "--dry-run", "--workers", "2"]) == 0
     out = capsys.readouterr().out
     assert f"{len(cfg.cells)} cells" in out and "minutes wall with 2 worker(s)" in out
 
 
-def test_cost_table_from_rows_is_the_median_per_n_and_d():
+def test_cost_table_from_rows_is_the_mean_per_n_and_d():
+    """The mean (the estimate is a sum of cell costs), over the rows that finished."""
     rows = pd.DataFrame(
         {
             "n": [10, 10, 10, 20],
@@ -203,7 +212,7 @@ def test_cost_table_from_rows_is_the_median_per_n_and_d():
             "status": ["ok"] * 3 + ["error"],
         }
     )
-    assert table_from_rows(rows) == [(10, 2, 3.0)]
+    assert table_from_rows(rows) == [(10, 2, 34.7)]
 
 
 def test_competitor_rows_at_the_rounding_floor_are_not_a_lower_loss():

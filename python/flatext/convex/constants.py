@@ -49,6 +49,14 @@ IPM_MARGIN_EPS = 8
 #: Eigenvalues of ``M_P^T M_P`` below this times the largest are dropped from its factor.
 EIG_RTOL = 1e-13
 
+#: The correction LP of the in-cell construction (``network._cheapest_fit``, ``F beta = t`` with beta
+#: free in sign) is feasible only when t is in the range of F. With fewer columns than samples
+#: (n = 2000, d = 8: 132 cells x 9 directions = 1188) it is not, and HiGHS's dual simplex took
+#: minutes to prove it (a study cell spent over 20 minutes in those LPs): least squares decides it
+#: first. Skipped when ``||F b - t|| > RANGE_RTOL sqrt(n) max|t|`` at the least-squares b, 100x
+#: above HiGHS's primal feasibility tolerance (1e-7 per row), so no LP HiGHS would solve is skipped.
+RANGE_RTOL = 1e-5
+
 #: The returned network interpolates to ``max|r| <= INTERP_RTOL max(1, max|y|)``.
 INTERP_RTOL = 1e-9
 

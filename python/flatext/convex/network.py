@@ -18,7 +18,7 @@ from scipy.optimize import linprog, lsq_linear
 from ..curvature import forward
 from ..symmetry import balance, orbit_min_trace
 from .cells import _interior_direction
-from .constants import INTERP_RTOL, IPM_MARGIN_EPS, REFINE_TOL, SOLVED_STATUSES, refine_groups
+from .constants import INTERP_RTOL, IPM_MARGIN_EPS, RANGE_RTOL, REFINE_TOL, SOLVED_STATUSES, refine_groups
 from .program import _contributions, _socp_blocks
 
 
@@ -119,14 +119,20 @@ def _cheapest_fit(F, cost, target):
     """beta of least sum cost_k |beta_k| with F beta = target exactly, or None.
 
     An LP (HiGHS, on the target scaled to unit size) picks the support, at most n
-    columns; the values are then solved for exactly on that support.
+    columns; the values are then solved for exactly on that support. None at once,
+    without the LP, where F has fewer columns than rows and the target is not in its
+    range (least squares misses it by more than :data:`RANGE_RTOL`): HiGHS can take
+    minutes to prove such an LP infeasible.
     """
 
-    K = F.shape[1]
+    n, K = F.shape
     tn = float(np.max(np.abs(target)))
-    res = linprog(
-        np.concatenate([cost, cost]), A_eq=np.hstack([F, -F]), b_eq=target / tn, bounds=(0, None), method="highs-ds"
-    )
+    b = target / tn
+    if K < n:  # then F's range is a proper subspace: a generic target misses it
+        ls, *_ = np.linalg.lstsq(F, b, rcond=None)
+        if float(np.linalg.norm(F @ ls - b)) > RANGE_RTOL * math.sqrt(n):
+            return None
+    res = linprog(np.concatenate([cost, cost]), A_eq=np.hstack([F, -F]), b_eq=b, bounds=(0, None), method="highs-ds")
     if res.status != 0:
         return None
     beta = (res.x[:K] - res.x[K:]) * tn

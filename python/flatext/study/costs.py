@@ -1,6 +1,6 @@
 """Measured seconds per study cell, power laws fitted to them, and the estimate of a grid's time.
 
-``MEASURED`` holds the median wall seconds of whole cells (flattest search,
+``MEASURED`` holds the mean wall seconds of whole cells (flattest search,
 memorizer, GD and label-noise SGD where the default config runs them, every
 measurement) as the local executor ran them in a real run of the default study
 on the machine named in ``MEASURED_ON`` (``MEASURED_CORES`` cores): small cells
@@ -10,7 +10,11 @@ that run's rows by::
 
     python -m flatext.study.costs ROWS.parquet      # prints the table to paste here
 
-Small and large cells run differently, so each kind has its own fit
+A cell at a measured (n, d) is predicted by the measured mean itself: the
+estimate is of a total, a sum of cell costs, and the costs are skewed (the
+flattest method and the label noise change a cell's cost 2x at n = 2000), so
+neither a median nor a power law through the table sums to the measured total.
+Elsewhere, small and large cells run differently, so each kind has its own fit
 ``seconds = exp(c) n^a d^b`` (least squares on the logs). A grid's estimate
 follows the executor's plan: the small cells' seconds summed and divided by the
 worker processes that run side by side, plus the large cells' seconds in turn.
@@ -77,20 +81,24 @@ def _fits() -> Dict[bool, Tuple[float, float, float]]:
 
 
 def predict(n: int, d: int, coef=None) -> float:
-    """Predicted seconds of one cell at (n, d) (width m = n), as the local executor runs it."""
+    """Seconds of one cell at (n, d) (width m = n), as the local executor runs it, by the power law."""
     c, a, b = coef or _fits()[_is_large(n, d)]
     return math.exp(c + a * math.log(n) + b * math.log(d))
 
 
 def estimate(cells: List[dict], workers: int) -> Dict:
-    """Per (n, d): predicted seconds of each cell; ``wall``: the small cells' sum over ``workers``
-    plus the large cells' sum; ``total``: the sum of all; ``coef``: the fits (small, large)."""
+    """Per (n, d): predicted seconds of each cell (the measured mean at a measured (n, d) and width
+    m = n, else :func:`predict`); ``wall``: the small cells' sum over ``workers`` plus the large
+    cells' sum; ``total``: the sum of all; ``coef``: the fits (small, large)."""
     fits = _fits()
+    measured = {(n, d): s for n, d, s in MEASURED}
     per: Dict[Tuple[int, int], List[float]] = {}
     small = large = 0.0
     for c in cells:
         big = _is_large(c["n"], c["d"], c.get("m"))
-        s = predict(c["n"], c["d"], fits[big])
+        key = (c["n"], c["d"])
+        at_measured = key in measured and c.get("m", c["n"]) == c["n"]
+        s = measured[key] if at_measured else predict(c["n"], c["d"], fits[big])
         per.setdefault((c["n"], c["d"]), []).append(s)
         large, small = (large + s, small) if big else (large, small + s)
     return {
@@ -102,12 +110,12 @@ def estimate(cells: List[dict], workers: int) -> Dict:
 
 
 def table_from_rows(rows) -> List[Tuple[int, int, float]]:
-    """``(n, d, median seconds)`` per (n, d) of a study's rows (a DataFrame, or a Parquet path)."""
+    """``(n, d, mean seconds)`` per (n, d) of a study's rows (a DataFrame, or a Parquet path)."""
     import pandas as pd
 
     df = pd.read_parquet(rows) if isinstance(rows, str) else rows
-    med = df[df["status"] == "ok"].groupby(["n", "d"])["time_total"].median()
-    return [(int(n), int(d), round(float(s), 1)) for (n, d), s in med.items()]
+    mean = df[df["status"] == "ok"].groupby(["n", "d"])["time_total"].mean()
+    return [(int(n), int(d), round(float(s), 1)) for (n, d), s in mean.items()]
 
 
 if __name__ == "__main__":  # pragma: no cover - the measurement itself
