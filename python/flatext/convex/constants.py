@@ -50,11 +50,12 @@ IPM_MARGIN_EPS = 8
 EIG_RTOL = 1e-13
 
 #: The correction LP of the in-cell construction (``network._cheapest_fit``, ``F beta = t`` with beta
-#: free in sign) is feasible only when t is in the range of F. With fewer columns than samples
-#: (n = 2000, d = 8: 132 cells x 9 directions = 1188) it is not, and HiGHS's dual simplex took
-#: minutes to prove it (a study cell spent over 20 minutes in those LPs): least squares decides it
-#: first. Skipped when ``||F b - t|| > RANGE_RTOL sqrt(n) max|t|`` at the least-squares b, 100x
-#: above HiGHS's primal feasibility tolerance (1e-7 per row), so no LP HiGHS would solve is skipped.
+#: free in sign) is feasible only when t is in the range of F. With fewer columns than samples it
+#: often is not: at n = 2000, d = 8 (132 cells x 9 directions = 1188 columns, numerical rank 67)
+#: the targets of the smallest thetas missed the range by 1.6e-2 to 1.6e-5 (least-squares residual
+#: per row, relative), and HiGHS's dual simplex ran 272 s and 183 s on the first two to end with
+#: status 4 (numerical difficulties). Refused without the LP when ``||F b - t|| > RANGE_RTOL sqrt(n)
+#: max|t|`` at the least-squares b: 100x above HiGHS's primal feasibility tolerance (1e-7 per row).
 RANGE_RTOL = 1e-5
 
 #: The returned network interpolates to ``max|r| <= INTERP_RTOL max(1, max|y|)``.
