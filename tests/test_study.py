@@ -176,7 +176,7 @@ def test_bad_config_names_the_key(over, key):
 
 def test_dry_run_estimate_follows_the_executor_plan(capsys):
     """Small cells side by side (their sum over the workers), large cells in turn (their sum); a cell
-    at a measured (n, d) and m = n costs the measured mean, elsewhere its kind's power law; the laws
+    at a measured (n, d) and m = n costs the measured value, elsewhere its kind's power law; the laws
     reproduce the measured table within a factor 2."""
     from flatext.sweeps.executor import LARGE_CELL
 

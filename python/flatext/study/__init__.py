@@ -91,7 +91,7 @@ def _print_dry_run(cfg, workers):
     )
     print(
         f"estimated: {est['wall'] / 60:.1f} minutes wall with {workers} worker(s) for the small cells and the "
-        f"large ones in turn ({est['total'] / 60:.1f} minutes of cells; seconds per cell: the measured mean at a "
+        f"large ones in turn ({est['total'] / 60:.1f} minutes of cells; seconds per cell: the measured value at a "
         f"measured (n, d) and m = n, elsewhere {laws}; measured cells: {MEASURED_ON}; see flatext/study/costs.py)"
     )
 

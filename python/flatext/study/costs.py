@@ -1,6 +1,6 @@
 """Measured seconds per study cell, power laws fitted to them, and the estimate of a grid's time.
 
-``MEASURED`` holds the mean wall seconds of whole cells (flattest search,
+``MEASURED`` holds the wall seconds of whole cells (flattest search,
 memorizer, GD and label-noise SGD where the default config runs them, every
 measurement) as the local executor ran them in a real run of the default study
 on the machine named in ``MEASURED_ON`` (``MEASURED_CORES`` cores): small cells
@@ -8,9 +8,13 @@ on the machine named in ``MEASURED_ON`` (``MEASURED_CORES`` cores): small cells
 kernel thread each, large cells one at a time with every core. It is made from
 that run's rows by::
 
-    python -m flatext.study.costs ROWS.parquet      # prints the table to paste here
+    python -m flatext.study.costs ROWS.parquet      # prints the table (means) to paste here
 
-A cell at a measured (n, d) is predicted by the measured mean itself: the
+The current table holds that run's medians per (n, d) (made before the table held
+means); a later run of the current code shared its cores with a CI run for half
+its time, so its cells' seconds are not used (docs/study.md).
+
+A cell at a measured (n, d) is predicted by the measured value itself: the
 estimate is of a total, a sum of cell costs, and the costs are skewed (the
 flattest method and the label noise change a cell's cost 2x at n = 2000), so
 neither a median nor a power law through the table sums to the measured total.
@@ -87,7 +91,7 @@ def predict(n: int, d: int, coef=None) -> float:
 
 
 def estimate(cells: List[dict], workers: int) -> Dict:
-    """Per (n, d): predicted seconds of each cell (the measured mean at a measured (n, d) and width
+    """Per (n, d): predicted seconds of each cell (the measured value at a measured (n, d) and width
     m = n, else :func:`predict`); ``wall``: the small cells' sum over ``workers`` plus the large
     cells' sum; ``total``: the sum of all; ``coef``: the fits (small, large)."""
     fits = _fits()
