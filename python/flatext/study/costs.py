@@ -16,8 +16,9 @@ its time, so its cells' seconds are not used (docs/study.md).
 
 A cell at a measured (n, d) is predicted by the measured value itself: the
 estimate is of a total, a sum of cell costs, and the costs are skewed (the
-flattest method and the label noise change a cell's cost 2x at n = 2000), so
-neither a median nor a power law through the table sums to the measured total.
+flattest method, the label noise and the seed change a cell's cost several-fold
+at n = 2000), so neither a median nor a power law through the table sums to the
+measured total.
 Elsewhere, small and large cells run differently, so each kind has its own fit
 ``seconds = exp(c) n^a d^b`` (least squares on the logs). A grid's estimate
 follows the executor's plan: the small cells' seconds summed and divided by the
