@@ -104,7 +104,7 @@ def estimate(cells: List[dict], workers: int) -> Dict:
         key = (c["n"], c["d"])
         at_measured = key in measured and c.get("m", c["n"]) == c["n"]
         s = measured[key] if at_measured else predict(c["n"], c["d"], fits[big])
-        per.setdefault((c["n"], c["d"]), []).append(s)
+        per.setdefault(key, []).append(s)
         large, small = (large + s, small) if big else (large, small + s)
     return {
         "per": per,
